@@ -1,0 +1,86 @@
+//! The one error type of the crate.
+
+use arrow::error::ArrowError;
+use parquet::errors::ParquetError;
+
+/// Everything that can go wrong in polymatch, by what is wrong.
+///
+/// Every variant names the column, row or argument it is about, so that a CLI user
+/// or a Python caller can act on the message alone.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolymatchError {
+    /// A column the caller named, or that polymatch needs, is not in the input.
+    #[error("missing column {name:?}{hint}")]
+    MissingColumn {
+        /// The column that was looked for.
+        name: String,
+        /// Extra words saying what was there instead (may be empty).
+        hint: String,
+    },
+    /// A column exists but its Arrow type cannot be used.
+    #[error("column {column:?} has type {found}, expected {expected}")]
+    ColumnType {
+        /// The column name.
+        column: String,
+        /// The Arrow type that was found.
+        found: String,
+        /// What would have been accepted.
+        expected: String,
+    },
+    /// The input has no geometry column polymatch can recognise.
+    #[error("no geometry column found: {0}")]
+    NoGeometry(String),
+    /// A geometry type polymatch does not match on (e.g. a LineString as a polygon).
+    #[error("unsupported geometry type {found} in column {column:?}: expected {expected}")]
+    UnsupportedGeometry {
+        /// The column name.
+        column: String,
+        /// What was found.
+        found: String,
+        /// What would have been accepted.
+        expected: String,
+    },
+    /// One row's geometry is malformed (empty ring, NaN coordinate, bad WKB, ...).
+    #[error("invalid geometry at row {row}: {reason}")]
+    InvalidGeometry {
+        /// The row of the geometry, in the input the caller gave.
+        row: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Arrays or offsets that do not fit together (lengths, ranges, order).
+    #[error("invalid layout: {0}")]
+    InvalidLayout(String),
+    /// An argument outside its domain (max_dist <= 0, unknown `how`, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A serialised index that is truncated, corrupt or from another version.
+    #[error("invalid serialised index: {0}")]
+    InvalidIndexBytes(String),
+    /// The caller asked the running job to stop (Ctrl-C).
+    #[error("interrupted")]
+    Cancelled,
+    /// An error from arrow-rs.
+    #[error(transparent)]
+    Arrow(#[from] ArrowError),
+    /// An error from the parquet crate.
+    #[error(transparent)]
+    Parquet(#[from] ParquetError),
+    /// An I/O error.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// The result type of the crate.
+pub type Result<T, E = PolymatchError> = std::result::Result<T, E>;
+
+impl PolymatchError {
+    /// A [`PolymatchError::InvalidGeometry`] for `row`.
+    pub fn invalid_geometry(row: usize, reason: impl Into<String>) -> Self {
+        Self::InvalidGeometry {
+            row,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! The spatial index over polygon centers: a static, packed k-d tree whose nodes also
+//! know the smallest *rank* below them.
+//!
+//! A polygon's rank is its position in (area, row) order, so "smallest area, lowest row on
+//! ties" (SPEC.md) is one `u32` comparison. Each node stores the bounding box of the
+//! centers below it and their minimum rank, which gives three exits while searching:
+//!
+//! - the node's minimum rank is no better than the best match so far: skip it;
+//! - the box is entirely outside the disk: skip it;
+//! - the box is entirely inside the disk: every center below is a candidate, so the
+//!   node's minimum rank is the best it can give; take it without descending.
+//!
+//! The third exit keeps the cost per point flat as candidates grow: with
+//! `max_dist = inf` the root is inside the disk and a query is O(1).
+//!
+//! The inside/outside tests are exact with respect to SPEC.md's distance: rounding is
+//! monotone, so the distance computed (with the same float64 operations) to the nearest
+//! point of a box is never larger than the distance computed to any center inside it,
+//! and the distance to its farthest corner never smaller.
+//!
+//! The tree is stored as flat `Vec`s in heap order (node `k` has children `2k` and
+//! `2k + 1`); every leaf is at the same depth and holds at most [`LEAF_SIZE`] centers,
+//! sorted by rank so a leaf scan stops at the first rank that cannot win.
+
+use rayon::prelude::*;
+
+use crate::error::{PolymatchError, Result};
+use crate::polygons::PolygonColumns;
+
+/// Most centers in a leaf.
+pub const LEAF_SIZE: usize = 8;
+/// The "no match" rank.
+pub const NO_MATCH: u32 = u32::MAX;
+/// Subtrees larger than this are built in parallel.
+const PARALLEL_BUILD: usize = 1 << 14;
+const MAGIC: &[u8; 8] = b"PMINDEX1";
+
+/// SPEC.md's distance: float64 subtraction, squares and a sum without fused
+/// multiply-add (Rust never contracts `a * b + c`), then `sqrt`.
+#[inline(always)]
+pub fn distance(px: f64, py: f64, cx: f64, cy: f64) -> f64 {
+    let dx = px - cx;
+    let dy = py - cy;
+    (dx * dx + dy * dy).sqrt()
+}
+
+/// An immutable spatial index over polygon centers, ready to match points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpatialIndex {
+    /// Number of polygon rows, matchable or not.
+    rows: usize,
+    /// Leaf depth: leaves are nodes `2^depth .. 2^(depth+1)`.
+    depth: u32,
+    /// Per rank: the polygon row, its area and its center.
+    rank_row: Vec<u32>,
+    rank_area: Vec<f64>,
+    rank_x: Vec<f64>,
+    rank_y: Vec<f64>,
+    /// Per position in tree order: center and rank.
+    item_x: Vec<f64>,
+    item_y: Vec<f64>,
+    item_rank: Vec<u32>,
+    /// Per node (heap order, index 0 unused): min x, min y, max x, max y, and min rank.
+    node_box: Vec<[f64; 4]>,
+    node_rank: Vec<u32>,
+}
+
+#[derive(Clone, Copy)]
+struct Item {
+    x: f64,
+    y: f64,
+    rank: u32,
+}
+
+impl SpatialIndex {
+    /// Index the matchable rows of `polygons`.
+    ///
+    /// # Implementation
+    /// O(P log P): a sort by (area, row), then median splits along the wider axis.
+    pub fn new(polygons: &PolygonColumns) -> Self {
+        Self::from_centers(
+            polygons.center_x(),
+            polygons.center_y(),
+            polygons.area(),
+            |row| polygons.matchable().is_valid(row),
+        )
+    }
+
+    /// Index rows `i` with `keep(i)`, given their centers and areas (finite).
+    pub fn from_centers(cx: &[f64], cy: &[f64], area: &[f64], keep: impl Fn(usize) -> bool) -> Self {
+        let rows = cx.len();
+        let mut by_rank: Vec<u32> = (0..rows as u32).filter(|&r| keep(r as usize)).collect();
+        // Areas are finite, so total_cmp is the numeric order; stable sort keeps row order on ties.
+        by_rank.par_sort_by(|&a, &b| area[a as usize].total_cmp(&area[b as usize]).then(a.cmp(&b)));
+        let n = by_rank.len();
+        let rank_area: Vec<f64> = by_rank.iter().map(|&r| area[r as usize]).collect();
+        let rank_x: Vec<f64> = by_rank.iter().map(|&r| cx[r as usize]).collect();
+        let rank_y: Vec<f64> = by_rank.iter().map(|&r| cy[r as usize]).collect();
+        let mut items: Vec<Item> = (0..n)
+            .map(|k| Item {
+                x: rank_x[k],
+                y: rank_y[k],
+                rank: k as u32,
+            })
+            .collect();
+        let depth = leaf_depth(n);
+        partition(&mut items, depth);
+        let leaves = 1usize << depth;
+        let mut node_box = vec![[f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY]; 2 * leaves];
+        let mut node_rank = vec![NO_MATCH; 2 * leaves];
+        if n > 0 {
+            let mut ranges = Vec::with_capacity(leaves);
+            leaf_ranges(0, n, depth, &mut ranges);
+            for (leaf, &(lo, hi)) in ranges.iter().enumerate() {
+                let slot = leaves + leaf;
+                items[lo..hi].sort_unstable_by_key(|it| it.rank);
+                for it in &items[lo..hi] {
+                    let b = &mut node_box[slot];
+                    *b = [b[0].min(it.x), b[1].min(it.y), b[2].max(it.x), b[3].max(it.y)];
+                    node_rank[slot] = node_rank[slot].min(it.rank);
+                }
+            }
+            for k in (1..leaves).rev() {
+                let (l, r) = (node_box[2 * k], node_box[2 * k + 1]);
+                node_box[k] = [l[0].min(r[0]), l[1].min(r[1]), l[2].max(r[2]), l[3].max(r[3])];
+                node_rank[k] = node_rank[2 * k].min(node_rank[2 * k + 1]);
+            }
+        }
+        Self {
+            rows,
+            depth,
+            rank_row: by_rank,
+            rank_area,
+            rank_x,
+            rank_y,
+            item_x: items.iter().map(|it| it.x).collect(),
+            item_y: items.iter().map(|it| it.y).collect(),
+            item_rank: items.iter().map(|it| it.rank).collect(),
+            node_box,
+            node_rank,
+        }
+    }
+
+    /// Number of polygon rows indexed (matchable or not).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of matchable polygons.
+    pub fn matchable(&self) -> usize {
+        self.rank_row.len()
+    }
+
+    /// Polygon row of a rank.
+    #[inline]
+    pub fn row_of(&self, rank: u32) -> u32 {
+        self.rank_row[rank as usize]
+    }
+
+    /// Area of a rank.
+    #[inline]
+    pub fn area_of(&self, rank: u32) -> f64 {
+        self.rank_area[rank as usize]
+    }
+
+    /// Center of a rank.
+    #[inline]
+    pub fn center_of(&self, rank: u32) -> (f64, f64) {
+        (self.rank_x[rank as usize], self.rank_y[rank as usize])
+    }
+
+    /// Per row: `(center_x, center_y, area)`, NaN where the row is not matchable.
+    pub fn derived_columns(&self) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let mut cx = vec![f64::NAN; self.rows];
+        let mut cy = vec![f64::NAN; self.rows];
+        let mut area = vec![f64::NAN; self.rows];
+        for (k, &row) in self.rank_row.iter().enumerate() {
+            let r = row as usize;
+            (cx[r], cy[r], area[r]) = (self.rank_x[k], self.rank_y[k], self.rank_area[k]);
+        }
+        (cx, cy, area)
+    }
+
+    /// The best rank within `max_dist` of `(px, py)`, or [`NO_MATCH`].
+    ///
+    /// A NaN coordinate never matches (every comparison with NaN is false).
+    #[inline]
+    pub fn best_within(&self, px: f64, py: f64, max_dist: f64) -> u32 {
+        if self.rank_row.is_empty() {
+            return NO_MATCH;
+        }
+        let leaves = 1u32 << self.depth;
+        let mut best = NO_MATCH;
+        // (node, lo, hi); the stack never holds more than depth + 2 entries.
+        let mut stack = [(0u32, 0u32, 0u32); 40];
+        stack[0] = (1, 0, self.item_rank.len() as u32);
+        let mut top = 1;
+        while top > 0 {
+            top -= 1;
+            let (node, lo, hi) = stack[top];
+            let rank = self.node_rank[node as usize];
+            if rank >= best {
+                continue;
+            }
+            let b = self.node_box[node as usize];
+            let near = distance(px, py, px.clamp(b[0], b[2]), py.clamp(b[1], b[3]));
+            if !(near < max_dist) {
+                continue;
+            }
+            let far_x = if px - b[0] > b[2] - px { b[0] } else { b[2] };
+            let far_y = if py - b[1] > b[3] - py { b[1] } else { b[3] };
+            if distance(px, py, far_x, far_y) < max_dist {
+                best = rank; // every center below is a candidate, this is the best of them
+                continue;
+            }
+            if node >= leaves {
+                for i in lo as usize..hi as usize {
+                    let r = self.item_rank[i];
+                    if r >= best {
+                        break; // sorted by rank: nothing after can win
+                    }
+                    if distance(px, py, self.item_x[i], self.item_y[i]) < max_dist {
+                        best = r;
+                        break;
+                    }
+                }
+                continue;
+            }
+            let mid = lo + (hi - lo) / 2;
+            let (l, r) = (2 * node, 2 * node + 1);
+            // Pop the child with the better rank first: it is likelier to settle the point.
+            if self.node_rank[l as usize] <= self.node_rank[r as usize] {
+                stack[top] = (r, mid, hi);
+                stack[top + 1] = (l, lo, mid);
+            } else {
+                stack[top] = (l, lo, mid);
+                stack[top + 1] = (r, mid, hi);
+            }
+            top += 2;
+        }
+        best
+    }
+
+    /// Call `f(rank, distance)` for every candidate of `(px, py)`, in no particular order.
+    #[inline]
+    pub fn for_each_within(&self, px: f64, py: f64, max_dist: f64, mut f: impl FnMut(u32, f64)) {
+        if self.rank_row.is_empty() {
+            return;
+        }
+        let leaves = 1u32 << self.depth;
+        let mut stack = [(0u32, 0u32, 0u32); 40];
+        stack[0] = (1, 0, self.item_rank.len() as u32);
+        let mut top = 1;
+        while top > 0 {
+            top -= 1;
+            let (node, lo, hi) = stack[top];
+            let b = self.node_box[node as usize];
+            let near = distance(px, py, px.clamp(b[0], b[2]), py.clamp(b[1], b[3]));
+            if !(near < max_dist) {
+                continue;
+            }
+            if node >= leaves {
+                for i in lo as usize..hi as usize {
+                    let d = distance(px, py, self.item_x[i], self.item_y[i]);
+                    if d < max_dist {
+                        f(self.item_rank[i], d);
+                    }
+                }
+                continue;
+            }
+            let mid = lo + (hi - lo) / 2;
+            stack[top] = (2 * node + 1, mid, hi);
+            stack[top + 1] = (2 * node, lo, mid);
+            top += 2;
+        }
+    }
+
+    /// Serialise to bytes (little-endian, versioned, with a checksum).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.rank_row.len() * 64);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(self.rows as u64).to_le_bytes());
+        out.extend_from_slice(&(self.rank_row.len() as u64).to_le_bytes());
+        out.extend_from_slice(&self.depth.to_le_bytes());
+        put_u32(&mut out, &self.rank_row);
+        for v in [&self.rank_area, &self.rank_x, &self.rank_y, &self.item_x, &self.item_y] {
+            put_f64(&mut out, v);
+        }
+        put_u32(&mut out, &self.item_rank);
+        for b in &self.node_box {
+            put_f64(&mut out, b);
+        }
+        put_u32(&mut out, &self.node_rank);
+        let sum = checksum(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        out
+    }
+
+    /// Read what [`SpatialIndex::to_bytes`] wrote.
+    ///
+    /// # Errors
+    /// [`PolymatchError::InvalidIndexBytes`] if the bytes are truncated, corrupt (checksum),
+    /// from another format version, or describe an inconsistent tree.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let bad = |why: &str| PolymatchError::InvalidIndexBytes(why.to_string());
+        if bytes.len() < MAGIC.len() + 28 || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(bad("not a polymatch index (wrong header)"));
+        }
+        let (body, sum) = bytes.split_at(bytes.len() - 8);
+        if checksum(body).to_le_bytes() != sum {
+            return Err(bad("checksum mismatch (truncated or corrupted)"));
+        }
+        let mut r = Reader { buf: &body[MAGIC.len()..] };
+        let rows = r.u64()? as usize;
+        let n = r.u64()? as usize;
+        let depth = r.u32()?;
+        if n > rows || rows >= u32::MAX as usize || depth != leaf_depth(n) {
+            return Err(bad("inconsistent sizes"));
+        }
+        let nodes = 2usize << depth;
+        let rank_row = r.u32s(n)?;
+        let rank_area = r.f64s(n)?;
+        let rank_x = r.f64s(n)?;
+        let rank_y = r.f64s(n)?;
+        let item_x = r.f64s(n)?;
+        let item_y = r.f64s(n)?;
+        let item_rank = r.u32s(n)?;
+        let flat = r.f64s(nodes * 4)?;
+        let node_box = flat.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
+        let node_rank = r.u32s(nodes)?;
+        if !r.buf.is_empty() {
+            return Err(bad("trailing bytes"));
+        }
+        if rank_row.iter().any(|&row| row as usize >= rows) || item_rank.iter().any(|&k| k as usize >= n) {
+            return Err(bad("row or rank out of range"));
+        }
+        Ok(Self {
+            rows,
+            depth,
+            rank_row,
+            rank_area,
+            rank_x,
+            rank_y,
+            item_x,
+            item_y,
+            item_rank,
+            node_box,
+            node_rank,
+        })
+    }
+}
+
+/// Smallest depth whose leaves hold at most [`LEAF_SIZE`] items.
+fn leaf_depth(n: usize) -> u32 {
+    let mut depth = 0;
+    while n.div_ceil(1 << depth) > LEAF_SIZE {
+        depth += 1;
+    }
+    depth
+}
+
+/// Reorder `items` into k-d tree order: median split along the wider axis, `depth` levels.
+fn partition(items: &mut [Item], depth: u32) {
+    if depth == 0 || items.len() <= 1 {
+        return;
+    }
+    let (mut x0, mut y0, mut x1, mut y1) = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
+    for it in items.iter() {
+        (x0, y0, x1, y1) = (x0.min(it.x), y0.min(it.y), x1.max(it.x), y1.max(it.y));
+    }
+    let mid = items.len() / 2;
+    if x1 - x0 >= y1 - y0 {
+        items.select_nth_unstable_by(mid, |a, b| a.x.total_cmp(&b.x).then(a.rank.cmp(&b.rank)));
+    } else {
+        items.select_nth_unstable_by(mid, |a, b| a.y.total_cmp(&b.y).then(a.rank.cmp(&b.rank)));
+    }
+    let (left, right) = items.split_at_mut(mid);
+    if left.len() + right.len() > PARALLEL_BUILD {
+        rayon::join(|| partition(left, depth - 1), || partition(right, depth - 1));
+    } else {
+        partition(left, depth - 1);
+        partition(right, depth - 1);
+    }
+}
+
+/// The item ranges of the leaves, left to right (the same splits as `partition`).
+fn leaf_ranges(lo: usize, hi: usize, depth: u32, out: &mut Vec<(usize, usize)>) {
+    if depth == 0 {
+        out.push((lo, hi));
+        return;
+    }
+    let mid = lo + (hi - lo) / 2;
+    leaf_ranges(lo, mid, depth - 1, out);
+    leaf_ranges(mid, hi, depth - 1, out);
+}
+
+fn put_u32(out: &mut Vec<u8>, v: &[u32]) {
+    for x in v {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+}
+
+fn put_f64(out: &mut Vec<u8>, v: &[f64]) {
+    for x in v {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+}
+
+/// FNV-1a over 8-byte words: cheap, and catches truncation and flipped bytes.
+fn checksum(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(0x0100_0000_01b3);
+    }
+    for &b in chunks.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8]> {
+        if n > self.buf.len() {
+            return Err(PolymatchError::InvalidIndexBytes("truncated".into()));
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+    fn u64(&mut self) -> Result<u64> {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(w))
+    }
+    fn u32(&mut self) -> Result<u32> {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(w))
+    }
+    fn u32s(&mut self, n: usize) -> Result<Vec<u32>> {
+        let len = n.checked_mul(4).ok_or_else(|| PolymatchError::InvalidIndexBytes("size overflow".into()))?;
+        Ok(self.take(len)?.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+    fn f64s(&mut self, n: usize) -> Result<Vec<f64>> {
+        let len = n.checked_mul(8).ok_or_else(|| PolymatchError::InvalidIndexBytes("size overflow".into()))?;
+        Ok(self
+            .take(len)?
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn brute(cx: &[f64], cy: &[f64], area: &[f64], px: f64, py: f64, r: f64) -> Option<u32> {
+        (0..cx.len())
+            .filter(|&i| distance(px, py, cx[i], cy[i]) < r)
+            .min_by(|&a, &b| area[a].total_cmp(&area[b]).then(a.cmp(&b)))
+            .map(|i| i as u32)
+    }
+
+    #[test]
+    fn matches_brute_force_on_a_grid() {
+        let mut cx = vec![];
+        let mut cy = vec![];
+        let mut area = vec![];
+        for i in 0..40 {
+            for j in 0..37 {
+                cx.push(i as f64 * 1.5);
+                cy.push(j as f64);
+                area.push(((i * 7 + j * 13) % 11) as f64);
+            }
+        }
+        let index = SpatialIndex::from_centers(&cx, &cy, &area, |_| true);
+        for (px, py) in [(3.2, 4.4), (0.0, 0.0), (59.0, 36.5), (-10.0, -10.0), (30.0, 18.0)] {
+            for r in [0.1, 1.0, 1.5, 3.0, 10.0, 100.0, f64::INFINITY] {
+                let got = index.best_within(px, py, r);
+                let got = (got != NO_MATCH).then(|| index.row_of(got));
+                assert_eq!(got, brute(&cx, &cy, &area, px, py, r), "{px} {py} {r}");
+                let mut all = vec![];
+                index.for_each_within(px, py, r, |k, _| all.push(index.row_of(k)));
+                all.sort();
+                let want: Vec<u32> =
+                    (0..cx.len() as u32).filter(|&i| distance(px, py, cx[i as usize], cy[i as usize]) < r).collect();
+                assert_eq!(all, want);
+            }
+        }
+        assert_eq!(index.best_within(f64::NAN, 0.0, 5.0), NO_MATCH);
+    }
+
+    #[test]
+    fn bytes_round_trip_and_corruption() {
+        let cx = [0.0, 1.0, 2.0];
+        let index = SpatialIndex::from_centers(&cx, &cx, &[3.0, 2.0, 1.0], |i| i != 1);
+        let bytes = index.to_bytes();
+        assert_eq!(SpatialIndex::from_bytes(&bytes).unwrap(), index);
+        assert!(SpatialIndex::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        let mut flipped = bytes.clone();
+        flipped[20] ^= 1;
+        assert!(SpatialIndex::from_bytes(&flipped).is_err());
+        assert!(SpatialIndex::from_bytes(b"nonsense").is_err());
+        let empty = SpatialIndex::from_centers(&[], &[], &[], |_| true);
+        assert_eq!(SpatialIndex::from_bytes(&empty.to_bytes()).unwrap(), empty);
+        assert_eq!(empty.best_within(0.0, 0.0, f64::INFINITY), NO_MATCH);
+    }
+}

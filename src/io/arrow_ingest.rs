@@ -1,0 +1,366 @@
+//! Finding and reading geometry in Arrow record batches.
+//!
+//! Polygons are read from, in this order of preference:
+//! 1. the column the caller names;
+//! 2. a column with GeoArrow extension metadata (`geoarrow.polygon`,
+//!    `geoarrow.multipolygon`, `geoarrow.wkb`);
+//! 3. a column named `geometry`, `geom`, `wkb` or `wkb_geometry` of a supported type;
+//! 4. two list columns `x` and `y`, one ring per row (the article's representation).
+//!
+//! Supported encodings: WKB (`Binary`, `LargeBinary`, `BinaryView`), GeoArrow native
+//! polygon (`list<list<coord>>`) and multipolygon (`list<list<list<coord>>>`), with `List`
+//! or `LargeList` at any level, coordinates as `struct<x, y[, z, m]>` (separated) or
+//! `fixed_size_list<2..4>` (interleaved). Float64 coordinates are used in place (no copy);
+//! other numeric types are cast. Sliced arrays work at every level.
+
+use arrow::array::{Array, ArrayRef, AsArray, FixedSizeListArray, RecordBatch, StructArray};
+use arrow::buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Float64Type};
+
+use crate::error::{PolymatchError, Result};
+use crate::io::wkb::{read_point, PolygonBuilder};
+use crate::polygons::PolygonColumns;
+
+/// Column names tried, in order, when no geometry column is named or tagged.
+pub const GEOMETRY_NAMES: [&str; 4] = ["geometry", "geom", "wkb", "wkb_geometry"];
+const EXTENSION_NAME: &str = "ARROW:extension:name";
+
+/// Points as float64 columns, with their validity.
+#[derive(Debug, Clone)]
+pub struct PointColumns {
+    /// x coordinates.
+    pub x: ScalarBuffer<f64>,
+    /// y coordinates.
+    pub y: ScalarBuffer<f64>,
+    /// Null points (never match).
+    pub nulls: Option<NullBuffer>,
+}
+
+/// Which columns hold the points. All `None`: detect.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PointSpec<'a> {
+    /// Name of the x column.
+    pub x: Option<&'a str>,
+    /// Name of the y column.
+    pub y: Option<&'a str>,
+    /// Name of a point geometry column (GeoArrow point or WKB).
+    pub geometry: Option<&'a str>,
+}
+
+fn extension_name(field: &Field) -> Option<&str> {
+    field.metadata().get(EXTENSION_NAME).map(String::as_str)
+}
+
+fn missing(batch: &RecordBatch, name: &str) -> PolymatchError {
+    let names: Vec<_> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+    PolymatchError::MissingColumn {
+        name: name.to_string(),
+        hint: format!(" (columns: {})", names.join(", ")),
+    }
+}
+
+fn column<'b>(batch: &'b RecordBatch, name: &str) -> Result<(&'b Field, &'b ArrayRef)> {
+    let schema = batch.schema_ref();
+    let i = schema.index_of(name).map_err(|_| missing(batch, name))?;
+    Ok((schema.field(i), batch.column(i)))
+}
+
+/// Find the geometry column of `batch`: the GeoArrow-tagged one, else a conventional name.
+pub fn find_geometry_column(batch: &RecordBatch) -> Option<usize> {
+    let schema = batch.schema_ref();
+    schema
+        .fields()
+        .iter()
+        .position(|f| extension_name(f).is_some_and(|e| e.starts_with("geoarrow.")))
+        .or_else(|| GEOMETRY_NAMES.iter().find_map(|n| schema.index_of(n).ok()))
+}
+
+/// Read the polygons of `batch` (see the module docs for what is looked for).
+///
+/// # Errors
+/// [`PolymatchError::MissingColumn`], [`PolymatchError::NoGeometry`],
+/// [`PolymatchError::ColumnType`], [`PolymatchError::UnsupportedGeometry`], or a
+/// geometry error naming the row.
+pub fn polygons_from_batch(batch: &RecordBatch, geometry: Option<&str>) -> Result<PolygonColumns> {
+    if let Some(name) = geometry {
+        let (field, array) = column(batch, name)?;
+        return polygons_from_array(field, array);
+    }
+    if let Some(i) = find_geometry_column(batch) {
+        return polygons_from_array(batch.schema_ref().field(i), batch.column(i));
+    }
+    let schema = batch.schema_ref();
+    if let (Ok(xi), Ok(yi)) = (schema.index_of("x"), schema.index_of("y")) {
+        return polygons_from_xy_lists(batch.column(xi), batch.column(yi));
+    }
+    let names: Vec<_> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    Err(PolymatchError::NoGeometry(format!(
+        "expected a GeoArrow or WKB column (tagged, or named one of {}), or list columns \"x\" and \"y\"; found columns: {}",
+        GEOMETRY_NAMES.join(", "),
+        names.join(", ")
+    )))
+}
+
+/// Read polygons from one geometry column.
+///
+/// # Errors
+/// As [`polygons_from_batch`].
+pub fn polygons_from_array(field: &Field, array: &ArrayRef) -> Result<PolygonColumns> {
+    let name = field.name();
+    if let Some(ext) = extension_name(field) {
+        if matches!(
+            ext,
+            "geoarrow.point" | "geoarrow.linestring" | "geoarrow.multipoint" | "geoarrow.multilinestring"
+        ) {
+            return Err(PolymatchError::UnsupportedGeometry {
+                column: name.clone(),
+                found: ext.to_string(),
+                expected: "polygon or multipolygon".into(),
+            });
+        }
+    }
+    if let Some(wkbs) = binary_values(array) {
+        let mut b = PolygonBuilder::new();
+        for (row, wkb) in wkbs.enumerate() {
+            match wkb {
+                Some(bytes) => b.push_wkb(bytes, row).map_err(|e| name_column(e, name))?,
+                None => b.finish_row(),
+            }
+        }
+        let x = ScalarBuffer::from(b.x);
+        let y = ScalarBuffer::from(b.y);
+        let geom = OffsetBuffer::new(ScalarBuffer::from(b.geom_offsets));
+        let parts = OffsetBuffer::new(ScalarBuffer::from(b.part_offsets));
+        let rings = OffsetBuffer::new(ScalarBuffer::from(b.ring_offsets));
+        return PolygonColumns::try_new(x, y, geom, parts, rings, array.logical_nulls());
+    }
+    let unsupported = || PolymatchError::ColumnType {
+        column: name.clone(),
+        found: array.data_type().to_string(),
+        expected: "WKB binary, or a GeoArrow polygon/multipolygon list".into(),
+    };
+    let (outer_offsets, nulls, child) = list_parts(array).ok_or_else(unsupported)?;
+    let (ring_level, child2) = {
+        let (o, _, c) = list_parts(&child).ok_or_else(unsupported)?;
+        (o, c)
+    };
+    if let Some((coord_offsets, _, coords)) = list_parts(&child2) {
+        // multipolygon: polygon -> parts -> rings -> coords
+        if list_parts(&coords).is_some() {
+            return Err(unsupported());
+        }
+        let (x, y) = coordinates(&coords, name)?;
+        return PolygonColumns::try_new(x, y, outer_offsets, ring_level, coord_offsets, nulls);
+    }
+    // polygon: polygon -> rings -> coords
+    if matches!(extension_name(field), Some("geoarrow.multipolygon")) {
+        return Err(unsupported());
+    }
+    let (x, y) = coordinates(&child2, name)?;
+    PolygonColumns::from_polygons(x, y, outer_offsets, ring_level, nulls)
+}
+
+/// The article's representation: list columns `x` and `y`, one open ring per row.
+///
+/// # Errors
+/// [`PolymatchError::ColumnType`] if they are not numeric lists,
+/// [`PolymatchError::InvalidGeometry`] if a row's x and y differ in length.
+pub fn polygons_from_xy_lists(x: &ArrayRef, y: &ArrayRef) -> Result<PolygonColumns> {
+    let as_list = |a: &ArrayRef, name: &str| {
+        list_parts(a).ok_or_else(|| PolymatchError::ColumnType {
+            column: name.into(),
+            found: a.data_type().to_string(),
+            expected: "a list of numbers (one ring per row)".into(),
+        })
+    };
+    let (xo, xn, xv) = as_list(x, "x")?;
+    let (yo, yn, yv) = as_list(y, "y")?;
+    let nulls = NullBuffer::union(xn.as_ref(), yn.as_ref());
+    for row in 0..xo.len() - 1 {
+        let valid = nulls.as_ref().is_none_or(|n| n.is_valid(row));
+        if valid && xo[row + 1] - xo[row] != yo[row + 1] - yo[row] {
+            return Err(PolymatchError::invalid_geometry(
+                row,
+                format!(
+                    "x has {} values but y has {}",
+                    xo[row + 1] - xo[row],
+                    yo[row + 1] - yo[row]
+                ),
+            ));
+        }
+    }
+    let xs = numbers(&xv, "x")?;
+    let ys = numbers(&yv, "y")?;
+    if xo == yo && xs.len() == ys.len() {
+        return PolygonColumns::from_rings(xs, ys, xo, nulls);
+    }
+    // Different layouts (e.g. sliced differently): gather both into one.
+    let (mut fx, mut fy, mut offsets) = (Vec::new(), Vec::new(), vec![0i64]);
+    for row in 0..xo.len() - 1 {
+        if nulls.as_ref().is_none_or(|n| n.is_valid(row)) {
+            fx.extend_from_slice(&xs[xo[row] as usize..xo[row + 1] as usize]);
+            fy.extend_from_slice(&ys[yo[row] as usize..yo[row + 1] as usize]);
+        }
+        offsets.push(fx.len() as i64);
+    }
+    PolygonColumns::from_rings(fx.into(), fy.into(), OffsetBuffer::new(offsets.into()), nulls)
+}
+
+/// Read the points of `batch` (see [`PointSpec`]): named `x`/`y` columns, else a named or
+/// detected point geometry column, else columns `x` and `y`.
+///
+/// # Errors
+/// [`PolymatchError::MissingColumn`], [`PolymatchError::NoGeometry`],
+/// [`PolymatchError::ColumnType`] or a WKB error naming the row.
+pub fn points_from_batch(batch: &RecordBatch, spec: PointSpec<'_>) -> Result<PointColumns> {
+    if let Some(name) = spec.geometry {
+        let (field, array) = column(batch, name)?;
+        return points_from_array(field, array);
+    }
+    let schema = batch.schema_ref();
+    let have_xy = schema.index_of("x").is_ok() && schema.index_of("y").is_ok();
+    if spec.x.is_some() || spec.y.is_some() || have_xy {
+        let (_, xa) = column(batch, spec.x.unwrap_or("x"))?;
+        let (_, ya) = column(batch, spec.y.unwrap_or("y"))?;
+        let nulls = NullBuffer::union(xa.logical_nulls().as_ref(), ya.logical_nulls().as_ref());
+        let x = numbers(xa, spec.x.unwrap_or("x"))?;
+        let y = numbers(ya, spec.y.unwrap_or("y"))?;
+        return Ok(PointColumns { x, y, nulls });
+    }
+    if let Some(i) = find_geometry_column(batch) {
+        return points_from_array(schema.field(i), batch.column(i));
+    }
+    let names: Vec<_> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    Err(PolymatchError::NoGeometry(format!(
+        "expected point columns \"x\" and \"y\" or a GeoArrow/WKB point column; found columns: {}",
+        names.join(", ")
+    )))
+}
+
+/// Read points from one geometry column (GeoArrow point, separated or interleaved, or WKB).
+///
+/// # Errors
+/// As [`points_from_batch`].
+pub fn points_from_array(field: &Field, array: &ArrayRef) -> Result<PointColumns> {
+    let name = field.name();
+    if let Some(wkbs) = binary_values(array) {
+        let mut x = Vec::with_capacity(array.len());
+        let mut y = Vec::with_capacity(array.len());
+        for (row, wkb) in wkbs.enumerate() {
+            let (px, py) = match wkb {
+                Some(bytes) => read_point(bytes, row).map_err(|e| name_column(e, name))?,
+                None => (f64::NAN, f64::NAN),
+            };
+            x.push(px);
+            y.push(py);
+        }
+        return Ok(PointColumns {
+            x: x.into(),
+            y: y.into(),
+            nulls: array.logical_nulls(),
+        });
+    }
+    match array.data_type() {
+        DataType::Struct(_) | DataType::FixedSizeList(_, _) => {
+            let nulls = array.logical_nulls();
+            let (x, y) = coordinates_allowing_nulls(array, name)?;
+            Ok(PointColumns { x, y, nulls })
+        }
+        other => Err(PolymatchError::ColumnType {
+            column: name.clone(),
+            found: other.to_string(),
+            expected: "point coordinates (struct<x, y> or fixed_size_list<2>) or WKB".into(),
+        }),
+    }
+}
+
+fn name_column(e: PolymatchError, column: &str) -> PolymatchError {
+    match e {
+        PolymatchError::UnsupportedGeometry { found, expected, column: c } => PolymatchError::UnsupportedGeometry {
+            column: format!("{column}, {c}"),
+            found,
+            expected,
+        },
+        PolymatchError::InvalidGeometry { row, reason } => PolymatchError::InvalidGeometry {
+            row,
+            reason: format!("column {column:?}: {reason}"),
+        },
+        other => other,
+    }
+}
+
+/// WKB values of a binary column, if it is one.
+fn binary_values(array: &ArrayRef) -> Option<Box<dyn Iterator<Item = Option<&[u8]>> + '_>> {
+    match array.data_type() {
+        DataType::Binary => Some(Box::new(array.as_binary::<i32>().iter())),
+        DataType::LargeBinary => Some(Box::new(array.as_binary::<i64>().iter())),
+        DataType::BinaryView => Some(Box::new(array.as_binary_view().iter())),
+        _ => None,
+    }
+}
+
+/// Offsets (as i64, sliced as the array is), validity and child of a List or LargeList.
+fn list_parts(array: &ArrayRef) -> Option<(OffsetBuffer<i64>, Option<NullBuffer>, ArrayRef)> {
+    match array.data_type() {
+        DataType::List(_) => {
+            let l = array.as_list::<i32>();
+            let widened: Vec<i64> = l.offsets().iter().map(|&o| i64::from(o)).collect();
+            // Offsets of a valid Arrow array are non-negative and non-decreasing.
+            Some((OffsetBuffer::new(widened.into()), l.nulls().cloned(), l.values().clone()))
+        }
+        DataType::LargeList(_) => {
+            let l = array.as_list::<i64>();
+            Some((l.offsets().clone(), l.nulls().cloned(), l.values().clone()))
+        }
+        _ => None,
+    }
+}
+
+/// A numeric array as float64 values: no copy if it is already float64.
+fn numbers(array: &ArrayRef, column: &str) -> Result<ScalarBuffer<f64>> {
+    let bad = || PolymatchError::ColumnType {
+        column: column.to_string(),
+        found: array.data_type().to_string(),
+        expected: "a numeric type (float64, or one that casts to it)".into(),
+    };
+    if array.data_type() == &DataType::Float64 {
+        return Ok(array.as_primitive::<Float64Type>().values().clone());
+    }
+    if !array.data_type().is_numeric() {
+        return Err(bad());
+    }
+    let cast = cast(array, &DataType::Float64).map_err(|_| bad())?;
+    Ok(cast.as_primitive::<Float64Type>().values().clone())
+}
+
+/// x and y of a coordinate array; null coordinates are an error.
+fn coordinates(array: &ArrayRef, column: &str) -> Result<(ScalarBuffer<f64>, ScalarBuffer<f64>)> {
+    if array.null_count() > 0 {
+        return Err(PolymatchError::InvalidLayout(format!("column {column:?} has null coordinates")));
+    }
+    coordinates_allowing_nulls(array, column)
+}
+
+fn coordinates_allowing_nulls(array: &ArrayRef, column: &str) -> Result<(ScalarBuffer<f64>, ScalarBuffer<f64>)> {
+    match array.data_type() {
+        DataType::Struct(fields) if fields.len() >= 2 => {
+            let s: &StructArray = array.as_struct();
+            let pick = |name: &str, fallback: usize| s.column_by_name(name).unwrap_or(s.column(fallback));
+            Ok((numbers(pick("x", 0), column)?, numbers(pick("y", 1), column)?))
+        }
+        DataType::FixedSizeList(_, size @ 2..=4) => {
+            let l: &FixedSizeListArray = array.as_fixed_size_list();
+            let values = numbers(l.values(), column)?;
+            let size = *size as usize;
+            let x: Vec<f64> = values.chunks_exact(size).map(|c| c[0]).collect();
+            let y: Vec<f64> = values.chunks_exact(size).map(|c| c[1]).collect();
+            Ok((x.into(), y.into()))
+        }
+        other => Err(PolymatchError::ColumnType {
+            column: column.to_string(),
+            found: other.to_string(),
+            expected: "coordinates as struct<x, y> or fixed_size_list<2..4>".into(),
+        }),
+    }
+}

@@ -1,0 +1,24 @@
+//! polymatch: match 2-D points to polygons, columnar, on Apache Arrow.
+//!
+//! For each point, the candidates are the polygons whose center lies strictly within
+//! `max_dist`; the match is the candidate with the smallest area, the lowest polygon row
+//! on ties (see SPEC.md in the repository). The pieces, in dependency order:
+//!
+//! - [`geometry`]: exact center and area arithmetic (no Arrow);
+//! - [`polygons`]: the polygon columns (flat coordinates, offsets, derived columns);
+//! - [`index`]: the spatial index over centers, serialisable to bytes;
+//! - [`matching`]: the kernels, parallel over points with rayon;
+//! - [`io`]: Arrow schema detection, GeoArrow/WKB ingest, Parquet in and out.
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod geometry;
+pub mod index;
+pub mod io;
+pub mod matching;
+pub mod polygons;
+
+pub use error::{PolymatchError, Result};
+pub use index::SpatialIndex;
+pub use matching::{match_points, How, MatchOptions, PointSlices};
+pub use polygons::PolygonColumns;

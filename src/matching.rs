@@ -1,0 +1,425 @@
+//! The kernels: pure functions over slices of point coordinates. The one place rayon runs
+//! over points.
+//!
+//! Every point is matched independently, and each rayon task owns a disjoint chunk of the
+//! output, so results are identical for every thread count and chunk size.
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, RecordBatch, UInt32Array, UInt64Array};
+use arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use rayon::prelude::*;
+
+use crate::error::{PolymatchError, Result};
+use crate::index::{SpatialIndex, NO_MATCH};
+
+/// Points per rayon task. Inputs no larger than this run serially, on the calling thread.
+pub const CHUNK: usize = 8192;
+
+/// Which points appear in the result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum How {
+    /// Matched points only (the article's behaviour).
+    #[default]
+    Inner,
+    /// Every point; polygon columns are null where there is no match.
+    Left,
+}
+
+impl FromStr for How {
+    type Err = PolymatchError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "inner" => Ok(Self::Inner),
+            "left" => Ok(Self::Left),
+            other => Err(PolymatchError::InvalidArgument(format!(
+                "how must be \"inner\" or \"left\", got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// What to match and how.
+#[derive(Debug, Clone, Copy)]
+pub struct MatchOptions {
+    /// A polygon is a candidate iff its center is at distance `< max_dist`.
+    pub max_dist: f64,
+    /// Inner or left.
+    pub how: How,
+    /// Return every (point, candidate) pair instead of the best one.
+    pub all_candidates: bool,
+    /// Points per rayon task (results do not depend on it).
+    pub chunk_size: usize,
+}
+
+impl Default for MatchOptions {
+    fn default() -> Self {
+        Self {
+            max_dist: 10.0,
+            how: How::Inner,
+            all_candidates: false,
+            chunk_size: CHUNK,
+        }
+    }
+}
+
+impl MatchOptions {
+    /// Check the options.
+    ///
+    /// # Errors
+    /// [`PolymatchError::InvalidArgument`] if `max_dist` is not `> 0` (NaN included) or
+    /// `chunk_size` is 0.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.max_dist > 0.0) {
+            return Err(PolymatchError::InvalidArgument(format!(
+                "max_dist must be > 0 (inf allowed), got {}",
+                self.max_dist
+            )));
+        }
+        if self.chunk_size == 0 {
+            return Err(PolymatchError::InvalidArgument("chunk_size must be > 0".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Point coordinates as slices, with optional validity (a null point never matches).
+#[derive(Debug, Clone, Copy)]
+pub struct PointSlices<'a> {
+    /// x coordinates.
+    pub x: &'a [f64],
+    /// y coordinates, as long as `x`.
+    pub y: &'a [f64],
+    /// Validity, as long as `x`, if any point is null.
+    pub nulls: Option<&'a NullBuffer>,
+}
+
+impl<'a> PointSlices<'a> {
+    /// Points without nulls.
+    ///
+    /// # Errors
+    /// [`PolymatchError::InvalidLayout`] if the lengths differ.
+    pub fn new(x: &'a [f64], y: &'a [f64], nulls: Option<&'a NullBuffer>) -> Result<Self> {
+        if x.len() != y.len() || nulls.is_some_and(|n| n.len() != x.len()) {
+            return Err(PolymatchError::InvalidLayout(format!(
+                "point x has {} values, y has {}{}",
+                x.len(),
+                y.len(),
+                nulls.map(|n| format!(", validity {}", n.len())).unwrap_or_default()
+            )));
+        }
+        Ok(Self { x, y, nulls })
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.x.len()
+    }
+
+    /// True if there are no points.
+    pub fn is_empty(&self) -> bool {
+        self.x.is_empty()
+    }
+}
+
+/// The schema of a match result (SPEC.md): `point_index`, `polygon_index`, `distance`, `area`.
+pub fn result_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("point_index", DataType::UInt64, false),
+        Field::new("polygon_index", DataType::UInt32, true),
+        Field::new("distance", DataType::Float64, true),
+        Field::new("area", DataType::Float64, true),
+    ]))
+}
+
+fn cancelled(cancel: Option<&AtomicBool>) -> bool {
+    cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+}
+
+/// Best rank per point ([`NO_MATCH`] where none), SPEC.md's match.
+///
+/// # Errors
+/// [`PolymatchError::Cancelled`] if `cancel` was set while running.
+pub fn best_ranks(
+    index: &SpatialIndex,
+    points: PointSlices<'_>,
+    max_dist: f64,
+    chunk_size: usize,
+    cancel: Option<&AtomicBool>,
+) -> Result<Vec<u32>> {
+    let mut out = vec![NO_MATCH; points.len()];
+    let kernel = |start: usize, out: &mut [u32]| {
+        if cancelled(cancel) {
+            return;
+        }
+        let xs = &points.x[start..start + out.len()];
+        let ys = &points.y[start..start + out.len()];
+        for ((slot, &px), &py) in out.iter_mut().zip(xs).zip(ys) {
+            *slot = index.best_within(px, py, max_dist);
+        }
+        if let Some(nulls) = points.nulls {
+            for (i, slot) in out.iter_mut().enumerate() {
+                if nulls.is_null(start + i) {
+                    *slot = NO_MATCH;
+                }
+            }
+        }
+    };
+    if points.len() <= chunk_size {
+        kernel(0, &mut out);
+    } else {
+        out.par_chunks_mut(chunk_size)
+            .enumerate()
+            .for_each(|(c, out)| kernel(c * chunk_size, out));
+    }
+    if cancelled(cancel) {
+        return Err(PolymatchError::Cancelled);
+    }
+    Ok(out)
+}
+
+/// Match `points` to the polygons of `index` (SPEC.md), as a record batch of
+/// [`result_schema`] rows in point order. `first_point` is added to `point_index`
+/// (the position of this batch in a longer stream of points).
+///
+/// # Errors
+/// Invalid options, mismatched lengths, or [`PolymatchError::Cancelled`].
+pub fn match_points(
+    index: &SpatialIndex,
+    points: PointSlices<'_>,
+    options: &MatchOptions,
+    first_point: u64,
+    cancel: Option<&AtomicBool>,
+) -> Result<RecordBatch> {
+    options.validate()?;
+    if options.all_candidates {
+        return match_all_candidates(index, points, options, first_point, cancel);
+    }
+    let ranks = best_ranks(index, points, options.max_dist, options.chunk_size, cancel)?;
+    let n = ranks.len();
+    let (point_index, polygon, distance, area, valid) = match options.how {
+        How::Left => {
+            let mut polygon = vec![0u32; n];
+            let mut distance = vec![f64::NAN; n];
+            let mut area = vec![f64::NAN; n];
+            for (i, &rank) in ranks.iter().enumerate() {
+                if rank != NO_MATCH {
+                    let (cx, cy) = index.center_of(rank);
+                    polygon[i] = index.row_of(rank);
+                    distance[i] = crate::index::distance(points.x[i], points.y[i], cx, cy);
+                    area[i] = index.area_of(rank);
+                }
+            }
+            let point_index = (first_point..first_point + n as u64).collect::<Vec<_>>();
+            let valid = BooleanBuffer::collect_bool(n, |i| ranks[i] != NO_MATCH);
+            (point_index, polygon, distance, area, Some(NullBuffer::new(valid)))
+        }
+        How::Inner => {
+            let matched = ranks.iter().filter(|&&r| r != NO_MATCH).count();
+            let mut point_index = Vec::with_capacity(matched);
+            let mut polygon = Vec::with_capacity(matched);
+            let mut distance = Vec::with_capacity(matched);
+            let mut area = Vec::with_capacity(matched);
+            for (i, &rank) in ranks.iter().enumerate() {
+                if rank != NO_MATCH {
+                    let (cx, cy) = index.center_of(rank);
+                    point_index.push(first_point + i as u64);
+                    polygon.push(index.row_of(rank));
+                    distance.push(crate::index::distance(points.x[i], points.y[i], cx, cy));
+                    area.push(index.area_of(rank));
+                }
+            }
+            (point_index, polygon, distance, area, None)
+        }
+    };
+    build_batch(point_index, polygon, distance, area, valid)
+}
+
+fn build_batch(
+    point_index: Vec<u64>,
+    polygon: Vec<u32>,
+    distance: Vec<f64>,
+    area: Vec<f64>,
+    valid: Option<NullBuffer>,
+) -> Result<RecordBatch> {
+    // Vec -> ScalarBuffer moves the allocation: no copy.
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(UInt64Array::new(ScalarBuffer::from(point_index), None)),
+        Arc::new(UInt32Array::new(ScalarBuffer::from(polygon), valid.clone())),
+        Arc::new(Float64Array::new(ScalarBuffer::from(distance), valid.clone())),
+        Arc::new(Float64Array::new(ScalarBuffer::from(area), valid)),
+    ];
+    Ok(RecordBatch::try_new(result_schema(), columns)?)
+}
+
+/// One chunk's share of the all-candidates result.
+#[derive(Default)]
+struct Pairs {
+    point: Vec<u64>,
+    polygon: Vec<u32>,
+    distance: Vec<f64>,
+    area: Vec<f64>,
+    valid: Vec<bool>,
+}
+
+/// Every (point, candidate) pair, ordered by point then polygon row (the article repo's
+/// `find_all_close_polygons`). With [`How::Left`], a point without candidates gets one
+/// row with null polygon columns.
+fn match_all_candidates(
+    index: &SpatialIndex,
+    points: PointSlices<'_>,
+    options: &MatchOptions,
+    first_point: u64,
+    cancel: Option<&AtomicBool>,
+) -> Result<RecordBatch> {
+    let chunk_size = options.chunk_size;
+    let kernel = |start: usize, end: usize| -> Pairs {
+        let mut out = Pairs::default();
+        if cancelled(cancel) {
+            return out;
+        }
+        let mut found: Vec<(u32, f64, f64)> = Vec::new();
+        for i in start..end {
+            found.clear();
+            let is_null = points.nulls.is_some_and(|n| n.is_null(i));
+            if !is_null {
+                index.for_each_within(points.x[i], points.y[i], options.max_dist, |rank, d| {
+                    found.push((index.row_of(rank), d, index.area_of(rank)));
+                });
+            }
+            found.sort_unstable_by_key(|f| f.0);
+            for &(row, d, a) in &found {
+                out.point.push(first_point + i as u64);
+                out.polygon.push(row);
+                out.distance.push(d);
+                out.area.push(a);
+                out.valid.push(true);
+            }
+            if found.is_empty() && options.how == How::Left {
+                out.point.push(first_point + i as u64);
+                out.polygon.push(0);
+                out.distance.push(f64::NAN);
+                out.area.push(f64::NAN);
+                out.valid.push(false);
+            }
+        }
+        out
+    };
+    let n = points.len();
+    let parts: Vec<Pairs> = if n <= chunk_size {
+        vec![kernel(0, n)]
+    } else {
+        (0..n.div_ceil(chunk_size))
+            .into_par_iter()
+            .map(|c| kernel(c * chunk_size, ((c + 1) * chunk_size).min(n)))
+            .collect()
+    };
+    if cancelled(cancel) {
+        return Err(PolymatchError::Cancelled);
+    }
+    let total: usize = parts.iter().map(|p| p.point.len()).sum();
+    let mut all = Pairs {
+        point: Vec::with_capacity(total),
+        polygon: Vec::with_capacity(total),
+        distance: Vec::with_capacity(total),
+        area: Vec::with_capacity(total),
+        valid: Vec::with_capacity(total),
+    };
+    for p in parts {
+        all.point.extend_from_slice(&p.point);
+        all.polygon.extend_from_slice(&p.polygon);
+        all.distance.extend_from_slice(&p.distance);
+        all.area.extend_from_slice(&p.area);
+        all.valid.extend_from_slice(&p.valid);
+    }
+    let valid = (options.how == How::Left).then(|| NullBuffer::from(all.valid));
+    build_batch(all.point, all.polygon, all.distance, all.area, valid)
+}
+
+/// Run `f` on a rayon pool of `threads` threads (a new pool), or on the global pool
+/// (sized by `RAYON_NUM_THREADS`, default: one per core) when `threads` is `None`.
+///
+/// # Errors
+/// [`PolymatchError::InvalidArgument`] if `threads` is 0 or the pool cannot start.
+pub fn with_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -> Result<T> {
+    match threads {
+        None => Ok(f()),
+        Some(0) => Err(PolymatchError::InvalidArgument("threads must be >= 1".into())),
+        Some(n) => {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| PolymatchError::InvalidArgument(format!("cannot start {n} threads: {e}")))?;
+            Ok(pool.install(f))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Float64Type, UInt32Type, UInt64Type};
+
+    use super::*;
+
+    fn small_index() -> SpatialIndex {
+        // centers (0,0) area 2, (1,0) area 1, (10,10) area 1
+        SpatialIndex::from_centers(&[0.0, 1.0, 10.0], &[0.0, 0.0, 10.0], &[2.0, 1.0, 1.0], |_| true)
+    }
+
+    #[test]
+    fn inner_left_and_all_candidates() {
+        let index = small_index();
+        let x = [0.0, 50.0, 9.0, f64::NAN, 0.5];
+        let y = [0.0, 50.0, 9.0, 0.0, 0.0];
+        let nulls = NullBuffer::from(vec![true, true, true, true, false]);
+        let points = PointSlices::new(&x, &y, Some(&nulls)).unwrap();
+        let opts = MatchOptions {
+            max_dist: 2.0,
+            ..Default::default()
+        };
+        let inner = match_points(&index, points, &opts, 100, None).unwrap();
+        assert_eq!(inner.column(0).as_primitive::<UInt64Type>().values(), &[100, 102]);
+        assert_eq!(inner.column(1).as_primitive::<UInt32Type>().values(), &[1, 2]);
+        assert_eq!(inner.column(2).as_primitive::<Float64Type>().values()[0], 1.0);
+        let left = match_points(&index, points, &MatchOptions { how: How::Left, ..opts }, 0, None).unwrap();
+        assert_eq!(left.num_rows(), 5);
+        assert_eq!(left.column(1).null_count(), 3);
+        let all = match_points(&index, points, &MatchOptions { all_candidates: true, ..opts }, 0, None).unwrap();
+        assert_eq!(all.column(0).as_primitive::<UInt64Type>().values(), &[0, 0, 2]);
+        assert_eq!(all.column(1).as_primitive::<UInt32Type>().values(), &[0, 1, 2]);
+    }
+
+    #[test]
+    fn bad_options() {
+        let index = small_index();
+        let points = PointSlices::new(&[0.0], &[0.0], None).unwrap();
+        for d in [0.0, -1.0, f64::NAN] {
+            let opts = MatchOptions {
+                max_dist: d,
+                ..Default::default()
+            };
+            assert!(matches!(
+                match_points(&index, points, &opts, 0, None),
+                Err(PolymatchError::InvalidArgument(_))
+            ));
+        }
+        assert!(PointSlices::new(&[0.0], &[], None).is_err());
+        assert!("outer".parse::<How>().is_err());
+    }
+
+    #[test]
+    fn cancel_flag_stops_the_kernel() {
+        let index = small_index();
+        let xs = vec![0.0; 3 * CHUNK];
+        let points = PointSlices::new(&xs, &xs, None).unwrap();
+        let flag = AtomicBool::new(true);
+        assert!(matches!(
+            match_points(&index, points, &MatchOptions::default(), 0, Some(&flag)),
+            Err(PolymatchError::Cancelled)
+        ));
+    }
+}
