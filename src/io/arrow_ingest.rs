@@ -318,7 +318,10 @@ fn list_parts(array: &ArrayRef) -> Option<(OffsetBuffer<i64>, Option<NullBuffer>
 }
 
 /// A numeric array as float64 values: no copy if it is already float64.
-fn numbers(array: &ArrayRef, column: &str) -> Result<ScalarBuffer<f64>> {
+///
+/// # Errors
+/// [`PolymatchError::ColumnType`] (naming `column`) if the array is not numeric.
+pub fn numbers(array: &ArrayRef, column: &str) -> Result<ScalarBuffer<f64>> {
     let bad = || PolymatchError::ColumnType {
         column: column.to_string(),
         found: array.data_type().to_string(),

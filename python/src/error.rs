@@ -1,0 +1,63 @@
+//! Core errors as Python exceptions: each variant to its own class.
+
+use polymatch::PolymatchError as CoreError;
+use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyValueError};
+use pyo3::prelude::*;
+use pyo3::{create_exception, PyErr};
+
+create_exception!(
+    polymatch.exceptions,
+    PolymatchError,
+    PyException,
+    "Base class of polymatch's own exceptions."
+);
+create_exception!(
+    polymatch.exceptions,
+    SchemaError,
+    PolymatchError,
+    "A column is missing, has an unusable type, or holds an unsupported geometry type."
+);
+create_exception!(
+    polymatch.exceptions,
+    InvalidGeometryError,
+    PolymatchError,
+    "A geometry, or the arrays and offsets describing it, is malformed (names the row)."
+);
+
+/// A core error on its way to Python (a local type, for the orphan rule).
+pub struct PyPolymatchError(pub CoreError);
+
+impl From<CoreError> for PyPolymatchError {
+    fn from(e: CoreError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<PyPolymatchError> for PyErr {
+    fn from(e: PyPolymatchError) -> Self {
+        let msg = e.0.to_string();
+        match e.0 {
+            CoreError::MissingColumn { .. }
+            | CoreError::ColumnType { .. }
+            | CoreError::NoGeometry(_)
+            | CoreError::UnsupportedGeometry { .. } => SchemaError::new_err(msg),
+            CoreError::InvalidGeometry { .. } | CoreError::InvalidLayout(_) => InvalidGeometryError::new_err(msg),
+            CoreError::InvalidArgument(_) => PyValueError::new_err(msg),
+            CoreError::Cancelled => PyKeyboardInterrupt::new_err(msg),
+            CoreError::Io(io) => io.into(),
+            _ => PolymatchError::new_err(msg),
+        }
+    }
+}
+
+/// Result of binding code.
+pub type PyPmResult<T> = Result<T, PyPolymatchError>;
+
+/// Register the exception classes on the module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("PolymatchError", py.get_type::<PolymatchError>())?;
+    m.add("SchemaError", py.get_type::<SchemaError>())?;
+    m.add("InvalidGeometryError", py.get_type::<InvalidGeometryError>())?;
+    Ok(())
+}
