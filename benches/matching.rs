@@ -1,1 +1,246 @@
-fn main(){}
+//! Criterion benchmarks of polymatch's kernels, on fixed-seed synthetic data.
+//!
+//! - `index_build`: `SpatialIndex::from_centers` for 1e3, 1e5 and 1e6 polygons;
+//! - `match_uniform`: `match_points`, 100k polygons x 1M points, uniform on a square, with
+//!   `max_dist` set for ~1, ~30 and ~1000 candidates per point, and `inf` (all);
+//! - `match_clustered`: the same sizes, points and polygons in gaussian clusters, with
+//!   `max_dist` calibrated for ~30 candidates per point on average;
+//! - `polygons_from_rings`: deriving center and area for 1M polygons of 10 vertices.
+//!
+//! Run `cargo bench --bench matching`; compare with a saved baseline
+//! (`-- --save-baseline main`, then `-- --baseline main`). A quick check that every bench
+//! runs: `cargo bench --bench matching -- --test`.
+
+use std::f64::consts::PI;
+use std::hint::black_box;
+use std::time::Duration;
+
+use arrow::buffer::{OffsetBuffer, ScalarBuffer};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
+    Throughput,
+};
+use polymatch::{match_points, MatchOptions, PointSlices, PolygonColumns, SpatialIndex};
+
+/// Side of the square the uniform data lives on.
+const SIDE: f64 = 1000.0;
+/// Polygons and points of the match benches.
+const POLYGONS: usize = 100_000;
+const POINTS: usize = 1_000_000;
+
+/// SplitMix64 (Steele, Lea, Flood 2014): a tiny, fixed-seed generator, no dependency.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1), 53 random bits.
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform in [lo, hi).
+    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+
+    /// Standard normal (Box-Muller).
+    fn gauss(&mut self) -> f64 {
+        let u = 1.0 - self.unit(); // (0, 1]: ln is finite
+        let v = self.unit();
+        (-2.0 * u.ln()).sqrt() * (2.0 * PI * v).cos()
+    }
+}
+
+/// Centers and areas of polygons (the index needs nothing else).
+struct Data {
+    cx: Vec<f64>,
+    cy: Vec<f64>,
+    area: Vec<f64>,
+}
+
+fn uniform_xy(n: usize, rng: &mut SplitMix64) -> (Vec<f64>, Vec<f64>) {
+    (0..n)
+        .map(|_| (rng.uniform(0.0, SIDE), rng.uniform(0.0, SIDE)))
+        .unzip()
+}
+
+/// Random areas: many distinct values, so the rank order is a real permutation.
+fn areas(n: usize, rng: &mut SplitMix64) -> Vec<f64> {
+    (0..n).map(|_| rng.uniform(0.5, 2.0)).collect()
+}
+
+fn uniform_polygons(n: usize, seed: u64) -> Data {
+    let mut rng = SplitMix64(seed);
+    let (cx, cy) = uniform_xy(n, &mut rng);
+    let area = areas(n, &mut rng);
+    Data { cx, cy, area }
+}
+
+/// `n` positions in gaussian clusters (sigma = SIDE / 200) around `centers`.
+fn clustered_xy(n: usize, centers: &[(f64, f64)], rng: &mut SplitMix64) -> (Vec<f64>, Vec<f64>) {
+    let sigma = SIDE / 200.0;
+    (0..n)
+        .map(|_| {
+            let (x, y) = centers[(rng.next_u64() % centers.len() as u64) as usize];
+            (x + sigma * rng.gauss(), y + sigma * rng.gauss())
+        })
+        .unzip()
+}
+
+fn index_of(data: &Data) -> SpatialIndex {
+    SpatialIndex::from_centers(&data.cx, &data.cy, &data.area, |_| true)
+}
+
+/// `max_dist` for about `k` candidates per point, with `p` polygons uniform on the square
+/// (`k = p * pi * r^2 / SIDE^2`, ignoring the edges).
+fn radius_for(k: f64, p: usize) -> f64 {
+    SIDE * (k / (PI * p as f64)).sqrt()
+}
+
+/// Mean number of candidates of the sample points within `r`.
+fn mean_candidates(index: &SpatialIndex, xs: &[f64], ys: &[f64], r: f64) -> f64 {
+    let mut count = 0usize;
+    for (&x, &y) in xs.iter().zip(ys) {
+        index.for_each_within(x, y, r, |_, _| count += 1);
+    }
+    count as f64 / xs.len() as f64
+}
+
+/// `max_dist` giving about `k` candidates per point on average, by bisection over a sample.
+fn calibrate(index: &SpatialIndex, xs: &[f64], ys: &[f64], k: f64) -> f64 {
+    let sample = xs.len().min(2000);
+    let (xs, ys) = (&xs[..sample], &ys[..sample]);
+    let (mut lo, mut hi) = (0.0, SIDE);
+    for _ in 0..40 {
+        let mid = 0.5 * (lo + hi);
+        if mean_candidates(index, xs, ys, mid) < k {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
+}
+
+fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+}
+
+fn bench_index_build(c: &mut Criterion) {
+    let mut group = c.benchmark_group("index_build");
+    configure(&mut group);
+    for n in [1_000, 100_000, 1_000_000] {
+        let data = uniform_polygons(n, 0x1de5);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &data, |b, data| {
+            b.iter(|| index_of(black_box(data)))
+        });
+    }
+    group.finish();
+}
+
+fn run_match(index: &SpatialIndex, xs: &[f64], ys: &[f64], max_dist: f64) -> usize {
+    let points = PointSlices::new(xs, ys, None).expect("same lengths");
+    let options = MatchOptions {
+        max_dist,
+        ..MatchOptions::default()
+    };
+    match_points(index, points, &options, 0, None)
+        .expect("valid options")
+        .num_rows()
+}
+
+fn bench_match_uniform(c: &mut Criterion) {
+    let data = uniform_polygons(POLYGONS, 0x5eed_0001);
+    let index = index_of(&data);
+    let (xs, ys) = uniform_xy(POINTS, &mut SplitMix64(0x5eed_0002));
+    let mut group = c.benchmark_group("match_uniform");
+    configure(&mut group);
+    group.throughput(Throughput::Elements(POINTS as u64));
+    for (label, max_dist) in [
+        ("1", radius_for(1.0, POLYGONS)),
+        ("30", radius_for(30.0, POLYGONS)),
+        ("1000", radius_for(1000.0, POLYGONS)),
+        ("all", f64::INFINITY),
+    ] {
+        group.bench_function(BenchmarkId::new("candidates", label), |b| {
+            b.iter(|| run_match(&index, black_box(&xs), black_box(&ys), max_dist))
+        });
+    }
+    group.finish();
+}
+
+fn bench_match_clustered(c: &mut Criterion) {
+    let mut rng = SplitMix64(0xc105_7e45);
+    let centers: Vec<(f64, f64)> = (0..200)
+        .map(|_| (rng.uniform(0.0, SIDE), rng.uniform(0.0, SIDE)))
+        .collect();
+    let (cx, cy) = clustered_xy(POLYGONS, &centers, &mut rng);
+    let area = areas(POLYGONS, &mut rng);
+    let index = index_of(&Data { cx, cy, area });
+    let (xs, ys) = clustered_xy(POINTS, &centers, &mut rng);
+    let max_dist = calibrate(&index, &xs, &ys, 30.0);
+    let mut group = c.benchmark_group("match_clustered");
+    configure(&mut group);
+    group.throughput(Throughput::Elements(POINTS as u64));
+    group.bench_function(BenchmarkId::new("candidates", "30"), |b| {
+        b.iter(|| run_match(&index, black_box(&xs), black_box(&ys), max_dist))
+    });
+    group.finish();
+}
+
+fn bench_from_rings(c: &mut Criterion) {
+    const N: usize = 1_000_000;
+    const VERTICES: usize = 10;
+    let mut rng = SplitMix64(0x7269_6e67);
+    let mut x = Vec::with_capacity(N * VERTICES);
+    let mut y = Vec::with_capacity(N * VERTICES);
+    for _ in 0..N {
+        let (ox, oy) = (rng.uniform(0.0, SIDE), rng.uniform(0.0, SIDE));
+        let radius = rng.uniform(0.1, 1.0);
+        for k in 0..VERTICES {
+            let angle = 2.0 * PI * (k as f64 + rng.uniform(0.0, 0.5)) / VERTICES as f64;
+            x.push(ox + radius * angle.cos());
+            y.push(oy + radius * angle.sin());
+        }
+    }
+    let x = ScalarBuffer::from(x);
+    let y = ScalarBuffer::from(y);
+    let offsets = OffsetBuffer::new(ScalarBuffer::from(
+        (0..=N as i64)
+            .map(|i| i * VERTICES as i64)
+            .collect::<Vec<_>>(),
+    ));
+    let mut group = c.benchmark_group("polygons_from_rings");
+    configure(&mut group);
+    group.throughput(Throughput::Elements(N as u64));
+    group.bench_function(BenchmarkId::new("vertices", VERTICES), |b| {
+        // Cloning the buffers bumps reference counts; no coordinate is copied.
+        b.iter(|| {
+            PolygonColumns::from_rings(x.clone(), y.clone(), offsets.clone(), None)
+                .expect("valid rings")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_index_build,
+    bench_match_uniform,
+    bench_match_clustered,
+    bench_from_rings
+);
+criterion_main!(benches);

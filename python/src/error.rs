@@ -6,19 +6,19 @@ use pyo3::prelude::*;
 use pyo3::{create_exception, PyErr};
 
 create_exception!(
-    polymatch.exceptions,
+    polymatch,
     PolymatchError,
     PyException,
     "Base class of polymatch's own exceptions."
 );
 create_exception!(
-    polymatch.exceptions,
+    polymatch,
     SchemaError,
     PolymatchError,
     "A column is missing, has an unusable type, or holds an unsupported geometry type."
 );
 create_exception!(
-    polymatch.exceptions,
+    polymatch,
     InvalidGeometryError,
     PolymatchError,
     "A geometry, or the arrays and offsets describing it, is malformed (names the row)."

@@ -219,8 +219,9 @@ pub fn points_from_batch(batch: &RecordBatch, spec: PointSpec<'_>) -> Result<Poi
         return points_from_array(field, array);
     }
     let schema = batch.schema_ref();
-    let have_xy = schema.index_of("x").is_ok() && schema.index_of("y").is_ok();
-    if spec.x.is_some() || spec.y.is_some() || have_xy {
+    // One of x/y present without the other is a missing column, not "no geometry".
+    let have_xy = schema.index_of("x").is_ok() || schema.index_of("y").is_ok();
+    if spec.x.is_some() || spec.y.is_some() || (have_xy && find_geometry_column(batch).is_none()) {
         let (_, xa) = column(batch, spec.x.unwrap_or("x"))?;
         let (_, ya) = column(batch, spec.y.unwrap_or("y"))?;
         let nulls = NullBuffer::union(xa.logical_nulls().as_ref(), ya.logical_nulls().as_ref());
@@ -277,8 +278,8 @@ pub fn points_from_array(field: &Field, array: &ArrayRef) -> Result<PointColumns
 
 fn name_column(e: PolymatchError, column: &str) -> PolymatchError {
     match e {
-        PolymatchError::UnsupportedGeometry { found, expected, column: c } => PolymatchError::UnsupportedGeometry {
-            column: format!("{column}, {c}"),
+        PolymatchError::UnsupportedGeometry { found, expected, .. } => PolymatchError::UnsupportedGeometry {
+            column: column.to_string(),
             found,
             expected,
         },

@@ -62,8 +62,8 @@ impl PolygonBuilder {
             }
             other => {
                 return Err(PolymatchError::UnsupportedGeometry {
-                    column: format!("row {row}"),
-                    found: type_name(other).to_string(),
+                    column: String::new(),
+                    found: format!("{} (row {row})", type_name(other)),
                     expected: "Polygon or MultiPolygon".into(),
                 })
             }
@@ -99,8 +99,8 @@ pub fn read_point(wkb: &[u8], row: usize) -> Result<(f64, f64)> {
     let header = r.header()?;
     if header.kind != 1 {
         return Err(PolymatchError::UnsupportedGeometry {
-            column: format!("row {row}"),
-            found: type_name(header.kind).to_string(),
+            column: String::new(),
+            found: format!("{} (row {row})", type_name(header.kind)),
             expected: "Point".into(),
         });
     }

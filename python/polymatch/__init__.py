@@ -1,0 +1,80 @@
+"""polymatch: match 2-D points to polygons, fast.
+
+For each point, the *candidates* are the polygons whose center (the mean of the exterior
+vertices) lies strictly within ``max_dist``; the *match* is the candidate with the smallest
+area, the lowest polygon row on ties. Centers and areas are computed exactly (correctly
+rounded), so answers are identical on every machine, thread count and batch size.
+
+Example::
+
+    import polymatch as pm
+    index = pm.PolygonIndex.from_arrow(polygons_table)   # GeoArrow, WKB or x/y lists
+    result = index.match(points_table, max_dist=10.0)    # -> pyarrow.Table
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from polymatch._core import (
+    InvalidGeometryError,
+    PolygonIndex,
+    PolymatchError,
+    SchemaError,
+    __version__,
+    _debug_build,
+)
+
+__all__ = [
+    "InvalidGeometryError",
+    "PolygonIndex",
+    "PolymatchError",
+    "SchemaError",
+    "__version__",
+    "match",
+]
+
+if _debug_build:  # pragma: no cover - depends on how the extension was built
+    import warnings
+
+    warnings.warn(
+        "polymatch was built in debug mode and will be slow; "
+        "rebuild with `maturin develop --release`",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+
+def match(
+    polygons: Any,
+    points: Any,
+    max_dist: float = 10.0,
+    how: Literal["inner", "left"] = "inner",
+    all_candidates: bool = False,
+    *,
+    geometry: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Match ``points`` to ``polygons`` in one call (builds the index, then matches).
+
+    Args:
+        polygons: a :class:`PolygonIndex`, or anything :meth:`PolygonIndex.from_arrow`
+            takes (pyarrow/polars tables, geopandas GeoDataFrames).
+        points: anything :meth:`PolygonIndex.match` takes.
+        max_dist: candidates are polygons whose center is at distance ``< max_dist``.
+        how: ``"inner"`` keeps matched points only, ``"left"`` keeps every point.
+        all_candidates: return every (point, candidate) pair instead of the best one.
+        geometry: name of the polygons' geometry column, if it cannot be detected.
+        **kwargs: passed on to :meth:`PolygonIndex.match` (``x``, ``y``, ``keep``, ...).
+
+    Returns:
+        A ``pyarrow.Table`` with ``point_index``, ``polygon_index``, ``distance``, ``area``.
+    """
+    from polymatch._convert import polygons_to_arrow
+
+    index = (
+        polygons
+        if isinstance(polygons, PolygonIndex)
+        else PolygonIndex.from_arrow(polygons_to_arrow(polygons), geometry=geometry)
+    )
+    return index.match(points, max_dist, how, all_candidates, **kwargs)

@@ -1,0 +1,50 @@
+from typing import Any, Literal
+
+__version__: str
+_debug_build: bool
+
+class PolymatchError(Exception): ...
+class SchemaError(PolymatchError): ...
+class InvalidGeometryError(PolymatchError): ...
+
+class PolygonIndex:
+    """Polygons prepared for matching: columns with exact centers and areas, and a
+    spatial index over the centers. Immutable and thread-safe."""
+
+    @classmethod
+    def from_arrow(cls, data: Any, geometry: str | None = None) -> PolygonIndex:
+        """Build from any Arrow table-like object (``__arrow_c_stream__``/``__arrow_c_array__``)."""
+
+    @classmethod
+    def from_coords(cls, x: Any, y: Any, offsets: Any) -> PolygonIndex:
+        """Build from flat coordinates, one ring per polygon, ``offsets`` of length P+1."""
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PolygonIndex:
+        """Read what :meth:`to_bytes` wrote."""
+
+    def to_bytes(self) -> bytes:
+        """The match-ready index (centers, areas, tree) as bytes."""
+
+    def to_arrow(self) -> Any:
+        """The polygon columns with ``center_x``, ``center_y``, ``area`` as a pyarrow.Table."""
+
+    def match(
+        self,
+        points: Any,
+        max_dist: float = 10.0,
+        how: Literal["inner", "left"] | str = "inner",
+        all_candidates: bool = False,
+        *,
+        x: str | None = None,
+        y: str | None = None,
+        geometry: str | None = None,
+        keep: list[str] | None = None,
+        keep_polygons: list[str] | None = None,
+        threads: int | None = None,
+        chunk_size: int | None = None,
+    ) -> Any:
+        """Match points to polygons; returns a pyarrow.Table."""
+
+    def __len__(self) -> int: ...
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]: ...

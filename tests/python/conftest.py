@@ -1,0 +1,79 @@
+"""Shared fixtures: the article's workload and exact (fractions) oracles."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+
+def article_workload() -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """The seed article's `generate_example()` (ARTICLE_WORKLOAD.md), as rings and points."""
+    rng = np.random.RandomState(6)
+    xs = np.arange(0.0, 100.0, 1.0)
+    rng.shuffle(xs)
+    ys = np.arange(0.0, 100.0, 1.0)
+    rng.shuffle(ys)
+    points = np.stack([xs, ys], axis=1)
+    base_x = np.arange(0.0, 1.0, 0.1)
+    base_y = np.sqrt(1.0 - base_x**2)
+    polygons = []
+    for _ in range(1000):
+        dx = rng.randint(0.0, 100.0)
+        dy = rng.randint(0.0, 100.0)
+        polygons.append((base_x + dx, base_y + dy))
+    return polygons, points
+
+
+def flat(rings: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rings as flat x, y and offsets."""
+    x = np.concatenate([r[0] for r in rings]) if rings else np.zeros(0)
+    y = np.concatenate([r[1] for r in rings]) if rings else np.zeros(0)
+    offsets = np.concatenate([[0], np.cumsum([len(r[0]) for r in rings])]).astype(np.int64)
+    return x.astype(np.float64), y.astype(np.float64), offsets
+
+
+def _open(x: list[float], y: list[float]) -> tuple[list[float], list[float]]:
+    if len(x) >= 2 and x[0] == x[-1] and y[0] == y[-1]:
+        return x[:-1], y[:-1]
+    return x, y
+
+
+def exact_area(x, y) -> float:
+    """Shoelace area in exact rational arithmetic, rounded once (SPEC.md)."""
+    x, y = _open([float(v) for v in x], [float(v) for v in y])
+    n = len(x)
+    if n < 3:
+        return 0.0
+    s = sum(
+        Fraction(x[i]) * Fraction(y[i - 1]) - Fraction(y[i]) * Fraction(x[i - 1]) for i in range(n)
+    )
+    return float(abs(s) / 2)
+
+
+def exact_center(x, y) -> tuple[float, float]:
+    """Vertex mean in exact rational arithmetic, rounded once per coordinate."""
+    x, y = _open([float(v) for v in x], [float(v) for v in y])
+    n = len(x)
+    return float(sum(map(Fraction, x)) / n), float(sum(map(Fraction, y)) / n)
+
+
+def oracle_match(centers, areas, points, max_dist):
+    """Best polygon row per point (or None): SPEC.md with plain Python floats."""
+    out = []
+    for px, py in points:
+        best = None
+        for row, ((cx, cy), a) in enumerate(zip(centers, areas)):
+            dx, dy = px - cx, py - cy
+            d = math.sqrt(dx * dx + dy * dy)
+            if d < max_dist and (best is None or (a, row) < (areas[best], best)):
+                best = row
+        out.append(best)
+    return out
+
+
+@pytest.fixture(scope="session")
+def article():
+    return article_workload()
