@@ -130,17 +130,19 @@ fn calibrate(index: &SpatialIndex, xs: &[f64], ys: &[f64], k: f64) -> f64 {
     hi
 }
 
-fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
+/// Ten samples of a fixed number of iterations each (`Flat`: one heavy iteration per
+/// sample is enough), so that the whole file runs in a few minutes on 2 cores.
+fn configure(group: &mut BenchmarkGroup<'_, WallTime>, measurement_secs: u64) {
     group
         .sample_size(10)
         .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+        .measurement_time(Duration::from_secs(measurement_secs));
 }
 
 fn bench_index_build(c: &mut Criterion) {
     let mut group = c.benchmark_group("index_build");
-    configure(&mut group);
+    configure(&mut group, 4);
     for n in [1_000, 100_000, 1_000_000] {
         let data = uniform_polygons(n, 0x1de5);
         group.throughput(Throughput::Elements(n as u64));
@@ -167,7 +169,7 @@ fn bench_match_uniform(c: &mut Criterion) {
     let index = index_of(&data);
     let (xs, ys) = uniform_xy(POINTS, &mut SplitMix64(0x5eed_0002));
     let mut group = c.benchmark_group("match_uniform");
-    configure(&mut group);
+    configure(&mut group, 8);
     group.throughput(Throughput::Elements(POINTS as u64));
     for (label, max_dist) in [
         ("1", radius_for(1.0, POLYGONS)),
@@ -193,7 +195,7 @@ fn bench_match_clustered(c: &mut Criterion) {
     let (xs, ys) = clustered_xy(POINTS, &centers, &mut rng);
     let max_dist = calibrate(&index, &xs, &ys, 30.0);
     let mut group = c.benchmark_group("match_clustered");
-    configure(&mut group);
+    configure(&mut group, 8);
     group.throughput(Throughput::Elements(POINTS as u64));
     group.bench_function(BenchmarkId::new("candidates", "30"), |b| {
         b.iter(|| run_match(&index, black_box(&xs), black_box(&ys), max_dist))
@@ -224,7 +226,7 @@ fn bench_from_rings(c: &mut Criterion) {
             .collect::<Vec<_>>(),
     ));
     let mut group = c.benchmark_group("polygons_from_rings");
-    configure(&mut group);
+    configure(&mut group, 8);
     group.throughput(Throughput::Elements(N as u64));
     group.bench_function(BenchmarkId::new("vertices", VERTICES), |b| {
         // Cloning the buffers bumps reference counts; no coordinate is copied.
@@ -236,11 +238,17 @@ fn bench_from_rings(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(
-    benches,
-    bench_index_build,
-    bench_match_uniform,
-    bench_match_clustered,
-    bench_from_rings
-);
-criterion_main!(benches);
+// `criterion_group!` defines a `pub fn`; inside a private module it needs no docs.
+mod groups {
+    use super::*;
+
+    criterion_group!(
+        benches,
+        bench_index_build,
+        bench_match_uniform,
+        bench_match_clustered,
+        bench_from_rings
+    );
+}
+
+criterion_main!(groups::benches);

@@ -58,6 +58,14 @@ pub enum PolymatchError {
     /// A serialised index that is truncated, corrupt or from another version.
     #[error("invalid serialised index: {0}")]
     InvalidIndexBytes(String),
+    /// An error about one input or output file: the path, then what went wrong.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong with it.
+        source: Box<PolymatchError>,
+    },
     /// The caller asked the running job to stop (Ctrl-C).
     #[error("interrupted")]
     Cancelled,
@@ -76,6 +84,25 @@ pub enum PolymatchError {
 pub type Result<T, E = PolymatchError> = std::result::Result<T, E>;
 
 impl PolymatchError {
+    /// Wrap `self` with the file it is about (once: an error already naming a file keeps it).
+    pub fn in_file(self, path: &std::path::Path) -> Self {
+        match self {
+            Self::File { .. } | Self::Cancelled => self,
+            other => Self::File {
+                path: path.to_path_buf(),
+                source: Box::new(other),
+            },
+        }
+    }
+
+    /// The innermost error (under any [`PolymatchError::File`] wrappers).
+    pub fn root(&self) -> &Self {
+        match self {
+            Self::File { source, .. } => source.root(),
+            other => other,
+        }
+    }
+
     /// A [`PolymatchError::InvalidGeometry`] for `row`.
     pub fn invalid_geometry(row: usize, reason: impl Into<String>) -> Self {
         Self::InvalidGeometry {

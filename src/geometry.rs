@@ -291,7 +291,11 @@ mod tests {
     #[test]
     fn hole_is_subtracted_whatever_its_orientation() {
         for hole_x in [[1.0, 2.0, 2.0, 1.0], [1.0, 1.0, 2.0, 2.0]] {
-            let hole_y = if hole_x[1] == 2.0 { [1.0, 1.0, 2.0, 2.0] } else { [1.0, 2.0, 2.0, 1.0] };
+            let hole_y = if hole_x[1] == 2.0 {
+                [1.0, 1.0, 2.0, 2.0]
+            } else {
+                [1.0, 2.0, 2.0, 1.0]
+            };
             let mut acc = PolygonAccumulator::default();
             acc.add_exterior(&[0.0, 4.0, 4.0, 0.0], &[0.0, 0.0, 4.0, 4.0]);
             acc.add_hole(&hole_x, &hole_y);

@@ -87,11 +87,20 @@ impl SpatialIndex {
     }
 
     /// Index rows `i` with `keep(i)`, given their centers and areas (finite).
-    pub fn from_centers(cx: &[f64], cy: &[f64], area: &[f64], keep: impl Fn(usize) -> bool) -> Self {
+    pub fn from_centers(
+        cx: &[f64],
+        cy: &[f64],
+        area: &[f64],
+        keep: impl Fn(usize) -> bool,
+    ) -> Self {
         let rows = cx.len();
         let mut by_rank: Vec<u32> = (0..rows as u32).filter(|&r| keep(r as usize)).collect();
         // Areas are finite, so total_cmp is the numeric order; stable sort keeps row order on ties.
-        by_rank.par_sort_by(|&a, &b| area[a as usize].total_cmp(&area[b as usize]).then(a.cmp(&b)));
+        by_rank.par_sort_by(|&a, &b| {
+            area[a as usize]
+                .total_cmp(&area[b as usize])
+                .then(a.cmp(&b))
+        });
         let n = by_rank.len();
         let rank_area: Vec<f64> = by_rank.iter().map(|&r| area[r as usize]).collect();
         let rank_x: Vec<f64> = by_rank.iter().map(|&r| cx[r as usize]).collect();
@@ -106,7 +115,15 @@ impl SpatialIndex {
         let depth = leaf_depth(n);
         partition(&mut items, depth);
         let leaves = 1usize << depth;
-        let mut node_box = vec![[f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY]; 2 * leaves];
+        let mut node_box = vec![
+            [
+                f64::INFINITY,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                f64::NEG_INFINITY
+            ];
+            2 * leaves
+        ];
         let mut node_rank = vec![NO_MATCH; 2 * leaves];
         if n > 0 {
             let mut ranges = Vec::with_capacity(leaves);
@@ -116,13 +133,23 @@ impl SpatialIndex {
                 items[lo..hi].sort_unstable_by_key(|it| it.rank);
                 for it in &items[lo..hi] {
                     let b = &mut node_box[slot];
-                    *b = [b[0].min(it.x), b[1].min(it.y), b[2].max(it.x), b[3].max(it.y)];
+                    *b = [
+                        b[0].min(it.x),
+                        b[1].min(it.y),
+                        b[2].max(it.x),
+                        b[3].max(it.y),
+                    ];
                     node_rank[slot] = node_rank[slot].min(it.rank);
                 }
             }
             for k in (1..leaves).rev() {
                 let (l, r) = (node_box[2 * k], node_box[2 * k + 1]);
-                node_box[k] = [l[0].min(r[0]), l[1].min(r[1]), l[2].max(r[2]), l[3].max(r[3])];
+                node_box[k] = [
+                    l[0].min(r[0]),
+                    l[1].min(r[1]),
+                    l[2].max(r[2]),
+                    l[3].max(r[3]),
+                ];
                 node_rank[k] = node_rank[2 * k].min(node_rank[2 * k + 1]);
             }
         }
@@ -283,7 +310,13 @@ impl SpatialIndex {
         out.extend_from_slice(&(self.rank_row.len() as u64).to_le_bytes());
         out.extend_from_slice(&self.depth.to_le_bytes());
         put_u32(&mut out, &self.rank_row);
-        for v in [&self.rank_area, &self.rank_x, &self.rank_y, &self.item_x, &self.item_y] {
+        for v in [
+            &self.rank_area,
+            &self.rank_x,
+            &self.rank_y,
+            &self.item_x,
+            &self.item_y,
+        ] {
             put_f64(&mut out, v);
         }
         put_u32(&mut out, &self.item_rank);
@@ -310,7 +343,9 @@ impl SpatialIndex {
         if checksum(body).to_le_bytes() != sum {
             return Err(bad("checksum mismatch (truncated or corrupted)"));
         }
-        let mut r = Reader { buf: &body[MAGIC.len()..] };
+        let mut r = Reader {
+            buf: &body[MAGIC.len()..],
+        };
         let rows = r.u64()? as usize;
         let n = r.u64()? as usize;
         let depth = r.u32()?;
@@ -326,12 +361,17 @@ impl SpatialIndex {
         let item_y = r.f64s(n)?;
         let item_rank = r.u32s(n)?;
         let flat = r.f64s(nodes * 4)?;
-        let node_box = flat.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
+        let node_box = flat
+            .chunks_exact(4)
+            .map(|c| [c[0], c[1], c[2], c[3]])
+            .collect();
         let node_rank = r.u32s(nodes)?;
         if !r.buf.is_empty() {
             return Err(bad("trailing bytes"));
         }
-        if rank_row.iter().any(|&row| row as usize >= rows) || item_rank.iter().any(|&k| k as usize >= n) {
+        if rank_row.iter().any(|&row| row as usize >= rows)
+            || item_rank.iter().any(|&k| k as usize >= n)
+        {
             return Err(bad("row or rank out of range"));
         }
         Ok(Self {
@@ -364,7 +404,12 @@ fn partition(items: &mut [Item], depth: u32) {
     if depth == 0 || items.len() <= 1 {
         return;
     }
-    let (mut x0, mut y0, mut x1, mut y1) = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
+    let (mut x0, mut y0, mut x1, mut y1) = (
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    );
     for it in items.iter() {
         (x0, y0, x1, y1) = (x0.min(it.x), y0.min(it.y), x1.max(it.x), y1.max(it.y));
     }
@@ -376,7 +421,10 @@ fn partition(items: &mut [Item], depth: u32) {
     }
     let (left, right) = items.split_at_mut(mid);
     if left.len() + right.len() > PARALLEL_BUILD {
-        rayon::join(|| partition(left, depth - 1), || partition(right, depth - 1));
+        rayon::join(
+            || partition(left, depth - 1),
+            || partition(right, depth - 1),
+        );
     } else {
         partition(left, depth - 1);
         partition(right, depth - 1);
@@ -445,11 +493,19 @@ impl Reader<'_> {
         Ok(u32::from_le_bytes(w))
     }
     fn u32s(&mut self, n: usize) -> Result<Vec<u32>> {
-        let len = n.checked_mul(4).ok_or_else(|| PolymatchError::InvalidIndexBytes("size overflow".into()))?;
-        Ok(self.take(len)?.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        let len = n
+            .checked_mul(4)
+            .ok_or_else(|| PolymatchError::InvalidIndexBytes("size overflow".into()))?;
+        Ok(self
+            .take(len)?
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
     fn f64s(&mut self, n: usize) -> Result<Vec<f64>> {
-        let len = n.checked_mul(8).ok_or_else(|| PolymatchError::InvalidIndexBytes("size overflow".into()))?;
+        let len = n
+            .checked_mul(8)
+            .ok_or_else(|| PolymatchError::InvalidIndexBytes("size overflow".into()))?;
         Ok(self
             .take(len)?
             .chunks_exact(8)
@@ -482,7 +538,13 @@ mod tests {
             }
         }
         let index = SpatialIndex::from_centers(&cx, &cy, &area, |_| true);
-        for (px, py) in [(3.2, 4.4), (0.0, 0.0), (59.0, 36.5), (-10.0, -10.0), (30.0, 18.0)] {
+        for (px, py) in [
+            (3.2, 4.4),
+            (0.0, 0.0),
+            (59.0, 36.5),
+            (-10.0, -10.0),
+            (30.0, 18.0),
+        ] {
             for r in [0.1, 1.0, 1.5, 3.0, 10.0, 100.0, f64::INFINITY] {
                 let got = index.best_within(px, py, r);
                 let got = (got != NO_MATCH).then(|| index.row_of(got));
@@ -490,8 +552,9 @@ mod tests {
                 let mut all = vec![];
                 index.for_each_within(px, py, r, |k, _| all.push(index.row_of(k)));
                 all.sort();
-                let want: Vec<u32> =
-                    (0..cx.len() as u32).filter(|&i| distance(px, py, cx[i as usize], cy[i as usize]) < r).collect();
+                let want: Vec<u32> = (0..cx.len() as u32)
+                    .filter(|&i| distance(px, py, cx[i as usize], cy[i as usize]) < r)
+                    .collect();
                 assert_eq!(all, want);
             }
         }

@@ -17,6 +17,7 @@ pub mod index;
 pub mod io;
 pub mod matching;
 pub mod polygons;
+pub mod synth;
 
 pub use error::{PolymatchError, Result};
 pub use index::SpatialIndex;

@@ -80,7 +80,9 @@ impl MatchOptions {
             )));
         }
         if self.chunk_size == 0 {
-            return Err(PolymatchError::InvalidArgument("chunk_size must be > 0".into()));
+            return Err(PolymatchError::InvalidArgument(
+                "chunk_size must be > 0".into(),
+            ));
         }
         Ok(())
     }
@@ -108,7 +110,9 @@ impl<'a> PointSlices<'a> {
                 "point x has {} values, y has {}{}",
                 x.len(),
                 y.len(),
-                nulls.map(|n| format!(", validity {}", n.len())).unwrap_or_default()
+                nulls
+                    .map(|n| format!(", validity {}", n.len()))
+                    .unwrap_or_default()
             )));
         }
         Ok(Self { x, y, nulls })
@@ -215,7 +219,13 @@ pub fn match_points(
             }
             let point_index = (first_point..first_point + n as u64).collect::<Vec<_>>();
             let valid = BooleanBuffer::collect_bool(n, |i| ranks[i] != NO_MATCH);
-            (point_index, polygon, distance, area, Some(NullBuffer::new(valid)))
+            (
+                point_index,
+                polygon,
+                distance,
+                area,
+                Some(NullBuffer::new(valid)),
+            )
         }
         How::Inner => {
             let matched = ranks.iter().filter(|&&r| r != NO_MATCH).count();
@@ -249,7 +259,10 @@ fn build_batch(
     let columns: Vec<ArrayRef> = vec![
         Arc::new(UInt64Array::new(ScalarBuffer::from(point_index), None)),
         Arc::new(UInt32Array::new(ScalarBuffer::from(polygon), valid.clone())),
-        Arc::new(Float64Array::new(ScalarBuffer::from(distance), valid.clone())),
+        Arc::new(Float64Array::new(
+            ScalarBuffer::from(distance),
+            valid.clone(),
+        )),
         Arc::new(Float64Array::new(ScalarBuffer::from(area), valid)),
     ];
     Ok(RecordBatch::try_new(result_schema(), columns)?)
@@ -347,12 +360,16 @@ fn match_all_candidates(
 pub fn with_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -> Result<T> {
     match threads {
         None => Ok(f()),
-        Some(0) => Err(PolymatchError::InvalidArgument("threads must be >= 1".into())),
+        Some(0) => Err(PolymatchError::InvalidArgument(
+            "threads must be >= 1".into(),
+        )),
         Some(n) => {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(n)
                 .build()
-                .map_err(|e| PolymatchError::InvalidArgument(format!("cannot start {n} threads: {e}")))?;
+                .map_err(|e| {
+                    PolymatchError::InvalidArgument(format!("cannot start {n} threads: {e}"))
+                })?;
             Ok(pool.install(f))
         }
     }
@@ -367,7 +384,12 @@ mod tests {
 
     fn small_index() -> SpatialIndex {
         // centers (0,0) area 2, (1,0) area 1, (10,10) area 1
-        SpatialIndex::from_centers(&[0.0, 1.0, 10.0], &[0.0, 0.0, 10.0], &[2.0, 1.0, 1.0], |_| true)
+        SpatialIndex::from_centers(
+            &[0.0, 1.0, 10.0],
+            &[0.0, 0.0, 10.0],
+            &[2.0, 1.0, 1.0],
+            |_| true,
+        )
     }
 
     #[test]
@@ -382,15 +404,50 @@ mod tests {
             ..Default::default()
         };
         let inner = match_points(&index, points, &opts, 100, None).unwrap();
-        assert_eq!(inner.column(0).as_primitive::<UInt64Type>().values(), &[100, 102]);
-        assert_eq!(inner.column(1).as_primitive::<UInt32Type>().values(), &[1, 2]);
-        assert_eq!(inner.column(2).as_primitive::<Float64Type>().values()[0], 1.0);
-        let left = match_points(&index, points, &MatchOptions { how: How::Left, ..opts }, 0, None).unwrap();
+        assert_eq!(
+            inner.column(0).as_primitive::<UInt64Type>().values(),
+            &[100, 102]
+        );
+        assert_eq!(
+            inner.column(1).as_primitive::<UInt32Type>().values(),
+            &[1, 2]
+        );
+        assert_eq!(
+            inner.column(2).as_primitive::<Float64Type>().values()[0],
+            1.0
+        );
+        let left = match_points(
+            &index,
+            points,
+            &MatchOptions {
+                how: How::Left,
+                ..opts
+            },
+            0,
+            None,
+        )
+        .unwrap();
         assert_eq!(left.num_rows(), 5);
         assert_eq!(left.column(1).null_count(), 3);
-        let all = match_points(&index, points, &MatchOptions { all_candidates: true, ..opts }, 0, None).unwrap();
-        assert_eq!(all.column(0).as_primitive::<UInt64Type>().values(), &[0, 0, 2]);
-        assert_eq!(all.column(1).as_primitive::<UInt32Type>().values(), &[0, 1, 2]);
+        let all = match_points(
+            &index,
+            points,
+            &MatchOptions {
+                all_candidates: true,
+                ..opts
+            },
+            0,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            all.column(0).as_primitive::<UInt64Type>().values(),
+            &[0, 0, 2]
+        );
+        assert_eq!(
+            all.column(1).as_primitive::<UInt32Type>().values(),
+            &[0, 1, 2]
+        );
     }
 
     #[test]

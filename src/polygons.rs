@@ -87,7 +87,14 @@ impl PolygonColumns {
         ring_offsets: OffsetBuffer<i64>,
         nulls: Option<NullBuffer>,
     ) -> Result<Self> {
-        check(&x, &y, &geom_offsets, &part_offsets, &ring_offsets, nulls.as_ref())?;
+        check(
+            &x,
+            &y,
+            &geom_offsets,
+            &part_offsets,
+            &ring_offsets,
+            nulls.as_ref(),
+        )?;
         let rows = geom_offsets.len() - 1;
         let mut center_x = vec![f64::NAN; rows];
         let mut center_y = vec![f64::NAN; rows];
@@ -107,7 +114,15 @@ impl PolygonColumns {
                     if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
                         continue;
                     }
-                    match derive_row(row, &x, &y, &geom_offsets, &part_offsets, &ring_offsets, &mut acc) {
+                    match derive_row(
+                        row,
+                        &x,
+                        &y,
+                        &geom_offsets,
+                        &part_offsets,
+                        &ring_offsets,
+                        &mut acc,
+                    ) {
                         Ok(Some((a, b, c))) => {
                             (cx[i], cy[i], ar[i], ok[i]) = (a, b, c, true);
                         }
@@ -148,7 +163,14 @@ impl PolygonColumns {
         nulls: Option<NullBuffer>,
     ) -> Result<Self> {
         let rows = polygon_offsets.len().saturating_sub(1);
-        Self::try_new(x, y, identity_offsets(rows), polygon_offsets, ring_offsets, nulls)
+        Self::try_new(
+            x,
+            y,
+            identity_offsets(rows),
+            polygon_offsets,
+            ring_offsets,
+            nulls,
+        )
     }
 
     /// One ring per polygon: polygon `i` is the ring `x[offsets[i]..offsets[i+1]]` (the
@@ -163,7 +185,14 @@ impl PolygonColumns {
         nulls: Option<NullBuffer>,
     ) -> Result<Self> {
         let rows = ring_offsets.len().saturating_sub(1);
-        Self::try_new(x, y, identity_offsets(rows), identity_offsets(rows), ring_offsets, nulls)
+        Self::try_new(
+            x,
+            y,
+            identity_offsets(rows),
+            identity_offsets(rows),
+            ring_offsets,
+            nulls,
+        )
     }
 
     /// Number of polygon rows (null and empty rows included).
@@ -222,11 +251,22 @@ impl PolygonColumns {
             None,
         );
         let ring_field = Arc::new(Field::new("vertices", coords.data_type().clone(), false));
-        let rings = LargeListArray::new(ring_field, self.ring_offsets.clone(), Arc::new(coords), None);
+        let rings = LargeListArray::new(
+            ring_field,
+            self.ring_offsets.clone(),
+            Arc::new(coords),
+            None,
+        );
         let part_field = Arc::new(Field::new("rings", rings.data_type().clone(), false));
-        let parts = LargeListArray::new(part_field, self.part_offsets.clone(), Arc::new(rings), None);
+        let parts =
+            LargeListArray::new(part_field, self.part_offsets.clone(), Arc::new(rings), None);
         let geom_field = Arc::new(Field::new("polygons", parts.data_type().clone(), false));
-        LargeListArray::new(geom_field, self.geom_offsets.clone(), Arc::new(parts), self.nulls.clone())
+        LargeListArray::new(
+            geom_field,
+            self.geom_offsets.clone(),
+            Arc::new(parts),
+            self.nulls.clone(),
+        )
     }
 
     /// The polygon columns as a record batch: `geometry` (GeoArrow multipolygon),
@@ -235,11 +275,21 @@ impl PolygonColumns {
         let geometry = self.geometry_array();
         let mut columns: Vec<ArrayRef> = vec![Arc::new(geometry)];
         let mut fields = vec![geometry_field(columns[0].data_type().clone())];
-        for (name, values) in [("center_x", &self.center_x), ("center_y", &self.center_y), ("area", &self.area)] {
-            columns.push(Arc::new(Float64Array::new(values.clone(), Some(self.matchable.clone()))));
+        for (name, values) in [
+            ("center_x", &self.center_x),
+            ("center_y", &self.center_y),
+            ("area", &self.area),
+        ] {
+            columns.push(Arc::new(Float64Array::new(
+                values.clone(),
+                Some(self.matchable.clone()),
+            )));
             fields.push(Field::new(name, DataType::Float64, true));
         }
-        Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns,
+        )?)
     }
 }
 
@@ -247,7 +297,10 @@ impl PolygonColumns {
 fn geometry_field(data_type: DataType) -> Field {
     Field::new("geometry", data_type, true).with_metadata(
         [
-            ("ARROW:extension:name".to_string(), "geoarrow.multipolygon".to_string()),
+            (
+                "ARROW:extension:name".to_string(),
+                "geoarrow.multipolygon".to_string(),
+            ),
             ("ARROW:extension:metadata".to_string(), "{}".to_string()),
         ]
         .into(),
@@ -321,14 +374,27 @@ fn derive_row(
             if c0 == c1 {
                 return Err(PolymatchError::invalid_geometry(
                     row,
-                    format!("ring {} of part {} is empty (a ring needs at least 1 vertex)", ring - r0, part - p0),
+                    format!(
+                        "ring {} of part {} is empty (a ring needs at least 1 vertex)",
+                        ring - r0,
+                        part - p0
+                    ),
                 ));
             }
             let (xs, ys) = (&x[c0..c1], &y[c0..c1]);
-            if let Some(v) = xs.iter().zip(ys).position(|(a, b)| !a.is_finite() || !b.is_finite()) {
+            if let Some(v) = xs
+                .iter()
+                .zip(ys)
+                .position(|(a, b)| !a.is_finite() || !b.is_finite())
+            {
                 return Err(PolymatchError::invalid_geometry(
                     row,
-                    format!("vertex {v} of ring {} is not finite ({}, {})", ring - r0, xs[v], ys[v]),
+                    format!(
+                        "vertex {v} of ring {} is not finite ({}, {})",
+                        ring - r0,
+                        xs[v],
+                        ys[v]
+                    ),
                 ));
             }
             let n = open_len(xs, ys);
@@ -370,7 +436,10 @@ mod tests {
         let nulls = NullBuffer::from(vec![true, false, true]);
         let p = PolygonColumns::from_rings(x, y, offsets, Some(nulls)).unwrap();
         assert_eq!(p.len(), 3);
-        assert_eq!((p.center_x()[0], p.center_y()[0], p.area()[0]), (1.0, 1.0, 4.0));
+        assert_eq!(
+            (p.center_x()[0], p.center_y()[0], p.area()[0]),
+            (1.0, 1.0, 4.0)
+        );
         assert!(!p.matchable().is_valid(1));
         assert_eq!(p.area()[2], 0.5);
         let batch = p.to_record_batch().unwrap();
@@ -384,10 +453,16 @@ mod tests {
         let y = buf(&[0.0, 1.0, 1.0]);
         let offsets = checked_offsets(vec![0, 1, 1, 3], "ring").unwrap();
         let err = PolygonColumns::from_rings(x.clone(), y.clone(), offsets, None).unwrap_err();
-        assert!(matches!(err, PolymatchError::InvalidGeometry { row: 1, .. }), "{err}");
+        assert!(
+            matches!(err, PolymatchError::InvalidGeometry { row: 1, .. }),
+            "{err}"
+        );
         let offsets = checked_offsets(vec![0, 1, 3], "ring").unwrap();
         let err = PolygonColumns::from_rings(x, y, offsets, None).unwrap_err();
-        assert!(matches!(err, PolymatchError::InvalidGeometry { row: 1, .. }), "{err}");
+        assert!(
+            matches!(err, PolymatchError::InvalidGeometry { row: 1, .. }),
+            "{err}"
+        );
         assert!(checked_offsets(vec![0, 2, 1], "ring").is_err());
         let offsets = checked_offsets(vec![0, 4], "ring").unwrap();
         assert!(matches!(
@@ -405,7 +480,10 @@ mod tests {
         let parts = checked_offsets(vec![0, 1, 2], "part").unwrap();
         let rings = checked_offsets(vec![0, 4, 8], "ring").unwrap();
         let p = PolygonColumns::try_new(x.clone(), y.clone(), geom, parts, rings, None).unwrap();
-        assert_eq!((p.center_x()[0], p.center_y()[0], p.area()[0]), (2.0, 0.5, 2.0));
+        assert_eq!(
+            (p.center_x()[0], p.center_y()[0], p.area()[0]),
+            (2.0, 0.5, 2.0)
+        );
         // A slice of a ring list: offsets start at 4.
         let rings = checked_offsets(vec![4, 8], "ring").unwrap();
         let p = PolygonColumns::from_rings(x, y, rings, None).unwrap();

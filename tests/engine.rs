@@ -1066,7 +1066,7 @@ const SAMPLE_WANT: [Option<(f64, f64, f64)>; 4] = [
 ];
 
 /// The same as polygons (one part each); row 0 is just its first square.
-fn sample_polygons() -> Vec<Option<Vec<Vec<(f64, f64)>>>> {
+fn sample_polygons() -> Vec<Option<Part>> {
     sample_multipolygons()
         .into_iter()
         .map(|m| m.map(|mut parts| parts.swap_remove(0)))
@@ -1176,7 +1176,7 @@ fn list_array(
 }
 
 /// GeoArrow polygon array: list<list<coord>>.
-fn polygon_array(rows: &[Option<Vec<Vec<(f64, f64)>>>], layout: Coords, large: bool) -> ArrayRef {
+fn polygon_array(rows: &[Option<Part>], layout: Coords, large: bool) -> ArrayRef {
     let (mut coords, mut ring_offsets, mut poly_offsets, mut valid) =
         (Vec::new(), vec![0], vec![0], Vec::new());
     for row in rows {

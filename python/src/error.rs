@@ -41,7 +41,9 @@ impl From<PyPolymatchError> for PyErr {
             | CoreError::ColumnType { .. }
             | CoreError::NoGeometry(_)
             | CoreError::UnsupportedGeometry { .. } => SchemaError::new_err(msg),
-            CoreError::InvalidGeometry { .. } | CoreError::InvalidLayout(_) => InvalidGeometryError::new_err(msg),
+            CoreError::InvalidGeometry { .. } | CoreError::InvalidLayout(_) => {
+                InvalidGeometryError::new_err(msg)
+            }
             CoreError::InvalidArgument(_) => PyValueError::new_err(msg),
             CoreError::Cancelled => PyKeyboardInterrupt::new_err(msg),
             CoreError::Io(io) => io.into(),
@@ -58,6 +60,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("PolymatchError", py.get_type::<PolymatchError>())?;
     m.add("SchemaError", py.get_type::<SchemaError>())?;
-    m.add("InvalidGeometryError", py.get_type::<InvalidGeometryError>())?;
+    m.add(
+        "InvalidGeometryError",
+        py.get_type::<InvalidGeometryError>(),
+    )?;
     Ok(())
 }

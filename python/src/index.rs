@@ -6,14 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch, UInt32Array};
-use arrow::compute::{concat_batches, take};
 use arrow::buffer::ScalarBuffer;
+use arrow::compute::{concat_batches, take};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, UInt64Type};
 use polymatch::io::arrow_ingest::numbers;
-use polymatch::io::{points_from_batch, polygons_from_batch, PointSpec};
+use polymatch::io::{append_kept_columns, points_from_batch, polygons_from_batch, Keep, PointSpec};
 use polymatch::matching::{result_schema, with_threads};
 use polymatch::polygons::checked_offsets;
-use polymatch::{match_points, How, MatchOptions, PointSlices, PolygonColumns, PolymatchError, SpatialIndex};
+use polymatch::{
+    match_points, How, MatchOptions, PointSlices, PolygonColumns, PolymatchError, SpatialIndex,
+};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
@@ -77,7 +79,9 @@ fn run_detached<T: Send>(
 ) -> PyResult<T> {
     let cancel = AtomicBool::new(false);
     if size < INTERRUPTIBLE_POINTS {
-        return py.detach(|| work(&cancel)).map_err(|e| PyPolymatchError(e).into());
+        return py
+            .detach(|| work(&cancel))
+            .map_err(|e| PyPolymatchError(e).into());
     }
     py.detach(|| {
         std::thread::scope(|s| {
@@ -104,87 +108,14 @@ fn run_detached<T: Send>(
                         }
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        return Err(PyValueError::new_err("polymatch worker thread ended without a result"));
+                        return Err(PyValueError::new_err(
+                            "polymatch worker thread ended without a result",
+                        ));
                     }
                 }
             }
         })
     })
-}
-
-/// Columns of `batch` named in `names`, taken at `indices` (nulls give null rows).
-fn take_columns(
-    batch: &RecordBatch,
-    names: &[String],
-    indices: &dyn Array,
-    from: &str,
-) -> PyPmResult<Vec<(Field, ArrayRef)>> {
-    names
-        .iter()
-        .map(|name| {
-            let i = batch.schema().index_of(name).map_err(|_| {
-                PolymatchError::MissingColumn {
-                    name: name.clone(),
-                    hint: format!(" (asked to keep it from the {from})"),
-                }
-            })?;
-            let field = batch.schema().field(i).clone().with_nullable(true);
-            let values = take(batch.column(i).as_ref(), indices, None).map_err(PolymatchError::from)?;
-            Ok((field, values))
-        })
-        .collect()
-}
-
-struct Keep<'a> {
-    points: &'a [String],
-    polygons: &'a [String],
-}
-
-/// Append the kept point and polygon columns to a match result.
-fn with_kept_columns(
-    result: RecordBatch,
-    points: &RecordBatch,
-    first_point: u64,
-    attributes: Option<&RecordBatch>,
-    keep: &Keep<'_>,
-) -> PyPmResult<RecordBatch> {
-    if keep.points.is_empty() && keep.polygons.is_empty() {
-        return Ok(result);
-    }
-    let mut fields: Vec<Field> = result.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-    let mut columns: Vec<ArrayRef> = result.columns().to_vec();
-    if !keep.points.is_empty() {
-        let local: arrow::array::UInt64Array = result
-            .column(0)
-            .as_primitive::<UInt64Type>()
-            .unary(|i| i - first_point);
-        for (f, c) in take_columns(points, keep.points, &local, "points")? {
-            fields.push(f);
-            columns.push(c);
-        }
-    }
-    if !keep.polygons.is_empty() {
-        let attributes = attributes.ok_or_else(|| PolymatchError::MissingColumn {
-            name: keep.polygons.join(", "),
-            hint: " (this index has no polygon attributes: it was built from coordinates or bytes)".into(),
-        })?;
-        let rows: &UInt32Array = result.column(1).as_primitive();
-        for (f, c) in take_columns(attributes, keep.polygons, rows, "polygons")? {
-            fields.push(f);
-            columns.push(c);
-        }
-    }
-    let mut seen = std::collections::HashSet::new();
-    for f in &fields {
-        if !seen.insert(f.name().clone()) {
-            return Err(PolymatchError::InvalidArgument(format!(
-                "kept column {:?} collides with another result column; rename it before matching",
-                f.name()
-            ))
-            .into());
-        }
-    }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(PolymatchError::from)?)
 }
 
 #[pymethods]
@@ -199,7 +130,12 @@ impl PyPolygonIndex {
     /// are kept as polygon attributes for `match(..., keep_polygons=[...])`.
     #[classmethod]
     #[pyo3(signature = (data, geometry=None))]
-    fn from_arrow(_cls: &Bound<'_, PyType>, py: Python<'_>, data: AnyRecordBatch, geometry: Option<String>) -> PyResult<Self> {
+    fn from_arrow(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        data: AnyRecordBatch,
+        geometry: Option<String>,
+    ) -> PyResult<Self> {
         let batch = one_batch(data)?;
         let polygons = py
             .detach(|| polygons_from_batch(&batch, geometry.as_deref()))
@@ -211,11 +147,19 @@ impl PyPolygonIndex {
     /// `x[offsets[i]:offsets[i+1]]`, `y[...]` (`offsets` has one more entry than there
     /// are polygons). Numpy arrays and Arrow arrays are accepted; float64 is used in place.
     #[classmethod]
-    fn from_coords(_cls: &Bound<'_, PyType>, py: Python<'_>, x: PyArray, y: PyArray, offsets: PyArray) -> PyResult<Self> {
+    fn from_coords(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        x: PyArray,
+        y: PyArray,
+        offsets: PyArray,
+    ) -> PyResult<Self> {
         let values = |a: PyArray, name: &str| -> PyPmResult<ScalarBuffer<f64>> {
             let (array, _) = a.into_inner();
             if array.null_count() > 0 {
-                return Err(PolymatchError::InvalidLayout(format!("{name} has null values")).into());
+                return Err(
+                    PolymatchError::InvalidLayout(format!("{name} has null values")).into(),
+                );
             }
             Ok(numbers(&array, name)?)
         };
@@ -227,9 +171,13 @@ impl PyPolygonIndex {
                 offsets.data_type()
             )));
         }
-        let offsets = arrow::compute::cast(&offsets, &DataType::Int64).map_err(|e| PyPolymatchError(e.into()))?;
-        let offsets = checked_offsets(offsets.as_primitive::<Int64Type>().values().to_vec(), "polygon")
-            .map_err(PyPolymatchError)?;
+        let offsets = arrow::compute::cast(&offsets, &DataType::Int64)
+            .map_err(|e| PyPolymatchError(e.into()))?;
+        let offsets = checked_offsets(
+            offsets.as_primitive::<Int64Type>().values().to_vec(),
+            "polygon",
+        )
+        .map_err(PyPolymatchError)?;
         let polygons = py
             .detach(|| PolygonColumns::from_rings(xs, ys, offsets, None))
             .map_err(PyPolymatchError)?;
@@ -254,7 +202,9 @@ impl PyPolygonIndex {
         PyBytes::new(py, &bytes)
     }
 
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
         let py = slf.py();
         let from_bytes = py.get_type::<Self>().getattr("from_bytes")?;
         let bytes = slf.get().to_bytes(py);
@@ -270,7 +220,11 @@ impl PyPolygonIndex {
             "PolygonIndex({} polygons, {} matchable{})",
             self.index.rows(),
             self.index.matchable(),
-            if self.polygons.is_some() { "" } else { ", no geometry" }
+            if self.polygons.is_some() {
+                ""
+            } else {
+                ", no geometry"
+            }
         )
     }
 
@@ -284,7 +238,9 @@ impl PyPolygonIndex {
                 let (cx, cy, area) = self.index.derived_columns();
                 let col = |v: Vec<f64>| -> ArrayRef {
                     let a = Float64Array::from(v);
-                    let nulls = arrow::buffer::NullBuffer::from(a.values().iter().map(|v| !v.is_nan()).collect::<Vec<_>>());
+                    let nulls = arrow::buffer::NullBuffer::from(
+                        a.values().iter().map(|v| !v.is_nan()).collect::<Vec<_>>(),
+                    );
                     Arc::new(Float64Array::new(a.values().clone(), Some(nulls)))
                 };
                 let schema = Schema::new(vec![
@@ -329,11 +285,13 @@ impl PyPolygonIndex {
             chunk_size: chunk_size.unwrap_or(polymatch::matching::CHUNK),
         };
         options.validate().map_err(PyPolymatchError)?;
-        let arrow_points = if points.hasattr("__arrow_c_stream__")? || points.hasattr("__arrow_c_array__")? {
-            points.clone()
-        } else {
-            py.import("polymatch._convert")?.call_method1("points_to_arrow", (points,))?
-        };
+        let arrow_points =
+            if points.hasattr("__arrow_c_stream__")? || points.hasattr("__arrow_c_array__")? {
+                points.clone()
+            } else {
+                py.import("polymatch._convert")?
+                    .call_method1("points_to_arrow", (points,))?
+            };
         let data: AnyRecordBatch = arrow_points.extract()?;
         let reader = data.into_reader()?;
         let batches = reader
@@ -361,7 +319,9 @@ impl PyPolygonIndex {
                         points: &keep_points,
                         polygons: &keep_polygons,
                     };
-                    out.push(with_kept_columns(result, batch, first, attributes, &keep).map_err(|e| e.0)?);
+                    out.push(append_kept_columns(
+                        result, batch, first, attributes, &keep,
+                    )?);
                     first += batch.num_rows() as u64;
                 }
                 Ok(out)

@@ -53,7 +53,12 @@ fn extension_name(field: &Field) -> Option<&str> {
 }
 
 fn missing(batch: &RecordBatch, name: &str) -> PolymatchError {
-    let names: Vec<_> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let names: Vec<_> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     PolymatchError::MissingColumn {
         name: name.to_string(),
         hint: format!(" (columns: {})", names.join(", ")),
@@ -111,7 +116,10 @@ pub fn polygons_from_array(field: &Field, array: &ArrayRef) -> Result<PolygonCol
     if let Some(ext) = extension_name(field) {
         if matches!(
             ext,
-            "geoarrow.point" | "geoarrow.linestring" | "geoarrow.multipoint" | "geoarrow.multilinestring"
+            "geoarrow.point"
+                | "geoarrow.linestring"
+                | "geoarrow.multipoint"
+                | "geoarrow.multilinestring"
         ) {
             return Err(PolymatchError::UnsupportedGeometry {
                 column: name.clone(),
@@ -204,7 +212,12 @@ pub fn polygons_from_xy_lists(x: &ArrayRef, y: &ArrayRef) -> Result<PolygonColum
         }
         offsets.push(fx.len() as i64);
     }
-    PolygonColumns::from_rings(fx.into(), fy.into(), OffsetBuffer::new(offsets.into()), nulls)
+    PolygonColumns::from_rings(
+        fx.into(),
+        fy.into(),
+        OffsetBuffer::new(offsets.into()),
+        nulls,
+    )
 }
 
 /// Read the points of `batch` (see [`PointSpec`]): named `x`/`y` columns, else a named or
@@ -278,7 +291,9 @@ pub fn points_from_array(field: &Field, array: &ArrayRef) -> Result<PointColumns
 
 fn name_column(e: PolymatchError, column: &str) -> PolymatchError {
     match e {
-        PolymatchError::UnsupportedGeometry { found, expected, .. } => PolymatchError::UnsupportedGeometry {
+        PolymatchError::UnsupportedGeometry {
+            found, expected, ..
+        } => PolymatchError::UnsupportedGeometry {
             column: column.to_string(),
             found,
             expected,
@@ -308,7 +323,11 @@ fn list_parts(array: &ArrayRef) -> Option<(OffsetBuffer<i64>, Option<NullBuffer>
             let l = array.as_list::<i32>();
             let widened: Vec<i64> = l.offsets().iter().map(|&o| i64::from(o)).collect();
             // Offsets of a valid Arrow array are non-negative and non-decreasing.
-            Some((OffsetBuffer::new(widened.into()), l.nulls().cloned(), l.values().clone()))
+            Some((
+                OffsetBuffer::new(widened.into()),
+                l.nulls().cloned(),
+                l.values().clone(),
+            ))
         }
         DataType::LargeList(_) => {
             let l = array.as_list::<i64>();
@@ -341,17 +360,26 @@ pub fn numbers(array: &ArrayRef, column: &str) -> Result<ScalarBuffer<f64>> {
 /// x and y of a coordinate array; null coordinates are an error.
 fn coordinates(array: &ArrayRef, column: &str) -> Result<(ScalarBuffer<f64>, ScalarBuffer<f64>)> {
     if array.null_count() > 0 {
-        return Err(PolymatchError::InvalidLayout(format!("column {column:?} has null coordinates")));
+        return Err(PolymatchError::InvalidLayout(format!(
+            "column {column:?} has null coordinates"
+        )));
     }
     coordinates_allowing_nulls(array, column)
 }
 
-fn coordinates_allowing_nulls(array: &ArrayRef, column: &str) -> Result<(ScalarBuffer<f64>, ScalarBuffer<f64>)> {
+fn coordinates_allowing_nulls(
+    array: &ArrayRef,
+    column: &str,
+) -> Result<(ScalarBuffer<f64>, ScalarBuffer<f64>)> {
     match array.data_type() {
         DataType::Struct(fields) if fields.len() >= 2 => {
             let s: &StructArray = array.as_struct();
-            let pick = |name: &str, fallback: usize| s.column_by_name(name).unwrap_or(s.column(fallback));
-            Ok((numbers(pick("x", 0), column)?, numbers(pick("y", 1), column)?))
+            let pick =
+                |name: &str, fallback: usize| s.column_by_name(name).unwrap_or(s.column(fallback));
+            Ok((
+                numbers(pick("x", 0), column)?,
+                numbers(pick("y", 1), column)?,
+            ))
         }
         DataType::FixedSizeList(_, size @ 2..=4) => {
             let l: &FixedSizeListArray = array.as_fixed_size_list();

@@ -1,6 +1,10 @@
-//! Getting data in and out: Arrow schema detection, GeoArrow and WKB ingest, Parquet.
+//! Getting data in and out: Arrow schema detection, GeoArrow and WKB ingest, kept
+//! columns, and (Geo)Parquet files.
 
 pub mod arrow_ingest;
+pub mod keep;
+pub mod parquet;
 pub mod wkb;
 
 pub use arrow_ingest::{points_from_batch, polygons_from_batch, PointColumns, PointSpec};
+pub use keep::{append_kept_columns, Keep};

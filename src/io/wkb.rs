@@ -55,7 +55,9 @@ impl PolygonBuilder {
                 for _ in 0..parts {
                     let inner = r.header()?;
                     if inner.kind != 3 {
-                        return Err(r.err(format!("a MultiPolygon holds a {}", type_name(inner.kind))));
+                        return Err(
+                            r.err(format!("a MultiPolygon holds a {}", type_name(inner.kind)))
+                        );
                     }
                     self.read_polygon(&mut r, inner)?;
                 }
@@ -147,7 +149,10 @@ impl<'a> Cursor<'a> {
     }
 
     fn err(&self, what: impl Into<String>) -> PolymatchError {
-        PolymatchError::invalid_geometry(self.row, format!("bad WKB at byte {}: {}", self.pos, what.into()))
+        PolymatchError::invalid_geometry(
+            self.row,
+            format!("bad WKB at byte {}: {}", self.pos, what.into()),
+        )
     }
 
     fn need(&self, n: usize) -> Result<()> {
@@ -160,9 +165,18 @@ impl<'a> Cursor<'a> {
 
     fn u32(&mut self) -> Result<u32> {
         self.need(4)?;
-        let b = [self.buf[self.pos], self.buf[self.pos + 1], self.buf[self.pos + 2], self.buf[self.pos + 3]];
+        let b = [
+            self.buf[self.pos],
+            self.buf[self.pos + 1],
+            self.buf[self.pos + 2],
+            self.buf[self.pos + 3],
+        ];
         self.pos += 4;
-        Ok(if self.little { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
+        Ok(if self.little {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        })
     }
 
     fn f64(&mut self) -> Result<f64> {
@@ -170,7 +184,11 @@ impl<'a> Cursor<'a> {
         let mut b = [0u8; 8];
         b.copy_from_slice(&self.buf[self.pos..self.pos + 8]);
         self.pos += 8;
-        Ok(if self.little { f64::from_le_bytes(b) } else { f64::from_be_bytes(b) })
+        Ok(if self.little {
+            f64::from_le_bytes(b)
+        } else {
+            f64::from_be_bytes(b)
+        })
     }
 
     fn count(&mut self) -> Result<usize> {
@@ -230,8 +248,20 @@ mod tests {
 
     fn polygon_wkb(little: bool, rings: &[&[(f64, f64)]]) -> Vec<u8> {
         let mut out = vec![u8::from(little)];
-        let u = |v: u32| if little { v.to_le_bytes() } else { v.to_be_bytes() };
-        let f = |v: f64| if little { v.to_le_bytes() } else { v.to_be_bytes() };
+        let u = |v: u32| {
+            if little {
+                v.to_le_bytes()
+            } else {
+                v.to_be_bytes()
+            }
+        };
+        let f = |v: f64| {
+            if little {
+                v.to_le_bytes()
+            } else {
+                v.to_be_bytes()
+            }
+        };
         out.extend(u(3));
         out.extend(u(rings.len() as u32));
         for ring in rings {
@@ -258,7 +288,10 @@ mod tests {
         assert!(b.push_wkb(&good[..good.len() - 3], 4).is_err());
         let mut flag = good.clone();
         flag[0] = 7;
-        assert!(matches!(b.push_wkb(&flag, 4), Err(PolymatchError::InvalidGeometry { row: 4, .. })));
+        assert!(matches!(
+            b.push_wkb(&flag, 4),
+            Err(PolymatchError::InvalidGeometry { row: 4, .. })
+        ));
         let mut huge = good.clone();
         huge[9..13].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(b.push_wkb(&huge, 0).is_err());
@@ -267,6 +300,9 @@ mod tests {
         point.extend(2.0f64.to_le_bytes());
         point.extend(3.0f64.to_le_bytes());
         assert_eq!(read_point(&point, 0).unwrap(), (2.0, 3.0));
-        assert!(matches!(b.push_wkb(&point, 0), Err(PolymatchError::UnsupportedGeometry { .. })));
+        assert!(matches!(
+            b.push_wkb(&point, 0),
+            Err(PolymatchError::UnsupportedGeometry { .. })
+        ));
     }
 }

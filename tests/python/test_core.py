@@ -318,7 +318,7 @@ def test_schema_errors():
     idx = pm.PolygonIndex.from_arrow(_geoarrow_polygons(POLYS))
     with pytest.raises(pm.SchemaError, match="missing column \"y\""):
         idx.match(pa.table({"x": [1.0]}))
-    with pytest.raises(pm.SchemaError, match="column \"x\" has type string"):
+    with pytest.raises(pm.SchemaError, match="column \"x\" has type Utf8"):
         idx.match(pa.table({"x": ["1"], "y": ["2"]}))
 
 
