@@ -178,6 +178,104 @@ pub fn two_product(a: f64, b: f64) -> (f64, f64) {
     (p, a.mul_add(b, -p))
 }
 
+/// `a + b = s + e` exactly, with `s` the rounded sum (Knuth's TwoSum, any order of magnitudes).
+#[inline(always)]
+pub fn two_sum(a: f64, b: f64) -> (f64, f64) {
+    let s = a + b;
+    let bb = s - a;
+    (s, (a - (s - bb)) + (b - bb))
+}
+
+const EPS: f64 = f64::EPSILON * 0.5; // unit roundoff, 2^-53
+
+/// True if `t + r` (the exact value, with `|error| <= bound`) rounds to `t`: the value is
+/// farther than `bound` from both half-way points around `t`.
+#[inline(always)]
+fn certainly_rounds_to(t: f64, r: f64, bound: f64) -> bool {
+    let up = (t.next_up() - t) * 0.5;
+    let down = (t - t.next_down()) * 0.5;
+    t.is_finite() && bound.is_finite() && r + bound < up && r - bound > -down
+}
+
+/// The shoelace area of one open ring, correctly rounded, by a fast filter: a compensated
+/// (double-double) sum with a rigorous error bound. `None` when the bound cannot certify
+/// the rounding (near a half-way case, or on overflow); callers then use the exact path
+/// ([`ExactSum`]), which always gives the same answer the filter would have certified.
+///
+/// # Implementation
+/// Each product is split exactly (`two_product`), the leading parts are summed with
+/// `two_sum`, and every error term goes into a plain float sum `c` whose own error is at
+/// most `gamma(4n) * sum|error terms|` (Higham, Accuracy and Stability, eq. 4.4).
+#[inline]
+pub fn ring_area_filtered(xs: &[f64], ys: &[f64]) -> Option<f64> {
+    let n = xs.len();
+    if n < 3 {
+        return Some(0.0);
+    }
+    let (mut px, mut py) = (xs[n - 1], ys[n - 1]);
+    let (mut s, mut c, mut a) = (0.0f64, 0.0f64, 0.0f64);
+    for (&x, &y) in xs.iter().zip(ys) {
+        let (p1, e1) = two_product(x, py);
+        let (p2, e2) = two_product(y, px);
+        let (s1, f1) = two_sum(s, p1);
+        let (s2, f2) = two_sum(s1, -p2);
+        s = s2;
+        c += (f1 + f2) + (e1 - e2);
+        a += (f1.abs() + f2.abs()) + (e1.abs() + e2.abs());
+        px = x;
+        py = y;
+    }
+    let (t, r) = two_sum(s, c);
+    let m = 4.0 * n as f64 + 4.0;
+    let bound = 2.0 * m * EPS * a + f64::from_bits(1) * m;
+    certainly_rounds_to(t, r, bound).then(|| t.abs() * 0.5)
+}
+
+/// The mean of `xs`, correctly rounded, by a fast filter (see [`ring_area_filtered`]);
+/// `None` when it cannot certify the result.
+#[inline]
+pub fn mean_filtered(xs: &[f64]) -> Option<f64> {
+    let n = xs.len();
+    if n == 0 {
+        return None;
+    }
+    let (mut s, mut c, mut a) = (0.0f64, 0.0f64, 0.0f64);
+    for &x in xs {
+        let (s1, e) = two_sum(s, x);
+        s = s1;
+        c += e;
+        a += e.abs();
+    }
+    // sum = t + r + delta exactly, |delta| <= b1.
+    let (t, r) = two_sum(s, c);
+    let nf = n as f64;
+    let b1 = 2.0 * (nf + 2.0) * EPS * a;
+    let mut q = t / nf;
+    if !q.is_finite() || !t.is_finite() || q == 0.0 {
+        return None;
+    }
+    // `t / n` ignores `r`, so it can be an ulp off: one correction step fixes that.
+    for _ in 0..2 {
+        // sum - q*n = (t - p) + r - ep + delta; t - p is exact (Sterbenz: p is within a
+        // few ulps of t).
+        let (p, ep) = two_product(q, nf);
+        let d = t - p;
+        let resid = (d + r) - ep;
+        let bound = b1 + 4.0 * EPS * (d.abs() + r.abs() + ep.abs()) + f64::from_bits(1) * 4.0;
+        // q is the correctly rounded quotient iff |sum - q*n| < n * gap / 2 on each side.
+        let up = (q.next_up() - q) * 0.5 * nf;
+        let down = (q - q.next_down()) * 0.5 * nf;
+        if resid + bound < up && resid - bound > -down && bound.is_finite() {
+            return Some(q);
+        }
+        q += resid / nf;
+        if !q.is_finite() || q == 0.0 {
+            return None;
+        }
+    }
+    None
+}
+
 /// Number of vertices of a ring once it is taken open: a last vertex equal to the first
 /// is dropped (GeoArrow and WKB rings are closed, the article's are open).
 #[inline]
@@ -251,10 +349,25 @@ impl PolygonAccumulator {
         self.area2.add_sum(&self.ring, negative != hole);
     }
 
+    /// `(center_x, center_y, area)` of a polygon made of one open ring, correctly rounded:
+    /// the fast filters where they certify the result, the exact path otherwise.
+    pub fn single_ring(&mut self, xs: &[f64], ys: &[f64]) -> (f64, f64, f64) {
+        let area = ring_area_filtered(xs, ys);
+        let cx = mean_filtered(xs);
+        let cy = mean_filtered(ys);
+        if let (Some(area), Some(cx), Some(cy)) = (area, cx, cy) {
+            return (cx, cy, area);
+        }
+        self.reset();
+        self.add_exterior(xs, ys);
+        let (ex, ey, ea) = self.finish();
+        (cx.unwrap_or(ex), cy.unwrap_or(ey), area.unwrap_or(ea))
+    }
+
     /// `(center_x, center_y, area)` of the polygon so far, each correctly rounded.
     /// NaN center if no exterior vertex was added.
     pub fn finish(&mut self) -> (f64, f64, f64) {
-        let area = self.area2.round() * 0.5;
+        let area = self.area2.round().abs() * 0.5; // abs: never -0.0
         if self.count == 0 {
             return (f64::NAN, f64::NAN, area);
         }
@@ -338,6 +451,52 @@ mod tests {
         s.add(9007199254740994.0);
         s.add(1.0);
         assert_eq!(s.div_round(2.0, &mut scratch), 4503599627370498.0);
+    }
+
+    /// The filters either decline or agree with the exact path, bit for bit.
+    #[test]
+    fn filters_agree_with_exact_path() {
+        let mut state = 0x1234_5678_9abc_def0u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut certified = 0;
+        let mut certified_mean = 0;
+        for round in 0..20_000 {
+            let n = 1 + (next() % 12) as usize;
+            let scale = [1e-3, 1.0, 1e3, 1e8][round % 4];
+            let shift = [0.0, 100.0, 1e6, -3e4][(round / 4) % 4];
+            let mut v = || {
+                let u = (next() >> 11) as f64 / (1u64 << 53) as f64;
+                if round % 7 == 0 {
+                    shift + (next() % 5) as f64 * 0.1 // many ties and exact cancellations
+                } else {
+                    shift + scale * (u - 0.5)
+                }
+            };
+            let xs: Vec<f64> = (0..n).map(|_| v()).collect();
+            let ys: Vec<f64> = (0..n).map(|_| v()).collect();
+            let mut acc = PolygonAccumulator::default();
+            acc.add_exterior(&xs, &ys);
+            let (ex, ey, ea) = acc.finish();
+            if let Some(a) = ring_area_filtered(&xs, &ys) {
+                assert_eq!(a.to_bits(), ea.to_bits(), "area {xs:?} {ys:?}");
+                certified += 1;
+            }
+            if let Some(m) = mean_filtered(&xs) {
+                assert_eq!(m.to_bits(), ex.to_bits(), "mean {xs:?}");
+                certified_mean += 1;
+            }
+            if let Some(m) = mean_filtered(&ys) {
+                assert_eq!(m.to_bits(), ey.to_bits(), "mean {ys:?}");
+            }
+            assert_eq!(acc.single_ring(&xs, &ys), (ex, ey, ea));
+        }
+        assert!(certified > 15_000, "the filter should certify most cases, got {certified}");
+        assert!(certified_mean > 15_000, "the filter should certify most means, got {certified_mean}");
     }
 
     #[test]

@@ -95,12 +95,9 @@ impl SpatialIndex {
     ) -> Self {
         let rows = cx.len();
         let mut by_rank: Vec<u32> = (0..rows as u32).filter(|&r| keep(r as usize)).collect();
-        // Areas are finite, so total_cmp is the numeric order; stable sort keeps row order on ties.
-        by_rank.par_sort_by(|&a, &b| {
-            area[a as usize]
-                .total_cmp(&area[b as usize])
-                .then(a.cmp(&b))
-        });
+        // Areas are finite and >= 0, whose bit patterns sort as the numbers do; the row
+        // breaks ties, so the (unstable) sort has one answer.
+        by_rank.par_sort_unstable_by_key(|&r| (area[r as usize].to_bits(), r));
         let n = by_rank.len();
         let rank_area: Vec<f64> = by_rank.iter().map(|&r| area[r as usize]).collect();
         let rank_x: Vec<f64> = by_rank.iter().map(|&r| cx[r as usize]).collect();
@@ -176,6 +173,11 @@ impl SpatialIndex {
     /// Number of matchable polygons.
     pub fn matchable(&self) -> usize {
         self.rank_row.len()
+    }
+
+    /// Bounding box of the indexed centers, `[min_x, min_y, max_x, max_y]`.
+    pub fn bounds(&self) -> Option<[f64; 4]> {
+        (!self.rank_row.is_empty()).then(|| self.node_box[1])
     }
 
     /// Polygon row of a rank.

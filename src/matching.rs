@@ -172,7 +172,9 @@ pub fn best_ranks(
             }
         }
     };
-    if points.len() <= chunk_size {
+    if points.len() >= SORT_MIN_POINTS && index.matchable() >= SORT_MIN_POLYGONS && points.len() < u32::MAX as usize {
+        spatially_sorted(index, points, max_dist, chunk_size, cancel, &mut out);
+    } else if points.len() <= chunk_size {
         kernel(0, &mut out);
     } else {
         out.par_chunks_mut(chunk_size)
@@ -183,6 +185,65 @@ pub fn best_ranks(
         return Err(PolymatchError::Cancelled);
     }
     Ok(out)
+}
+
+/// Points below this many are matched in input order.
+const SORT_MIN_POINTS: usize = 4096;
+/// Indexes smaller than this stay in cache whatever the point order.
+const SORT_MIN_POLYGONS: usize = 1 << 15;
+
+/// Spread the bits of a 16-bit value to the even positions.
+#[inline]
+fn spread(v: u32) -> u32 {
+    let mut v = v & 0xffff;
+    v = (v | (v << 8)) & 0x00ff_00ff;
+    v = (v | (v << 4)) & 0x0f0f_0f0f;
+    v = (v | (v << 2)) & 0x3333_3333;
+    (v | (v << 1)) & 0x5555_5555
+}
+
+/// Match the points in Z-order (Morton code over the index's bounds) instead of input
+/// order, then put the answers back in place. Neighbouring queries walk the same tree
+/// nodes, so a large index is read from cache instead of memory: the answers are the
+/// same, only faster.
+fn spatially_sorted(
+    index: &SpatialIndex,
+    points: PointSlices<'_>,
+    max_dist: f64,
+    chunk_size: usize,
+    cancel: Option<&AtomicBool>,
+    out: &mut [u32],
+) {
+    let Some([x0, y0, x1, y1]) = index.bounds() else {
+        return;
+    };
+    let (sx, sy) = (65535.0 / (x1 - x0).max(f64::MIN_POSITIVE), 65535.0 / (y1 - y0).max(f64::MIN_POSITIVE));
+    let mut keys: Vec<u64> = (0..points.len())
+        .into_par_iter()
+        .with_min_len(chunk_size)
+        .map(|i| {
+            // `as u32` saturates, and maps NaN to 0: any order is correct, this one is fast.
+            let cx = ((points.x[i] - x0) * sx).clamp(0.0, 65535.0) as u32;
+            let cy = ((points.y[i] - y0) * sy).clamp(0.0, 65535.0) as u32;
+            (u64::from(spread(cx) | (spread(cy) << 1)) << 32) | i as u64
+        })
+        .collect();
+    keys.par_sort_unstable();
+    let mut ranks = vec![NO_MATCH; keys.len()];
+    ranks.par_chunks_mut(chunk_size).zip(keys.par_chunks(chunk_size)).for_each(|(ranks, keys)| {
+        if cancelled(cancel) {
+            return;
+        }
+        for (slot, &k) in ranks.iter_mut().zip(keys) {
+            let i = (k & 0xffff_ffff) as usize;
+            if points.nulls.is_none_or(|n| n.is_valid(i)) {
+                *slot = index.best_within(points.x[i], points.y[i], max_dist);
+            }
+        }
+    });
+    for (&k, &rank) in keys.iter().zip(&ranks) {
+        out[(k & 0xffff_ffff) as usize] = rank;
+    }
 }
 
 /// Match `points` to the polygons of `index` (SPEC.md), as a record batch of

@@ -365,38 +365,24 @@ fn derive_row(
     acc: &mut PolygonAccumulator,
 ) -> Result<Option<(f64, f64, f64)>> {
     acc.reset();
-    let mut vertices = 0usize;
     let (p0, p1) = (geom_offsets[row] as usize, geom_offsets[row + 1] as usize);
+    // The common case, one part with one ring: the fast, filtered arithmetic.
+    if p1 == p0 + 1 && part_offsets[p0 + 1] == part_offsets[p0] + 1 {
+        let ring = part_offsets[p0] as usize;
+        let (c0, c1) = (ring_offsets[ring] as usize, ring_offsets[ring + 1] as usize);
+        let (xs, ys) = (&x[c0..c1], &y[c0..c1]);
+        check_ring(row, 0, 0, xs, ys)?;
+        let n = open_len(xs, ys);
+        let (cx, cy, area) = acc.single_ring(&xs[..n], &ys[..n]);
+        return finite(row, cx, cy, area);
+    }
+    let mut vertices = 0usize;
     for part in p0..p1 {
         let (r0, r1) = (part_offsets[part] as usize, part_offsets[part + 1] as usize);
         for ring in r0..r1 {
             let (c0, c1) = (ring_offsets[ring] as usize, ring_offsets[ring + 1] as usize);
-            if c0 == c1 {
-                return Err(PolymatchError::invalid_geometry(
-                    row,
-                    format!(
-                        "ring {} of part {} is empty (a ring needs at least 1 vertex)",
-                        ring - r0,
-                        part - p0
-                    ),
-                ));
-            }
             let (xs, ys) = (&x[c0..c1], &y[c0..c1]);
-            if let Some(v) = xs
-                .iter()
-                .zip(ys)
-                .position(|(a, b)| !a.is_finite() || !b.is_finite())
-            {
-                return Err(PolymatchError::invalid_geometry(
-                    row,
-                    format!(
-                        "vertex {v} of ring {} is not finite ({}, {})",
-                        ring - r0,
-                        xs[v],
-                        ys[v]
-                    ),
-                ));
-            }
+            check_ring(row, ring - r0, part - p0, xs, ys)?;
             let n = open_len(xs, ys);
             vertices += n;
             if ring == r0 {
@@ -410,6 +396,27 @@ fn derive_row(
         return Ok(None);
     }
     let (cx, cy, area) = acc.finish();
+    finite(row, cx, cy, area)
+}
+
+/// A ring needs a vertex, and every coordinate must be finite.
+fn check_ring(row: usize, ring: usize, part: usize, xs: &[f64], ys: &[f64]) -> Result<()> {
+    if xs.is_empty() {
+        return Err(PolymatchError::invalid_geometry(
+            row,
+            format!("ring {ring} of part {part} is empty (a ring needs at least 1 vertex)"),
+        ));
+    }
+    if let Some(v) = xs.iter().zip(ys).position(|(a, b)| !a.is_finite() || !b.is_finite()) {
+        return Err(PolymatchError::invalid_geometry(
+            row,
+            format!("vertex {v} of ring {ring} of part {part} is not finite ({}, {})", xs[v], ys[v]),
+        ));
+    }
+    Ok(())
+}
+
+fn finite(row: usize, cx: f64, cy: f64, area: f64) -> Result<Option<(f64, f64, f64)>> {
     if !(cx.is_finite() && cy.is_finite() && area.is_finite()) {
         return Err(PolymatchError::invalid_geometry(
             row,
