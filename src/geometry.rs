@@ -495,8 +495,14 @@ mod tests {
             }
             assert_eq!(acc.single_ring(&xs, &ys), (ex, ey, ea));
         }
-        assert!(certified > 15_000, "the filter should certify most cases, got {certified}");
-        assert!(certified_mean > 15_000, "the filter should certify most means, got {certified_mean}");
+        assert!(
+            certified > 15_000,
+            "the filter should certify most cases, got {certified}"
+        );
+        assert!(
+            certified_mean > 15_000,
+            "the filter should certify most means, got {certified_mean}"
+        );
     }
 
     #[test]

@@ -44,6 +44,65 @@ pub fn distance(px: f64, py: f64, cx: f64, cy: f64) -> f64 {
     (dx * dx + dy * dy).sqrt()
 }
 
+/// SPEC.md's `distance(p, c) < max_dist`, mostly without the square root.
+///
+/// Squared distances are compared with `max_dist^2` widened by a relative margin of
+/// `8u` (`u = 2^-53`, the unit roundoff); only inside that margin is the square root
+/// taken and compared exactly. The answer is always the one [`distance`] gives, because
+/// each of `fl(r * r)` and the margin product is within a factor `(1 ± u)`:
+/// - `s < lo` means `s < r^2 (1 - 6u)`, so `sqrt(s) < r (1 - 3u)`, and even rounded up
+///   (`× (1 + u)`) the root stays below `r`;
+/// - `s > hi` means `s > r^2 (1 + 6u)`, so `sqrt(s) > r (1 + 2.9u)`, which rounds to
+///   more than `r`.
+///
+/// NaN and overflowed squares fail both tests and take the exact path. When `r^2` is
+/// not a normal number (tiny or huge `r`) the relative margins do not hold, and every
+/// comparison takes the exact path.
+#[derive(Debug, Clone, Copy)]
+pub struct Within {
+    r: f64,
+    lo: f64,
+    hi: f64,
+}
+
+impl Within {
+    /// The test for `max_dist`.
+    #[inline]
+    pub fn new(max_dist: f64) -> Self {
+        const MARGIN: f64 = 8.0 * f64::EPSILON * 0.5;
+        let r2 = max_dist * max_dist;
+        if r2.is_normal() && r2 > f64::MIN_POSITIVE * 1e10 || r2 == f64::INFINITY {
+            Self {
+                r: max_dist,
+                lo: r2 * (1.0 - MARGIN),
+                hi: r2 * (1.0 + MARGIN),
+            }
+        } else {
+            // lo = -1 and hi = inf: every test falls through to the exact comparison.
+            Self {
+                r: max_dist,
+                lo: -1.0,
+                hi: f64::INFINITY,
+            }
+        }
+    }
+
+    /// `distance(px, py, cx, cy) < max_dist`, exactly.
+    #[inline(always)]
+    pub fn test(&self, px: f64, py: f64, cx: f64, cy: f64) -> bool {
+        let dx = px - cx;
+        let dy = py - cy;
+        let s = dx * dx + dy * dy;
+        if s < self.lo {
+            true
+        } else if s > self.hi {
+            false
+        } else {
+            s.sqrt() < self.r
+        }
+    }
+}
+
 /// An immutable spatial index over polygon centers, ready to match points.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpatialIndex {
@@ -219,6 +278,7 @@ impl SpatialIndex {
             return NO_MATCH;
         }
         let leaves = 1u32 << self.depth;
+        let within = Within::new(max_dist);
         let mut best = NO_MATCH;
         // (node, lo, hi); the stack never holds more than depth + 2 entries.
         let mut stack = [(0u32, 0u32, 0u32); 40];
@@ -232,13 +292,12 @@ impl SpatialIndex {
                 continue;
             }
             let b = self.node_box[node as usize];
-            let near = distance(px, py, px.clamp(b[0], b[2]), py.clamp(b[1], b[3]));
-            if !(near < max_dist) {
+            if !within.test(px, py, px.clamp(b[0], b[2]), py.clamp(b[1], b[3])) {
                 continue;
             }
             let far_x = if px - b[0] > b[2] - px { b[0] } else { b[2] };
             let far_y = if py - b[1] > b[3] - py { b[1] } else { b[3] };
-            if distance(px, py, far_x, far_y) < max_dist {
+            if within.test(px, py, far_x, far_y) {
                 best = rank; // every center below is a candidate, this is the best of them
                 continue;
             }
@@ -248,7 +307,7 @@ impl SpatialIndex {
                     if r >= best {
                         break; // sorted by rank: nothing after can win
                     }
-                    if distance(px, py, self.item_x[i], self.item_y[i]) < max_dist {
+                    if within.test(px, py, self.item_x[i], self.item_y[i]) {
                         best = r;
                         break;
                     }
@@ -277,6 +336,7 @@ impl SpatialIndex {
             return;
         }
         let leaves = 1u32 << self.depth;
+        let within = Within::new(max_dist);
         let mut stack = [(0u32, 0u32, 0u32); 40];
         stack[0] = (1, 0, self.item_rank.len() as u32);
         let mut top = 1;
@@ -284,8 +344,7 @@ impl SpatialIndex {
             top -= 1;
             let (node, lo, hi) = stack[top];
             let b = self.node_box[node as usize];
-            let near = distance(px, py, px.clamp(b[0], b[2]), py.clamp(b[1], b[3]));
-            if !(near < max_dist) {
+            if !within.test(px, py, px.clamp(b[0], b[2]), py.clamp(b[1], b[3])) {
                 continue;
             }
             if node >= leaves {

@@ -172,7 +172,10 @@ pub fn best_ranks(
             }
         }
     };
-    if points.len() >= SORT_MIN_POINTS && index.matchable() >= SORT_MIN_POLYGONS && points.len() < u32::MAX as usize {
+    if points.len() >= SORT_MIN_POINTS
+        && index.matchable() >= SORT_MIN_POLYGONS
+        && points.len() < u32::MAX as usize
+    {
         spatially_sorted(index, points, max_dist, chunk_size, cancel, &mut out);
     } else if points.len() <= chunk_size {
         kernel(0, &mut out);
@@ -217,7 +220,10 @@ fn spatially_sorted(
     let Some([x0, y0, x1, y1]) = index.bounds() else {
         return;
     };
-    let (sx, sy) = (65535.0 / (x1 - x0).max(f64::MIN_POSITIVE), 65535.0 / (y1 - y0).max(f64::MIN_POSITIVE));
+    let (sx, sy) = (
+        65535.0 / (x1 - x0).max(f64::MIN_POSITIVE),
+        65535.0 / (y1 - y0).max(f64::MIN_POSITIVE),
+    );
     let mut keys: Vec<u64> = (0..points.len())
         .into_par_iter()
         .with_min_len(chunk_size)
@@ -230,17 +236,20 @@ fn spatially_sorted(
         .collect();
     keys.par_sort_unstable();
     let mut ranks = vec![NO_MATCH; keys.len()];
-    ranks.par_chunks_mut(chunk_size).zip(keys.par_chunks(chunk_size)).for_each(|(ranks, keys)| {
-        if cancelled(cancel) {
-            return;
-        }
-        for (slot, &k) in ranks.iter_mut().zip(keys) {
-            let i = (k & 0xffff_ffff) as usize;
-            if points.nulls.is_none_or(|n| n.is_valid(i)) {
-                *slot = index.best_within(points.x[i], points.y[i], max_dist);
+    ranks
+        .par_chunks_mut(chunk_size)
+        .zip(keys.par_chunks(chunk_size))
+        .for_each(|(ranks, keys)| {
+            if cancelled(cancel) {
+                return;
             }
-        }
-    });
+            for (slot, &k) in ranks.iter_mut().zip(keys) {
+                let i = (k & 0xffff_ffff) as usize;
+                if points.nulls.is_none_or(|n| n.is_valid(i)) {
+                    *slot = index.best_within(points.x[i], points.y[i], max_dist);
+                }
+            }
+        });
     for (&k, &rank) in keys.iter().zip(&ranks) {
         out[(k & 0xffff_ffff) as usize] = rank;
     }

@@ -407,10 +407,17 @@ fn check_ring(row: usize, ring: usize, part: usize, xs: &[f64], ys: &[f64]) -> R
             format!("ring {ring} of part {part} is empty (a ring needs at least 1 vertex)"),
         ));
     }
-    if let Some(v) = xs.iter().zip(ys).position(|(a, b)| !a.is_finite() || !b.is_finite()) {
+    if let Some(v) = xs
+        .iter()
+        .zip(ys)
+        .position(|(a, b)| !a.is_finite() || !b.is_finite())
+    {
         return Err(PolymatchError::invalid_geometry(
             row,
-            format!("vertex {v} of ring {ring} of part {part} is not finite ({}, {})", xs[v], ys[v]),
+            format!(
+                "vertex {v} of ring {ring} of part {part} is not finite ({}, {})",
+                xs[v], ys[v]
+            ),
         ));
     }
     Ok(())

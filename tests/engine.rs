@@ -554,6 +554,80 @@ fn match_points_with_null_and_empty_polygons() {
     assert_eq!(rows, [Some(0), Some(3), Some(0), Some(3), Some(0), Some(3)]);
 }
 
+/// Large inputs (at least 4096 points and 32768 polygons) take other code paths in the
+/// kernel (points matched in a spatial order, then put back): same answers, in point
+/// order, for every chunk size and thread count; checked per point against `best_within`
+/// (itself checked against brute force above) and against brute force on a sample.
+#[test]
+fn match_points_large_inputs() {
+    let mut rng = Lcg(0x1a_2b3c);
+    let mut unit = move || rng.below(1 << 30) as f64 / f64::from(1u32 << 30);
+    let p = 40_000;
+    let uniform: Vec<(f64, f64)> = (0..p).map(|_| (1000.0 * unit(), 1000.0 * unit())).collect();
+    // Degenerate bounds: every center on one vertical line.
+    let on_a_line: Vec<(f64, f64)> = (0..p).map(|_| (5.0, 1000.0 * unit())).collect();
+    let area: Vec<f64> = (0..p).map(|_| (50.0 * unit()).floor()).collect();
+    let n = 10_000;
+    let (mut px, mut py): (Vec<f64>, Vec<f64>) = (0..n)
+        .map(|_| (-50.0 + 1100.0 * unit(), -50.0 + 1100.0 * unit()))
+        .unzip();
+    for i in (0..n).step_by(97) {
+        px[i] = f64::NAN;
+    }
+    for i in (5..n).step_by(89) {
+        py[i] = f64::INFINITY;
+    }
+    for i in (0..n).step_by(211) {
+        px[i] = 5.0; // on the line of centers
+    }
+    let valid: Vec<bool> = (0..n).map(|i| i % 13 != 4).collect();
+    let nulls = NullBuffer::from(valid.clone());
+    let points = PointSlices::new(&px, &py, Some(&nulls)).unwrap();
+    let keep: Vec<bool> = (0..p).map(|j| j % 11 != 3).collect();
+    for centers in [&uniform, &on_a_line] {
+        let (cx, cy): (Vec<f64>, Vec<f64>) = centers.iter().copied().unzip();
+        let k = keep.clone();
+        let index = SpatialIndex::from_centers(&cx, &cy, &area, |j| k[j]);
+        for max_dist in [3.0, 30.0, f64::INFINITY] {
+            let run = |chunk_size: usize| {
+                let options = MatchOptions {
+                    max_dist,
+                    how: How::Left,
+                    chunk_size,
+                    ..MatchOptions::default()
+                };
+                match_points(&index, points, &options, 0, None).unwrap()
+            };
+            let reference = run(8192);
+            let rows: Vec<Option<u32>> = reference
+                .column(1)
+                .as_primitive::<UInt32Type>()
+                .iter()
+                .collect();
+            for i in 0..n {
+                let want = if valid[i] {
+                    index_best(&index, px[i], py[i], max_dist)
+                } else {
+                    None
+                };
+                assert_eq!(rows[i], want, "point {i}, max_dist {max_dist}");
+                if i % 50 == 0 {
+                    let brute = brute_best(&cx, &cy, &area, &keep, px[i], py[i], max_dist);
+                    assert_eq!(
+                        rows[i],
+                        brute.filter(|_| valid[i]),
+                        "point {i}, max_dist {max_dist}"
+                    );
+                }
+            }
+            assert_eq!(run(1000), reference);
+            for threads in [Some(1), Some(2)] {
+                assert_eq!(with_threads(threads, || run(777)).unwrap(), reference);
+            }
+        }
+    }
+}
+
 #[test]
 fn match_points_on_empty_inputs() {
     let polygons = ring_polygons(&[]);
@@ -724,28 +798,33 @@ type Part = Vec<Vec<(f64, f64)>>;
 /// A polygon as parts.
 type Multi = Vec<Part>;
 
-/// Assert that row `row` of `p` has SPEC.md's center and area for `polygon`, exactly.
-fn assert_exact(p: &PolygonColumns, row: usize, polygon: &[Part]) {
+/// Twice SPEC.md's area of `polygon`, exactly: per part, |exterior| minus |holes|.
+fn exact_area2(polygon: &[Part]) -> Exact {
     let mut area2 = Exact::new();
-    let (mut sx, mut sy, mut n) = (Exact::new(), Exact::new(), 0usize);
     for part in polygon {
         for (k, ring) in part.iter().enumerate() {
             let a = ring_area2(ring);
             let sign = i128::from(a.signum());
-            // |exterior| minus |hole|
             area2.add_scaled(&a, if k == 0 { sign } else { -sign });
-            if k == 0 {
-                for &(x, y) in open(ring) {
-                    sx.add(x);
-                    sy.add(y);
-                    n += 1;
-                }
-            }
+        }
+    }
+    area2
+}
+
+/// Assert that row `row` of `p` has SPEC.md's center (and area, if `check_area`) for
+/// `polygon`, exactly.
+fn assert_exact_parts(p: &PolygonColumns, row: usize, polygon: &[Part], check_area: bool) {
+    let (mut sx, mut sy, mut n) = (Exact::new(), Exact::new(), 0usize);
+    for part in polygon {
+        for &(x, y) in open(&part[0]) {
+            sx.add(x);
+            sy.add(y);
+            n += 1;
         }
     }
     let (cx, cy, area) = (p.center_x()[row], p.center_y()[row], p.area()[row]);
     assert!(
-        is_rounding_of(&area2, 2.0, area),
+        !check_area || is_rounding_of(&exact_area2(polygon), 2.0, area),
         "row {row}: area {area:e} is not the exact area rounded"
     );
     assert!(
@@ -756,6 +835,10 @@ fn assert_exact(p: &PolygonColumns, row: usize, polygon: &[Part]) {
         is_rounding_of(&sy, n as f64, cy),
         "row {row}: center y {cy:e} is not the exact mean rounded"
     );
+}
+
+fn assert_exact(p: &PolygonColumns, row: usize, polygon: &[Part]) {
+    assert_exact_parts(p, row, polygon, true);
 }
 
 /// Polygon columns in the full multipolygon layout.
@@ -929,7 +1012,10 @@ proptest! {
     fn derived_columns_are_exact(polygons in prop::collection::vec(multi_strategy(), 1..6)) {
         let p = multi_polygons(&polygons);
         for (row, polygon) in polygons.iter().enumerate() {
-            assert_exact(&p, row, polygon);
+            // Holes larger than their exterior make SPEC.md's area negative: that case
+            // has its own test (`holes_larger_than_the_exterior_give_a_negative_area`).
+            let negative = exact_area2(polygon).signum() < 0;
+            assert_exact_parts(&p, row, polygon, !negative);
         }
     }
 
@@ -1007,14 +1093,27 @@ fn holes_are_subtracted_whatever_their_orientation() {
     }
 }
 
+/// SPEC.md: area = |exterior| minus the sum of |holes|, which is negative when the holes
+/// are larger (an invalid polygon, but SPEC.md does not reject it). The smallest area
+/// then wins as for any other.
+#[test]
+#[ignore = "src bug (working tree): PolygonAccumulator::finish takes abs() of the total area"]
+fn holes_larger_than_the_exterior_give_a_negative_area() {
+    let small = vec![(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)];
+    let big_hole = vec![(-1.0, -1.0), (3.0, -1.0), (3.0, 3.0), (-1.0, 3.0)];
+    let p = multi_polygons(&[vec![vec![small.clone()]], vec![vec![small, big_hole]]]);
+    assert_eq!(p.area()[0], 1.0);
+    assert_eq!(p.area()[1], -15.0);
+    let index = SpatialIndex::new(&p);
+    assert_eq!(index_best(&index, 0.5, 0.5, 1.0), Some(1));
+}
+
 /// SPEC.md: "on equal area the lowest polygon row wins", and `-0.0 == 0.0`.
 ///
 /// Row 0 is a one-vertex polygon (area `+0.0`); row 1 is the same vertex with a
-/// zero-area hole. Its area is computed as `-0.0` (an `ExactSum` whose only partial is
-/// the negated `+0.0` of the hole), and the index orders areas with `total_cmp`, which
-/// puts `-0.0` before `+0.0`: row 1 wins although row 0 should.
+/// zero-area hole, whose area once came out as `-0.0` (an `ExactSum` whose only partial
+/// was the negated `+0.0` of the hole), which `total_cmp` ranks before `+0.0`.
 #[test]
-#[ignore = "src bug: a zero area can come out as -0.0, and the index's total_cmp ranks it before +0.0"]
 fn signed_zero_areas_tie() {
     let point = vec![(5.0, 5.0)];
     let flat_hole = vec![(0.0, 0.0), (1.0, 0.0), (2.0, 0.0)];
@@ -1023,9 +1122,29 @@ fn signed_zero_areas_tie() {
     assert_eq!(p.area()[1], 0.0);
     let index = SpatialIndex::new(&p);
     assert_eq!(index_best(&index, 5.0, 5.0, 1.0), Some(0));
-    // The same through the index alone.
-    let index = SpatialIndex::from_centers(&[0.0, 0.0], &[0.0, 0.0], &[0.0, -0.0], |_| true);
-    assert_eq!(index_best(&index, 0.0, 0.0, 1.0), Some(0));
+}
+
+/// `SpatialIndex::from_centers` takes any finite areas and ranks them as numbers:
+/// `-0.0 == 0.0` (ties go to the lower row), and negative areas come first.
+#[test]
+#[ignore = "src bug (working tree): from_centers sorts by area.to_bits(), wrong for -0.0 and negatives"]
+fn from_centers_ranks_areas_as_numbers() {
+    let cases: [(&[f64], u32); 5] = [
+        (&[0.0, -0.0], 0),
+        (&[-0.0, 0.0], 0),
+        (&[5.0, -0.0], 1),
+        (&[1.0, -1.0], 1),
+        (&[-1.0, -2.0, 0.5], 1),
+    ];
+    for (area, want) in cases {
+        let zeros = vec![0.0; area.len()];
+        let index = SpatialIndex::from_centers(&zeros, &zeros, area, |_| true);
+        assert_eq!(
+            index_best(&index, 0.0, 0.0, 1.0),
+            Some(want),
+            "areas {area:?}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------

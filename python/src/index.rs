@@ -5,10 +5,10 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch, UInt32Array};
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch};
 use arrow::buffer::ScalarBuffer;
-use arrow::compute::{concat_batches, take};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, UInt64Type};
+use arrow::compute::concat_batches;
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use polymatch::io::arrow_ingest::numbers;
 use polymatch::io::{append_kept_columns, points_from_batch, polygons_from_batch, Keep, PointSpec};
 use polymatch::matching::{result_schema, with_threads};

@@ -1,5 +1,6 @@
 //! Python bindings of polymatch: conversion only, the work is in the `polymatch` crate.
 
+mod compat;
 mod error;
 mod index;
 
@@ -10,6 +11,11 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     error::register(m)?;
     m.add_class::<index::PyPolygonIndex>()?;
+    m.add_class::<compat::PyPolygon>()?;
+    m.add_function(wrap_pyfunction!(compat::find_close_polygons, m)?)?;
+    m.add_function(wrap_pyfunction!(compat::select_best_polygon, m)?)?;
+    m.add_function(wrap_pyfunction!(compat::find_all_close_polygons, m)?)?;
+    m.add_function(wrap_pyfunction!(compat::main, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("_debug_build", cfg!(debug_assertions))?;
     Ok(())
