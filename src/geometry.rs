@@ -367,7 +367,9 @@ impl PolygonAccumulator {
     /// `(center_x, center_y, area)` of the polygon so far, each correctly rounded.
     /// NaN center if no exterior vertex was added.
     pub fn finish(&mut self) -> (f64, f64, f64) {
-        let area = self.area2.round().abs() * 0.5; // abs: never -0.0
+        // Negative only if the holes outweigh the exterior (SPEC: |exterior| - sum |holes|).
+        // `+ 0.0` turns a -0.0 into 0.0.
+        let area = self.area2.round() * 0.5 + 0.0;
         if self.count == 0 {
             return (f64::NAN, f64::NAN, area);
         }

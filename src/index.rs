@@ -154,9 +154,8 @@ impl SpatialIndex {
     ) -> Self {
         let rows = cx.len();
         let mut by_rank: Vec<u32> = (0..rows as u32).filter(|&r| keep(r as usize)).collect();
-        // Areas are finite and >= 0, whose bit patterns sort as the numbers do; the row
-        // breaks ties, so the (unstable) sort has one answer.
-        by_rank.par_sort_unstable_by_key(|&r| (area[r as usize].to_bits(), r));
+        // The row breaks ties, so the (unstable) sort has one answer.
+        by_rank.par_sort_unstable_by_key(|&r| (order_key(area[r as usize]), r));
         let n = by_rank.len();
         let rank_area: Vec<f64> = by_rank.iter().map(|&r| area[r as usize]).collect();
         let rank_x: Vec<f64> = by_rank.iter().map(|&r| cx[r as usize]).collect();
@@ -422,7 +421,7 @@ impl SpatialIndex {
         let item_y = r.f64s(n)?;
         let item_rank = r.u32s(n)?;
         let flat = r.f64s(nodes * 4)?;
-        let node_box = flat
+        let node_box: Vec<[f64; 4]> = flat
             .chunks_exact(4)
             .map(|c| [c[0], c[1], c[2], c[3]])
             .collect();
@@ -434,6 +433,25 @@ impl SpatialIndex {
             || item_rank.iter().any(|&k| k as usize >= n)
         {
             return Err(bad("row or rank out of range"));
+        }
+        // What the queries rely on: finite centers and areas, and ordered, finite boxes
+        // (`f64::clamp` panics on inverted or NaN bounds). Every node holds items when n > 0.
+        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+        if !(finite(&rank_area)
+            && finite(&rank_x)
+            && finite(&rank_y)
+            && finite(&item_x)
+            && finite(&item_y))
+        {
+            return Err(bad("non-finite center or area"));
+        }
+        let used = if n == 0 { 1..1 } else { 1..nodes };
+        if node_box[used.clone()]
+            .iter()
+            .any(|b| !(finite(b) && b[0] <= b[2] && b[1] <= b[3]))
+            || node_rank[used].iter().any(|&k| k as usize >= n)
+        {
+            return Err(bad("inconsistent tree nodes"));
         }
         Ok(Self {
             rows,
@@ -448,6 +466,17 @@ impl SpatialIndex {
             node_box,
             node_rank,
         })
+    }
+}
+
+/// A `u64` that sorts as the float does (numerically for finite values; -0.0 equals 0.0).
+#[inline]
+fn order_key(x: f64) -> u64 {
+    let b = (x + 0.0).to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | (1 << 63)
     }
 }
 

@@ -8,9 +8,11 @@
 //! - [`polygons`]: the polygon columns (flat coordinates, offsets, derived columns);
 //! - [`index`]: the spatial index over centers, serialisable to bytes;
 //! - [`matching`]: the kernels, parallel over points with rayon;
-//! - [`io`]: Arrow schema detection, GeoArrow/WKB ingest, Parquet in and out.
+//! - [`io`]: Arrow schema detection, GeoArrow/WKB ingest, Parquet in and out;
+//! - [`cli`]: the `polymatch` command line, over all of the above.
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod error;
 pub mod geometry;
 pub mod index;

@@ -73,7 +73,7 @@ impl MatchOptions {
     /// [`PolymatchError::InvalidArgument`] if `max_dist` is not `> 0` (NaN included) or
     /// `chunk_size` is 0.
     pub fn validate(&self) -> Result<()> {
-        if !(self.max_dist > 0.0) {
+        if self.max_dist.is_nan() || self.max_dist <= 0.0 {
             return Err(PolymatchError::InvalidArgument(format!(
                 "max_dist must be > 0 (inf allowed), got {}",
                 self.max_dist

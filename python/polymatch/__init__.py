@@ -23,6 +23,8 @@ from polymatch._core import (
     SchemaError,
     __version__,
     _debug_build,
+    match_parquet,
+    read_polygons,
 )
 
 __all__ = [
@@ -32,6 +34,8 @@ __all__ = [
     "SchemaError",
     "__version__",
     "match",
+    "match_parquet",
+    "read_polygons",
 ]
 
 if _debug_build:  # pragma: no cover - depends on how the extension was built

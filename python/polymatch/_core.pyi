@@ -1,3 +1,4 @@
+import os
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -70,3 +71,25 @@ def find_close_polygons(polygon_subset: Any, point: Any, max_dist: float) -> lis
 def select_best_polygon(polygon_sets: Any) -> list[tuple[Any, Any]]: ...
 def find_all_close_polygons(polygons: Any, points: Any, max_dist: float) -> list[tuple[Any, list[Any]]]: ...
 def main(polygons: Any, points: Any, max_dist: float = 10.0) -> list[tuple[Any, Any]]: ...
+
+def read_polygons(
+    path: str | os.PathLike[str], geometry: str | None = None, keep: list[str] | None = None
+) -> PolygonIndex: ...
+def match_parquet(
+    polygons: PolygonIndex | str | os.PathLike[str],
+    points: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    max_dist: float = 10.0,
+    how: str = "inner",
+    all_candidates: bool = False,
+    *,
+    keep: list[str] | None = None,
+    keep_polygons: list[str] | None = None,
+    x: str | None = None,
+    y: str | None = None,
+    point_geometry: str | None = None,
+    polygon_geometry: str | None = None,
+    threads: int | None = None,
+    batch_rows: int = 262144,
+) -> dict[str, int]: ...
+def run_cli(args: list[str]) -> int: ...

@@ -38,21 +38,42 @@ pub struct PyPolygonIndex {
     polygons: Option<Arc<PolygonColumns>>,
     index: Arc<SpatialIndex>,
     attributes: Option<RecordBatch>,
+    crs: Option<serde_json::Value>,
 }
 
 impl PyPolygonIndex {
     fn new(polygons: PolygonColumns, attributes: Option<RecordBatch>) -> Self {
+        Self::from_parts(polygons, attributes, None)
+    }
+
+    /// Index `polygons`, keeping their attribute columns and CRS.
+    pub fn from_parts(
+        polygons: PolygonColumns,
+        attributes: Option<RecordBatch>,
+        crs: Option<serde_json::Value>,
+    ) -> Self {
         let index = SpatialIndex::new(&polygons);
         Self {
             polygons: Some(Arc::new(polygons)),
             index: Arc::new(index),
             attributes,
+            crs,
         }
     }
 
     /// The core index (for other binding modules).
     pub fn core(&self) -> &Arc<SpatialIndex> {
         &self.index
+    }
+
+    /// The polygon attribute columns, if any.
+    pub fn attributes(&self) -> Option<&RecordBatch> {
+        self.attributes.as_ref()
+    }
+
+    /// The CRS the polygons came with, if a file said.
+    pub fn crs(&self) -> Option<&serde_json::Value> {
+        self.crs.as_ref()
     }
 }
 
@@ -72,7 +93,7 @@ fn one_batch(data: AnyRecordBatch) -> PyResult<RecordBatch> {
 /// Run `work` without the GIL. Large jobs run on a scoped worker thread while this
 /// thread checks for signals every 50 ms: Ctrl-C sets the cancel flag, the kernel stops
 /// at its next chunk, and the KeyboardInterrupt propagates.
-fn run_detached<T: Send>(
+pub fn run_detached<T: Send>(
     py: Python<'_>,
     size: usize,
     work: impl FnOnce(&AtomicBool) -> polymatch::Result<T> + Send,
@@ -192,6 +213,7 @@ impl PyPolygonIndex {
             polygons: None,
             index: Arc::new(index),
             attributes: None,
+            crs: None,
         })
     }
 

@@ -2,6 +2,7 @@
 
 mod compat;
 mod error;
+mod files;
 mod index;
 
 use pyo3::prelude::*;
@@ -12,6 +13,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     error::register(m)?;
     m.add_class::<index::PyPolygonIndex>()?;
     m.add_class::<compat::PyPolygon>()?;
+    m.add_function(wrap_pyfunction!(files::read_polygons, m)?)?;
+    m.add_function(wrap_pyfunction!(files::match_parquet, m)?)?;
+    m.add_function(wrap_pyfunction!(files::run_cli, m)?)?;
     m.add_function(wrap_pyfunction!(compat::find_close_polygons, m)?)?;
     m.add_function(wrap_pyfunction!(compat::select_best_polygon, m)?)?;
     m.add_function(wrap_pyfunction!(compat::find_all_close_polygons, m)?)?;

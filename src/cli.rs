@@ -1,0 +1,361 @@
+//! The `polymatch` command line: match points to polygons, Parquet in, Parquet out.
+//! Thin over the library; the binary (`src/bin/polymatch.rs`) and the Python package's
+//! `polymatch` script both call [`run`].
+//!
+//! Exit codes: 0 success, 1 bad input data or files, 2 usage error, 3 internal error,
+//! 130 interrupted (Ctrl-C). Errors are one line on stderr, naming the file, column or row.
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::io::parquet::{file_info, match_parquet, read_polygons, write_parquet, ParquetJob};
+use crate::io::{Keep, PointSpec};
+use crate::matching::with_threads;
+use crate::synth::SynthSpec;
+use crate::{How, MatchOptions, PolymatchError, SpatialIndex};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use parquet::file::metadata::KeyValue;
+
+/// Exit code: bad input (file, column, row).
+pub const EXIT_INPUT: u8 = 1;
+/// Exit code: usage error.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: internal error (a bug).
+pub const EXIT_INTERNAL: u8 = 3;
+/// Exit code: interrupted by Ctrl-C.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Parser)]
+#[command(
+    name = "polymatch",
+    version,
+    about = "Match 2-D points to polygons: for each point, the smallest-area polygon whose center is within --max-dist.",
+    after_help = "Exit codes: 0 success, 1 bad input (file, column, row), 2 usage error, 3 internal error, 130 interrupted."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum HowArg {
+    Inner,
+    Left,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Match a points file against a polygons file, streaming the points.
+    Match {
+        /// Polygons: GeoParquet (WKB or native polygon/multipolygon) or Parquet with x/y list columns.
+        #[arg(long)]
+        polygons: PathBuf,
+        /// Points: Parquet with x/y columns, or GeoParquet points.
+        #[arg(long)]
+        points: PathBuf,
+        /// Output Parquet file (written atomically).
+        #[arg(long)]
+        out: PathBuf,
+        /// Candidates are polygons whose center is at distance < max-dist ("inf" allowed).
+        #[arg(long, default_value_t = 10.0)]
+        max_dist: f64,
+        /// inner: matched points only; left: every point.
+        #[arg(long, value_enum, default_value = "inner")]
+        how: HowArg,
+        /// Write every (point, candidate) pair instead of the best match.
+        #[arg(long)]
+        all_candidates: bool,
+        /// Point columns to carry into the output (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        keep: Vec<String>,
+        /// Polygon columns to carry into the output (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        keep_polygons: Vec<String>,
+        /// Name of the points' x column.
+        #[arg(long)]
+        x: Option<String>,
+        /// Name of the points' y column.
+        #[arg(long)]
+        y: Option<String>,
+        /// Name of the points' geometry column.
+        #[arg(long)]
+        point_geometry: Option<String>,
+        /// Name of the polygons' geometry column.
+        #[arg(long)]
+        polygon_geometry: Option<String>,
+        /// Worker threads (default: RAYON_NUM_THREADS, else one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Points per batch read and matched.
+        #[arg(long, default_value_t = 262_144)]
+        batch_rows: usize,
+        /// No progress bar and no summary.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Write deterministic synthetic polygons (GeoParquet) and points (Parquet).
+    Generate {
+        /// Number of polygons.
+        #[arg(long)]
+        polygons: usize,
+        /// Number of points.
+        #[arg(long)]
+        points: usize,
+        /// Random seed.
+        #[arg(long, default_value_t = 6)]
+        seed: u64,
+        /// Cluster polygons and points instead of spreading them uniformly.
+        #[arg(long)]
+        clustered: bool,
+        /// Vertices per polygon.
+        #[arg(long, default_value_t = 10)]
+        vertices: usize,
+        /// Average candidates per point at --max-dist (uniform data).
+        #[arg(long, default_value_t = 30.0)]
+        candidates: f64,
+        /// The match distance the density is tuned for.
+        #[arg(long, default_value_t = 10.0)]
+        max_dist: f64,
+        /// Output folder (polygons.parquet, points.parquet).
+        #[arg(long)]
+        out_dir: PathBuf,
+    },
+    /// Show what polymatch sees in a Parquet file.
+    Info {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+/// Parse `args` (the first is the program name) and run; returns the exit code.
+pub fn run_from_args(args: impl IntoIterator<Item = OsString>) -> u8 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_USAGE } else { 0 };
+        }
+    };
+    // A bug must not print a backtrace at a user: one line, and a distinct exit code.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("polymatch: internal error: {info} (please report this)");
+    }));
+    let code = match std::panic::catch_unwind(|| run(cli)) {
+        Ok(Ok(())) => 0,
+        Ok(Err(PolymatchError::Cancelled)) => {
+            eprintln!("polymatch: interrupted; no output written");
+            EXIT_INTERRUPTED
+        }
+        Ok(Err(e)) => {
+            eprintln!("polymatch: error: {e}");
+            let usage = matches!(e.root(), PolymatchError::InvalidArgument(_));
+            if usage {
+                EXIT_USAGE
+            } else {
+                EXIT_INPUT
+            }
+        }
+        Err(_) => EXIT_INTERNAL,
+    };
+    let _ = std::panic::take_hook();
+    code
+}
+
+fn run(cli: Cli) -> Result<(), PolymatchError> {
+    match cli.command {
+        Command::Match {
+            polygons,
+            points,
+            out,
+            max_dist,
+            how,
+            all_candidates,
+            keep,
+            keep_polygons,
+            x,
+            y,
+            point_geometry,
+            polygon_geometry,
+            threads,
+            batch_rows,
+            quiet,
+        } => {
+            let options = MatchOptions {
+                max_dist,
+                how: match how {
+                    HowArg::Inner => How::Inner,
+                    HowArg::Left => How::Left,
+                },
+                all_candidates,
+                ..MatchOptions::default()
+            };
+            options.validate()?;
+            let cancel = Arc::new(AtomicBool::new(false));
+            {
+                let cancel = cancel.clone();
+                // If a handler cannot be installed, Ctrl-C still kills the process and the
+                // temporary output is left: nothing at the target path changes either way.
+                let _ = ctrlc::set_handler(move || cancel.store(true, Ordering::Relaxed));
+            }
+            with_threads(threads, || {
+                let start = Instant::now();
+                let file = read_polygons(&polygons, polygon_geometry.as_deref(), &keep_polygons)?;
+                let index = SpatialIndex::new(&file.polygons);
+                drop(file.polygons); // matching needs the index only
+                let job = ParquetJob {
+                    index: &index,
+                    polygon_attributes: Some(&file.attributes),
+                    polygon_crs: file.crs.as_ref(),
+                    polygons_path: Some(&polygons),
+                    points_path: &points,
+                    out_path: &out,
+                    spec: PointSpec {
+                        x: x.as_deref(),
+                        y: y.as_deref(),
+                        geometry: point_geometry.as_deref(),
+                    },
+                    keep: Keep {
+                        points: &keep,
+                        polygons: &keep_polygons,
+                    },
+                    options,
+                    batch_rows,
+                    cancel: &cancel,
+                };
+                let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+                    let bar = ProgressBar::new(0);
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{bar:40} {human_pos}/{human_len} points  {per_sec}  ETA {eta}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                    bar
+                });
+                let summary = match_parquet(&job, |done, total| {
+                    if let Some(bar) = &bar {
+                        bar.set_length(total);
+                        bar.set_position(done);
+                    }
+                })?;
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                }
+                if !quiet {
+                    let secs = start.elapsed().as_secs_f64();
+                    eprintln!(
+                        "polymatch: {} points, {} matched, {} rows written to {} in {:.2} s ({:.0} points/s)",
+                        summary.points,
+                        summary.matched,
+                        summary.rows_written,
+                        out.display(),
+                        secs,
+                        summary.points as f64 / secs.max(1e-9)
+                    );
+                }
+                Ok(())
+            })?
+        }
+        Command::Generate {
+            polygons,
+            points,
+            seed,
+            clustered,
+            vertices,
+            candidates,
+            max_dist,
+            out_dir,
+        } => {
+            if vertices < 3
+                || candidates.is_nan()
+                || candidates <= 0.0
+                || !max_dist.is_finite()
+                || max_dist <= 0.0
+            {
+                return Err(PolymatchError::InvalidArgument(
+                    "--vertices must be >= 3, --candidates > 0 and --max-dist finite and > 0"
+                        .into(),
+                ));
+            }
+            std::fs::create_dir_all(&out_dir)
+                .map_err(|e| PolymatchError::from(e).in_file(&out_dir))?;
+            let spec = SynthSpec {
+                polygons,
+                points,
+                seed,
+                clustered,
+                vertices,
+                max_dist,
+                candidates,
+            };
+            let (batches, bbox) = spec.polygon_batches(65_536);
+            let geo = serde_json::json!({
+                "version": "1.1.0",
+                "primary_column": "geometry",
+                "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"], "bbox": bbox}},
+            });
+            let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| {
+                SynthSpec {
+                    polygons: 1,
+                    ..spec
+                }
+                .polygon_batches(1)
+                .0[0]
+                    .schema()
+            });
+            let poly_path = out_dir.join("polygons.parquet");
+            write_parquet(
+                &poly_path,
+                schema,
+                &batches,
+                vec![KeyValue::new("geo".into(), geo.to_string())],
+            )?;
+            let point_path = out_dir.join("points.parquet");
+            let rows = 1 << 20;
+            let point_batches: Vec<_> = (0..points.div_ceil(rows))
+                .map(|i| spec.point_batch(i * rows, ((i + 1) * rows).min(points)))
+                .collect();
+            write_parquet(
+                &point_path,
+                SynthSpec::point_schema(),
+                &point_batches,
+                vec![],
+            )?;
+            eprintln!(
+                "polymatch: wrote {polygons} polygons to {} and {points} points to {} (square of side {:.1})",
+                poly_path.display(),
+                point_path.display(),
+                spec.side()
+            );
+            Ok(())
+        }
+        Command::Info { file } => {
+            let info = file_info(&file)?;
+            println!("file:        {}", file.display());
+            println!("rows:        {}", info.rows);
+            println!("row groups:  {}", info.row_groups);
+            match &info.geometry {
+                Some((col, enc)) => println!("geometry:    {col} ({enc})"),
+                None => println!("geometry:    none found"),
+            }
+            println!(
+                "crs:         {}",
+                info.crs.as_deref().unwrap_or("not stated")
+            );
+            match info.bbox {
+                Some(b) => println!("bbox:        [{}, {}, {}, {}]", b[0], b[1], b[2], b[3]),
+                None => println!("bbox:        unknown"),
+            }
+            println!("columns:");
+            for f in info.schema.fields() {
+                println!("  {}: {}", f.name(), f.data_type());
+            }
+            Ok(())
+        }
+    }
+}
