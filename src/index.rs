@@ -28,7 +28,7 @@ use crate::error::{PolymatchError, Result};
 use crate::polygons::PolygonColumns;
 
 /// Most centers in a leaf.
-pub const LEAF_SIZE: usize = 8;
+pub const LEAF_SIZE: usize = 32;
 /// The "no match" rank.
 pub const NO_MATCH: u32 = u32::MAX;
 /// Subtrees larger than this are built in parallel.

@@ -172,9 +172,11 @@ pub fn best_ranks(
             }
         }
     };
+    // With max_dist = inf a query is O(1) (the root is inside the disk): order cannot help.
     if points.len() >= SORT_MIN_POINTS
         && index.matchable() >= SORT_MIN_POLYGONS
         && points.len() < u32::MAX as usize
+        && max_dist.is_finite()
     {
         spatially_sorted(index, points, max_dist, chunk_size, cancel, &mut out);
     } else if points.len() <= chunk_size {
@@ -205,10 +207,13 @@ fn spread(v: u32) -> u32 {
     (v | (v << 1)) & 0x5555_5555
 }
 
-/// Match the points in Z-order (Morton code over the index's bounds) instead of input
-/// order, then put the answers back in place. Neighbouring queries walk the same tree
-/// nodes, so a large index is read from cache instead of memory: the answers are the
-/// same, only faster.
+/// Bits of the Z-order prefix that buckets the points (`2^16` buckets).
+const ORDER_BITS: u32 = 16;
+
+/// Match the points in Z-order (a counting sort on the top bits of their Morton code
+/// over the index's bounds) instead of input order, then put the answers back in place.
+/// Neighbouring queries walk the same tree nodes, so a large index is read from cache
+/// instead of memory: the answers are the same, only faster.
 fn spatially_sorted(
     index: &SpatialIndex,
     points: PointSlices<'_>,
@@ -224,34 +229,50 @@ fn spatially_sorted(
         65535.0 / (x1 - x0).max(f64::MIN_POSITIVE),
         65535.0 / (y1 - y0).max(f64::MIN_POSITIVE),
     );
-    let mut keys: Vec<u64> = (0..points.len())
-        .into_par_iter()
-        .with_min_len(chunk_size)
-        .map(|i| {
-            // `as u32` saturates, and maps NaN to 0: any order is correct, this one is fast.
-            let cx = ((points.x[i] - x0) * sx).clamp(0.0, 65535.0) as u32;
-            let cy = ((points.y[i] - y0) * sy).clamp(0.0, 65535.0) as u32;
-            (u64::from(spread(cx) | (spread(cy) << 1)) << 32) | i as u64
-        })
-        .collect();
-    keys.par_sort_unstable();
-    let mut ranks = vec![NO_MATCH; keys.len()];
+    let mut bucket = vec![0u32; points.len()];
+    bucket
+        .par_chunks_mut(chunk_size)
+        .enumerate()
+        .for_each(|(c, bucket)| {
+            let start = c * chunk_size;
+            for (i, b) in bucket.iter_mut().enumerate() {
+                // `as u32` saturates, and maps NaN to 0: any order is correct.
+                let cx = ((points.x[start + i] - x0) * sx).clamp(0.0, 65535.0) as u32;
+                let cy = ((points.y[start + i] - y0) * sy).clamp(0.0, 65535.0) as u32;
+                *b = (spread(cx) | (spread(cy) << 1)) >> (32 - ORDER_BITS);
+            }
+        });
+    let mut starts = vec![0u32; (1 << ORDER_BITS) + 1];
+    for &b in &bucket {
+        starts[b as usize + 1] += 1;
+    }
+    for k in 1..starts.len() {
+        starts[k] += starts[k - 1];
+    }
+    let mut order = vec![0u32; points.len()];
+    for (i, &b) in bucket.iter().enumerate() {
+        let slot = &mut starts[b as usize];
+        order[*slot as usize] = i as u32;
+        *slot += 1;
+    }
+    drop(bucket);
+    let mut ranks = vec![NO_MATCH; order.len()];
     ranks
         .par_chunks_mut(chunk_size)
-        .zip(keys.par_chunks(chunk_size))
-        .for_each(|(ranks, keys)| {
+        .zip(order.par_chunks(chunk_size))
+        .for_each(|(ranks, order)| {
             if cancelled(cancel) {
                 return;
             }
-            for (slot, &k) in ranks.iter_mut().zip(keys) {
-                let i = (k & 0xffff_ffff) as usize;
+            for (slot, &i) in ranks.iter_mut().zip(order) {
+                let i = i as usize;
                 if points.nulls.is_none_or(|n| n.is_valid(i)) {
                     *slot = index.best_within(points.x[i], points.y[i], max_dist);
                 }
             }
         });
-    for (&k, &rank) in keys.iter().zip(&ranks) {
-        out[(k & 0xffff_ffff) as usize] = rank;
+    for (&i, &rank) in order.iter().zip(&ranks) {
+        out[i as usize] = rank;
     }
 }
 
@@ -273,48 +294,58 @@ pub fn match_points(
         return match_all_candidates(index, points, options, first_point, cancel);
     }
     let ranks = best_ranks(index, points, options.max_dist, options.chunk_size, cancel)?;
-    let n = ranks.len();
-    let (point_index, polygon, distance, area, valid) = match options.how {
-        How::Left => {
-            let mut polygon = vec![0u32; n];
-            let mut distance = vec![f64::NAN; n];
-            let mut area = vec![f64::NAN; n];
-            for (i, &rank) in ranks.iter().enumerate() {
+    let chunk = options.chunk_size;
+    // Fill the output columns in parallel: each task owns the output rows of its points.
+    let keep_row = |r: u32| options.how == How::Left || r != NO_MATCH;
+    let counts: Vec<usize> = ranks
+        .par_chunks(chunk)
+        .map(|c| c.iter().filter(|&&r| keep_row(r)).count())
+        .collect();
+    let total: usize = counts.iter().sum();
+    let mut point_index = vec![0u64; total];
+    let mut polygon = vec![0u32; total];
+    let mut distance = vec![f64::NAN; total];
+    let mut area = vec![f64::NAN; total];
+    {
+        let mut tasks = Vec::with_capacity(counts.len());
+        let (mut pi, mut po, mut di, mut ar) = (
+            &mut point_index[..],
+            &mut polygon[..],
+            &mut distance[..],
+            &mut area[..],
+        );
+        for (c, &n) in counts.iter().enumerate() {
+            let (a, rest_pi) = pi.split_at_mut(n);
+            let (b, rest_po) = po.split_at_mut(n);
+            let (d, rest_di) = di.split_at_mut(n);
+            let (e, rest_ar) = ar.split_at_mut(n);
+            (pi, po, di, ar) = (rest_pi, rest_po, rest_di, rest_ar);
+            tasks.push((c * chunk, a, b, d, e));
+        }
+        tasks.into_par_iter().for_each(|(start, pi, po, di, ar)| {
+            let end = (start + chunk).min(ranks.len());
+            let mut j = 0;
+            for i in start..end {
+                let rank = ranks[i];
+                if !keep_row(rank) {
+                    continue;
+                }
+                pi[j] = first_point + i as u64;
                 if rank != NO_MATCH {
                     let (cx, cy) = index.center_of(rank);
-                    polygon[i] = index.row_of(rank);
-                    distance[i] = crate::index::distance(points.x[i], points.y[i], cx, cy);
-                    area[i] = index.area_of(rank);
+                    po[j] = index.row_of(rank);
+                    di[j] = crate::index::distance(points.x[i], points.y[i], cx, cy);
+                    ar[j] = index.area_of(rank);
                 }
+                j += 1;
             }
-            let point_index = (first_point..first_point + n as u64).collect::<Vec<_>>();
-            let valid = BooleanBuffer::collect_bool(n, |i| ranks[i] != NO_MATCH);
-            (
-                point_index,
-                polygon,
-                distance,
-                area,
-                Some(NullBuffer::new(valid)),
-            )
-        }
-        How::Inner => {
-            let matched = ranks.iter().filter(|&&r| r != NO_MATCH).count();
-            let mut point_index = Vec::with_capacity(matched);
-            let mut polygon = Vec::with_capacity(matched);
-            let mut distance = Vec::with_capacity(matched);
-            let mut area = Vec::with_capacity(matched);
-            for (i, &rank) in ranks.iter().enumerate() {
-                if rank != NO_MATCH {
-                    let (cx, cy) = index.center_of(rank);
-                    point_index.push(first_point + i as u64);
-                    polygon.push(index.row_of(rank));
-                    distance.push(crate::index::distance(points.x[i], points.y[i], cx, cy));
-                    area.push(index.area_of(rank));
-                }
-            }
-            (point_index, polygon, distance, area, None)
-        }
-    };
+        });
+    }
+    let valid = (options.how == How::Left).then(|| {
+        NullBuffer::new(BooleanBuffer::collect_bool(ranks.len(), |i| {
+            ranks[i] != NO_MATCH
+        }))
+    });
     build_batch(point_index, polygon, distance, area, valid)
 }
 

@@ -5,8 +5,6 @@
 //! - derived columns (center, area) against an *exact* rational oracle, on the seed
 //!   article's workload and on random polygons (holes, parts, large offsets);
 //! - GeoArrow / WKB ingest from hand-built Arrow arrays, and every error variant.
-//!
-//! does not meet yet; `cargo test --test engine -- --ignored` runs them.
 #![allow(clippy::unwrap_used)] // in a test, a panic is a failure with a message
 
 use std::sync::Arc;

@@ -21,7 +21,7 @@ use crate::error::PyPolymatchError;
 ///
 /// Subclass it freely (`class Polygon(compat.Polygon): ...`), as the article's final
 /// code does.
-#[pyclass(subclass, module = "polymatch._core", name = "Polygon")]
+#[pyclass(frozen, subclass, module = "polymatch._core", name = "Polygon")]
 pub struct PyPolygon {
     x: Arc<[f64]>,
     y: Arc<[f64]>,
@@ -104,7 +104,7 @@ impl PyPolygon {
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         let name = slf.get_type().name()?;
-        let p = slf.borrow();
+        let p = slf.get();
         let fmt = |v: &[f64]| {
             v.iter()
                 .map(|f| format!("{f:?}"))
@@ -122,14 +122,14 @@ impl PyPolygon {
         if !other.get_type().is(slf.get_type()) {
             return Ok(false);
         }
-        let other = other.cast::<PyPolygon>()?.borrow();
-        let me = slf.borrow();
+        let other = other.cast::<PyPolygon>()?.get();
+        let me = slf.get();
         Ok(me.x == other.x && me.y == other.y)
     }
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
         let py = slf.py();
-        let p = slf.borrow();
+        let p = slf.get();
         let args = (
             PyArray1::from_slice(py, &p.x),
             PyArray1::from_slice(py, &p.y),
@@ -179,20 +179,15 @@ impl<'py> AreaOf<'py> {
         if overridden {
             poly.call_method0("area")?.extract()
         } else {
-            Ok(poly.borrow().area)
+            Ok(poly.get().area)
         }
     }
 }
 
 fn point_xy(point: &Bound<'_, PyAny>) -> PyResult<(f64, f64)> {
     if let Ok(arr) = point.cast::<PyArray1<f64>>() {
-        if arr.len() == 2 {
-            let ro = arr.readonly();
-            if let Ok(s) = ro.as_slice() {
-                return Ok((s[0], s[1]));
-            }
-            let v = ro.as_array();
-            return Ok((v[0], v[1]));
+        if let (2, Some(x), Some(y)) = (arr.len(), arr.get_owned([0]), arr.get_owned([1])) {
+            return Ok((x, y));
         }
     }
     let x: f64 = point.get_item(0)?.extract()?;
@@ -236,7 +231,7 @@ pub fn find_close_polygons<'py>(
     let within = Within::new(max_dist);
     let out = PyList::empty(py);
     for poly in polygons_of(polygon_subset)? {
-        let (cx, cy) = poly.borrow().center;
+        let (cx, cy) = poly.get().center;
         if within.test(px, py_, cx, cy) {
             out.append(poly)?;
         }
@@ -288,7 +283,7 @@ fn prepare<'py>(py: Python<'py>, polygons: &Bound<'py, PyAny>) -> PyResult<Prepa
     let mut centers = Vec::with_capacity(polys.len());
     for (i, p) in polys.iter().enumerate() {
         let a = areas.area(p)?;
-        centers.push(p.borrow().center);
+        centers.push(p.get().center);
         keyed.push((a, i as u32));
     }
     // Smallest area first, first position on ties: the article's selection rule.
@@ -339,7 +334,7 @@ pub fn find_all_close_polygons<'py>(
     max_dist: f64,
 ) -> PyResult<Bound<'py, PyList>> {
     let polys = polygons_of(polygons)?;
-    let centers: Vec<(f64, f64)> = polys.iter().map(|p| p.borrow().center).collect();
+    let centers: Vec<(f64, f64)> = polys.iter().map(|p| p.get().center).collect();
     let within = Within::new(max_dist);
     let out = PyList::empty(py);
     for point in points_list(points)? {
