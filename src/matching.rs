@@ -325,8 +325,7 @@ pub fn match_points(
         tasks.into_par_iter().for_each(|(start, pi, po, di, ar)| {
             let end = (start + chunk).min(ranks.len());
             let mut j = 0;
-            for i in start..end {
-                let rank = ranks[i];
+            for (i, &rank) in ranks.iter().enumerate().take(end).skip(start) {
                 if !keep_row(rank) {
                     continue;
                 }
