@@ -62,7 +62,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         /// Candidates are polygons whose center is at distance < max-dist ("inf" allowed).
-        #[arg(long, default_value_t = 10.0)]
+        #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
         max_dist: f64,
         /// inner: matched points only; left: every point.
         #[arg(long, value_enum, default_value = "inner")]

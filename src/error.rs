@@ -52,6 +52,10 @@ pub enum PolymatchError {
     /// Arrays or offsets that do not fit together (lengths, ranges, order).
     #[error("invalid layout: {0}")]
     InvalidLayout(String),
+    /// File metadata that is malformed or that polymatch cannot honour (GeoParquet `geo`
+    /// JSON, spherical edges, inputs in different CRS).
+    #[error("{0}")]
+    Metadata(String),
     /// An argument outside its domain (max_dist <= 0, unknown `how`, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -19,6 +19,9 @@ def _has_arrow(obj: Any) -> bool:
 def points_to_arrow(points: Any) -> Any:
     """Points as an Arrow table: numpy ``(N, 2)`` arrays, pandas DataFrames, dicts of
     columns, and sequences of ``(x, y)`` pairs are accepted."""
+    to_arrow = getattr(points, "to_arrow", None)
+    if to_arrow is not None and type(points).__module__.startswith("geopandas"):
+        return to_arrow(index=False)
     if _has_arrow(points):
         return points
     if _is_pandas(points):
@@ -40,11 +43,13 @@ def points_to_arrow(points: Any) -> Any:
 def polygons_to_arrow(polygons: Any) -> Any:
     """Polygons as an Arrow table: geopandas GeoDataFrames go through ``to_arrow()``
     (WKB), pandas DataFrames through pyarrow."""
-    if _has_arrow(polygons):
-        return polygons
+    # geopandas first: a GeoDataFrame is a pandas DataFrame, whose own Arrow export
+    # cannot convert the geometry column.
     to_arrow = getattr(polygons, "to_arrow", None)
     if to_arrow is not None and type(polygons).__module__.startswith("geopandas"):
         return to_arrow(index=False)
+    if _has_arrow(polygons):
+        return polygons
     if _is_pandas(polygons):
         return pa.Table.from_pandas(polygons, preserve_index=False)
     raise TypeError(

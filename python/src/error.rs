@@ -40,13 +40,20 @@ impl From<PyPolymatchError> for PyErr {
             CoreError::MissingColumn { .. }
             | CoreError::ColumnType { .. }
             | CoreError::NoGeometry(_)
-            | CoreError::UnsupportedGeometry { .. } => SchemaError::new_err(msg),
+            | CoreError::UnsupportedGeometry { .. }
+            | CoreError::Metadata(_) => SchemaError::new_err(msg),
             CoreError::InvalidGeometry { .. } | CoreError::InvalidLayout(_) => {
                 InvalidGeometryError::new_err(msg)
             }
             CoreError::InvalidArgument(_) => PyValueError::new_err(msg),
             CoreError::Cancelled => PyKeyboardInterrupt::new_err(msg),
             CoreError::Io(io) => io.into(),
+            // The class of the inner error (FileNotFoundError, SchemaError, ...), the message
+            // with the path.
+            CoreError::File { source, .. } => Python::attach(|py| {
+                let inner = PyErr::from(PyPolymatchError(*source));
+                PyErr::from_type(inner.get_type(py), msg)
+            }),
             _ => PolymatchError::new_err(msg),
         }
     }

@@ -58,7 +58,7 @@ fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
 /// The `geo` metadata of a file, parsed, if present.
 ///
 /// # Errors
-/// [`PolymatchError::InvalidArgument`] if the `geo` value is not valid JSON.
+/// [`PolymatchError::Metadata`] if the `geo` value is not valid JSON.
 pub fn geo_metadata(meta: &ParquetMetaData) -> Result<Option<Value>> {
     let kv = meta.file_metadata().key_value_metadata();
     let Some(geo) = kv.and_then(|kv| kv.iter().find(|k| k.key == "geo")) else {
@@ -66,17 +66,16 @@ pub fn geo_metadata(meta: &ParquetMetaData) -> Result<Option<Value>> {
     };
     let text = geo.value.as_deref().unwrap_or("");
     serde_json::from_str(text).map(Some).map_err(|e| {
-        PolymatchError::InvalidArgument(format!("GeoParquet 'geo' metadata is not valid JSON: {e}"))
+        PolymatchError::Metadata(format!("GeoParquet 'geo' metadata is not valid JSON: {e}"))
     })
 }
 
 /// The GeoParquet geometry column `name` (or the primary column).
 ///
 /// # Errors
-/// [`PolymatchError::InvalidArgument`] for malformed metadata or `edges: "spherical"`.
+/// [`PolymatchError::Metadata`] for malformed metadata or `edges: "spherical"`.
 pub fn geo_column(geo: &Value, name: Option<&str>) -> Result<Option<GeoColumn>> {
-    let bad =
-        |why: &str| PolymatchError::InvalidArgument(format!("GeoParquet 'geo' metadata: {why}"));
+    let bad = |why: &str| PolymatchError::Metadata(format!("GeoParquet 'geo' metadata: {why}"));
     let columns = geo
         .get("columns")
         .and_then(Value::as_object)
@@ -97,7 +96,7 @@ pub fn geo_column(geo: &Value, name: Option<&str>) -> Result<Option<GeoColumn>> 
         .ok_or_else(|| bad(&format!("column {name:?} has no \"encoding\"")))?
         .to_string();
     if col.get("edges").and_then(Value::as_str) == Some("spherical") {
-        return Err(PolymatchError::InvalidArgument(format!(
+        return Err(PolymatchError::Metadata(format!(
             "geometry column {name:?} has edges \"spherical\": polymatch works on planar coordinates only"
         )));
     }
@@ -339,7 +338,7 @@ pub fn match_parquet(
             points_crs.as_ref().unwrap_or(&default),
         );
         if a != b {
-            return Err(PolymatchError::InvalidArgument(format!(
+            return Err(PolymatchError::Metadata(format!(
                 "the polygons and the points have different CRS ({} vs {}); reproject one of them first",
                 short_crs(a),
                 short_crs(b)
