@@ -46,8 +46,9 @@ def main() -> None:
     for name, (polygons, points, extra) in JOBS.items():
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "out.parquet"
-            cmd = [sys.executable, "-m", "polymatch", "match", "--polygons", str(HERE / polygons),
-                   "--points", str(HERE / points), "--out", str(out), "--quiet", *extra]  # fmt: skip
+            cmd = [sys.executable, "-m", "polymatch", "match", "--quiet", *extra,
+                   "--polygons", str(HERE / polygons), "--points", str(HERE / points),
+                   "--out", str(out)]  # fmt: skip
             subprocess.run(cmd, check=True)
             write_csv(pq.read_table(out), HERE / "expected" / f"{name}.csv")
 

@@ -1,7 +1,25 @@
 import os
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, final
 
 import numpy as np
+from typing_extensions import Self, disjoint_base
+
+__all__ = [
+    "PolymatchError",
+    "SchemaError",
+    "InvalidGeometryError",
+    "PolygonIndex",
+    "Polygon",
+    "read_polygons",
+    "match_parquet",
+    "run_cli",
+    "find_close_polygons",
+    "select_best_polygon",
+    "find_all_close_polygons",
+    "main",
+    "__version__",
+    "_debug_build",
+]
 
 __version__: str
 _debug_build: bool
@@ -10,6 +28,7 @@ class PolymatchError(Exception): ...
 class SchemaError(PolymatchError): ...
 class InvalidGeometryError(PolymatchError): ...
 
+@final
 class PolygonIndex:
     """Polygons prepared for matching: columns with exact centers and areas, and a
     spatial index over the centers. Immutable and thread-safe."""
@@ -52,10 +71,11 @@ class PolygonIndex:
     def __len__(self) -> int: ...
     def __reduce__(self) -> tuple[Any, tuple[bytes]]: ...
 
+@disjoint_base
 class Polygon:
     """One open ring with exact center and area; subclass it freely."""
 
-    def __init__(self, x: Any, y: Any) -> None: ...
+    def __new__(cls, x: Any, y: Any) -> Self: ...
     @property
     def x(self) -> np.ndarray: ...
     @property
@@ -63,15 +83,16 @@ class Polygon:
     @property
     def center(self) -> np.ndarray: ...
     def area(self) -> float: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __reduce__(self) -> tuple[Any, ...]: ...
     __hash__: ClassVar[None]  # type: ignore[assignment]
 
 def find_close_polygons(polygon_subset: Any, point: Any, max_dist: float) -> list[Any]: ...
 def select_best_polygon(polygon_sets: Any) -> list[tuple[Any, Any]]: ...
-def find_all_close_polygons(polygons: Any, points: Any, max_dist: float) -> list[tuple[Any, list[Any]]]: ...
+def find_all_close_polygons(
+    polygons: Any, points: Any, max_dist: float
+) -> list[tuple[Any, list[Any]]]: ...
 def main(polygons: Any, points: Any, max_dist: float = 10.0) -> list[tuple[Any, Any]]: ...
-
 def read_polygons(
     path: str | os.PathLike[str], geometry: str | None = None, keep: list[str] | None = None
 ) -> PolygonIndex: ...

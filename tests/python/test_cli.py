@@ -9,12 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polymatch as pm
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import exact_area, exact_center, oracle_match
-
-import polymatch as pm
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_data"

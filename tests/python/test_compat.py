@@ -6,10 +6,9 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import polymatch as pm
 import pytest
 from conftest import exact_area, exact_center, oracle_match
-
-import polymatch as pm
 from polymatch import compat as poly_match
 
 
@@ -66,9 +65,9 @@ def test_functions_agree_with_each_other():
     sets = [(p, poly_match.find_close_polygons(polygons, p, 10.0)) for p in points]
     assert sum(len(s) for _, s in sets) == 2925
     best = poly_match.select_best_polygon([s for s in sets if s[1]])
-    assert [(a is c, b is d) for (a, b), (c, d) in zip(best, poly_match.main(polygons, points))] == [
-        (True, True)
-    ] * 100
+    assert [
+        (a is c, b is d) for (a, b), (c, d) in zip(best, poly_match.main(polygons, points))
+    ] == [(True, True)] * 100
     allc = poly_match.find_all_close_polygons(polygons, points, 10.0)
     assert [(p is q, list(a) == list(b)) for (p, a), (q, b) in zip(allc, sets)] == [
         (True, True)

@@ -14,11 +14,10 @@ import time
 import numpy as np
 import pandas as pd
 import polars as pl
+import polymatch as pm
 import pyarrow as pa
 import pytest
 from conftest import exact_area, exact_center, flat, oracle_match
-
-import polymatch as pm
 
 
 @pytest.fixture(scope="module")
@@ -119,10 +118,15 @@ def _geoarrow_polygons(polys, large=False):
     coord = pa.struct([("x", pa.float64()), ("y", pa.float64())])
     lst = pa.large_list if large else pa.list_
     typ = lst(lst(coord))
-    data = [[[{"x": x, "y": y} for x, y in ring] for ring in p] if p is not None else None for p in polys]
+    data = [
+        [[{"x": x, "y": y} for x, y in ring] for ring in p] if p is not None else None
+        for p in polys
+    ]
     arr = pa.array(data, typ)
     field = pa.field("geom", typ, metadata={"ARROW:extension:name": "geoarrow.polygon"})
-    return pa.table([arr, pa.array(range(len(polys)))], schema=pa.schema([field, ("id", pa.int64())]))
+    return pa.table(
+        [arr, pa.array(range(len(polys)))], schema=pa.schema([field, ("id", pa.int64())])
+    )
 
 
 POLYS = [
@@ -297,16 +301,18 @@ def test_bad_coordinates_and_offsets():
 def test_schema_errors():
     with pytest.raises(pm.SchemaError, match="no geometry column"):
         pm.PolygonIndex.from_arrow(pa.table({"a": [1, 2]}))
-    with pytest.raises(pm.SchemaError, match="missing column \"nope\""):
+    with pytest.raises(pm.SchemaError, match='missing column "nope"'):
         pm.PolygonIndex.from_arrow(pa.table({"a": [1, 2]}), geometry="nope")
-    with pytest.raises(pm.SchemaError, match="column \"x\" has type"):
+    with pytest.raises(pm.SchemaError, match='column "x" has type'):
         pm.PolygonIndex.from_arrow(pa.table({"x": [["a"]], "y": [["b"]]}))
     point_field = pa.field(
         "geometry",
         pa.struct([("x", pa.float64()), ("y", pa.float64())]),
         metadata={"ARROW:extension:name": "geoarrow.point"},
     )
-    pts = pa.table([pa.array([{"x": 1.0, "y": 2.0}], point_field.type)], schema=pa.schema([point_field]))
+    pts = pa.table(
+        [pa.array([{"x": 1.0, "y": 2.0}], point_field.type)], schema=pa.schema([point_field])
+    )
     with pytest.raises(pm.SchemaError, match="unsupported geometry type geoarrow.point"):
         pm.PolygonIndex.from_arrow(pts)
     line = struct.pack("<BII", 1, 2, 0)
@@ -316,9 +322,9 @@ def test_schema_errors():
         truncated = _wkb_polygon([_square(0, 0, 1)])[:30]
         pm.PolygonIndex.from_arrow(pa.table({"geometry": pa.array([truncated], pa.binary())}))
     idx = pm.PolygonIndex.from_arrow(_geoarrow_polygons(POLYS))
-    with pytest.raises(pm.SchemaError, match="missing column \"y\""):
+    with pytest.raises(pm.SchemaError, match='missing column "y"'):
         idx.match(pa.table({"x": [1.0]}))
-    with pytest.raises(pm.SchemaError, match="column \"x\" has type Utf8"):
+    with pytest.raises(pm.SchemaError, match='column "x" has type Utf8'):
         idx.match(pa.table({"x": ["1"], "y": ["2"]}))
 
 
