@@ -35,6 +35,7 @@ __all__ = [
     "__version__",
     "match",
     "match_parquet",
+    "plot",
     "read_polygons",
 ]
 
@@ -47,6 +48,14 @@ if _debug_build:  # pragma: no cover - depends on how the extension was built
         RuntimeWarning,
         stacklevel=2,
     )
+
+
+def plot(*args: Any, **kwargs: Any) -> Any:
+    """Draw polygons, points and match lines; see :func:`polymatch.plot.plot`
+    (needs matplotlib)."""
+    from polymatch.plot import plot as _plot
+
+    return _plot(*args, **kwargs)
 
 
 def match(

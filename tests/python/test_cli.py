@@ -9,10 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import polymatch as pm
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+import polymatch as pm
+
 from conftest import exact_area, exact_center, oracle_match
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,10 +6,12 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
-import polymatch as pm
 import pytest
-from conftest import exact_area, exact_center, oracle_match
+
+import polymatch as pm
 from polymatch import compat as poly_match
+
+from conftest import exact_area, exact_center, oracle_match
 
 
 def test_area():

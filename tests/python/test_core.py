@@ -14,9 +14,11 @@ import time
 import numpy as np
 import pandas as pd
 import polars as pl
-import polymatch as pm
 import pyarrow as pa
 import pytest
+
+import polymatch as pm
+
 from conftest import exact_area, exact_center, flat, oracle_match
 
 
