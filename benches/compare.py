@@ -1,0 +1,362 @@
+"""polymatch against the article and the tools users would pick instead.
+
+    .venv/bin/python benches/compare.py            # full run (minutes), writes docs/benchmarks.md
+    .venv/bin/python benches/compare.py --quick    # small sizes, checks agreement (CI smoke test)
+
+Everything runs in one process on identical data; each timing is the median of repeated
+runs. Every peer's answers are checked against polymatch where the semantics agree (the
+peers' `<=` against our `<`: the data has no distance exactly at max_dist). A peer whose
+estimated time at a size exceeds --budget seconds is skipped there, with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+import polymatch as pm
+from polymatch import compat
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- the article's pure-Python baseline (ARTICLE_WORKLOAD.md), written from its description
+
+
+@dataclass
+class Polygon:
+    x: np.ndarray
+    y: np.ndarray
+    _area: float | None = None
+
+    @cached_property
+    def center(self) -> np.ndarray:
+        return np.array([self.x, self.y]).mean(axis=1)
+
+    def area(self) -> float:
+        if self._area is None:
+            self._area = 0.5 * np.abs(
+                np.dot(self.x, np.roll(self.y, 1)) - np.dot(self.y, np.roll(self.x, 1))
+            )
+        return self._area
+
+
+def find_close_polygons(polygon_subset, point, max_dist):
+    return [p for p in polygon_subset if np.linalg.norm(p.center - point) < max_dist]
+
+
+def select_best_polygon(polygon_sets):
+    best_polygons = []
+    for point, polygons in polygon_sets:
+        best = polygons[0]
+        for p in polygons:
+            if p.area() < best.area():
+                best = p
+        best_polygons.append((point, best))
+    return best_polygons
+
+
+def article_main(polygons, points):
+    sets = []
+    for point in points:
+        close = find_close_polygons(polygons, point, 10.0)
+        if close:
+            sets.append((point, close))
+    return select_best_polygon(sets)
+
+
+# --- workloads -------------------------------------------------------------------------
+
+
+@dataclass
+class Workload:
+    name: str
+    rings_x: np.ndarray  # (P, V)
+    rings_y: np.ndarray
+    points: np.ndarray  # (N, 2)
+    max_dist: float
+
+
+def synthetic(p: int, n: int, clustered: bool, max_dist: float, seed: int = 1) -> Workload:
+    rng = np.random.default_rng(seed)
+    side = 10.0 * math.sqrt(p * math.pi / 30)  # ~30 candidates per point at distance 10
+
+    def place(k):
+        if not clustered:
+            return rng.uniform(0, side, (k, 2))
+        centers = np.random.default_rng(seed + 1).uniform(0, side, (100, 2))
+        sigma = side / 40
+        return centers[rng.integers(0, 100, k)] + rng.normal(0, sigma, (k, 2))
+
+    c = place(p)
+    ang = np.linspace(0, 2 * np.pi, 10, endpoint=False)
+    radius = rng.uniform(0.5, 1.5, (p, 1))
+    rx = c[:, :1] + radius * np.cos(ang)[None, :]
+    ry = c[:, 1:] + radius * np.sin(ang)[None, :]
+    kind = "clustered" if clustered else "uniform"
+    dist = "inf" if math.isinf(max_dist) else f"{max_dist:g}"
+    return Workload(f"{kind} {p:,} x {n:,} d={dist}", rx, ry, place(n), max_dist)
+
+
+def article_workload() -> tuple[Workload, list, list]:
+    polygons, points = compat.generate_example()
+    rx = np.array([p.x for p in polygons])
+    ry = np.array([p.y for p in polygons])
+    return Workload("article 1,000 x 100", rx, ry, np.array(points), 10.0), polygons, points
+
+
+# --- peers: each returns the matched polygon row per point (-1 = none) ---------------------
+
+
+def group_min(point_idx, poly_idx, rank, n):
+    """Per point, the candidate with the smallest rank (area, then row)."""
+    best = np.full(n, np.iinfo(np.int64).max)
+    np.minimum.at(best, point_idx, rank[poly_idx])
+    out = np.full(n, -1)
+    hit = best != np.iinfo(np.int64).max
+    order = np.argsort(rank)
+    out[hit] = order[best[hit]]
+    return out
+
+
+def peer_numpy(w, cx, cy, rank, chunk=2048):
+    n = len(w.points)
+    out = np.full(n, -1)
+    big = np.iinfo(np.int64).max
+    for s in range(0, n, chunk):
+        px, py = w.points[s : s + chunk, :1], w.points[s : s + chunk, 1:]
+        dx, dy = px - cx[None, :], py - cy[None, :]
+        d = np.sqrt(dx * dx + dy * dy)
+        r = np.where(d < w.max_dist, rank[None, :], big)
+        m = r.min(axis=1)
+        arg = r.argmin(axis=1)
+        out[s : s + chunk] = np.where(m == big, -1, arg)
+    return out
+
+
+def peer_scipy(w, cx, cy, rank):
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(np.column_stack([cx, cy]))
+    lists = tree.query_ball_point(w.points, w.max_dist, return_sorted=False)
+    lengths = np.fromiter((len(x) for x in lists), np.int64, len(lists))
+    poly = (
+        np.concatenate([np.asarray(x, np.int64) for x in lists])
+        if lengths.sum()
+        else np.zeros(0, np.int64)
+    )
+    return group_min(np.repeat(np.arange(len(lists)), lengths), poly, rank, len(lists))
+
+
+def peer_shapely(w, cx, cy, rank):
+    import shapely
+
+    tree = shapely.STRtree(shapely.points(cx, cy))
+    pts = shapely.points(w.points[:, 0], w.points[:, 1])
+    pi, gi = tree.query(pts, predicate="dwithin", distance=w.max_dist)
+    return group_min(pi, gi, rank, len(pts))
+
+
+def peer_geopandas(w, cx, cy, rank):
+    import geopandas as gpd
+
+    centers = gpd.GeoDataFrame({"rank": rank}, geometry=gpd.points_from_xy(cx, cy))
+    pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(w.points[:, 0], w.points[:, 1]))
+    j = gpd.sjoin(pts, centers, predicate="dwithin", distance=w.max_dist)
+    best = j.groupby(level=0)["rank"].min()
+    out = np.full(len(pts), -1)
+    out[best.index.to_numpy()] = np.argsort(rank)[best.to_numpy()]
+    return out
+
+
+# --- timing ----------------------------------------------------------------------------
+
+
+def median_time(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), result
+
+
+def run(args) -> list[dict]:
+    rows: list[dict] = []
+    wl, article_polys, article_points = article_workload()
+    workloads = [wl]
+    if args.quick:
+        workloads += [synthetic(2_000, 20_000, False, 10.0), synthetic(2_000, 20_000, True, 10.0)]
+    else:
+        workloads += [
+            synthetic(100_000, 1_000_000, False, 10.0),
+            synthetic(100_000, 1_000_000, True, 10.0),
+            synthetic(100_000, 1_000_000, False, math.inf),
+        ]
+    for w in workloads:
+        p, n = w.rings_x.shape[0], len(w.points)
+        offsets = np.arange(0, p * 10 + 1, 10, dtype=np.int64)
+        flat_x, flat_y = w.rings_x.ravel(), w.rings_y.ravel()
+        pts = pa.table({"x": w.points[:, 0], "y": w.points[:, 1]})
+        t_build, index = median_time(
+            lambda: pm.PolygonIndex.from_coords(flat_x, flat_y, offsets), args.repeat
+        )
+        t_match, res = median_time(
+            lambda: index.match(pts, max_dist=w.max_dist, how="left"), args.repeat
+        )
+        ours = res["polygon_index"].to_numpy(zero_copy_only=False)
+        ours = np.where(np.isnan(ours), -1, ours).astype(np.int64)
+        t_one, _ = median_time(
+            lambda: pm.match(index_source(flat_x, flat_y, offsets), pts, max_dist=w.max_dist),
+            max(1, args.repeat // 2),
+        )
+        derived = index.to_arrow()
+        cx, cy = derived["center_x"].to_numpy(), derived["center_y"].to_numpy()
+        area = derived["area"].to_numpy()
+        rank = np.empty(p, np.int64)
+        rank[np.lexsort((np.arange(p), area))] = np.arange(p)
+        base = {"workload": w.name, "polygons": p, "points": n}
+        rows.append(
+            {**base, "system": "polymatch (prepared index)", "seconds": t_match, "agrees": True}
+        )
+        rows.append(
+            {
+                **base,
+                "system": "polymatch (one-shot, incl. index build)",
+                "seconds": t_one,
+                "agrees": True,
+            }
+        )
+        rows.append({**base, "system": "polymatch index build", "seconds": t_build, "agrees": True})
+        if w.name.startswith("article"):
+            t, r = median_time(lambda: compat.main(article_polys, article_points), args.repeat * 50)
+            rows.append({**base, "system": "polymatch.compat.main", "seconds": t, "agrees": True})
+            base_polys = [Polygon(x, y) for x, y in zip(w.rings_x, w.rings_y)]
+            t, r = median_time(
+                lambda: article_main(base_polys, list(w.points)), max(1, args.repeat // 2)
+            )
+            # The article picks among ~1e-11-equal areas by numpy rounding: agreement means
+            # its pick is a candidate whose exact area equals ours to 1e-12.
+            ids = {id(q): i for i, q in enumerate(base_polys)}
+            picked = np.array([ids[id(q)] for _, q in r])
+            dist = np.hypot(w.points[:, 0] - cx[picked], w.points[:, 1] - cy[picked])
+            ok = bool(
+                np.all(dist < w.max_dist) and np.allclose(area[picked], area[ours], rtol=1e-12)
+            )
+            rows.append(
+                {**base, "system": "article baseline (pure Python)", "seconds": t, "agrees": ok}
+            )
+        peers = [("numpy all-pairs (chunked)", peer_numpy), ("scipy cKDTree + group-min", peer_scipy),
+                 ("shapely STRtree dwithin + group-min", peer_shapely), ("geopandas sjoin dwithin + groupby", peer_geopandas)]  # fmt: skip
+        for name, fn in peers:
+            if math.isinf(w.max_dist) and name != "numpy all-pairs (chunked)":
+                rows.append({**base, "system": name, "seconds": None, "agrees": None, "note": "skipped: every pair is a candidate (1e11 pairs)"})  # fmt: skip
+                continue
+            est = estimate(fn, w, cx, cy, rank)
+            if est > args.budget:
+                rows.append({**base, "system": name, "seconds": None, "agrees": None, "note": f"skipped: estimated {est:.0f} s > {args.budget:.0f} s budget"})  # fmt: skip
+                continue
+            try:
+                t, got = median_time(lambda: fn(w, cx, cy, rank), 1 if est > 5 else args.repeat)
+            except ImportError as e:
+                rows.append({**base, "system": name, "seconds": None, "agrees": None, "note": f"not installed: {e.name}"})  # fmt: skip
+                continue
+            rows.append(
+                {**base, "system": name, "seconds": t, "agrees": bool(np.array_equal(got, ours))}
+            )
+        for row in rows:
+            if row["workload"] == w.name and "printed" not in row:
+                row["printed"] = True
+                secs = "skipped" if row["seconds"] is None else f"{row['seconds'] * 1e3:10.3f} ms"
+                print(
+                    f"{w.name:38s} {row['system']:42s} {secs:>14s}  agrees={row['agrees']}",
+                    flush=True,
+                )
+    return rows
+
+
+def index_source(x, y, offsets):
+    """The polygons as an Arrow table (x/y list columns), for the one-shot timing."""
+    return pa.table({"x": pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(x)),
+                     "y": pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(y))})  # fmt: skip
+
+
+def estimate(fn, w, cx, cy, rank) -> float:
+    """Time the peer on a slice of the points and scale linearly."""
+    n = len(w.points)
+    k = min(n, 2_000)
+    sub = Workload(w.name, w.rings_x, w.rings_y, w.points[:k], w.max_dist)
+    try:
+        t = time.perf_counter()
+        fn(sub, cx, cy, rank)
+        return (time.perf_counter() - t) * n / k
+    except ImportError:
+        return 0.0
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version(), "polymatch": pm.__version__}
+    for mod in ("numpy", "pyarrow", "scipy", "shapely", "geopandas"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except ImportError:
+            out[mod] = "not installed"
+    return out
+
+
+def write_docs(rows, path: Path, command: str) -> None:
+    lines = [
+        "| workload | system | median | vs polymatch (prepared) | agrees |",
+        "|---|---|---:|---:|---|",
+    ]
+    ref = {r["workload"]: r["seconds"] for r in rows if r["system"] == "polymatch (prepared index)"}
+    for r in rows:
+        if r["seconds"] is None:
+            lines.append(f"| {r['workload']} | {r['system']} | {r.get('note', '')} | | |")
+            continue
+        s = r["seconds"]
+        shown = f"{s * 1e6:.1f} µs" if s < 1e-3 else f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
+        ratio = s / ref[r["workload"]]
+        lines.append(
+            f"| {r['workload']} | {r['system']} | {shown} | {ratio:.1f}x | {r['agrees']} |"
+        )
+    path.write_text("\n".join(lines) + "\n")
+    print(f"wrote {path} ({command})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--quick", action="store_true", help="small sizes; assert agreement (CI)")
+    ap.add_argument("--repeat", type=int, default=7, help="runs per timing (median)")
+    ap.add_argument("--budget", type=float, default=60.0, help="skip a peer estimated slower (s)")
+    ap.add_argument("--out", type=Path, default=None, help="write the results table (markdown)")
+    args = ap.parse_args()
+    if args.quick:
+        args.repeat = min(args.repeat, 3)
+    rows = run(args)
+    meta = {"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores", **versions()}  # fmt: skip
+    print(json.dumps(meta))
+    if args.out:
+        write_docs(rows, args.out, " ".join(sys.argv))
+    bad = [r for r in rows if r["agrees"] is False]
+    if bad:
+        sys.exit(f"disagreement: {[(r['workload'], r['system']) for r in bad]}")
+
+
+if __name__ == "__main__":
+    main()
