@@ -135,15 +135,15 @@ impl ExactSum {
         if q == 0.0 || !q.is_finite() {
             return q;
         }
-        loop {
-            let side = self.compare_with_product(q, n, 0.0, scratch);
+        // The first guess is within a couple of ulps; the bound only guards termination.
+        for _ in 0..8 {
+            let side = self.compare_with(q, n, scratch);
             if side == 0 {
                 return q;
             }
             let next = if side > 0 { q.next_up() } else { q.next_down() };
-            // Midpoint m = q + (next - q) / 2; compare the sum with m * n.
-            let half = (next - q) * 0.5;
-            let mid_side = self.compare_with_product(q, n, half, scratch);
+            // Which side of the midpoint (q + next) / 2 is the exact quotient on?
+            let mid_side = self.compare_with_midpoint(q, next, n, scratch);
             match mid_side * side {
                 s if s < 0 => return q,
                 0 => {
@@ -153,17 +153,29 @@ impl ExactSum {
                 _ => q = next,
             }
         }
+        q
     }
 
-    /// Sign of `self - (q + h) * n`, exactly.
-    fn compare_with_product(&self, q: f64, n: f64, h: f64, scratch: &mut ExactSum) -> i32 {
+    /// Sign of `self - q * n`, exactly.
+    fn compare_with(&self, q: f64, n: f64, scratch: &mut ExactSum) -> i32 {
         scratch.clear();
         scratch.partials.extend_from_slice(&self.partials);
         let (p, e) = two_product(q, n);
         scratch.add(-p);
         scratch.add(-e);
-        if h != 0.0 {
-            let (p, e) = two_product(h, n);
+        scratch.signum()
+    }
+
+    /// Sign of `self - (q + next) / 2 * n`, exactly, as the sign of
+    /// `2 self - 2q n - (next - q) n`: every term is exact, even where the midpoint itself
+    /// is not a float (subnormals).
+    fn compare_with_midpoint(&self, q: f64, next: f64, n: f64, scratch: &mut ExactSum) -> i32 {
+        scratch.clear();
+        scratch
+            .partials
+            .extend(self.partials.iter().map(|p| p * 2.0));
+        for (a, b) in [(q * 2.0, n), (next - q, n)] {
+            let (p, e) = two_product(a, b);
             scratch.add(-p);
             scratch.add(-e);
         }
@@ -505,6 +517,22 @@ mod tests {
             certified_mean > 15_000,
             "the filter should certify most means, got {certified_mean}"
         );
+    }
+
+    #[test]
+    fn subnormal_means_terminate_and_round_correctly() {
+        let tiny = f64::from_bits(1); // 2^-1074
+        let mut s = ExactSum::new();
+        let mut scratch = ExactSum::new();
+        s.add(3.0 * tiny);
+        // 1.5 * 2^-1074 is a tie between 1 and 2 (times 2^-1074): even wins.
+        assert_eq!(s.div_round(2.0, &mut scratch), 2.0 * tiny);
+        s.clear();
+        s.add(5.0 * tiny);
+        assert_eq!(s.div_round(2.0, &mut scratch), 2.0 * tiny);
+        s.clear();
+        s.add(7.0 * tiny);
+        assert_eq!(s.div_round(3.0, &mut scratch), 2.0 * tiny);
     }
 
     #[test]
