@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
 
 use arrow::array::{ArrayRef, RecordBatch, RecordBatchReader};
 use arrow::compute::{concat, concat_batches};
@@ -440,6 +441,13 @@ pub fn match_parquet(
     Ok(summary)
 }
 
+/// Batches in flight between the reader, matcher and writer threads.
+const PIPELINE_DEPTH: usize = 2;
+
+/// Read, match and write as a pipeline: a reader thread decodes the next batches and a
+/// writer thread encodes the previous results while this thread matches. Channels are
+/// bounded, so memory stays a few batches whatever the file size. Output order is input
+/// order: one matcher, FIFO channels.
 fn stream(
     job: &ParquetJob<'_>,
     reader: ParquetRecordBatchReader,
@@ -450,75 +458,106 @@ fn stream(
     progress: &mut impl FnMut(u64, u64),
 ) -> Result<MatchSummary> {
     let path = job.points_path;
+    let out = job.out_path;
     let projected: SchemaRef = reader.schema();
-    let mut writer: Option<ArrowWriter<File>> = None;
-    let mut props = Some(props);
-    let mut summary = MatchSummary {
-        points: 0,
-        matched: 0,
-        rows_written: 0,
-    };
-    let mut write = |batch: RecordBatch, writer: &mut Option<ArrowWriter<File>>| -> Result<()> {
-        if writer.is_none() {
-            *writer = Some(ArrowWriter::try_new(
-                file.try_clone()?,
-                batch.schema(),
-                props.take(),
-            )?);
-        }
-        if let Some(w) = writer.as_mut() {
-            w.write(&batch)
-                .map_err(|e| PolymatchError::from(e).in_file(job.out_path))?;
-        }
-        Ok(())
-    };
-    let mut any = false;
-    let batches = reader.map(Some).chain(std::iter::once(None));
-    for batch in batches {
-        let batch = match batch {
-            Some(b) => b.map_err(|e| PolymatchError::from(e).in_file(path))?,
-            // An input with no batches still gets an (empty) output with the right columns.
-            None if !any => RecordBatch::new_empty(projected.clone()),
-            None => break,
+    std::thread::scope(|scope| {
+        let (to_matcher, from_reader) = sync_channel::<Result<RecordBatch>>(PIPELINE_DEPTH);
+        scope.spawn(move || {
+            for batch in reader {
+                let batch = batch.map_err(|e| PolymatchError::from(e).in_file(path));
+                if to_matcher.send(batch).is_err() {
+                    break; // the matcher stopped (an error): stop reading
+                }
+            }
+        });
+        let (to_writer, from_matcher) = sync_channel::<RecordBatch>(PIPELINE_DEPTH);
+        let writer = scope.spawn(move || -> Result<()> {
+            let mut writer: Option<ArrowWriter<File>> = None;
+            let mut props = Some(props);
+            for batch in from_matcher {
+                let w = match writer.as_mut() {
+                    Some(w) => w,
+                    None => writer.insert(
+                        ArrowWriter::try_new(file.try_clone()?, batch.schema(), props.take())
+                            .map_err(|e| PolymatchError::from(e).in_file(out))?,
+                    ),
+                };
+                w.write(&batch)
+                    .map_err(|e| PolymatchError::from(e).in_file(out))?;
+            }
+            if let Some(w) = writer {
+                w.close()
+                    .map_err(|e| PolymatchError::from(e).in_file(out))?;
+            }
+            file.sync_all()
+                .map_err(|e| PolymatchError::from(e).in_file(out))?;
+            Ok(())
+        });
+        let mut summary = MatchSummary {
+            points: 0,
+            matched: 0,
+            rows_written: 0,
         };
-        any = true;
-        if job.cancel.load(Ordering::Relaxed) {
-            return Err(PolymatchError::Cancelled);
-        }
-        let cols = points_from_batch(&batch, spec)
-            .map_err(|e| shift_row(e, summary.points).in_file(path))?;
-        let slices = PointSlices::new(&cols.x, &cols.y, cols.nulls.as_ref())?;
-        let result = match_points(
-            job.index,
-            slices,
-            &job.options,
-            summary.points,
-            Some(job.cancel),
-        )?;
-        let matched = match job.options.how {
-            crate::matching::How::Inner if !job.options.all_candidates => result.num_rows() as u64,
-            _ => (result.num_rows() - result.column(1).null_count()) as u64,
-        };
-        let result = append_kept_columns(
-            result,
-            &batch,
-            summary.points,
-            job.polygon_attributes,
-            &job.keep,
-        )?;
-        summary.points += batch.num_rows() as u64;
-        summary.matched += matched;
-        summary.rows_written += result.num_rows() as u64;
-        write(result, &mut writer)?;
-        progress(summary.points, total);
-    }
-    if let Some(w) = writer {
-        w.close()
-            .map_err(|e| PolymatchError::from(e).in_file(job.out_path))?;
-    }
-    file.sync_all()
-        .map_err(|e| PolymatchError::from(e).in_file(job.out_path))?;
-    Ok(summary)
+        let matched = (|| -> Result<()> {
+            let mut any = false;
+            let batches = from_reader
+                .into_iter()
+                .map(Some)
+                .chain(std::iter::once(None));
+            for batch in batches {
+                let batch = match batch {
+                    Some(b) => b?,
+                    // An input with no batches still gets an (empty) output with its columns.
+                    None if !any => RecordBatch::new_empty(projected.clone()),
+                    None => break,
+                };
+                any = true;
+                if job.cancel.load(Ordering::Relaxed) {
+                    return Err(PolymatchError::Cancelled);
+                }
+                let cols = points_from_batch(&batch, spec)
+                    .map_err(|e| shift_row(e, summary.points).in_file(path))?;
+                let slices = PointSlices::new(&cols.x, &cols.y, cols.nulls.as_ref())?;
+                let result = match_points(
+                    job.index,
+                    slices,
+                    &job.options,
+                    summary.points,
+                    Some(job.cancel),
+                )?;
+                let matched = match job.options.how {
+                    crate::matching::How::Inner if !job.options.all_candidates => {
+                        result.num_rows() as u64
+                    }
+                    _ => (result.num_rows() - result.column(1).null_count()) as u64,
+                };
+                let result = append_kept_columns(
+                    result,
+                    &batch,
+                    summary.points,
+                    job.polygon_attributes,
+                    &job.keep,
+                )?;
+                summary.points += batch.num_rows() as u64;
+                summary.matched += matched;
+                summary.rows_written += result.num_rows() as u64;
+                if to_writer.send(result).is_err() {
+                    break; // the writer failed: its error is reported below
+                }
+                progress(summary.points, total);
+            }
+            Ok(())
+        })();
+        drop(to_writer);
+        let written = writer.join().unwrap_or_else(|_| {
+            Err(PolymatchError::Io(std::io::Error::other(
+                "the Parquet writer thread panicked",
+            )))
+        });
+        matched?;
+        written?;
+        Ok(summary)
+    })
 }
 
 /// Make a row number relative to one batch global to the file.
