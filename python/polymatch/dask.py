@@ -1,0 +1,511 @@
+"""Run polymatch on a Dask cluster: the same matches, on points that outgrow one machine.
+
+Two entry points:
+
+- :func:`match`: a lazy ``dask.dataframe.DataFrame`` of matches from a Dask DataFrame of
+  points. ``point_index`` is the *global* row position of the point (its row in
+  ``points.compute()``), exactly what :meth:`polymatch.PolygonIndex.match` returns for
+  the whole table in one process.
+- :func:`match_parquet`: one task per Parquet file of points, one output file per task,
+  each written atomically; a rerun after a failure skips the outputs that exist.
+
+The broadcast pattern (the point of this module): the polygon index is built once on the
+client, serialised once with :meth:`~polymatch.PolygonIndex.to_bytes` (centers, areas and
+tree only: no outlines, no attribute columns), and placed in the task graph as a *single*
+key that every matching task depends on. The scheduler ships that key to each worker once
+(workers fetch it from each other like any other dependency), and each worker process
+deserialises it at most once: :func:`cached_index` keeps a small per-process cache keyed by
+a hash of the bytes (see :func:`cache_info`, :func:`clear_cache`).
+
+Threads: Dask provides the parallelism (one task per Dask worker thread), so each task
+matches with ``threads=1`` rayon thread by default, the same convention as the
+``OMP_NUM_THREADS=1`` that ``distributed``'s nanny sets. Pass ``threads=N`` to give each
+task its own pool of N rayon threads (useful with one single-threaded worker per machine),
+or set ``RAYON_NUM_THREADS`` in the workers' environment, which is then the default.
+Every task passes an explicit thread count, so tasks always run on a pool created in the
+worker process itself and never on rayon's global pool. That keeps forked workers safe (a
+forked child inherits a global pool whose threads do not exist in the child); still,
+prefer ``distributed``'s default ``spawn`` start method and nanny processes.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from math import isqrt
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from polymatch._core import PolygonIndex
+from polymatch._core import match_parquet as _match_parquet_file
+
+__all__ = ["cache_info", "cached_index", "clear_cache", "match", "match_parquet"]
+
+# ---------------------------------------------------------------------------------------
+# Per-process index cache (lives in each worker process)
+# ---------------------------------------------------------------------------------------
+
+_CACHE_SIZE = 4
+_cache: OrderedDict[str, PolygonIndex] = OrderedDict()
+_cache_lock = threading.Lock()
+_cache_stats = {"loads": 0, "hits": 0}
+
+
+def cached_index(token: str, data: bytes) -> PolygonIndex:
+    """The index for ``token``, deserialised from ``data`` (``PolygonIndex.to_bytes()``)
+    only if this process has not done so yet; ``token`` is any string that identifies
+    the bytes (this module uses a blake2b hash of them, computed once on the client).
+    Thread-safe: concurrent tasks in one process wait for a single load. The last few
+    indexes are kept. Usable from any engine's workers (Spark, Ray): it needs no Dask."""
+    with _cache_lock:
+        index = _cache.get(token)
+        if index is not None:
+            _cache.move_to_end(token)
+            _cache_stats["hits"] += 1
+            return index
+        index = PolygonIndex.from_bytes(data)
+        _cache_stats["loads"] += 1
+        _cache[token] = index
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+        return index
+
+
+def cache_info() -> dict[str, Any]:
+    """This process's index cache: ``loads`` (deserialisations so far), ``hits`` (tasks
+    served from the cache), ``entries`` (indexes held) and ``pid``. On a cluster, read
+    it on every worker with ``client.run(polymatch.dask.cache_info)``."""
+    with _cache_lock:
+        return {**_cache_stats, "entries": len(_cache), "pid": os.getpid()}
+
+
+def clear_cache() -> None:
+    """Drop the cached indexes of this process and reset the counters (on a cluster:
+    ``client.run(polymatch.dask.clear_cache)``)."""
+    with _cache_lock:
+        _cache.clear()
+        _cache_stats.update(loads=0, hits=0)
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers shared by both entry points
+# ---------------------------------------------------------------------------------------
+
+
+def _as_index(polygons: Any) -> PolygonIndex:
+    if isinstance(polygons, PolygonIndex):
+        return polygons
+    if isinstance(polygons, (str, os.PathLike)):
+        from polymatch._core import read_polygons
+
+        return read_polygons(polygons)
+    from polymatch._convert import polygons_to_arrow
+
+    return PolygonIndex.from_arrow(polygons_to_arrow(polygons))
+
+
+def _broadcast(polygons: Any) -> tuple[str, Any, int]:
+    """Serialise the index once; return its token, a single graph key holding it, and
+    its size in bytes."""
+    import dask
+
+    data = _as_index(polygons).to_bytes()
+    token = hashlib.blake2b(data, digest_size=16).hexdigest()
+    # One key for the whole graph: every task depends on it, so it is shipped to each
+    # worker once instead of being embedded in every task.
+    key = dask.delayed(data, name=f"polymatch-index-{token}", pure=True)
+    return token, key, len(data)
+
+
+def _resolve_threads(threads: int | None) -> int:
+    """Rayon threads for one task: ``threads`` if given, else ``RAYON_NUM_THREADS`` of this
+    process, else 1 (Dask's own threads and processes provide the parallelism)."""
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        return int(threads)
+    env = os.environ.get("RAYON_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return 1
+
+
+# ---------------------------------------------------------------------------------------
+# match: Dask DataFrame in, lazy Dask DataFrame out
+# ---------------------------------------------------------------------------------------
+
+
+def _to_arrow(part: Any) -> pa.Table | pa.RecordBatch:
+    """A pandas partition as Arrow; an empty one as one empty record batch (polymatch
+    refuses to keep columns from a stream without batches)."""
+    from polymatch._convert import points_to_arrow
+
+    table = pa.table(points_to_arrow(part))
+    if table.num_rows == 0:
+        return pa.RecordBatch.from_pylist([], schema=table.schema)
+    return table
+
+
+def _match_table(
+    part: Any,
+    index: PolygonIndex,
+    options: dict[str, Any],
+    threads: int | None,
+) -> pa.Table:
+    return index.match(_to_arrow(part), threads=_resolve_threads(threads), **options)
+
+
+def _match_partition(
+    part: Any,
+    data: bytes,
+    token: str,
+    options: dict[str, Any],
+    threads: int | None,
+    schema: pa.Schema,
+    partition: int | None,
+) -> Any:
+    """Match one partition; ``point_index`` is the row within the partition."""
+    import pandas as pd
+
+    table = _match_table(part, cached_index(token, data), options, threads)
+    if partition is not None:
+        column = pa.array([partition] * table.num_rows, type=pa.uint32())
+        table = table.append_column("partition", column)
+    if not table.schema.equals(schema, check_metadata=False):
+        # e.g. a kept object column that is all None in this partition (Arrow type null)
+        table = table.cast(schema)
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def _shift(df: Any, offset: int) -> Any:
+    """Turn partition-local ``point_index`` values into global row positions."""
+    import pandas as pd
+
+    if offset == 0 or len(df) == 0:
+        return df
+    local = pa.array(df["point_index"].array)
+    shifted = pc.add(local, pa.scalar(offset, pa.uint64()))
+    df = df.copy(deep=False)
+    df["point_index"] = pd.Series(
+        pd.arrays.ArrowExtensionArray(shifted), index=df.index, name="point_index"
+    )
+    return df
+
+
+def _total(*values: int) -> int:
+    return int(sum(values))
+
+
+def _global_offsets(lengths: list[Any]) -> list[Any]:
+    """Lazy prefix sums of the partition lengths: the global row of each partition's
+    first point. Two levels (blocks of about sqrt(n) partitions): O(n) small tasks, a
+    critical path of about 2*sqrt(n), and partition i waits only for the lengths of the
+    blocks up to its own, so results can stream instead of waiting for every partition."""
+    import dask
+
+    add = dask.delayed(_total, pure=True)
+    n = len(lengths)
+    block = max(1, isqrt(n))
+    offsets: list[Any] = []
+    base: Any = 0
+    for start in range(0, n, block):
+        lens = lengths[start : start + block]
+        offset = base
+        for i, length in enumerate(lens):
+            offsets.append(offset)
+            if i + 1 < len(lens):
+                offset = add(offset, length)
+        if start + block < n:
+            base = add(base, *lens)
+    return offsets
+
+
+def match(
+    points: Any,
+    polygons: Any,
+    max_dist: float = 10.0,
+    how: Literal["inner", "left"] = "inner",
+    keep: Sequence[str] | None = None,
+    x: str = "x",
+    y: str = "y",
+    threads: int | None = None,
+    *,
+    geometry: str | None = None,
+    all_candidates: bool = False,
+    point_index: Literal["global", "partition"] = "global",
+) -> Any:
+    """Match a Dask DataFrame of points to polygons; returns a lazy Dask DataFrame.
+
+    The result has the columns of :meth:`polymatch.PolygonIndex.match` (``point_index``
+    uint64, ``polygon_index`` uint32, ``distance``, ``area``, then the ``keep`` columns),
+    pyarrow-backed (``pd.ArrowDtype``), one Dask partition per points partition, rows in
+    point order within each partition. Its divisions are unknown and each partition has
+    its own ``RangeIndex``: identify rows by ``point_index`` or by the columns you keep.
+
+    Args:
+        points: a ``dask.dataframe.DataFrame`` with ``x``/``y`` columns, or a point
+            geometry column named by ``geometry`` (WKB, e.g. ``pd.ArrowDtype(pa.binary())``).
+        polygons: a :class:`~polymatch.PolygonIndex`, anything
+            :meth:`~polymatch.PolygonIndex.from_arrow` takes, or a (Geo)Parquet path.
+            It is serialised once and deserialised at most once per worker process.
+        max_dist: candidates are polygons whose center is at distance ``< max_dist``.
+        how: ``"inner"`` keeps matched points only, ``"left"`` every point.
+        keep: point columns carried into the result (ids, attributes). Polygon attribute
+            columns are not shipped with the index: join them on ``polygon_index``.
+        x, y: the coordinate columns (ignored when ``geometry`` is given).
+        threads: rayon threads per task; default ``RAYON_NUM_THREADS`` of the worker if
+            set, else 1 (Dask's workers and threads give the parallelism).
+        geometry: a point geometry column to use instead of ``x``/``y``.
+        all_candidates: every (point, candidate) pair instead of the best match.
+        point_index: ``"global"`` (default): the point's row in the whole DataFrame,
+            which needs every partition's length (computed lazily, in the same graph:
+            ``len`` of each partition and two-level prefix sums; no extra pass over the
+            data, and no known divisions required). ``"partition"``: the row within its
+            partition plus a ``partition`` column (uint32); no dependency between
+            partitions at all.
+
+    Example::
+
+        import dask.dataframe as dd
+        import polymatch as pm
+        import polymatch.dask as pmd
+
+        index = pm.read_polygons("polygons.parquet")
+        points = dd.read_parquet("points/*.parquet")
+        matches = pmd.match(points, index, max_dist=10.0, keep=["point_id"])
+        matches.to_parquet("matches/")                 # or .compute()
+    """
+    import dask
+
+    if point_index not in ("global", "partition"):
+        raise ValueError(f"point_index must be 'global' or 'partition', got {point_index!r}")
+    if point_index == "partition" and "partition" in (keep or []):
+        raise ValueError("keep has a column 'partition', which point_index='partition' adds")
+    if how not in ("inner", "left"):
+        raise ValueError(f"how must be 'inner' or 'left', got {how!r}")
+    keep = list(keep or [])
+    coords = [geometry] if geometry is not None else [x, y]
+    columns = list(dict.fromkeys(coords + keep))
+    missing = [c for c in columns if c not in points.columns]
+    if missing:
+        from polymatch._core import SchemaError
+
+        raise SchemaError(
+            f"points have no column {', '.join(map(repr, missing))} "
+            f"(columns: {', '.join(map(str, points.columns))})"
+        )
+    points = points[columns]  # a projection: read_parquet then reads only these columns
+    options: dict[str, Any] = {
+        "max_dist": max_dist,
+        "how": how,
+        "all_candidates": all_candidates,
+        "keep": keep or None,
+    }
+    if geometry is not None:
+        options["geometry"] = geometry
+    else:
+        options.update(x=x, y=y)
+    index = _as_index(polygons)
+
+    # meta: run the real thing on Dask's non-empty fake partition (so object columns get
+    # a real Arrow type), then keep the schema; every partition is cast to it.
+    from polymatch._core import PolymatchError
+
+    try:
+        sample = _match_table(points._meta_nonempty, index, options, 1)
+    except PolymatchError:  # fake values Dask made up, e.g. for a WKB column
+        sample = _match_table(points._meta, index, options, 1)
+    if point_index == "partition":
+        sample = sample.append_column("partition", pa.array([0] * sample.num_rows, pa.uint32()))
+    schema = sample.schema
+    import pandas as pd
+
+    meta = schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
+
+    token, data, _ = _broadcast(index)
+    parts = points.to_delayed()
+    match_part = dask.delayed(_match_partition, pure=True)
+    per_partition = point_index == "partition"
+    results = [
+        match_part(part, data, token, options, threads, schema, i if per_partition else None)
+        for i, part in enumerate(parts)
+    ]
+    if not per_partition:
+        length = dask.delayed(len, pure=True)
+        offsets = _global_offsets([length(part) for part in parts])
+        shift = dask.delayed(_shift, pure=True)
+        results = [shift(r, off) for r, off in zip(results, offsets)]
+    import dask.dataframe as dd
+
+    return dd.from_delayed(results, meta=meta, verify_meta=False)
+
+
+# ---------------------------------------------------------------------------------------
+# match_parquet: files in, files out
+# ---------------------------------------------------------------------------------------
+
+
+def _is_valid_parquet(path: str | os.PathLike[str]) -> bool:
+    """True if ``path`` is a readable Parquet file (footer and metadata intact)."""
+    import pyarrow.parquet as pq
+
+    try:
+        pq.ParquetFile(path).metadata  # noqa: B018 - reading the footer is the check
+    except Exception:
+        return False
+    return True
+
+
+def _remove_stale_temps(out: Path) -> None:
+    """Remove temporary files left beside ``out`` by a writer that died (a killed worker
+    cannot clean up). Called after ``out`` was committed, so none of them is needed."""
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.polymatch-*.tmp"):
+        try:
+            stale.unlink()
+        except OSError:
+            pass
+
+
+def _match_file(
+    data: bytes,
+    token: str,
+    src: str,
+    dst: str,
+    options: dict[str, Any],
+    threads: int | None,
+) -> dict[str, Any]:
+    """One task of :func:`match_parquet`: match ``src`` into ``dst`` unless a valid
+    ``dst`` already exists."""
+    out = Path(dst)
+    if out.exists() and _is_valid_parquet(out):
+        return {"out": dst, "skipped": True}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    index = cached_index(token, data)
+    summary = _match_parquet_file(index, src, dst, threads=_resolve_threads(threads), **options)
+    _remove_stale_temps(out)
+    return {"out": dst, "skipped": False, **summary}
+
+
+def _list_inputs(points: Any) -> tuple[list[Path], Path | None]:
+    """Input files, and the directory their output paths are relative to (None: flat)."""
+    if isinstance(points, (str, os.PathLike)):
+        p = Path(points)
+        if p.is_dir():
+            files = sorted(
+                f
+                for f in p.rglob("*.parquet")
+                if f.is_file()
+                and not any(part.startswith((".", "_")) for part in f.relative_to(p).parts)
+            )
+            return files, p
+        if glob.has_magic(str(points)):
+            return [Path(f) for f in sorted(glob.glob(str(points), recursive=True))], None
+        return [p], None
+    if isinstance(points, Iterable):
+        return [Path(f) for f in points], None
+    raise TypeError(
+        "points must be a list of Parquet paths, a glob pattern or a directory; "
+        f"got {type(points).__name__}"
+    )
+
+
+def _output_paths(files: list[Path], root: Path | None, out_dir: Path) -> list[Path]:
+    if root is not None:
+        rel = [f.relative_to(root) for f in files]
+    else:
+        rel = [Path(f.name) for f in files]
+    outs = [out_dir / r.with_suffix(".parquet") for r in rel]
+    seen: dict[Path, Path] = {}
+    for f, o in zip(files, outs):
+        if o in seen:
+            raise ValueError(
+                f"{seen[o]} and {f} would both be written to {o}; "
+                "pass a directory (its layout is mirrored) or rename the inputs"
+            )
+        seen[o] = f
+    inputs = {os.path.realpath(f) for f in files}
+    clash = [o for o in outs if os.path.realpath(o) in inputs]
+    if clash:
+        raise ValueError(f"output {clash[0]} would overwrite an input file")
+    return outs
+
+
+def match_parquet(
+    points: Any,
+    polygons: Any,
+    out_dir: str | os.PathLike[str],
+    max_dist: float = 10.0,
+    how: Literal["inner", "left"] = "inner",
+    keep: Sequence[str] | None = None,
+    threads: int | None = None,
+    *,
+    x: str | None = None,
+    y: str | None = None,
+    geometry: str | None = None,
+    all_candidates: bool = False,
+    batch_rows: int = 262_144,
+) -> list[str]:
+    """Match Parquet files of points on the current Dask scheduler, one task per file.
+
+    Each task streams one input file through :func:`polymatch.match_parquet` into
+    ``out_dir/<stem>.parquet`` (with a directory input, its sub-directory layout is
+    mirrored), written atomically (a temporary file beside the target, then a rename).
+    A task whose output already exists and is a valid Parquet file does nothing, so
+    rerunning the same call after a failure (a killed worker, a full disk, Ctrl-C)
+    finishes the job without duplicating or redoing finished files. Outputs hold
+    ``point_index`` as the row *within its file*; keep an id column to join across files.
+
+    The inputs and ``out_dir`` must be on a filesystem every worker sees (local disk for
+    a ``LocalCluster``, a shared mount otherwise). The graph is computed with
+    ``dask.compute``, i.e. on the active ``distributed`` client if there is one.
+
+    Args:
+        points: a list of Parquet paths, a glob pattern (``"points/*.parquet"``) or a
+            directory (every ``*.parquet`` below it, skipping ``.``/``_`` names).
+        polygons: a :class:`~polymatch.PolygonIndex`, anything
+            :meth:`~polymatch.PolygonIndex.from_arrow` takes, or a (Geo)Parquet path
+            (read once, here, on the client).
+        out_dir: where the outputs go (created if needed).
+        max_dist, how, keep, x, y, all_candidates, batch_rows: as for
+            :func:`polymatch.match_parquet`; ``geometry`` is its ``point_geometry``.
+        threads: rayon threads per task (see :func:`match`).
+
+    Returns:
+        The output paths, in input order (including the ones a rerun skipped).
+    """
+    import dask
+
+    files, root = _list_inputs(points)
+    if not files:
+        raise FileNotFoundError(f"no Parquet files in {points!r}")
+    out_root = Path(out_dir)
+    outs = _output_paths(files, root, out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    options: dict[str, Any] = {
+        "max_dist": max_dist,
+        "how": how,
+        "all_candidates": all_candidates,
+        "keep": list(keep) if keep else None,
+        "x": x,
+        "y": y,
+        "point_geometry": geometry,
+        "batch_rows": batch_rows,
+    }
+    token, data, nbytes = _broadcast(polygons)
+    task = dask.delayed(_match_file, pure=True)
+    tasks = [task(data, token, str(f), str(o), options, threads) for f, o in zip(files, outs)]
+    # The index is in the graph once, by design; do not let distributed warn about it.
+    from dask.utils import parse_bytes
+
+    threshold = dask.config.get("distributed.admin.large-graph-warning-threshold", "10MB")
+    threshold = max(parse_bytes(threshold), 2 * nbytes + 10**7)
+    with dask.config.set({"distributed.admin.large-graph-warning-threshold": threshold}):
+        results = dask.compute(*tasks)
+    return [r["out"] for r in results]
