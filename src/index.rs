@@ -103,6 +103,16 @@ impl Within {
     }
 }
 
+/// One subtree found by [`SpatialIndex::best_within_group`].
+#[derive(Debug, Clone, Copy)]
+pub struct GroupEntry {
+    rank: u32,
+    node: u32,
+    lo: u32,
+    hi: u32,
+    inside: bool,
+}
+
 /// An immutable spatial index over polygon centers, ready to match points.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpatialIndex {
@@ -326,6 +336,140 @@ impl SpatialIndex {
             top += 2;
         }
         best
+    }
+
+    /// [`SpatialIndex::best_within`] for a group of nearby points at once: one traversal
+    /// collects, for the group's bounding box, the leaves that may hold a candidate of any
+    /// of its points and the subtrees inside every point's disk; each point then scans that
+    /// short list in rank order and stops at the first rank that cannot win. Answers are
+    /// the same as `best_within`'s, point by point; only the tree walk is shared.
+    ///
+    /// The group-level tests are conservative (a relative margin of 1e-9, far above the
+    /// few ulps of float error in a box-to-box distance); every decision for a single point
+    /// is still made by the exact [`Within`] test. Callers use this only when
+    /// [`SpatialIndex::group_search_applies`] holds.
+    pub fn best_within_group(
+        &self,
+        xs: &[f64],
+        ys: &[f64],
+        max_dist: f64,
+        out: &mut [u32],
+        entries: &mut Vec<GroupEntry>,
+    ) {
+        out.fill(NO_MATCH);
+        if self.rank_row.is_empty() {
+            return;
+        }
+        let (mut gx0, mut gy0, mut gx1, mut gy1) = (
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NEG_INFINITY,
+        );
+        for (&x, &y) in xs.iter().zip(ys) {
+            if x.is_finite() && y.is_finite() {
+                (gx0, gy0, gx1, gy1) = (gx0.min(x), gy0.min(y), gx1.max(x), gy1.max(y));
+            }
+        }
+        if gx0 > gx1 {
+            return; // no finite point: none can match
+        }
+        let reach = max_dist * (1.0 + 1e-9);
+        let shrink = max_dist * (1.0 - 1e-9);
+        let leaves = 1u32 << self.depth;
+        entries.clear();
+        let mut group_best = NO_MATCH;
+        let mut stack = [(0u32, 0u32, 0u32); 40];
+        stack[0] = (1, 0, self.item_rank.len() as u32);
+        let mut top = 1;
+        while top > 0 {
+            top -= 1;
+            let (node, lo, hi) = stack[top];
+            let rank = self.node_rank[node as usize];
+            if rank >= group_best {
+                continue;
+            }
+            let b = self.node_box[node as usize];
+            let gx = (b[0] - gx1).max(gx0 - b[2]).max(0.0);
+            let gy = (b[1] - gy1).max(gy0 - b[3]).max(0.0);
+            if (gx * gx + gy * gy).sqrt() > reach {
+                continue; // no point of the group reaches this box
+            }
+            let fx = (gx1 - b[0]).max(b[2] - gx0);
+            let fy = (gy1 - b[1]).max(b[3] - gy0);
+            if (fx * fx + fy * fy).sqrt() < shrink {
+                // every center below is a candidate of every point of the group
+                entries.push(GroupEntry {
+                    rank,
+                    node,
+                    lo,
+                    hi,
+                    inside: true,
+                });
+                group_best = rank;
+                continue;
+            }
+            if node >= leaves {
+                entries.push(GroupEntry {
+                    rank,
+                    node,
+                    lo,
+                    hi,
+                    inside: false,
+                });
+                continue;
+            }
+            let mid = lo + (hi - lo) / 2;
+            stack[top] = (2 * node + 1, mid, hi);
+            stack[top + 1] = (2 * node, lo, mid);
+            top += 2;
+        }
+        // Disjoint subtrees have distinct minimum ranks: one order.
+        entries.sort_unstable_by_key(|e| e.rank);
+        let within = Within::new(max_dist);
+        for ((slot, &px), &py) in out.iter_mut().zip(xs).zip(ys) {
+            if !(px.is_finite() && py.is_finite()) {
+                continue; // NaN or infinite: every distance is NaN or inf, never a candidate
+            }
+            let mut best = NO_MATCH;
+            for e in entries.iter() {
+                if e.rank >= best {
+                    break;
+                }
+                if e.inside {
+                    best = e.rank;
+                    break;
+                }
+                let b = self.node_box[e.node as usize];
+                if !within.test(px, py, px.clamp(b[0], b[2]), py.clamp(b[1], b[3])) {
+                    continue;
+                }
+                let far_x = if px - b[0] > b[2] - px { b[0] } else { b[2] };
+                let far_y = if py - b[1] > b[3] - py { b[1] } else { b[3] };
+                if within.test(px, py, far_x, far_y) {
+                    best = e.rank; // sorted by rank: nothing after can do better
+                    break;
+                }
+                for i in e.lo as usize..e.hi as usize {
+                    let r = self.item_rank[i];
+                    if r >= best {
+                        break;
+                    }
+                    if within.test(px, py, self.item_x[i], self.item_y[i]) {
+                        best = r;
+                        break;
+                    }
+                }
+            }
+            *slot = best;
+        }
+    }
+
+    /// Whether [`SpatialIndex::best_within_group`] may be used for `max_dist`: its relative
+    /// margins need `max_dist^2` to be a normal float (or `max_dist` infinite).
+    pub fn group_search_applies(max_dist: f64) -> bool {
+        let r2 = max_dist * max_dist;
+        (r2.is_normal() && r2 > f64::MIN_POSITIVE * 1e10) || max_dist == f64::INFINITY
     }
 
     /// Call `f(rank, distance)` for every candidate of `(px, py)`, in no particular order.
@@ -649,6 +793,47 @@ mod tests {
             }
         }
         assert_eq!(index.best_within(f64::NAN, 0.0, 5.0), NO_MATCH);
+    }
+
+    #[test]
+    fn group_search_equals_point_search() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut unit = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let n = 5000;
+        let cx: Vec<f64> = (0..n).map(|_| (unit() * 200.0).floor()).collect();
+        let cy: Vec<f64> = (0..n).map(|_| (unit() * 200.0).floor()).collect();
+        let area: Vec<f64> = (0..n).map(|_| (unit() * 4.0).floor()).collect();
+        let index = SpatialIndex::from_centers(&cx, &cy, &area, |i| i % 17 != 0);
+        let mut entries = Vec::new();
+        for r in [0.5, 1.0, 3.0, 5.0, 20.0, 1e3, f64::INFINITY] {
+            for group in [1usize, 7, 32] {
+                let base_x = unit() * 200.0;
+                let base_y = unit() * 200.0;
+                let mut xs: Vec<f64> = (0..group)
+                    .map(|_| base_x + (unit() * 6.0).floor())
+                    .collect();
+                let ys: Vec<f64> = (0..group)
+                    .map(|_| base_y + (unit() * 6.0).floor())
+                    .collect();
+                if group > 2 {
+                    xs[1] = f64::NAN;
+                    xs[2] = f64::INFINITY;
+                }
+                let mut out = vec![0; group];
+                index.best_within_group(&xs, &ys, r, &mut out, &mut entries);
+                let want: Vec<u32> = xs
+                    .iter()
+                    .zip(&ys)
+                    .map(|(&x, &y)| index.best_within(x, y, r))
+                    .collect();
+                assert_eq!(out, want, "r={r} group={group}");
+            }
+        }
     }
 
     #[test]

@@ -207,6 +207,9 @@ fn spread(v: u32) -> u32 {
     (v | (v << 1)) & 0x5555_5555
 }
 
+/// Points per shared tree walk in the Z-ordered path.
+const GROUP: usize = 32;
+
 /// Bits of the Z-order prefix that buckets the points (`2^16` buckets).
 const ORDER_BITS: u32 = 16;
 
@@ -257,11 +260,32 @@ fn spatially_sorted(
     }
     drop(bucket);
     let mut ranks = vec![NO_MATCH; order.len()];
+    let grouped = SpatialIndex::group_search_applies(max_dist);
     ranks
         .par_chunks_mut(chunk_size)
         .zip(order.par_chunks(chunk_size))
         .for_each(|(ranks, order)| {
             if cancelled(cancel) {
+                return;
+            }
+            if grouped {
+                // Consecutive points in Z-order are neighbours: walk the tree once per group.
+                let mut entries = Vec::new();
+                let (mut gx, mut gy) = ([0.0; GROUP], [0.0; GROUP]);
+                for (ranks, order) in ranks.chunks_mut(GROUP).zip(order.chunks(GROUP)) {
+                    for (k, &i) in order.iter().enumerate() {
+                        let i = i as usize;
+                        let valid = points.nulls.is_none_or(|n| n.is_valid(i));
+                        // A null point gets NaN coordinates: it never matches.
+                        (gx[k], gy[k]) = if valid {
+                            (points.x[i], points.y[i])
+                        } else {
+                            (f64::NAN, f64::NAN)
+                        };
+                    }
+                    let n = order.len();
+                    index.best_within_group(&gx[..n], &gy[..n], max_dist, ranks, &mut entries);
+                }
                 return;
             }
             for (slot, &i) in ranks.iter_mut().zip(order) {
