@@ -344,10 +344,12 @@ impl SpatialIndex {
     /// short list in rank order and stops at the first rank that cannot win. Answers are
     /// the same as `best_within`'s, point by point; only the tree walk is shared.
     ///
-    /// The group-level tests are conservative (a relative margin of 1e-9, far above the
-    /// few ulps of float error in a box-to-box distance); every decision for a single point
-    /// is still made by the exact [`Within`] test. Callers use this only when
-    /// [`SpatialIndex::group_search_applies`] holds.
+    /// The group-level tests are safe by the same monotonicity argument as the node tests:
+    /// for a point in the group's box and a center in a node's box, `|fl(px - cx)|` lies
+    /// between the rounded box-to-box gap and the rounded box-to-box span, so the distance
+    /// SPEC.md computes lies between the two distances computed here. A relative margin of
+    /// 1e-9 is added on top. Every decision for a single point is still made by the exact
+    /// [`Within`] test. Callers use this only when [`SpatialIndex::group_search_applies`].
     pub fn best_within_group(
         &self,
         xs: &[f64],
