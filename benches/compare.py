@@ -202,6 +202,8 @@ def run(args) -> list[dict]:
         workloads += [synthetic(2_000, 20_000, False, 10.0), synthetic(2_000, 20_000, True, 10.0)]
     else:
         workloads += [
+            synthetic(100_000, 10_000, False, 10.0),
+            synthetic(100_000, 100_000, False, 10.0),
             synthetic(100_000, 1_000_000, False, 10.0),
             synthetic(100_000, 1_000_000, True, 10.0),
             synthetic(100_000, 1_000_000, False, math.inf),
@@ -337,6 +339,37 @@ def write_docs(rows, path: Path, command: str) -> None:
     print(f"wrote {path} ({command})")
 
 
+def write_plot(rows, path: Path) -> None:
+    """Points per second against the number of points (uniform, 100k polygons, d=10)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sweep = [
+        r for r in rows if r["workload"].startswith("uniform 100,000") and "d=10" in r["workload"]
+    ]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for system in dict.fromkeys(r["system"] for r in sweep):
+        if system == "polymatch index build":
+            continue
+        pts = sorted(
+            (r["points"], r["points"] / r["seconds"])
+            for r in sweep
+            if r["system"] == system and r["seconds"]
+        )
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=system)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("points (100,000 polygons, uniform, ~30 candidates per point)")
+    ax.set_ylabel("points per second")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    print(f"wrote {path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -345,6 +378,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=7, help="runs per timing (median)")
     ap.add_argument("--budget", type=float, default=60.0, help="skip a peer estimated slower (s)")
     ap.add_argument("--out", type=Path, default=None, help="write the results table (markdown)")
+    ap.add_argument("--plot", type=Path, default=None, help="write the points/s plot (PNG)")
     args = ap.parse_args()
     if args.quick:
         args.repeat = min(args.repeat, 3)
@@ -353,6 +387,8 @@ def main() -> None:
     print(json.dumps(meta))
     if args.out:
         write_docs(rows, args.out, " ".join(sys.argv))
+    if args.plot:
+        write_plot(rows, args.plot)
     bad = [r for r in rows if r["agrees"] is False]
     if bad:
         sys.exit(f"disagreement: {[(r['workload'], r['system']) for r in bad]}")
