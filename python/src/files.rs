@@ -7,7 +7,6 @@ use polymatch::io::parquet::{
     match_parquet as core_match_parquet, read_polygons as core_read_polygons, ParquetJob,
 };
 use polymatch::io::{Keep, PointSpec};
-use polymatch::matching::with_threads;
 use polymatch::{How, MatchOptions, SpatialIndex};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -26,10 +25,17 @@ pub fn read_polygons(
     keep: Option<Vec<String>>,
 ) -> PyResult<PyPolygonIndex> {
     let keep = keep.unwrap_or_default();
-    let file = py
-        .detach(|| core_read_polygons(&path, geometry.as_deref(), &keep))
-        .map_err(PyPolymatchError)?;
-    Ok(py.detach(|| PyPolygonIndex::from_parts(file.polygons, Some(file.attributes), file.crs)))
+    py.detach(|| {
+        crate::pool::run(None, || {
+            let file = core_read_polygons(&path, geometry.as_deref(), &keep)?;
+            Ok(PyPolygonIndex::from_parts(
+                file.polygons,
+                Some(file.attributes),
+                file.crs,
+            ))
+        })?
+    })
+    .map_err(|e| PyPolymatchError(e).into())
 }
 
 /// Match a Parquet file of points against polygons (a `PolygonIndex` or a (Geo)Parquet
@@ -75,14 +81,20 @@ pub fn match_parquet<'py>(
             )
         } else {
             let path: PathBuf = polygons.extract()?;
-            let file = py
-                .detach(|| core_read_polygons(&path, polygon_geometry.as_deref(), &keep_polygons))
+            let (file, index) = py
+                .detach(|| {
+                    crate::pool::run(None, || {
+                        let file =
+                            core_read_polygons(&path, polygon_geometry.as_deref(), &keep_polygons)?;
+                        let index = SpatialIndex::new(&file.polygons);
+                        Ok((file, index))
+                    })?
+                })
                 .map_err(PyPolymatchError)?;
-            let index = py.detach(|| SpatialIndex::new(&file.polygons));
             (Arc::new(index), Some(file.attributes), file.crs, Some(path))
         };
     let summary = run_detached(py, usize::MAX, |cancel| {
-        with_threads(threads, || {
+        crate::pool::run(threads, || {
             let job = ParquetJob {
                 index: &index,
                 polygon_attributes: attributes.as_ref(),
@@ -120,5 +132,8 @@ pub fn run_cli(py: Python<'_>, args: Vec<String>) -> u8 {
     let argv: Vec<std::ffi::OsString> = std::iter::once("polymatch".into())
         .chain(args.into_iter().map(Into::into))
         .collect();
-    py.detach(|| polymatch::cli::run_from_args(argv))
+    py.detach(|| {
+        crate::pool::run(None, || polymatch::cli::run_from_args(argv))
+            .unwrap_or(polymatch::cli::EXIT_INTERNAL)
+    })
 }

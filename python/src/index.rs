@@ -11,7 +11,7 @@ use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use polymatch::io::arrow_ingest::numbers;
 use polymatch::io::{append_kept_columns, points_from_batch, polygons_from_batch, Keep, PointSpec};
-use polymatch::matching::{result_schema, with_threads};
+use polymatch::matching::result_schema;
 use polymatch::polygons::checked_offsets;
 use polymatch::{
     match_points, How, MatchOptions, PointSlices, PolygonColumns, PolymatchError, SpatialIndex,
@@ -158,10 +158,13 @@ impl PyPolygonIndex {
         geometry: Option<String>,
     ) -> PyResult<Self> {
         let batch = one_batch(data)?;
-        let polygons = py
-            .detach(|| polygons_from_batch(&batch, geometry.as_deref()))
-            .map_err(PyPolymatchError)?;
-        Ok(py.detach(|| Self::new(polygons, Some(batch))))
+        py.detach(|| {
+            crate::pool::run(None, || {
+                let polygons = polygons_from_batch(&batch, geometry.as_deref())?;
+                Ok(Self::new(polygons, Some(batch)))
+            })?
+        })
+        .map_err(|e| PyPolymatchError(e).into())
     }
 
     /// Build an index from flat coordinates: polygon `i` is the ring
@@ -199,10 +202,13 @@ impl PyPolygonIndex {
             "polygon",
         )
         .map_err(PyPolymatchError)?;
-        let polygons = py
-            .detach(|| PolygonColumns::from_rings(xs, ys, offsets, None))
-            .map_err(PyPolymatchError)?;
-        Ok(py.detach(|| Self::new(polygons, None)))
+        py.detach(|| {
+            crate::pool::run(None, || {
+                let polygons = PolygonColumns::from_rings(xs, ys, offsets, None)?;
+                Ok(Self::new(polygons, None))
+            })?
+        })
+        .map_err(|e| PyPolymatchError(e).into())
     }
 
     /// Rebuild an index from `to_bytes()` output.
@@ -330,7 +336,7 @@ impl PyPolygonIndex {
         let index = &self.index;
         let attributes = self.attributes.as_ref();
         let results = run_detached(py, total, |cancel| {
-            with_threads(threads, || -> polymatch::Result<Vec<RecordBatch>> {
+            crate::pool::run(threads, || -> polymatch::Result<Vec<RecordBatch>> {
                 let mut first = 0u64;
                 let mut out = Vec::with_capacity(batches.len());
                 for batch in &batches {

@@ -4,12 +4,14 @@ mod compat;
 mod error;
 mod files;
 mod index;
+mod pool;
 
 use pyo3::prelude::*;
 
 /// The native module, `polymatch._core`.
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    pool::register_fork_handler();
     error::register(m)?;
     m.add_class::<index::PyPolygonIndex>()?;
     m.add_class::<compat::PyPolygon>()?;
