@@ -103,6 +103,16 @@ impl Within {
     }
 }
 
+/// A node's box against a point's disk.
+enum Reach {
+    /// No center below can be a candidate.
+    Outside,
+    /// Every center below is a candidate.
+    Inside,
+    /// Some may be.
+    Partial,
+}
+
 /// One subtree found by [`SpatialIndex::best_within_group`].
 #[derive(Debug, Clone, Copy)]
 pub struct GroupEntry {
@@ -300,28 +310,17 @@ impl SpatialIndex {
             if rank >= best {
                 continue;
             }
-            let b = self.node_box[node as usize];
-            if !within.test(px, py, px.clamp(b[0], b[2]), py.clamp(b[1], b[3])) {
-                continue;
-            }
-            let far_x = if px - b[0] > b[2] - px { b[0] } else { b[2] };
-            let far_y = if py - b[1] > b[3] - py { b[1] } else { b[3] };
-            if within.test(px, py, far_x, far_y) {
-                best = rank; // every center below is a candidate, this is the best of them
-                continue;
-            }
-            if node >= leaves {
-                for i in lo as usize..hi as usize {
-                    let r = self.item_rank[i];
-                    if r >= best {
-                        break; // sorted by rank: nothing after can win
-                    }
-                    if within.test(px, py, self.item_x[i], self.item_y[i]) {
-                        best = r;
-                        break;
-                    }
+            match self.classify(&within, px, py, node) {
+                Reach::Outside => continue,
+                Reach::Inside => {
+                    best = rank; // every center below is a candidate, this is the best of them
+                    continue;
                 }
-                continue;
+                Reach::Partial if node >= leaves => {
+                    best = self.scan_leaf(&within, px, py, lo, hi, best);
+                    continue;
+                }
+                Reach::Partial => {}
             }
             let mid = lo + (hi - lo) / 2;
             let (l, r) = (2 * node, 2 * node + 1);
@@ -334,6 +333,38 @@ impl SpatialIndex {
                 stack[top + 1] = (r, mid, hi);
             }
             top += 2;
+        }
+        best
+    }
+
+    /// Where a node's box lies with respect to the disk around `(px, py)`, exactly.
+    #[inline(always)]
+    fn classify(&self, within: &Within, px: f64, py: f64, node: u32) -> Reach {
+        let b = self.node_box[node as usize];
+        if !within.test(px, py, px.clamp(b[0], b[2]), py.clamp(b[1], b[3])) {
+            return Reach::Outside;
+        }
+        let far_x = if px - b[0] > b[2] - px { b[0] } else { b[2] };
+        let far_y = if py - b[1] > b[3] - py { b[1] } else { b[3] };
+        if within.test(px, py, far_x, far_y) {
+            Reach::Inside
+        } else {
+            Reach::Partial
+        }
+    }
+
+    /// The better of `best` and the first candidate among the leaf items `lo..hi`
+    /// (sorted by rank, so the first candidate found is the leaf's best).
+    #[inline(always)]
+    fn scan_leaf(&self, within: &Within, px: f64, py: f64, lo: u32, hi: u32, best: u32) -> u32 {
+        for i in lo as usize..hi as usize {
+            let r = self.item_rank[i];
+            if r >= best {
+                break; // sorted by rank: nothing after can win
+            }
+            if within.test(px, py, self.item_x[i], self.item_y[i]) {
+                return r;
+            }
         }
         best
     }
@@ -442,25 +473,13 @@ impl SpatialIndex {
                     best = e.rank;
                     break;
                 }
-                let b = self.node_box[e.node as usize];
-                if !within.test(px, py, px.clamp(b[0], b[2]), py.clamp(b[1], b[3])) {
-                    continue;
-                }
-                let far_x = if px - b[0] > b[2] - px { b[0] } else { b[2] };
-                let far_y = if py - b[1] > b[3] - py { b[1] } else { b[3] };
-                if within.test(px, py, far_x, far_y) {
-                    best = e.rank; // sorted by rank: nothing after can do better
-                    break;
-                }
-                for i in e.lo as usize..e.hi as usize {
-                    let r = self.item_rank[i];
-                    if r >= best {
+                match self.classify(&within, px, py, e.node) {
+                    Reach::Outside => {}
+                    Reach::Inside => {
+                        best = e.rank; // sorted by rank: nothing after can do better
                         break;
                     }
-                    if within.test(px, py, self.item_x[i], self.item_y[i]) {
-                        best = r;
-                        break;
-                    }
+                    Reach::Partial => best = self.scan_leaf(&within, px, py, e.lo, e.hi, best),
                 }
             }
             *slot = best;
