@@ -9,7 +9,7 @@ use arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch};
 use arrow::buffer::ScalarBuffer;
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
-use polymatch::io::arrow_ingest::numbers;
+use polymatch::io::arrow_ingest::{numbers, validate};
 use polymatch::io::{append_kept_columns, points_from_batch, polygons_from_batch, Keep, PointSpec};
 use polymatch::matching::result_schema;
 use polymatch::polygons::checked_offsets;
@@ -77,13 +77,26 @@ impl PyPolygonIndex {
     }
 }
 
-/// Read every batch of an Arrow stream into one record batch (no copy if there is one).
-fn one_batch(data: AnyRecordBatch) -> PyResult<RecordBatch> {
+/// Every batch of an Arrow stream, each checked to be a well-formed Arrow batch: data
+/// that crossed the C data interface is not validated by the import, and a forged or
+/// corrupt array (offsets out of bounds or decreasing, say) must be refused, not read.
+pub fn read_batches(data: AnyRecordBatch) -> PyResult<(SchemaRef, Vec<RecordBatch>)> {
     let reader = data.into_reader()?;
     let schema = reader.schema();
     let batches = reader
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| PyPolymatchError(e.into()))?;
+    for batch in &batches {
+        for (field, column) in batch.schema_ref().fields().iter().zip(batch.columns()) {
+            validate(column, field.name()).map_err(PyPolymatchError)?;
+        }
+    }
+    Ok((schema, batches))
+}
+
+/// Read every batch of an Arrow stream into one record batch (no copy if there is one).
+fn one_batch(data: AnyRecordBatch) -> PyResult<RecordBatch> {
+    let (schema, batches) = read_batches(data)?;
     Ok(match batches.len() {
         1 => batches.into_iter().next().expect("one batch"),
         _ => concat_batches(&schema, &batches).map_err(|e| PyPolymatchError(e.into()))?,
@@ -180,6 +193,7 @@ impl PyPolygonIndex {
     ) -> PyResult<Self> {
         let values = |a: PyArray, name: &str| -> PyPmResult<ScalarBuffer<f64>> {
             let (array, _) = a.into_inner();
+            validate(&array, name)?;
             if array.null_count() > 0 {
                 return Err(
                     PolymatchError::InvalidLayout(format!("{name} has null values")).into(),
@@ -189,6 +203,13 @@ impl PyPolygonIndex {
         };
         let (xs, ys) = (values(x, "x")?, values(y, "y")?);
         let (offsets, _) = offsets.into_inner();
+        validate(&offsets, "offsets").map_err(PyPolymatchError)?;
+        if offsets.null_count() > 0 {
+            return Err(PyPolymatchError(PolymatchError::InvalidLayout(
+                "offsets has null values".into(),
+            ))
+            .into());
+        }
         if !offsets.data_type().is_integer() {
             return Err(PyTypeError::new_err(format!(
                 "offsets must be integers, got {}",
@@ -321,10 +342,7 @@ impl PyPolygonIndex {
                     .call_method1("points_to_arrow", (points,))?
             };
         let data: AnyRecordBatch = arrow_points.extract()?;
-        let reader = data.into_reader()?;
-        let batches = reader
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| PyPolymatchError(e.into()))?;
+        let (_, batches) = read_batches(data)?;
         let total: usize = batches.iter().map(|b| b.num_rows()).sum();
         let keep_points = keep.unwrap_or_default();
         let keep_polygons = keep_polygons.unwrap_or_default();

@@ -113,6 +113,7 @@ pub fn polygons_from_batch(batch: &RecordBatch, geometry: Option<&str>) -> Resul
 /// As [`polygons_from_batch`].
 pub fn polygons_from_array(field: &Field, array: &ArrayRef) -> Result<PolygonColumns> {
     let name = field.name();
+    validate(array, name)?;
     if let Some(ext) = extension_name(field) {
         if matches!(
             ext,
@@ -148,25 +149,77 @@ pub fn polygons_from_array(field: &Field, array: &ArrayRef) -> Result<PolygonCol
         found: array.data_type().to_string(),
         expected: "WKB binary, or a GeoArrow polygon/multipolygon list".into(),
     };
+    // Validity below the row level: of the items each offsets level points to.
     let (outer_offsets, nulls, child) = list_parts(array).ok_or_else(unsupported)?;
-    let (ring_level, child2) = {
-        let (o, _, c) = list_parts(&child).ok_or_else(unsupported)?;
-        (o, c)
-    };
-    if let Some((coord_offsets, _, coords)) = list_parts(&child2) {
+    let (mid_offsets, mid_nulls, child2) = list_parts(&child).ok_or_else(unsupported)?;
+    if let Some((coord_offsets, ring_nulls, coords)) = list_parts(&child2) {
         // multipolygon: polygon -> parts -> rings -> coords
         if list_parts(&coords).is_some() {
             return Err(unsupported());
         }
-        let (x, y) = coordinates(&coords, name)?;
-        return PolygonColumns::try_new(x, y, outer_offsets, ring_level, coord_offsets, nulls);
+        let (x, y, coord_nulls) = coordinates(&coords, name)?;
+        check_inner_nulls(
+            nulls.as_ref(),
+            &[&outer_offsets, &mid_offsets, &coord_offsets],
+            &[mid_nulls, ring_nulls, coord_nulls],
+            &["part", "ring", "vertex"],
+            name,
+        )?;
+        return PolygonColumns::try_new(x, y, outer_offsets, mid_offsets, coord_offsets, nulls);
     }
     // polygon: polygon -> rings -> coords
     if matches!(extension_name(field), Some("geoarrow.multipolygon")) {
         return Err(unsupported());
     }
-    let (x, y) = coordinates(&child2, name)?;
-    PolygonColumns::from_polygons(x, y, outer_offsets, ring_level, nulls)
+    let (x, y, coord_nulls) = coordinates(&child2, name)?;
+    check_inner_nulls(
+        nulls.as_ref(),
+        &[&outer_offsets, &mid_offsets],
+        &[mid_nulls, coord_nulls],
+        &["ring", "vertex"],
+        name,
+    )?;
+    PolygonColumns::from_polygons(x, y, outer_offsets, mid_offsets, nulls)
+}
+
+/// Nulls are allowed at the row level only (a null polygon). Below it, a null part, ring,
+/// vertex or coordinate value inside a non-null row is an error naming the row.
+/// `offsets[i]` indexes the items whose validity is `item_nulls[i]`; only the items a
+/// non-null row refers to are looked at (a sliced or null row's leftovers may be anything).
+fn check_inner_nulls(
+    row_nulls: Option<&NullBuffer>,
+    offsets: &[&OffsetBuffer<i64>],
+    item_nulls: &[Option<NullBuffer>],
+    names: &[&str],
+    column: &str,
+) -> Result<()> {
+    if item_nulls
+        .iter()
+        .all(|n| n.as_ref().is_none_or(|n| n.null_count() == 0))
+    {
+        return Ok(());
+    }
+    for row in 0..offsets[0].len() - 1 {
+        if row_nulls.is_some_and(|n| n.is_null(row)) {
+            continue;
+        }
+        let (mut lo, mut hi) = (row, row + 1);
+        for ((level, nulls), name) in offsets.iter().zip(item_nulls).zip(names) {
+            (lo, hi) = (level[lo] as usize, level[hi] as usize);
+            if let Some(n) = nulls {
+                if let Some(k) = (lo..hi).find(|&k| n.is_null(k)) {
+                    return Err(PolymatchError::invalid_geometry(
+                        row,
+                        format!(
+                            "column {column:?}: {name} {} is null (only a whole polygon may be null)",
+                            k - lo
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The article's representation: list columns `x` and `y`, one open ring per row.
@@ -182,11 +235,24 @@ pub fn polygons_from_xy_lists(x: &ArrayRef, y: &ArrayRef) -> Result<PolygonColum
             expected: "a list of numbers (one ring per row)".into(),
         })
     };
+    validate(x, "x")?;
+    validate(y, "y")?;
     let (xo, xn, xv) = as_list(x, "x")?;
     let (yo, yn, yv) = as_list(y, "y")?;
     let nulls = NullBuffer::union(xn.as_ref(), yn.as_ref());
     for row in 0..xo.len() - 1 {
-        let valid = nulls.as_ref().is_none_or(|n| n.is_valid(row));
+        let (x_null, y_null) = (
+            xn.as_ref().is_some_and(|n| n.is_null(row)),
+            yn.as_ref().is_some_and(|n| n.is_null(row)),
+        );
+        if x_null != y_null {
+            let (null, other) = if x_null { ("x", "y") } else { ("y", "x") };
+            return Err(PolymatchError::invalid_geometry(
+                row,
+                format!("{null} is null but {other} is not"),
+            ));
+        }
+        let valid = !x_null;
         if valid && xo[row + 1] - xo[row] != yo[row + 1] - yo[row] {
             return Err(PolymatchError::invalid_geometry(
                 row,
@@ -198,6 +264,20 @@ pub fn polygons_from_xy_lists(x: &ArrayRef, y: &ArrayRef) -> Result<PolygonColum
             ));
         }
     }
+    check_inner_nulls(
+        nulls.as_ref(),
+        &[&xo],
+        &[xv.logical_nulls()],
+        &["x value"],
+        "x",
+    )?;
+    check_inner_nulls(
+        nulls.as_ref(),
+        &[&yo],
+        &[yv.logical_nulls()],
+        &["y value"],
+        "y",
+    )?;
     let xs = numbers(&xv, "x")?;
     let ys = numbers(&yv, "y")?;
     if xo == yo && xs.len() == ys.len() {
@@ -237,6 +317,8 @@ pub fn points_from_batch(batch: &RecordBatch, spec: PointSpec<'_>) -> Result<Poi
     if spec.x.is_some() || spec.y.is_some() || (have_xy && find_geometry_column(batch).is_none()) {
         let (_, xa) = column(batch, spec.x.unwrap_or("x"))?;
         let (_, ya) = column(batch, spec.y.unwrap_or("y"))?;
+        validate(xa, spec.x.unwrap_or("x"))?;
+        validate(ya, spec.y.unwrap_or("y"))?;
         let nulls = NullBuffer::union(xa.logical_nulls().as_ref(), ya.logical_nulls().as_ref());
         let x = numbers(xa, spec.x.unwrap_or("x"))?;
         let y = numbers(ya, spec.y.unwrap_or("y"))?;
@@ -258,6 +340,7 @@ pub fn points_from_batch(batch: &RecordBatch, spec: PointSpec<'_>) -> Result<Poi
 /// As [`points_from_batch`].
 pub fn points_from_array(field: &Field, array: &ArrayRef) -> Result<PointColumns> {
     let name = field.name();
+    validate(array, name)?;
     if let Some(wkbs) = binary_values(array) {
         let mut x = Vec::with_capacity(array.len());
         let mut y = Vec::with_capacity(array.len());
@@ -277,8 +360,8 @@ pub fn points_from_array(field: &Field, array: &ArrayRef) -> Result<PointColumns
     }
     match array.data_type() {
         DataType::Struct(_) | DataType::FixedSizeList(_, _) => {
-            let nulls = array.logical_nulls();
-            let (x, y) = coordinates_allowing_nulls(array, name)?;
+            // A point is null if it, or its x or y value, is null.
+            let (x, y, nulls) = coordinates(array, name)?;
             Ok(PointColumns { x, y, nulls })
         }
         other => Err(PolymatchError::ColumnType {
@@ -357,29 +440,37 @@ pub fn numbers(array: &ArrayRef, column: &str) -> Result<ScalarBuffer<f64>> {
     Ok(cast.as_primitive::<Float64Type>().values().clone())
 }
 
-/// x and y of a coordinate array; null coordinates are an error.
-fn coordinates(array: &ArrayRef, column: &str) -> Result<(ScalarBuffer<f64>, ScalarBuffer<f64>)> {
-    if array.null_count() > 0 {
-        return Err(PolymatchError::InvalidLayout(format!(
-            "column {column:?} has null coordinates"
-        )));
-    }
-    coordinates_allowing_nulls(array, column)
+/// Check that `array` is a well-formed Arrow array (offsets in bounds and non-decreasing,
+/// buffers long enough, ...). Arrays from arrow-rs's safe constructors always are; arrays
+/// imported through the C data interface (from Python, say) may not be, and reading them
+/// unchecked could panic or read out of bounds.
+///
+/// # Errors
+/// [`PolymatchError::InvalidLayout`] naming `column`.
+pub fn validate(array: &ArrayRef, column: &str) -> Result<()> {
+    array.to_data().validate_full().map_err(|e| {
+        PolymatchError::InvalidLayout(format!("column {column:?} is not a valid Arrow array: {e}"))
+    })
 }
 
-fn coordinates_allowing_nulls(
+/// x and y of a coordinate array, and the validity of each coordinate: null if the
+/// coordinate or its x or y value is null.
+fn coordinates(
     array: &ArrayRef,
     column: &str,
-) -> Result<(ScalarBuffer<f64>, ScalarBuffer<f64>)> {
+) -> Result<(ScalarBuffer<f64>, ScalarBuffer<f64>, Option<NullBuffer>)> {
     match array.data_type() {
         DataType::Struct(fields) if fields.len() >= 2 => {
             let s: &StructArray = array.as_struct();
             let pick =
                 |name: &str, fallback: usize| s.column_by_name(name).unwrap_or(s.column(fallback));
-            Ok((
-                numbers(pick("x", 0), column)?,
-                numbers(pick("y", 1), column)?,
-            ))
+            let (xa, ya) = (pick("x", 0), pick("y", 1));
+            let nulls = NullBuffer::union_many([
+                array.logical_nulls().as_ref(),
+                xa.logical_nulls().as_ref(),
+                ya.logical_nulls().as_ref(),
+            ]);
+            Ok((numbers(xa, column)?, numbers(ya, column)?, nulls))
         }
         DataType::FixedSizeList(_, size @ 2..=4) => {
             let l: &FixedSizeListArray = array.as_fixed_size_list();
@@ -387,7 +478,14 @@ fn coordinates_allowing_nulls(
             let size = *size as usize;
             let x: Vec<f64> = values.chunks_exact(size).map(|c| c[0]).collect();
             let y: Vec<f64> = values.chunks_exact(size).map(|c| c[1]).collect();
-            Ok((x.into(), y.into()))
+            let value_nulls = l.values().logical_nulls().map(|v| {
+                let both: Vec<bool> = (0..l.len())
+                    .map(|c| v.is_valid(c * size) && v.is_valid(c * size + 1))
+                    .collect();
+                NullBuffer::from(both)
+            });
+            let nulls = NullBuffer::union(array.logical_nulls().as_ref(), value_nulls.as_ref());
+            Ok((x.into(), y.into(), nulls))
         }
         other => Err(PolymatchError::ColumnType {
             column: column.to_string(),
