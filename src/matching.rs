@@ -73,12 +73,7 @@ impl MatchOptions {
     /// [`PolymatchError::InvalidArgument`] if `max_dist` is not `> 0` (NaN included) or
     /// `chunk_size` is 0.
     pub fn validate(&self) -> Result<()> {
-        if self.max_dist.is_nan() || self.max_dist <= 0.0 {
-            return Err(PolymatchError::InvalidArgument(format!(
-                "max_dist must be > 0 (inf allowed), got {}",
-                self.max_dist
-            )));
-        }
+        check_max_dist(self.max_dist)?;
         if self.chunk_size == 0 {
             return Err(PolymatchError::InvalidArgument(
                 "chunk_size must be > 0".into(),
@@ -86,6 +81,19 @@ impl MatchOptions {
         }
         Ok(())
     }
+}
+
+/// Check a `max_dist` (SPEC.md): `> 0`, not NaN; `inf` is allowed.
+///
+/// # Errors
+/// [`PolymatchError::InvalidArgument`] otherwise (0, -0.0, negative, NaN).
+pub fn check_max_dist(max_dist: f64) -> Result<()> {
+    if max_dist.is_nan() || max_dist <= 0.0 {
+        return Err(PolymatchError::InvalidArgument(format!(
+            "max_dist must be > 0 (inf allowed), got {max_dist}"
+        )));
+    }
+    Ok(())
 }
 
 /// Point coordinates as slices, with optional validity (a null point never matches).

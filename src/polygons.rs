@@ -424,10 +424,11 @@ fn check_ring(row: usize, ring: usize, part: usize, xs: &[f64], ys: &[f64]) -> R
 }
 
 fn finite(row: usize, cx: f64, cy: f64, area: f64) -> Result<Option<(f64, f64, f64)>> {
+    // The center is a mean of finite values, so only the area can overflow.
     if !(cx.is_finite() && cy.is_finite() && area.is_finite()) {
         return Err(PolymatchError::invalid_geometry(
             row,
-            "center or area overflows float64 (coordinates too large)",
+            "its area overflows float64 (larger than 1.8e308: coordinates too large)",
         ));
     }
     Ok(Some((cx, cy, area)))

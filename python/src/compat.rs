@@ -9,8 +9,9 @@ use std::sync::Arc;
 use numpy::{PyArray1, PyArrayMethods, PyUntypedArrayMethods};
 use polymatch::geometry::{open_len, PolygonAccumulator};
 use polymatch::index::Within;
+use polymatch::matching::check_max_dist;
 use polymatch::PolymatchError;
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple, PyType};
 
@@ -69,7 +70,9 @@ impl PyPolygon {
         let n = open_len(&x, &y);
         let (cx, cy, area) = PolygonAccumulator::default().single_ring(&x[..n], &y[..n]);
         if !(cx.is_finite() && cy.is_finite() && area.is_finite()) {
-            return Err(bad("center or area overflows float64".into()));
+            return Err(bad(
+                "its area overflows float64 (larger than 1.8e308: coordinates too large)".into(),
+            ));
         }
         Ok(Self {
             x: x.into(),
@@ -190,14 +193,25 @@ fn point_xy(point: &Bound<'_, PyAny>) -> PyResult<(f64, f64)> {
             return Ok((x, y));
         }
     }
-    let x: f64 = point.get_item(0)?.extract()?;
-    let y: f64 = point.get_item(1)?.extract()?;
-    if point.len()? != 2 {
-        return Err(PyTypeError::new_err(
-            "a point must have exactly 2 coordinates",
-        ));
+    let shape = || {
+        let repr = point
+            .repr()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| "?".into());
+        PyValueError::new_err(format!(
+            "a point must be two numbers (x, y), e.g. np.array([x, y]); got {repr}"
+        ))
+    };
+    if point.len().map_err(|_| shape())? != 2 {
+        return Err(shape());
     }
-    Ok((x, y))
+    let coordinate = |i: usize| -> PyResult<f64> {
+        point
+            .get_item(i)
+            .and_then(|v| v.extract::<f64>())
+            .map_err(|_| shape())
+    };
+    Ok((coordinate(0)?, coordinate(1)?))
 }
 
 fn polygons_of<'py>(seq: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyPolygon>>> {
@@ -228,6 +242,7 @@ pub fn find_close_polygons<'py>(
     max_dist: f64,
 ) -> PyResult<Bound<'py, PyList>> {
     let (px, py_) = point_xy(point)?;
+    check_max_dist(max_dist).map_err(PyPolymatchError)?;
     let within = Within::new(max_dist);
     let out = PyList::empty(py);
     for poly in polygons_of(polygon_subset)? {
@@ -309,6 +324,7 @@ pub fn main<'py>(
     max_dist: f64,
 ) -> PyResult<Bound<'py, PyList>> {
     let prep = prepare(py, polygons)?;
+    check_max_dist(max_dist).map_err(PyPolymatchError)?;
     let within = Within::new(max_dist);
     let out = PyList::empty(py);
     for point in points_list(points)? {
@@ -335,6 +351,7 @@ pub fn find_all_close_polygons<'py>(
 ) -> PyResult<Bound<'py, PyList>> {
     let polys = polygons_of(polygons)?;
     let centers: Vec<(f64, f64)> = polys.iter().map(|p| p.get().center).collect();
+    check_max_dist(max_dist).map_err(PyPolymatchError)?;
     let within = Within::new(max_dist);
     let out = PyList::empty(py);
     for point in points_list(points)? {

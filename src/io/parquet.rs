@@ -52,6 +52,13 @@ pub struct GeoColumn {
 /// Open a Parquet file, naming it in every error.
 fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
     let file = File::open(path).map_err(|e| PolymatchError::from(e).in_file(path))?;
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        let e = std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "is a directory, not a Parquet file",
+        );
+        return Err(PolymatchError::from(e).in_file(path));
+    }
     ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| PolymatchError::from(e).in_file(path))
 }
@@ -81,16 +88,24 @@ pub fn geo_column(geo: &Value, name: Option<&str>) -> Result<Option<GeoColumn>> 
         .get("columns")
         .and_then(Value::as_object)
         .ok_or_else(|| bad("no \"columns\" object"))?;
-    let name = match name {
-        Some(n) => n.to_string(),
+    let (name, primary) = match name {
+        Some(n) => (n.to_string(), false),
         None => match geo.get("primary_column").and_then(Value::as_str) {
-            Some(p) => p.to_string(),
+            Some(p) => (p.to_string(), true),
             None => return Err(bad("no \"primary_column\"")),
         },
     };
     let Some(col) = columns.get(&name) else {
+        if primary {
+            return Err(bad(&format!(
+                "the primary column {name:?} is not described in \"columns\""
+            )));
+        }
         return Ok(None);
     };
+    if !col.is_object() {
+        return Err(bad(&format!("column {name:?} is not a JSON object")));
+    }
     let encoding = col
         .get("encoding")
         .and_then(Value::as_str)
