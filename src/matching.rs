@@ -428,6 +428,10 @@ fn match_all_candidates(
         }
         let mut found: Vec<(u32, f64, f64)> = Vec::new();
         for i in start..end {
+            // Per point, not per chunk: a point can have millions of candidates.
+            if cancelled(cancel) {
+                return out;
+            }
             found.clear();
             let is_null = points.nulls.is_some_and(|n| n.is_null(i));
             if !is_null {

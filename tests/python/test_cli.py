@@ -285,3 +285,30 @@ def test_streaming_memory_does_not_grow_with_points(tmp_path):
         peaks.append(int(r.stdout.strip()))
     # 8x the points: the peak may not grow by more than a quarter.
     assert peaks[1] < 1.25 * peaks[0], peaks
+
+
+def test_ctrl_c_stops_the_cli_cleanly(tmp_path):
+    """SIGINT in the middle of a long match: exit code 130, one line, no output file and
+    no temporary left behind."""
+    import signal
+    import time
+
+    cli("generate", "--polygons", 20000, "--points", 2_000_000, "--out-dir", tmp_path)
+    out = tmp_path / "out.parquet"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "polymatch", "match", "--polygons", tmp_path / "polygons.parquet",
+         "--points", tmp_path / "points.parquet", "--out", out, "--all-candidates",
+         "--max-dist", "30", "--batch-rows", "10000", "--quiet"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(1.0)
+    assert proc.poll() is None, "the job should still be running"
+    sent = time.perf_counter()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    latency = time.perf_counter() - sent
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["polymatch: interrupted; no output written"], err
+    assert latency < 10.0, latency  # generous for a loaded CI machine
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["points.parquet", "polygons.parquet"]

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -28,6 +29,10 @@ import polymatch as pm
 from conftest import exact_area, exact_center, flat
 
 MAX_FLOAT = float(np.finfo(np.float64).max)
+# Every example count is multiplied by POLYMATCH_EXAMPLES_SCALE (default 1, as in CI):
+# `POLYMATCH_EXAMPLES_SCALE=40 python -m pytest tests/python/test_properties.py` is the
+# long differential run (20,000 examples of the numpy-oracle test).
+SCALE = int(os.environ.get("POLYMATCH_EXAMPLES_SCALE", "1"))
 SETTINGS = {
     "deadline": None,
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -302,7 +307,7 @@ def check_all_modes(index, pts, px, py, valid, max_dist):
         check_pairs(got, pairs, area, len(px), how)
 
 
-@settings(max_examples=500, **SETTINGS)
+@settings(max_examples=500 * SCALE, **SETTINGS)
 @given(polys=polygon_sets(), data=st.data())
 def test_match_equals_numpy_oracle(polys, data):
     index = pm.PolygonIndex.from_coords(*flat(polys))
@@ -337,7 +342,7 @@ def vertex_sets(draw):
     return out
 
 
-@settings(max_examples=400, **SETTINGS)
+@settings(max_examples=400 * SCALE, **SETTINGS)
 @given(vertices=vertex_sets(), data=st.data())
 def test_match_any_float_coordinates(vertices, data):
     # distances that overflow, underflow or sit next to max_dist at every magnitude:
@@ -427,14 +432,14 @@ def assert_derived(index, want):
         assert all(_same_float(a, b) for a, b in zip(g, w)), (row, g, w)
 
 
-@settings(max_examples=300, **SETTINGS)
+@settings(max_examples=300 * SCALE, **SETTINGS)
 @given(polys=polygon_sets())
 def test_ring_area_and_center_are_exact(polys):
     index = pm.PolygonIndex.from_coords(*flat(polys))
     assert_derived(index, [(*exact_center(x, y), exact_area(x, y)) for x, y in polys])
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=150 * SCALE, **SETTINGS)
 @given(ring=rings(), shifts=st.lists(st.tuples(SHIFT, SHIFT), min_size=1, max_size=6))
 def test_open_and_closed_translated_copies(ring, shifts):
     x, y = _open(*ring)
@@ -481,7 +486,7 @@ def polygons_with_holes(multi: bool):
     return st.lists(st.one_of(st.none(), parts), max_size=6)
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=150 * SCALE, **SETTINGS)
 @given(multi=st.booleans(), data=st.data())
 def test_geoarrow_holes_area_center_and_match(multi, data):
     polys = data.draw(polygons_with_holes(multi), label="polys")
@@ -561,7 +566,7 @@ def assert_invariant(index, table, max_dist, how, all_candidates, split_sizes):
     return base
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=150 * SCALE, **SETTINGS)
 @given(polys=polygon_sets(), data=st.data())
 def test_invariant_under_threads_chunks_batches_and_bytes(polys, data):
     index = pm.PolygonIndex.from_coords(*flat(polys))
