@@ -142,9 +142,7 @@ pub fn run_from_args(args: impl IntoIterator<Item = OsString>) -> u8 {
         }
     };
     // A bug must not print a backtrace at a user: one line, and a distinct exit code.
-    std::panic::set_hook(Box::new(|info| {
-        eprintln!("polymatch: internal error: {info} (please report this)");
-    }));
+    crate::io::guard::set_one_line(true);
     let code = match std::panic::catch_unwind(|| run(cli)) {
         Ok(Ok(())) => 0,
         Ok(Err(PolymatchError::Cancelled)) => {
@@ -162,7 +160,7 @@ pub fn run_from_args(args: impl IntoIterator<Item = OsString>) -> u8 {
         }
         Err(_) => EXIT_INTERNAL,
     };
-    let _ = std::panic::take_hook();
+    crate::io::guard::set_one_line(false);
     code
 }
 

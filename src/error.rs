@@ -70,6 +70,9 @@ pub enum PolymatchError {
         /// What went wrong with it.
         source: Box<PolymatchError>,
     },
+    /// Input the decoder could not make sense of (a corrupt file).
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
     /// The caller asked the running job to stop (Ctrl-C).
     #[error("interrupted")]
     Cancelled,

@@ -2,6 +2,7 @@
 //! columns, and (Geo)Parquet files.
 
 pub mod arrow_ingest;
+pub mod guard;
 pub mod keep;
 pub mod parquet;
 pub mod wkb;

@@ -24,8 +24,9 @@ use serde_json::Value;
 use crate::error::{PolymatchError, Result};
 use crate::index::SpatialIndex;
 use crate::io::arrow_ingest::{
-    find_geometry_column, points_from_batch, polygons_from_array, polygons_from_xy_lists,
+    find_geometry_column, points_from_batch, polygons_from_array, polygons_from_xy_lists, validate,
 };
+use crate::io::guard;
 use crate::io::keep::{append_kept_columns, Keep};
 use crate::io::PointSpec;
 use crate::matching::{match_points, MatchOptions, PointSlices};
@@ -59,8 +60,35 @@ fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
         );
         return Err(PolymatchError::from(e).in_file(path));
     }
-    ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| PolymatchError::from(e).in_file(path))
+    guard::decoding(DECODER, || {
+        Ok(ParquetRecordBatchReaderBuilder::try_new(file)?)
+    })
+    .map_err(|e| e.in_file(path))
+}
+
+const DECODER: &str = "Parquet decoder";
+
+/// Build the reader (guarded: it reads the first pages' metadata).
+fn build(
+    builder: ParquetRecordBatchReaderBuilder<File>,
+    path: &Path,
+) -> Result<ParquetRecordBatchReader> {
+    guard::decoding(DECODER, || Ok(builder.build()?)).map_err(|e| e.in_file(path))
+}
+
+/// The next batch of `reader`, decoded under [`guard::decoding`] and checked to be
+/// well-formed Arrow data (a corrupt page must not become an out-of-bounds offset).
+fn next_batch(reader: &mut ParquetRecordBatchReader, path: &Path) -> Result<Option<RecordBatch>> {
+    guard::decoding(DECODER, || {
+        let Some(batch) = reader.next().transpose()? else {
+            return Ok(None);
+        };
+        for (field, column) in batch.schema_ref().fields().iter().zip(batch.columns()) {
+            validate(column, field.name())?;
+        }
+        Ok(Some(batch))
+    })
+    .map_err(|e| e.in_file(path))
 }
 
 /// The `geo` metadata of a file, parsed, if present.
@@ -205,14 +233,12 @@ pub fn read_polygons(path: &Path, geometry: Option<&str>, keep: &[String]) -> Re
     );
     let indices = roots(&schema, &wanted, path)?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
-    let reader = builder
-        .with_projection(mask)
-        .build()
-        .map_err(|e| PolymatchError::from(e).in_file(path))?;
+    let mut reader = build(builder.with_projection(mask), path)?;
     let projected = reader.schema();
-    let batches = reader
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| PolymatchError::from(e).in_file(path))?;
+    let mut batches = Vec::new();
+    while let Some(batch) = next_batch(&mut reader, path)? {
+        batches.push(batch);
+    }
     let whole =
         concat_batches(&projected, &batches).map_err(|e| PolymatchError::from(e).in_file(path))?;
     drop(batches);
@@ -406,10 +432,7 @@ pub fn match_parquet(
     let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
     let indices = roots(&schema, &names, path)?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
-    let reader = builder
-        .with_projection(mask)
-        .build()
-        .map_err(|e| PolymatchError::from(e).in_file(path))?;
+    let reader = build(builder.with_projection(mask), path)?;
 
     let out = job.out_path;
     let name = out.file_name().ok_or_else(|| {
@@ -478,10 +501,16 @@ fn stream(
     std::thread::scope(|scope| {
         let (to_matcher, from_reader) = sync_channel::<Result<RecordBatch>>(PIPELINE_DEPTH);
         scope.spawn(move || {
-            for batch in reader {
-                let batch = batch.map_err(|e| PolymatchError::from(e).in_file(path));
-                if to_matcher.send(batch).is_err() {
-                    break; // the matcher stopped (an error): stop reading
+            let mut reader = reader;
+            loop {
+                let batch = match next_batch(&mut reader, path) {
+                    Ok(Some(batch)) => Ok(batch),
+                    Ok(None) => break,
+                    Err(e) => Err(e),
+                };
+                let failed = batch.is_err();
+                if to_matcher.send(batch).is_err() || failed {
+                    break; // the matcher stopped (an error), or the file did
                 }
             }
         });

@@ -11,6 +11,7 @@ from __future__ import annotations
 import decimal
 import json
 import math
+import os
 import re
 import struct
 import subprocess
@@ -23,6 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import polymatch as pm
 from polymatch import compat
@@ -755,3 +758,118 @@ def test_broken_polygon_files(name, make, error, fragment, tmp_path):
     )
     assert_one_line_error(r, 1, str(bad))
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------------
+# No panic reaches Python: mutated WKB, index bytes and Parquet files (hypothesis; the
+# cargo-fuzz targets in tests/fuzz do the same at a much larger scale)
+# ---------------------------------------------------------------------------------------
+
+SCALE = int(os.environ.get("POLYMATCH_EXAMPLES_SCALE", "1"))
+SETTINGS = settings(
+    max_examples=200 * SCALE,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+def mutate(data: bytes, edits: list[tuple[int, int]], cut: int | None) -> bytes:
+    """Overwrite bytes at (position, value) and optionally truncate."""
+    out = bytearray(data)
+    for pos, value in edits:
+        if out:
+            out[pos % len(out)] = value
+    return bytes(out[:cut] if cut is not None else out)
+
+
+EDITS = st.lists(st.tuples(st.integers(0, 2**16), st.integers(0, 255)), max_size=8)
+CUT = st.one_of(st.none(), st.integers(0, 400))
+
+
+@SETTINGS
+@given(edits=EDITS, cut=CUT, multi=st.booleans())
+def test_no_panic_from_mutated_wkb(edits, cut, multi):
+    good = wkb_multipolygon([square()], [FAR]) if multi else wkb_polygon(square(), [(0.2, 0.2)])
+    table = wkb_table([good, mutate(good, edits, cut)])
+    try:
+        index = pm.PolygonIndex.from_arrow(table)
+    except pm.InvalidGeometryError as e:
+        assert "row 1" in str(e)
+    except pm.SchemaError as e:  # a mutated type code: unsupported geometry type
+        assert "row 1" in str(e)
+    else:
+        index.match(POINTS, INF, how="left")
+    # the same bytes as a WKB point column
+    points = wkb_table([wkb_point(0.5, 0.5), mutate(wkb_point(0.5, 0.5), edits, cut)])
+    try:
+        pm.PolygonIndex.from_arrow(xy_table([square()])).match(points, 1.0, geometry="geometry")
+    except pm.PolymatchError as e:
+        assert "row 1" in str(e)
+
+
+@SETTINGS
+@given(edits=EDITS, cut=CUT)
+def test_no_panic_from_mutated_index_bytes(edits, cut):
+    good = pm.PolygonIndex.from_arrow(xy_table([square(), FAR, [(3.0, 3.0)]])).to_bytes()
+    try:
+        index = pm.PolygonIndex.from_bytes(mutate(good, edits, cut))
+    except pm.PolymatchError:
+        return
+    index.match(POINTS, 2.0, how="left")
+    index.match(POINTS, INF, all_candidates=True)
+
+
+@pytest.fixture(scope="module")
+def parquet_seed(tmp_path_factory) -> bytes:
+    path = tmp_path_factory.mktemp("seed") / "polygons.parquet"
+    geo = json.dumps(GEO_OK)
+    table = wkb_table([GOOD_WKB, None, wkb_polygon(FAR)]).replace_schema_metadata({"geo": geo})
+    pq.write_table(table, path, row_group_size=2)
+    return path.read_bytes()
+
+
+@SETTINGS
+@given(edits=EDITS, cut=st.one_of(st.none(), st.integers(0, 4000)))
+def test_no_panic_from_mutated_parquet(parquet_seed, edits, cut, tmp_path_factory):
+    path = tmp_path_factory.mktemp("mutated") / "polygons.parquet"
+    path.write_bytes(mutate(parquet_seed, edits, cut))
+    out = path.with_name("out.parquet")
+    try:
+        index = pm.read_polygons(path)
+        index.match(POINTS, 2.0)
+    except (pm.PolymatchError, OSError):
+        pass
+    try:
+        pm.match_parquet(pm.PolygonIndex.from_arrow(xy_table([square()])), path, out)
+    except (pm.PolymatchError, OSError):
+        assert not out.exists()
+
+
+CORRUPT = sorted((ROOT / "tests/data/corrupt_parquet").glob("*.parquet"))
+
+
+@pytest.mark.parametrize("path", CORRUPT, ids=[p.stem for p in CORRUPT])
+def test_files_that_made_the_parquet_decoder_panic(path, tmp_path):
+    """Regression: byte-mutated Parquet files (found by test_no_panic_from_mutated_parquet)
+    on which the parquet crate panics. Each is an error naming the file, everywhere."""
+    with pytest.raises(pm.PolymatchError, match="corrupt data") as info:
+        pm.read_polygons(path)
+    assert str(path) in str(info.value)
+    out = tmp_path / "out.parquet"
+    index = pm.PolygonIndex.from_arrow(xy_table([square()]))
+    with pytest.raises(pm.PolymatchError, match="corrupt data"):
+        pm.match_parquet(index, path, out)
+    assert not out.exists()
+    polygons = ROOT / "sample_data/article/polygons.parquet"
+    points = ROOT / "sample_data/article/points.parquet"
+    for args in (
+        ("match", "--polygons", path, "--points", points, "--out", out),
+        ("match", "--polygons", polygons, "--points", path, "--out", out),
+    ):
+        r = cli(*args)
+        assert_one_line_error(r, 1, str(path))
+        assert not out.exists()
+    # `info` reads the footer only: it may describe the file, or refuse it in one line
+    r = cli("info", path)
+    if r.returncode != 0:
+        assert_one_line_error(r, 1, str(path))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -363,3 +364,36 @@ def test_threads_default(monkeypatch):
     assert pmd._resolve_threads(None) == 4
     with pytest.raises(ValueError):
         pmd._resolve_threads(0)
+
+
+# ---------------------------------------------------------------------------------------
+# the adversarial cases (test_adversarial.py, docs/hardening.md) through Dask
+# ---------------------------------------------------------------------------------------
+
+from test_adversarial import CASES, MAX_DIST_BAD, Raises, left_indices  # noqa: E402
+
+DASK_CASES = [c for c in CASES if c.parquet and len(c.points) > 0]
+
+
+@pytest.mark.parametrize("case", DASK_CASES, ids=[c.id for c in DASK_CASES])
+def test_adversarial_cases(client, case, tmp_path):
+    """The same documented outcome as the Python API, from a multi-process cluster:
+    polygons as an Arrow table and as a Parquet path, points in 2 partitions."""
+    points = dd.from_pandas(case.points.to_pandas(types_mapper=pd.ArrowDtype), npartitions=2)
+    path = tmp_path / "polygons.parquet"
+    pq.write_table(case.polygons(), path)
+    for polygons in (case.polygons(), path):
+        if isinstance(case.expect, Raises):
+            with pytest.raises(case.expect.error, match=re.escape(case.expect.fragment)):
+                pmd.match(points, polygons, case.max_dist, how="left").compute()
+            continue
+        got = pmd.match(points, polygons, case.max_dist, how="left").compute()
+        assert left_indices(pa.Table.from_pandas(got, preserve_index=False)) == case.expect
+
+
+def test_adversarial_max_dist_refused(client):
+    points = dd.from_pandas(pd.DataFrame({"x": [0.5], "y": [0.5]}), npartitions=1)
+    index = pm.PolygonIndex.from_coords(np.zeros(3), np.arange(3.0), np.array([0, 3]))
+    for max_dist in MAX_DIST_BAD:
+        with pytest.raises(ValueError, match="max_dist"):
+            pmd.match(points, index, max_dist).compute()
