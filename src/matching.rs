@@ -83,6 +83,9 @@ impl MatchOptions {
     }
 }
 
+/// The largest thread count [`with_threads`] accepts.
+pub const MAX_THREADS: usize = 1024;
+
 /// Check a `max_dist` (SPEC.md): `> 0`, not NaN; `inf` is allowed.
 ///
 /// # Errors
@@ -492,13 +495,19 @@ fn match_all_candidates(
 /// (sized by `RAYON_NUM_THREADS`, default: one per core) when `threads` is `None`.
 ///
 /// # Errors
-/// [`PolymatchError::InvalidArgument`] if `threads` is 0 or the pool cannot start.
+/// [`PolymatchError::InvalidArgument`] if `threads` is 0 or above [`MAX_THREADS`], or the
+/// pool cannot start.
 pub fn with_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -> Result<T> {
     match threads {
         None => Ok(f()),
         Some(0) => Err(PolymatchError::InvalidArgument(
             "threads must be >= 1".into(),
         )),
+        // Each thread is an OS thread with its own stack: a typo such as 100000 would
+        // exhaust the machine before failing.
+        Some(n) if n > MAX_THREADS => Err(PolymatchError::InvalidArgument(format!(
+            "threads must be at most {MAX_THREADS}, got {n}"
+        ))),
         Some(n) => {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(n)

@@ -68,7 +68,8 @@ def main() -> None:
     y = np.array([0, 0, 1, 1, 5, 5, 7, 2, 2, 9], dtype=np.float64)
     for name, offsets in {"three": [0, 4, 7, 10], "one": [0, 4]}.items():
         index = pm.PolygonIndex.from_coords(x, y, np.array(offsets, dtype=np.int64))
-        (SEEDS / "index_bytes" / name).write_bytes(index.to_bytes())
+        # flag byte: 1 = the target recomputes the checksum after mutation
+        (SEEDS / "index_bytes" / name).write_bytes(b"\x01" + index.to_bytes())
 
     geo = {
         "version": "1.1.0",
