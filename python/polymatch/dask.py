@@ -43,7 +43,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from polymatch._core import PolygonIndex
+from polymatch._core import PolygonIndex, PolymatchError
 from polymatch._core import match_parquet as _match_parquet_file
 
 __all__ = ["cache_info", "cached_index", "clear_cache", "match", "match_parquet"]
@@ -316,7 +316,6 @@ def match(
 
     # meta: run the real thing on Dask's non-empty fake partition (so object columns get
     # a real Arrow type), then keep the schema; every partition is cast to it.
-    from polymatch._core import PolymatchError
 
     try:
         sample = _match_table(points._meta_nonempty, index, options, 1)
@@ -382,13 +381,18 @@ def _match_file(
     threads: int | None,
 ) -> dict[str, Any]:
     """One task of :func:`match_parquet`: match ``src`` into ``dst`` unless a valid
-    ``dst`` already exists."""
+    ``dst`` already exists. An error in the input is returned, not raised (under
+    ``"error"``), so that the job settles (every other file finished, no temporary file in
+    flight) before :func:`match_parquet` raises it."""
     out = Path(dst)
     if out.exists() and _is_valid_parquet(out):
         return {"out": dst, "skipped": True}
     out.parent.mkdir(parents=True, exist_ok=True)
     index = cached_index(token, data)
-    summary = _match_parquet_file(index, src, dst, threads=_resolve_threads(threads), **options)
+    try:
+        summary = _match_parquet_file(index, src, dst, threads=_resolve_threads(threads), **options)
+    except (PolymatchError, OSError, ValueError) as e:
+        return {"out": dst, "error": e}
     _remove_stale_temps(out)
     return {"out": dst, "skipped": False, **summary}
 
@@ -508,4 +512,12 @@ def match_parquet(
     threshold = max(parse_bytes(threshold), 2 * nbytes + 10**7)
     with dask.config.set({"distributed.admin.large-graph-warning-threshold": threshold}):
         results = dask.compute(*tasks)
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        first = errors[0]
+        if len(errors) > 1:
+            more = "; ".join(str(e) for e in errors[1:])
+            first.add_note(f"{len(errors) - 1} more input file(s) failed: {more}")
+        first.add_note("the other files' outputs are complete; rerun to finish the job")
+        raise first
     return [r["out"] for r in results]

@@ -32,10 +32,14 @@ pub struct PyPolygon {
 
 fn as_f64_vec(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<f64>> {
     let np = obj.py().import("numpy")?;
+    let not_1d =
+        || PyTypeError::new_err(format!("Polygon {name} must be a 1-D sequence of numbers"));
+    // ascontiguousarray would turn a scalar or None into a 1-element array
+    if np.call_method1("ndim", (obj,))?.extract::<usize>()? != 1 {
+        return Err(not_1d());
+    }
     let arr = np.call_method1("ascontiguousarray", (obj, "float64"))?;
-    let arr = arr.cast::<PyArray1<f64>>().map_err(|_| {
-        PyTypeError::new_err(format!("Polygon {name} must be a 1-D sequence of numbers"))
-    })?;
+    let arr = arr.cast::<PyArray1<f64>>().map_err(|_| not_1d())?;
     Ok(arr.readonly().as_slice()?.to_vec())
 }
 

@@ -499,6 +499,13 @@ def test_compat_bad_points_and_max_dist():
         compat.Polygon(np.array([0.0, NAN]), np.array([0.0, 1.0]))
     with pytest.raises(pm.InvalidGeometryError):
         compat.Polygon(np.array([]), np.array([]))
+    for bad in (None, 3.0, np.zeros((2, 2))):
+        with pytest.raises(TypeError, match="1-D sequence of numbers"):
+            compat.Polygon(bad, np.zeros(2))
+    with pytest.raises(ValueError):
+        compat.Polygon(np.array(["a", "b"]), np.zeros(2))
+    with pytest.raises(pm.InvalidGeometryError, match="x has 3 values but y has 2"):
+        compat.Polygon(np.zeros(3), np.zeros(2))
 
 
 # ---------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ in the middle of a job that lose or duplicate no row."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -397,3 +398,34 @@ def test_adversarial_max_dist_refused(client):
     for max_dist in MAX_DIST_BAD:
         with pytest.raises(ValueError, match="max_dist"):
             pmd.match(points, index, max_dist).compute()
+
+
+def test_adversarial_broken_files(client, index, point_files, tmp_path):
+    """Corrupt and broken files on the cluster: polygons refused before any task runs;
+    a corrupt points file fails its task with the error naming it, the good files'
+    outputs are complete, and the failed file leaves no output (a rerun after fixing it
+    does only that file)."""
+    from test_adversarial import CORRUPT, GEO_OK, with_geo
+
+    broken_geo = tmp_path / "broken_geo.parquet"
+    pq.write_table(with_geo(json.dumps({**GEO_OK, "primary_column": "geom"})), broken_geo)
+    points = dd.from_pandas(pd.DataFrame({"x": [0.5], "y": [0.5]}), npartitions=1)
+    for bad in [*CORRUPT, broken_geo]:
+        with pytest.raises(pm.PolymatchError) as info:
+            pmd.match(points, bad, 1.0)
+        assert str(bad) in str(info.value)
+    inputs = tmp_path / "mixed_inputs"
+    inputs.mkdir()
+    for f in point_files[:2]:
+        (inputs / f.name).write_bytes(f.read_bytes())
+    corrupt = inputs / "zz_corrupt.parquet"
+    corrupt.write_bytes(CORRUPT[0].read_bytes())
+    out_dir = tmp_path / "out"
+    with pytest.raises(pm.PolymatchError, match="corrupt data") as info:
+        pmd.match_parquet(str(inputs / "*.parquet"), index, out_dir, max_dist=MAX_DIST)
+    assert str(corrupt) in str(info.value)
+    assert not (out_dir / "zz_corrupt.parquet").exists()
+    assert not list(out_dir.glob(".*tmp"))
+    corrupt.unlink()
+    outs = pmd.match_parquet(str(inputs / "*.parquet"), index, out_dir, max_dist=MAX_DIST)
+    assert len(outs) == 2
