@@ -189,45 +189,14 @@ impl SpatialIndex {
             .collect();
         let depth = leaf_depth(n);
         partition(&mut items, depth);
-        let leaves = 1usize << depth;
-        let mut node_box = vec![
-            [
-                f64::INFINITY,
-                f64::INFINITY,
-                f64::NEG_INFINITY,
-                f64::NEG_INFINITY
-            ];
-            2 * leaves
-        ];
-        let mut node_rank = vec![NO_MATCH; 2 * leaves];
         if n > 0 {
-            let mut ranges = Vec::with_capacity(leaves);
+            let mut ranges = Vec::with_capacity(1usize << depth);
             leaf_ranges(0, n, depth, &mut ranges);
-            for (leaf, &(lo, hi)) in ranges.iter().enumerate() {
-                let slot = leaves + leaf;
+            for &(lo, hi) in &ranges {
                 items[lo..hi].sort_unstable_by_key(|it| it.rank);
-                for it in &items[lo..hi] {
-                    let b = &mut node_box[slot];
-                    *b = [
-                        b[0].min(it.x),
-                        b[1].min(it.y),
-                        b[2].max(it.x),
-                        b[3].max(it.y),
-                    ];
-                    node_rank[slot] = node_rank[slot].min(it.rank);
-                }
-            }
-            for k in (1..leaves).rev() {
-                let (l, r) = (node_box[2 * k], node_box[2 * k + 1]);
-                node_box[k] = [
-                    l[0].min(r[0]),
-                    l[1].min(r[1]),
-                    l[2].max(r[2]),
-                    l[3].max(r[3]),
-                ];
-                node_rank[k] = node_rank[2 * k].min(node_rank[2 * k + 1]);
             }
         }
+        let (node_box, node_rank) = tree_nodes(&items, depth);
         Self {
             rows,
             depth,
@@ -610,12 +579,50 @@ impl SpatialIndex {
         {
             return Err(bad("non-finite center or area"));
         }
-        let used = if n == 0 { 1..1 } else { 1..nodes };
-        if node_box[used.clone()]
+        // What the answers rely on (an index that passes gives the answers of a brute-force
+        // search over its own centers and areas): ranks in (area, row) order, items a
+        // permutation of the ranks at their centers, each leaf's items in rank order, and
+        // every node's box and minimum rank exactly those of the items below it.
+        let ordered = (1..n).all(|k| {
+            (order_key(rank_area[k - 1]), rank_row[k - 1]) < (order_key(rank_area[k]), rank_row[k])
+        });
+        if !ordered {
+            return Err(bad("ranks out of (area, row) order"));
+        }
+        let mut seen = vec![false; n];
+        for (i, &k) in item_rank.iter().enumerate() {
+            let k = k as usize;
+            if std::mem::replace(&mut seen[k], true)
+                || item_x[i].to_bits() != rank_x[k].to_bits()
+                || item_y[i].to_bits() != rank_y[k].to_bits()
+            {
+                return Err(bad("tree items do not match the ranked centers"));
+            }
+        }
+        let items: Vec<Item> = (0..n)
+            .map(|i| Item {
+                x: item_x[i],
+                y: item_y[i],
+                rank: item_rank[i],
+            })
+            .collect();
+        if n > 0 {
+            let mut ranges = Vec::new();
+            leaf_ranges(0, n, depth, &mut ranges);
+            if ranges
+                .iter()
+                .any(|&(lo, hi)| item_rank[lo..hi].windows(2).any(|w| w[0] > w[1]))
+            {
+                return Err(bad("a leaf is out of rank order"));
+            }
+        }
+        let (want_box, want_rank) = tree_nodes(&items, depth);
+        let same_boxes = want_box
             .iter()
-            .any(|b| !(finite(b) && b[0] <= b[2] && b[1] <= b[3]))
-            || node_rank[used].iter().any(|&k| k as usize >= n)
-        {
+            .zip(&node_box)
+            .skip(1)
+            .all(|(a, b)| a.iter().zip(b).all(|(u, v)| u.to_bits() == v.to_bits()));
+        if !same_boxes || want_rank[1..] != node_rank[1..] {
             return Err(bad("inconsistent tree nodes"));
         }
         Ok(Self {
@@ -684,6 +691,50 @@ fn partition(items: &mut [Item], depth: u32) {
         partition(left, depth - 1);
         partition(right, depth - 1);
     }
+}
+
+/// Boxes and minimum ranks of every node (heap order, index 0 unused) over `items` in
+/// tree order, leaves `2^depth ..`: the leaf ones from their items, the others from their
+/// children.
+fn tree_nodes(items: &[Item], depth: u32) -> (Vec<[f64; 4]>, Vec<u32>) {
+    let leaves = 1usize << depth;
+    let empty = [
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    let mut node_box = vec![empty; 2 * leaves];
+    let mut node_rank = vec![NO_MATCH; 2 * leaves];
+    if items.is_empty() {
+        return (node_box, node_rank);
+    }
+    let mut ranges = Vec::with_capacity(leaves);
+    leaf_ranges(0, items.len(), depth, &mut ranges);
+    for (leaf, &(lo, hi)) in ranges.iter().enumerate() {
+        let slot = leaves + leaf;
+        for it in &items[lo..hi] {
+            let b = &mut node_box[slot];
+            *b = [
+                b[0].min(it.x),
+                b[1].min(it.y),
+                b[2].max(it.x),
+                b[3].max(it.y),
+            ];
+            node_rank[slot] = node_rank[slot].min(it.rank);
+        }
+    }
+    for k in (1..leaves).rev() {
+        let (l, r) = (node_box[2 * k], node_box[2 * k + 1]);
+        node_box[k] = [
+            l[0].min(r[0]),
+            l[1].min(r[1]),
+            l[2].max(r[2]),
+            l[3].max(r[3]),
+        ];
+        node_rank[k] = node_rank[2 * k].min(node_rank[2 * k + 1]);
+    }
+    (node_box, node_rank)
 }
 
 /// The item ranges of the leaves, left to right (the same splits as `partition`).

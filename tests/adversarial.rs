@@ -664,3 +664,34 @@ fn broken_files() {
     assert_eq!(cli(&[&"match", &"--polygons", &good]), 2);
     assert!(!out.exists());
 }
+
+/// Regression (fuzzing, `index_bytes` with the checksum recomputed): index bytes with a
+/// valid checksum but an inconsistent tree (items outside their boxes, ranks out of
+/// order) were accepted, and then answered differently from a brute-force search over
+/// their own centers. `from_bytes` now checks every invariant the search relies on.
+#[test]
+fn forged_index_bytes_are_refused() {
+    let dir = root().join("tests/data/forged_index");
+    let mut refused = 0;
+    for entry in std::fs::read_dir(&dir).expect("regression files") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("read");
+        match polymatch::SpatialIndex::from_bytes(&bytes) {
+            Err(PolymatchError::InvalidIndexBytes(_)) => refused += 1,
+            Err(e) => panic!("{}: {e}", path.display()),
+            // accepted: then it must be small and consistent (the OOM case declares a
+            // huge row count with no matchable rows, which is a valid index)
+            Ok(index) => assert_eq!(index.matchable(), 0, "{}", path.display()),
+        }
+    }
+    assert!(refused >= 3, "{refused}");
+    // Every index polymatch writes passes the checks.
+    for n in [0usize, 1, 31, 32, 33, 1000] {
+        let cx: Vec<f64> = (0..n).map(|i| (i * 7 % 13) as f64).collect();
+        let cy: Vec<f64> = (0..n).map(|i| (i * 5 % 11) as f64).collect();
+        let area: Vec<f64> = (0..n).map(|i| (i % 4) as f64 - 1.0).collect();
+        let index = polymatch::SpatialIndex::from_centers(&cx, &cy, &area, |r| r % 5 != 0);
+        let back = polymatch::SpatialIndex::from_bytes(&index.to_bytes()).expect("own bytes");
+        assert_eq!(back, index);
+    }
+}
