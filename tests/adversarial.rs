@@ -614,53 +614,29 @@ fn broken_files() {
     }
     assert!(files.len() >= 10);
     let out = dir.path().join("out.parquet");
+    let run = |polygons: &Path, points: &Path, extra: &str| {
+        cli(&[
+            &"match",
+            &"--polygons",
+            &polygons,
+            &"--points",
+            &points,
+            &"--out",
+            &out,
+            &extra,
+        ])
+    };
     for path in &files {
         let e = read_polygons(path, None, &[])
             .map(|_| path.display().to_string())
             .expect_err("refused");
         assert!(e.to_string().contains(&path.display().to_string()), "{e}");
-        assert_eq!(
-            cli(&[
-                &"match",
-                &"--polygons",
-                path,
-                &"--points",
-                &points,
-                &"--out",
-                &out,
-                &"--quiet"
-            ]),
-            1
-        );
-        assert_eq!(
-            cli(&[
-                &"match",
-                &"--polygons",
-                &good,
-                &"--points",
-                path,
-                &"--out",
-                &out,
-                &"--quiet"
-            ]),
-            1
-        );
+        assert_eq!(run(path, &points, "--quiet"), 1);
+        assert_eq!(run(&good, path, "--quiet"), 1);
         assert!(!out.exists());
     }
     // usage errors: 2
-    assert_eq!(
-        cli(&[
-            &"match",
-            &"--polygons",
-            &good,
-            &"--points",
-            &points,
-            &"--out",
-            &out,
-            &"--max-dist=-1"
-        ]),
-        2
-    );
+    assert_eq!(run(&good, &points, "--max-dist=-1"), 2);
     assert_eq!(cli(&[&"match", &"--polygons", &good]), 2);
     assert!(!out.exists());
 }

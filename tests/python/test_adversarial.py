@@ -528,34 +528,22 @@ def assert_one_line_error(r: subprocess.CompletedProcess, code: int, *fragments:
         assert f in lines[0], (f, lines[0])
 
 
+def cli_left(polygons: pa.Table, points: pa.Table, max_dist: float, tmp_path: Path):
+    """Write both tables to Parquet and run `polymatch match --how left`: (result, out)."""
+    paths = [tmp_path / n for n in ("polygons.parquet", "points.parquet", "out.parquet")]
+    pq.write_table(polygons, paths[0])
+    pq.write_table(points, paths[1])
+    args = ["--polygons", paths[0], "--points", paths[1], "--out", paths[2], "--how", "left"]
+    return cli("match", *args, f"--max-dist={max_dist!r}", "--quiet"), paths[2]
+
+
 @pytest.mark.parametrize("case", [c for c in CASES if c.parquet], ids=lambda c: c.id)
 def test_cli(case: Case, tmp_path):
-    polygons, points, out = (
-        tmp_path / "polygons.parquet",
-        tmp_path / "points.parquet",
-        tmp_path / "out.parquet",
-    )
-    pq.write_table(case.polygons(), polygons)
-    pq.write_table(case.points, points)
-    r = cli(
-        "match",
-        "--polygons",
-        polygons,
-        "--points",
-        points,
-        "--out",
-        out,
-        "--how",
-        "left",
-        f"--max-dist={case.max_dist!r}",
-        "--quiet",
-    )
+    r, out = cli_left(case.polygons(), case.points, case.max_dist, tmp_path)
     if isinstance(case.expect, Raises):
-        assert_one_line_error(r, 1, case.expect.fragment, str(polygons))
-        assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == [
-            "points.parquet",
-            "polygons.parquet",
-        ]
+        assert_one_line_error(r, 1, case.expect.fragment, str(tmp_path / "polygons.parquet"))
+        names = sorted(p.name for p in tmp_path.iterdir())
+        assert names == ["points.parquet", "polygons.parquet"]  # no output, no temporary
         return
     assert r.returncode == 0, r.stderr
     assert left_indices(pq.read_table(out)) == case.expect
@@ -583,22 +571,7 @@ MAX_DIST_BAD = [NAN, -1.0, 0.0, -0.0, -INF]
 def test_max_dist_extremes(max_dist, expect, tmp_path):
     index = pm.PolygonIndex.from_arrow(xy_table([square()]))
     assert left_indices(index.match(MAX_DIST_POINTS, max_dist, how="left")) == expect
-    polygons, points, out = tmp_path / "p.parquet", tmp_path / "q.parquet", tmp_path / "o.parquet"
-    pq.write_table(xy_table([square()]), polygons)
-    pq.write_table(MAX_DIST_POINTS, points)
-    r = cli(
-        "match",
-        "--polygons",
-        polygons,
-        "--points",
-        points,
-        "--out",
-        out,
-        "--how",
-        "left",
-        f"--max-dist={max_dist!r}",
-        "--quiet",
-    )
+    r, out = cli_left(xy_table([square()]), MAX_DIST_POINTS, max_dist, tmp_path)
     assert r.returncode == 0, r.stderr
     assert left_indices(pq.read_table(out)) == expect
     polygon = compat.Polygon(np.array([0.0, 1.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0, 1.0]))
