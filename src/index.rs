@@ -586,8 +586,10 @@ impl SpatialIndex {
         let ordered = (1..n).all(|k| {
             (order_key(rank_area[k - 1]), rank_row[k - 1]) < (order_key(rank_area[k]), rank_row[k])
         });
-        if !ordered {
-            return Err(bad("ranks out of (area, row) order"));
+        let mut rows_seen = rank_row.clone();
+        rows_seen.sort_unstable();
+        if !ordered || rows_seen.windows(2).any(|w| w[0] == w[1]) {
+            return Err(bad("ranks out of (area, row) order, or a row ranked twice"));
         }
         let mut seen = vec![false; n];
         for (i, &k) in item_rank.iter().enumerate() {
