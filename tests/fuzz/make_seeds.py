@@ -55,10 +55,14 @@ TRI = [(5.0, 5.0), (7.0, 5.0), (6.0, 7.0)]
 
 def main() -> None:
     wkb = {
-        "polygons": frame(0, [wkb_polygon([SQUARE]), None, wkb_polygon([TRI], big=True)],
-                          [0.5, 0.5, 6.0, 5.5]),
-        "holes_large": frame(1, [wkb_polygon([SQUARE, HOLE]), wkb_multipolygon([[SQUARE], [TRI]])],
-                             [0.3, 0.3, 1e300, -1e300]),
+        "polygons": frame(
+            0, [wkb_polygon([SQUARE]), None, wkb_polygon([TRI], big=True)], [0.5, 0.5, 6.0, 5.5]
+        ),
+        "holes_large": frame(
+            1,
+            [wkb_polygon([SQUARE, HOLE]), wkb_multipolygon([[SQUARE], [TRI]])],
+            [0.3, 0.3, 1e300, -1e300],
+        ),
         "view_points": frame(2, [wkb_point(0.5, 0.5), wkb_point(-0.0, 5e-324)], [0.0, 0.0]),
     }
     for name, data in wkb.items():
@@ -76,10 +80,12 @@ def main() -> None:
         "primary_column": "geometry",
         "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"]}},
     }
-    wkb_table = pa.table({
-        "id": [1, 2, 3],
-        "geometry": pa.array([wkb_polygon([SQUARE]), None, wkb_polygon([TRI])], pa.binary()),
-    }).replace_schema_metadata({"geo": json.dumps(geo)})
+    wkb_table = pa.table(
+        {
+            "id": [1, 2, 3],
+            "geometry": pa.array([wkb_polygon([SQUARE]), None, wkb_polygon([TRI])], pa.binary()),
+        }
+    ).replace_schema_metadata({"geo": json.dumps(geo)})
     coord = pa.struct([("x", pa.float64()), ("y", pa.float64())])
     native = pa.array(
         [[[{"x": a, "y": b} for a, b in SQUARE]], None, [[{"x": a, "y": b} for a, b in TRI]]],
