@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use crate::io::parquet::{file_info, match_parquet, read_polygons, write_parquet, ParquetJob};
 use crate::io::{Keep, PointSpec};
+use crate::matcher::{Matcher, PolygonSide};
 use crate::matching::with_threads;
 use crate::synth::SynthSpec;
 use crate::{How, MatchOptions, PolymatchError, SpatialIndex};
@@ -70,12 +71,18 @@ enum Command {
         /// Write every (point, candidate) pair instead of the best match.
         #[arg(long)]
         all_candidates: bool,
-        /// Point columns to carry into the output (comma-separated).
+        /// Point columns to carry into the output (comma-separated; a name that collides
+        /// with another output column gets the suffix "_left").
         #[arg(long, value_delimiter = ',')]
         keep: Vec<String>,
-        /// Polygon columns to carry into the output (comma-separated).
+        /// Polygon columns to carry into the output (comma-separated; a name that collides
+        /// gets the suffix "_right"). Kept geometry columns are described in the output's
+        /// GeoParquet metadata.
         #[arg(long, value_delimiter = ',')]
         keep_polygons: Vec<String>,
+        /// Match even if the points and the polygons state different CRS.
+        #[arg(long)]
+        allow_crs_mismatch: bool,
         /// Name of the points' x column.
         #[arg(long)]
         x: Option<String>,
@@ -182,7 +189,10 @@ fn run(cli: Cli) -> Result<(), PolymatchError> {
             threads,
             batch_rows,
             quiet,
+            allow_crs_mismatch,
         } => {
+            let keep = column_list(keep);
+            let keep_polygons = column_list(keep_polygons);
             let options = MatchOptions {
                 max_dist,
                 how: match how {
@@ -202,13 +212,24 @@ fn run(cli: Cli) -> Result<(), PolymatchError> {
             }
             with_threads(threads, || {
                 let start = Instant::now();
-                let file = read_polygons(&polygons, polygon_geometry.as_deref(), &keep_polygons)?;
+                let file =
+                    read_polygons(&polygons, polygon_geometry.as_deref(), Some(&keep_polygons))?;
                 let index = SpatialIndex::new(&file.polygons);
                 drop(file.polygons); // matching needs the index only
                 let job = ParquetJob {
-                    index: &index,
-                    polygon_attributes: Some(&file.attributes),
-                    polygon_crs: file.crs.as_ref(),
+                    matcher: Matcher {
+                        polygons: PolygonSide {
+                            index: &index,
+                            attributes: Some(&file.attributes),
+                            crs: file.crs.as_ref(),
+                        },
+                        options,
+                        keep: Keep {
+                            points: &keep,
+                            polygons: &keep_polygons,
+                        },
+                        allow_crs_mismatch,
+                    },
                     polygons_path: Some(&polygons),
                     points_path: &points,
                     out_path: &out,
@@ -217,13 +238,9 @@ fn run(cli: Cli) -> Result<(), PolymatchError> {
                         y: y.as_deref(),
                         geometry: point_geometry.as_deref(),
                     },
-                    keep: Keep {
-                        points: &keep,
-                        polygons: &keep_polygons,
-                    },
-                    options,
                     batch_rows,
                     cancel: &cancel,
+                    job_id: None,
                 };
                 let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
                     let bar = ProgressBar::new(0);
@@ -346,7 +363,14 @@ fn run(cli: Cli) -> Result<(), PolymatchError> {
                 info.crs.as_deref().unwrap_or("not stated")
             );
             match info.bbox {
-                Some(b) => println!("bbox:        [{}, {}, {}, {}]", b[0], b[1], b[2], b[3]),
+                // `+ 0.0` turns -0.0 into 0.0: "-0" in a bounding box only confuses.
+                Some(b) => println!(
+                    "bbox:        [{}, {}, {}, {}]",
+                    b[0] + 0.0,
+                    b[1] + 0.0,
+                    b[2] + 0.0,
+                    b[3] + 0.0
+                ),
                 None => println!("bbox:        unknown"),
             }
             println!("columns:");
@@ -356,4 +380,14 @@ fn run(cli: Cli) -> Result<(), PolymatchError> {
             Ok(())
         }
     }
+}
+
+/// A comma-separated column list as typed: names trimmed, empty entries dropped, so
+/// `--keep "id, name"` is `id` and `name`, and `--keep ""` keeps nothing.
+fn column_list(names: Vec<String>) -> Vec<String> {
+    names
+        .into_iter()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect()
 }

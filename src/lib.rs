@@ -8,6 +8,8 @@
 //! - [`polygons`]: the polygon columns (flat coordinates, offsets, derived columns);
 //! - [`index`]: the spatial index over centers, serialisable to bytes;
 //! - [`matching`]: the kernels, parallel over points with rayon;
+//! - [`matcher`]: the one Matcher every entry point matches through (columns, CRS,
+//!   kept columns, output schema);
 //! - [`io`]: Arrow schema detection, GeoArrow/WKB ingest, Parquet in and out;
 //! - [`cli`]: the `polymatch` command line, over all of the above.
 #![warn(missing_docs)]
@@ -17,6 +19,7 @@ pub mod error;
 pub mod geometry;
 pub mod index;
 pub mod io;
+pub mod matcher;
 pub mod matching;
 pub mod polygons;
 pub mod synth;

@@ -627,7 +627,7 @@ fn broken_files() {
         ])
     };
     for path in &files {
-        let e = read_polygons(path, None, &[])
+        let e = read_polygons(path, None, Some(&[]))
             .map(|_| path.display().to_string())
             .expect_err("refused");
         assert!(e.to_string().contains(&path.display().to_string()), "{e}");

@@ -16,13 +16,38 @@ def _has_arrow(obj: Any) -> bool:
     return hasattr(obj, "__arrow_c_stream__") or hasattr(obj, "__arrow_c_array__")
 
 
+def _geopandas_to_arrow(obj: Any) -> Any:
+    """A GeoDataFrame or GeoSeries as an Arrow table with a ``geoarrow.wkb`` geometry
+    column (its CRS in the extension metadata) and GeoParquet-style ``geo`` metadata;
+    the index is not exported (``point_index`` is the row position). None if ``obj`` is
+    not a geopandas object."""
+    if not type(obj).__module__.startswith("geopandas"):
+        return None
+    import geopandas
+
+    if isinstance(obj, geopandas.GeoSeries):
+        obj = geopandas.GeoDataFrame(geometry=obj.reset_index(drop=True))
+    if isinstance(obj, geopandas.GeoDataFrame):
+        return obj.to_arrow(index=False)
+    return None
+
+
+def _collect(obj: Any) -> Any:
+    """A polars LazyFrame, collected (matching needs every row)."""
+    if type(obj).__name__ == "LazyFrame" and hasattr(obj, "collect"):
+        return obj.collect()
+    return obj
+
+
 def points_to_arrow(points: Any) -> Any:
-    """Points as an Arrow table: numpy ``(N, 2)`` arrays, pandas DataFrames, dicts of
-    columns, and sequences of ``(x, y)`` pairs are accepted."""
-    to_arrow = getattr(points, "to_arrow", None)
-    if to_arrow is not None and type(points).__module__.startswith("geopandas"):
-        return to_arrow(index=False)
-    if _has_arrow(points):
+    """Points as an Arrow table: geopandas GeoDataFrames and GeoSeries, numpy ``(N, 2)``
+    arrays, pandas DataFrames, polars LazyFrames (collected), dicts of columns, and
+    sequences of ``(x, y)`` pairs are accepted."""
+    geo = _geopandas_to_arrow(points)
+    if geo is not None:
+        return geo
+    points = _collect(points)
+    if _has_arrow(points) and not _is_pandas(points):
         return points
     if _is_pandas(points):
         return pa.Table.from_pandas(points, preserve_index=False)
@@ -41,20 +66,22 @@ def points_to_arrow(points: Any) -> Any:
 
 
 def polygons_to_arrow(polygons: Any) -> Any:
-    """Polygons as an Arrow table: geopandas GeoDataFrames go through ``to_arrow()``
-    (WKB), pandas DataFrames through pyarrow."""
+    """Polygons as an Arrow table: geopandas GeoDataFrames and GeoSeries go through
+    ``to_arrow()`` (WKB, CRS kept), pandas DataFrames through pyarrow, polars LazyFrames
+    are collected."""
     # geopandas first: a GeoDataFrame is a pandas DataFrame, whose own Arrow export
     # cannot convert the geometry column.
-    to_arrow = getattr(polygons, "to_arrow", None)
-    if to_arrow is not None and type(polygons).__module__.startswith("geopandas"):
-        return to_arrow(index=False)
-    if _has_arrow(polygons):
+    geo = _geopandas_to_arrow(polygons)
+    if geo is not None:
+        return geo
+    polygons = _collect(polygons)
+    if _has_arrow(polygons) and not _is_pandas(polygons):
         return polygons
     if _is_pandas(polygons):
         return pa.Table.from_pandas(polygons, preserve_index=False)
     raise TypeError(
         "polygons must be an Arrow table-like object (pyarrow, polars, geopandas' to_arrow()), "
-        f"a GeoDataFrame or a DataFrame; got {type(polygons).__name__}"
+        f"a GeoDataFrame, a GeoSeries or a DataFrame; got {type(polygons).__name__}"
     )
 
 

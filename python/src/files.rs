@@ -7,27 +7,39 @@ use polymatch::io::parquet::{
     match_parquet as core_match_parquet, read_polygons as core_read_polygons, ParquetJob,
 };
 use polymatch::io::{Keep, PointSpec};
+use polymatch::matcher::{Matcher, PolygonSide};
 use polymatch::{How, MatchOptions, SpatialIndex};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::error::PyPolymatchError;
 use crate::index::{run_detached, PyPolygonIndex};
+use crate::input::{threads as check_threads, Columns};
 
-/// Load a `PolygonIndex` from a (Geo)Parquet file, keeping the `keep` attribute columns
-/// (for `match(..., keep_polygons=...)`).
+/// Load a ``PolygonIndex`` from a (Geo)Parquet file.
+///
+/// Args:
+///     path: the file.
+///     geometry: the geometry column (default: the GeoParquet primary column, else the
+///         rule of ``PolygonIndex.from_arrow``).
+///     keep: the attribute columns to load for ``match(..., keep_polygons=...)``: a name
+///         or a list; default ``None`` loads every column (as ``from_arrow`` keeps
+///         every column), ``[]`` none (the least memory).
+///
+/// Returns:
+///     A PolygonIndex with the file's CRS.
 #[pyfunction]
 #[pyo3(signature = (path, geometry=None, keep=None))]
 pub fn read_polygons(
     py: Python<'_>,
     path: PathBuf,
     geometry: Option<String>,
-    keep: Option<Vec<String>>,
+    keep: Option<Columns>,
 ) -> PyResult<PyPolygonIndex> {
-    let keep = keep.unwrap_or_default();
+    let keep = keep.map(|k| k.0);
     py.detach(|| {
         crate::pool::run(None, || {
-            let file = core_read_polygons(&path, geometry.as_deref(), &keep)?;
+            let file = core_read_polygons(&path, geometry.as_deref(), keep.as_deref())?;
             Ok(PyPolygonIndex::from_parts(
                 file.polygons,
                 Some(file.attributes),
@@ -38,11 +50,30 @@ pub fn read_polygons(
     .map_err(|e| PyPolymatchError(e).into())
 }
 
-/// Match a Parquet file of points against polygons (a `PolygonIndex` or a (Geo)Parquet
-/// path), streaming, into the Parquet file `out` (written atomically). Returns a dict
-/// with `points`, `matched`, `rows_written`.
+/// Match a Parquet file of points against polygons, streaming, into a Parquet file.
+///
+/// The same job as the ``polymatch match`` command line: points are read, matched and
+/// written batch by batch, and ``out`` is written to a temporary file and renamed on
+/// success (after an error nothing is left; an existing file is untouched).
+///
+/// Args:
+///     polygons: a ``PolygonIndex`` or a (Geo)Parquet path.
+///     points: a (Geo)Parquet file of points.
+///     out: the output Parquet file.
+///     max_dist, how, all_candidates, allow_crs_mismatch: as for ``PolygonIndex.match``.
+///     keep: point column(s) to carry into the output.
+///     keep_polygons: polygon column(s) to carry into the output (kept geometry columns
+///         are described in the output's GeoParquet metadata).
+///     x, y, point_geometry: the points' columns, as ``match``'s ``x``, ``y``, ``geometry``.
+///     polygon_geometry: the polygons' geometry column (when ``polygons`` is a path).
+///     threads: rayon threads (1 to 1024; default one per core).
+///     batch_rows: points per batch.
+///     job_id: a string recorded in the output's ``polymatch`` metadata as ``"job"``.
+///
+/// Returns:
+///     A dict with ``points``, ``matched``, ``rows_written``.
 #[pyfunction]
-#[pyo3(signature = (polygons, points, out, max_dist=10.0, how="inner", all_candidates=false, *, keep=None, keep_polygons=None, x=None, y=None, point_geometry=None, polygon_geometry=None, threads=None, batch_rows=262_144))]
+#[pyo3(signature = (polygons, points, out, max_dist=10.0, how="inner", all_candidates=false, *, keep=None, keep_polygons=None, x=None, y=None, point_geometry=None, polygon_geometry=None, allow_crs_mismatch=false, threads=None, batch_rows=262_144, job_id=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn match_parquet<'py>(
     py: Python<'py>,
@@ -52,15 +83,18 @@ pub fn match_parquet<'py>(
     max_dist: f64,
     how: &str,
     all_candidates: bool,
-    keep: Option<Vec<String>>,
-    keep_polygons: Option<Vec<String>>,
+    keep: Option<Columns>,
+    keep_polygons: Option<Columns>,
     x: Option<String>,
     y: Option<String>,
     point_geometry: Option<String>,
     polygon_geometry: Option<String>,
-    threads: Option<usize>,
+    allow_crs_mismatch: bool,
+    threads: Option<i64>,
     batch_rows: usize,
+    job_id: Option<String>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let threads = check_threads(threads)?;
     let options = MatchOptions {
         max_dist,
         how: how.parse::<How>().map_err(PyPolymatchError)?,
@@ -68,8 +102,8 @@ pub fn match_parquet<'py>(
         ..MatchOptions::default()
     };
     options.validate().map_err(PyPolymatchError)?;
-    let keep = keep.unwrap_or_default();
-    let keep_polygons = keep_polygons.unwrap_or_default();
+    let keep = keep.map(|k| k.0).unwrap_or_default();
+    let keep_polygons = keep_polygons.map(|k| k.0).unwrap_or_default();
     let (index, attributes, crs, polygons_path): (Arc<SpatialIndex>, _, _, Option<PathBuf>) =
         if let Ok(idx) = polygons.cast::<PyPolygonIndex>() {
             let idx = idx.get();
@@ -84,8 +118,11 @@ pub fn match_parquet<'py>(
             let (file, index) = py
                 .detach(|| {
                     crate::pool::run(None, || {
-                        let file =
-                            core_read_polygons(&path, polygon_geometry.as_deref(), &keep_polygons)?;
+                        let file = core_read_polygons(
+                            &path,
+                            polygon_geometry.as_deref(),
+                            Some(&keep_polygons),
+                        )?;
                         let index = SpatialIndex::new(&file.polygons);
                         Ok((file, index))
                     })?
@@ -96,9 +133,19 @@ pub fn match_parquet<'py>(
     let summary = run_detached(py, usize::MAX, |cancel| {
         crate::pool::run(threads, || {
             let job = ParquetJob {
-                index: &index,
-                polygon_attributes: attributes.as_ref(),
-                polygon_crs: crs.as_ref(),
+                matcher: Matcher {
+                    polygons: PolygonSide {
+                        index: &index,
+                        attributes: attributes.as_ref(),
+                        crs: crs.as_ref(),
+                    },
+                    options,
+                    keep: Keep {
+                        points: &keep,
+                        polygons: &keep_polygons,
+                    },
+                    allow_crs_mismatch,
+                },
                 polygons_path: polygons_path.as_deref(),
                 points_path: &points,
                 out_path: &out,
@@ -107,13 +154,9 @@ pub fn match_parquet<'py>(
                     y: y.as_deref(),
                     geometry: point_geometry.as_deref(),
                 },
-                keep: Keep {
-                    points: &keep,
-                    polygons: &keep_polygons,
-                },
-                options,
                 batch_rows,
                 cancel,
+                job_id: job_id.as_deref(),
             };
             core_match_parquet(&job, |_, _| {})
         })?

@@ -8,21 +8,20 @@ use std::time::Duration;
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch};
 use arrow::buffer::ScalarBuffer;
 use arrow::compute::concat_batches;
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use polymatch::io::arrow_ingest::{numbers, validate};
-use polymatch::io::{append_kept_columns, points_from_batch, polygons_from_batch, Keep, PointSpec};
-use polymatch::matching::result_schema;
+use polymatch::io::schema::{resolve_geometry, Crs, Request, Role};
+use polymatch::io::{polygons_from_batch, Keep, PointSpec};
+use polymatch::matcher::{Matcher, PolygonSide};
 use polymatch::polygons::checked_offsets;
-use polymatch::{
-    match_points, How, MatchOptions, PointSlices, PolygonColumns, PolymatchError, SpatialIndex,
-};
+use polymatch::{How, MatchOptions, PolygonColumns, PolymatchError, SpatialIndex};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
-use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::{PyArray, PyTable};
 
-use crate::error::{PyPmResult, PyPolymatchError, SchemaError};
+use crate::error::{PyPmResult, PyPolymatchError};
+use crate::input::{read_table, threads as check_threads, Columns, Side};
 
 /// Above this many points a match runs on a worker thread while the calling thread
 /// watches for Ctrl-C; below it, the thread hand-off would cost more than the match.
@@ -38,7 +37,7 @@ pub struct PyPolygonIndex {
     polygons: Option<Arc<PolygonColumns>>,
     index: Arc<SpatialIndex>,
     attributes: Option<RecordBatch>,
-    crs: Option<serde_json::Value>,
+    crs: Option<Crs>,
 }
 
 impl PyPolygonIndex {
@@ -50,7 +49,7 @@ impl PyPolygonIndex {
     pub fn from_parts(
         polygons: PolygonColumns,
         attributes: Option<RecordBatch>,
-        crs: Option<serde_json::Value>,
+        crs: Option<Crs>,
     ) -> Self {
         let index = SpatialIndex::new(&polygons);
         Self {
@@ -71,32 +70,15 @@ impl PyPolygonIndex {
         self.attributes.as_ref()
     }
 
-    /// The CRS the polygons came with, if a file said.
-    pub fn crs(&self) -> Option<&serde_json::Value> {
+    /// The CRS the polygons were stated in, if their source said.
+    pub fn crs(&self) -> Option<&Crs> {
         self.crs.as_ref()
     }
 }
 
-/// Every batch of an Arrow stream, each checked to be a well-formed Arrow batch: data
-/// that crossed the C data interface is not validated by the import, and a forged or
-/// corrupt array (offsets out of bounds or decreasing, say) must be refused, not read.
-pub fn read_batches(data: AnyRecordBatch) -> PyResult<(SchemaRef, Vec<RecordBatch>)> {
-    let reader = data.into_reader()?;
-    let schema = reader.schema();
-    let batches = reader
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| PyPolymatchError(e.into()))?;
-    for batch in &batches {
-        for (field, column) in batch.schema_ref().fields().iter().zip(batch.columns()) {
-            validate(column, field.name()).map_err(PyPolymatchError)?;
-        }
-    }
-    Ok((schema, batches))
-}
-
-/// Read every batch of an Arrow stream into one record batch (no copy if there is one).
-fn one_batch(data: AnyRecordBatch) -> PyResult<RecordBatch> {
-    let (schema, batches) = read_batches(data)?;
+/// Every batch of `data` in one record batch (no copy if there is one).
+fn one_batch(py: Python<'_>, data: &Bound<'_, PyAny>, side: Side) -> PyResult<RecordBatch> {
+    let (schema, batches) = read_table(py, data, side)?;
     Ok(match batches.len() {
         1 => batches.into_iter().next().expect("one batch"),
         _ => concat_batches(&schema, &batches).map_err(|e| PyPolymatchError(e.into()))?,
@@ -154,43 +136,101 @@ pub fn run_detached<T: Send>(
 
 #[pymethods]
 impl PyPolygonIndex {
-    /// Build an index from Arrow data: any object with `__arrow_c_stream__` or
-    /// `__arrow_c_array__` (pyarrow Table/RecordBatch, polars DataFrame, geopandas'
-    /// `to_arrow()`, duckdb results).
+    /// Build an index from a table of polygons.
     ///
-    /// The geometry column is `geometry` if given, else the one tagged with GeoArrow
-    /// metadata, else one named `geometry`/`geom`/`wkb`/`wkb_geometry`, else list
-    /// columns `x` and `y` (one ring per row, the article's layout). The other columns
-    /// are kept as polygon attributes for `match(..., keep_polygons=[...])`.
+    /// Args:
+    ///     data: any Arrow table-like object (``__arrow_c_stream__``/``__arrow_c_array__``:
+    ///         pyarrow, polars, duckdb, arro3), a geopandas GeoDataFrame or GeoSeries, a
+    ///         bare WKB or GeoArrow array, a pandas DataFrame or a polars LazyFrame
+    ///         (collected).
+    ///     geometry: the geometry column. Default: the declared one (GeoParquet
+    ///         metadata, GeoArrow type), else list columns ``x`` and ``y`` (one ring per
+    ///         row, the article's layout), else one named ``geometry``, ``geom``, ``wkb``
+    ///         or ``wkb_geometry``.
+    ///
+    /// Returns:
+    ///     A PolygonIndex. Every other column is kept as a polygon attribute for
+    ///     ``match(..., keep_polygons=[...])``; a CRS stated by GeoArrow or GeoParquet
+    ///     metadata is kept and checked against the points'.
+    ///
+    /// Raises:
+    ///     SchemaError: no usable geometry column, or spherical edges.
+    ///     InvalidGeometryError: a malformed polygon (the message names the row).
     #[classmethod]
     #[pyo3(signature = (data, geometry=None))]
     fn from_arrow(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
-        data: AnyRecordBatch,
+        data: &Bound<'_, PyAny>,
         geometry: Option<String>,
     ) -> PyResult<Self> {
-        let batch = one_batch(data)?;
+        let batch = one_batch(py, data, Side::Polygons)?;
         py.detach(|| {
             crate::pool::run(None, || {
+                let request = Request {
+                    geometry: geometry.as_deref(),
+                    ..Request::default()
+                };
+                let crs = resolve_geometry(batch.schema_ref(), Role::Polygons, request)?.crs;
                 let polygons = polygons_from_batch(&batch, geometry.as_deref())?;
-                Ok(Self::new(polygons, Some(batch)))
+                Ok(Self::from_parts(polygons, Some(batch), crs))
             })?
         })
         .map_err(|e| PyPolymatchError(e).into())
     }
 
-    /// Build an index from flat coordinates: polygon `i` is the ring
-    /// `x[offsets[i]:offsets[i+1]]`, `y[...]` (`offsets` has one more entry than there
-    /// are polygons). Numpy arrays and Arrow arrays are accepted; float64 is used in place.
+    /// Build an index from flat coordinates, one ring per polygon.
+    ///
+    /// Polygon ``i`` is the ring ``x[offsets[i]:offsets[i+1]]``, ``y[...]``.
+    ///
+    /// Args:
+    ///     x: vertex x coordinates (numpy array, Arrow array or sequence; float64 is
+    ///         used in place, other numbers are cast).
+    ///     y: vertex y coordinates, as long as ``x``.
+    ///     offsets: integers, one more than there are polygons, starting at 0,
+    ///         non-decreasing, ending at ``len(x)``.
+    ///
+    /// Returns:
+    ///     A PolygonIndex without attribute columns.
+    ///
+    /// Raises:
+    ///     SchemaError: bad lengths or offsets. InvalidGeometryError: a bad ring.
     #[classmethod]
     fn from_coords(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
-        x: PyArray,
-        y: PyArray,
-        offsets: PyArray,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        offsets: &Bound<'_, PyAny>,
     ) -> PyResult<Self> {
+        let as_arrow = |a: &Bound<'_, PyAny>, integer: bool| -> PyResult<PyArray> {
+            if a.hasattr("__arrow_c_array__")? {
+                return a.extract();
+            }
+            if let Ok(direct) = a.extract::<PyArray>() {
+                return Ok(direct); // a contiguous buffer: used in place
+            }
+            // Lists, strided or non-contiguous arrays: one contiguous copy, in numpy.
+            let np = py.import("numpy")?;
+            let arr = np.call_method1("asarray", (a,))?;
+            let kind: String = arr.getattr("dtype")?.getattr("kind")?.extract()?;
+            if !matches!(kind.as_str(), "f" | "i" | "u") || (integer && kind == "f") {
+                return Err(PyTypeError::new_err(format!(
+                    "expected {}, got an array of dtype {}",
+                    if integer { "integers" } else { "numbers" },
+                    arr.getattr("dtype")?.str()?
+                )));
+            }
+            let arr = np.call_method1("ascontiguousarray", (arr,))?;
+            py.import("pyarrow")?
+                .call_method1("array", (arr,))?
+                .extract()
+        };
+        let (x, y, offsets) = (
+            as_arrow(x, false)?,
+            as_arrow(y, false)?,
+            as_arrow(offsets, true)?,
+        );
         let values = |a: PyArray, name: &str| -> PyPmResult<ScalarBuffer<f64>> {
             let (array, _) = a.into_inner();
             validate(&array, name)?;
@@ -232,7 +272,7 @@ impl PyPolygonIndex {
         .map_err(|e| PyPolymatchError(e).into())
     }
 
-    /// Rebuild an index from `to_bytes()` output.
+    /// Rebuild an index from ``to_bytes()`` output (no outlines, no attributes).
     #[classmethod]
     fn from_bytes(_cls: &Bound<'_, PyType>, data: &[u8]) -> PyResult<Self> {
         let index = SpatialIndex::from_bytes(data).map_err(PyPolymatchError)?;
@@ -258,6 +298,16 @@ impl PyPolygonIndex {
         let from_bytes = py.get_type::<Self>().getattr("from_bytes")?;
         let bytes = slf.get().to_bytes(py);
         Ok((from_bytes, PyTuple::new(py, [bytes])?))
+    }
+
+    /// The index is immutable: a copy is the index itself.
+    fn __copy__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// The index is immutable: a deep copy is the index itself.
+    fn __deepcopy__(slf: Py<Self>, _memo: &Bound<'_, PyAny>) -> Py<Self> {
+        slf
     }
 
     fn __len__(&self) -> usize {
@@ -305,12 +355,48 @@ impl PyPolygonIndex {
         PyTable::try_new(vec![batch], schema)?.into_pyarrow(py)
     }
 
-    /// Match points to polygons (see the package docs and SPEC.md for the exact rule).
+    /// Match points to polygons (docs/SPEC.md is the exact rule).
     ///
-    /// Returns a `pyarrow.Table` with `point_index`, `polygon_index`, `distance`, `area`
-    /// (plus the kept columns), one row per matched point (`how="inner"`), per point
-    /// (`how="left"`), or per (point, candidate) pair (`all_candidates=True`).
-    #[pyo3(name = "match", signature = (points, max_dist=10.0, how="inner", all_candidates=false, *, x=None, y=None, geometry=None, keep=None, keep_polygons=None, threads=None, chunk_size=None))]
+    /// For each point the candidates are the polygons whose center is at distance
+    /// ``< max_dist``; the match is the candidate with the smallest area, the lowest
+    /// polygon row on ties.
+    ///
+    /// Args:
+    ///     points: a pyarrow/polars/duckdb table, a pandas DataFrame, a geopandas
+    ///         GeoDataFrame or GeoSeries of points, a numpy ``(N, 2)`` array, a bare WKB
+    ///         or GeoArrow point array, a polars LazyFrame (collected).
+    ///     max_dist: the search radius, ``> 0``; ``inf`` makes every polygon a candidate.
+    ///     how: ``"inner"`` keeps matched points only; ``"left"`` keeps every point,
+    ///         with nulls where there is no match (with ``all_candidates``, one null row
+    ///         for a point without candidates).
+    ///     all_candidates: one row per (point, candidate) pair, ordered by point then
+    ///         polygon row, instead of the best match.
+    ///     x: the points' x column (with ``y``); named columns win over detection.
+    ///     y: the points' y column.
+    ///     geometry: the points' geometry column (WKB or GeoArrow point). Default: the
+    ///         declared one (GeoParquet metadata, GeoArrow type), else ``x``/``y``, else
+    ///         one named ``geometry``/``geom``/``wkb``/``wkb_geometry``.
+    ///     keep: point column(s) to carry into the result (a name or a list).
+    ///     keep_polygons: polygon attribute column(s) to carry into the result. A kept
+    ///         name that another output column has gets the suffix ``_left`` (points)
+    ///         or ``_right`` (polygons); kept geometry columns are described in the
+    ///         result's ``geo`` schema metadata.
+    ///     allow_crs_mismatch: match even if the points and the polygons state
+    ///         different CRS (an unstated CRS is never a mismatch).
+    ///     threads: rayon threads, 1 to 1024; default: ``RAYON_NUM_THREADS``, else one
+    ///         per core. Answers do not depend on it.
+    ///     chunk_size: points per parallel task (answers do not depend on it).
+    ///
+    /// Returns:
+    ///     A ``pyarrow.Table`` built on Rust's buffers (no copy) with ``point_index``
+    ///     (uint64, the point's row position), ``polygon_index`` (uint32, null when
+    ///     unmatched), ``distance``, ``area``, then the kept columns.
+    ///
+    /// Raises:
+    ///     SchemaError: a missing or unusable column, or different CRS.
+    ///     InvalidGeometryError: a malformed point geometry (names the row).
+    ///     ValueError: ``max_dist <= 0`` or NaN, an unknown ``how``, bad ``threads``.
+    #[pyo3(name = "match", signature = (points, max_dist=10.0, how="inner", all_candidates=false, *, x=None, y=None, geometry=None, keep=None, keep_polygons=None, allow_crs_mismatch=false, threads=None, chunk_size=None))]
     #[allow(clippy::too_many_arguments)]
     fn match_<'py>(
         &self,
@@ -322,9 +408,10 @@ impl PyPolygonIndex {
         x: Option<String>,
         y: Option<String>,
         geometry: Option<String>,
-        keep: Option<Vec<String>>,
-        keep_polygons: Option<Vec<String>>,
-        threads: Option<usize>,
+        keep: Option<Columns>,
+        keep_polygons: Option<Columns>,
+        allow_crs_mismatch: bool,
+        threads: Option<i64>,
         chunk_size: Option<usize>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let options = MatchOptions {
@@ -334,54 +421,33 @@ impl PyPolygonIndex {
             chunk_size: chunk_size.unwrap_or(polymatch::matching::CHUNK),
         };
         options.validate().map_err(PyPolymatchError)?;
-        let arrow_points =
-            if points.hasattr("__arrow_c_stream__")? || points.hasattr("__arrow_c_array__")? {
-                points.clone()
-            } else {
-                py.import("polymatch._convert")?
-                    .call_method1("points_to_arrow", (points,))?
-            };
-        let data: AnyRecordBatch = arrow_points.extract()?;
-        let (_, batches) = read_batches(data)?;
+        let threads = check_threads(threads)?;
+        let (schema, batches) = read_table(py, points, Side::Points)?;
         let total: usize = batches.iter().map(|b| b.num_rows()).sum();
-        let keep_points = keep.unwrap_or_default();
-        let keep_polygons = keep_polygons.unwrap_or_default();
+        let keep_points = keep.map(|k| k.0).unwrap_or_default();
+        let keep_polygons = keep_polygons.map(|k| k.0).unwrap_or_default();
+        let matcher = Matcher {
+            polygons: PolygonSide {
+                index: &self.index,
+                attributes: self.attributes.as_ref(),
+                crs: self.crs.as_ref(),
+            },
+            options,
+            keep: Keep {
+                points: &keep_points,
+                polygons: &keep_polygons,
+            },
+            allow_crs_mismatch,
+        };
         let spec = PointSpec {
             x: x.as_deref(),
             y: y.as_deref(),
             geometry: geometry.as_deref(),
         };
-        let index = &self.index;
-        let attributes = self.attributes.as_ref();
+        let bound = matcher.bind(&schema, spec).map_err(PyPolymatchError)?;
         let results = run_detached(py, total, |cancel| {
-            crate::pool::run(threads, || -> polymatch::Result<Vec<RecordBatch>> {
-                let mut first = 0u64;
-                let mut out = Vec::with_capacity(batches.len());
-                for batch in &batches {
-                    let cols = points_from_batch(batch, spec)?;
-                    let slices = PointSlices::new(&cols.x, &cols.y, cols.nulls.as_ref())?;
-                    let result = match_points(index, slices, &options, first, Some(cancel))?;
-                    let keep = Keep {
-                        points: &keep_points,
-                        polygons: &keep_polygons,
-                    };
-                    out.push(append_kept_columns(
-                        result, batch, first, attributes, &keep,
-                    )?);
-                    first += batch.num_rows() as u64;
-                }
-                Ok(out)
-            })?
+            crate::pool::run(threads, || bound.match_all(&batches, Some(cancel)))?
         })?;
-        let schema: SchemaRef = match results.first() {
-            Some(b) => b.schema(),
-            None if keep_points.is_empty() && keep_polygons.is_empty() => result_schema(),
-            None => {
-                return Err(SchemaError::new_err(
-                    "cannot keep columns from an empty point stream (no batches)",
-                ))
-            }
-        };
-        PyTable::try_new(results, schema)?.into_pyarrow(py)
+        PyTable::try_new(results, bound.schema().clone())?.into_pyarrow(py)
     }
 }

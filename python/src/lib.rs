@@ -4,6 +4,7 @@ mod compat;
 mod error;
 mod files;
 mod index;
+mod input;
 mod pool;
 
 use pyo3::prelude::*;

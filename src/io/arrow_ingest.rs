@@ -1,11 +1,7 @@
 //! Finding and reading geometry in Arrow record batches.
 //!
-//! Polygons are read from, in this order of preference:
-//! 1. the column the caller names;
-//! 2. a column with GeoArrow extension metadata (`geoarrow.polygon`,
-//!    `geoarrow.multipolygon`, `geoarrow.wkb`);
-//! 3. a column named `geometry`, `geom`, `wkb` or `wkb_geometry` of a supported type;
-//! 4. two list columns `x` and `y`, one ring per row (the article's representation).
+//! Which columns are read is decided by [`crate::io::schema::resolve_geometry`], the one
+//! rule for every entry point (named, then declared, then `x`/`y`, then by name).
 //!
 //! Supported encodings: WKB (`Binary`, `LargeBinary`, `BinaryView`), GeoArrow native
 //! polygon (`list<list<coord>>`) and multipolygon (`list<list<list<coord>>>`), with `List`
@@ -19,12 +15,9 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type};
 
 use crate::error::{PolymatchError, Result};
+use crate::io::schema::{resolve_geometry, GeometryColumns, Request, Role, EXTENSION_NAME};
 use crate::io::wkb::{read_point, PolygonBuilder};
 use crate::polygons::PolygonColumns;
-
-/// Column names tried, in order, when no geometry column is named or tagged.
-pub const GEOMETRY_NAMES: [&str; 4] = ["geometry", "geom", "wkb", "wkb_geometry"];
-const EXTENSION_NAME: &str = "ARROW:extension:name";
 
 /// Points as float64 columns, with their validity.
 #[derive(Debug, Clone)]
@@ -71,16 +64,6 @@ fn column<'b>(batch: &'b RecordBatch, name: &str) -> Result<(&'b Field, &'b Arra
     Ok((schema.field(i), batch.column(i)))
 }
 
-/// Find the geometry column of `batch`: the GeoArrow-tagged one, else a conventional name.
-pub fn find_geometry_column(batch: &RecordBatch) -> Option<usize> {
-    let schema = batch.schema_ref();
-    schema
-        .fields()
-        .iter()
-        .position(|f| extension_name(f).is_some_and(|e| e.starts_with("geoarrow.")))
-        .or_else(|| GEOMETRY_NAMES.iter().find_map(|n| schema.index_of(n).ok()))
-}
-
 /// Read the polygons of `batch` (see the module docs for what is looked for).
 ///
 /// # Errors
@@ -88,23 +71,20 @@ pub fn find_geometry_column(batch: &RecordBatch) -> Option<usize> {
 /// [`PolymatchError::ColumnType`], [`PolymatchError::UnsupportedGeometry`], or a
 /// geometry error naming the row.
 pub fn polygons_from_batch(batch: &RecordBatch, geometry: Option<&str>) -> Result<PolygonColumns> {
-    if let Some(name) = geometry {
-        let (field, array) = column(batch, name)?;
-        return polygons_from_array(field, array);
+    let request = Request {
+        geometry,
+        ..Request::default()
+    };
+    let resolved = resolve_geometry(batch.schema_ref(), Role::Polygons, request)?;
+    match &resolved.columns {
+        GeometryColumns::Geometry(name) => {
+            let (field, array) = column(batch, name)?;
+            polygons_from_array(field, array)
+        }
+        GeometryColumns::Xy(x, y) => {
+            polygons_from_xy_lists(column(batch, x)?.1, column(batch, y)?.1)
+        }
     }
-    if let Some(i) = find_geometry_column(batch) {
-        return polygons_from_array(batch.schema_ref().field(i), batch.column(i));
-    }
-    let schema = batch.schema_ref();
-    if let (Ok(xi), Ok(yi)) = (schema.index_of("x"), schema.index_of("y")) {
-        return polygons_from_xy_lists(batch.column(xi), batch.column(yi));
-    }
-    let names: Vec<_> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    Err(PolymatchError::NoGeometry(format!(
-        "expected a GeoArrow or WKB column (tagged, or named one of {}), or list columns \"x\" and \"y\"; found columns: {}",
-        GEOMETRY_NAMES.join(", "),
-        names.join(", ")
-    )))
 }
 
 /// Read polygons from one geometry column.
@@ -307,31 +287,27 @@ pub fn polygons_from_xy_lists(x: &ArrayRef, y: &ArrayRef) -> Result<PolygonColum
 /// [`PolymatchError::MissingColumn`], [`PolymatchError::NoGeometry`],
 /// [`PolymatchError::ColumnType`] or a WKB error naming the row.
 pub fn points_from_batch(batch: &RecordBatch, spec: PointSpec<'_>) -> Result<PointColumns> {
-    if let Some(name) = spec.geometry {
-        let (field, array) = column(batch, name)?;
-        return points_from_array(field, array);
+    let request = Request {
+        geometry: spec.geometry,
+        x: spec.x,
+        y: spec.y,
+    };
+    match resolve_geometry(batch.schema_ref(), Role::Points, request)?.columns {
+        GeometryColumns::Geometry(name) => {
+            let (field, array) = column(batch, &name)?;
+            points_from_array(field, array)
+        }
+        GeometryColumns::Xy(xn, yn) => {
+            let (_, xa) = column(batch, &xn)?;
+            let (_, ya) = column(batch, &yn)?;
+            validate(xa, &xn)?;
+            validate(ya, &yn)?;
+            let nulls = NullBuffer::union(xa.logical_nulls().as_ref(), ya.logical_nulls().as_ref());
+            let x = numbers(xa, &xn)?;
+            let y = numbers(ya, &yn)?;
+            Ok(PointColumns { x, y, nulls })
+        }
     }
-    let schema = batch.schema_ref();
-    // One of x/y present without the other is a missing column, not "no geometry".
-    let have_xy = schema.index_of("x").is_ok() || schema.index_of("y").is_ok();
-    if spec.x.is_some() || spec.y.is_some() || (have_xy && find_geometry_column(batch).is_none()) {
-        let (_, xa) = column(batch, spec.x.unwrap_or("x"))?;
-        let (_, ya) = column(batch, spec.y.unwrap_or("y"))?;
-        validate(xa, spec.x.unwrap_or("x"))?;
-        validate(ya, spec.y.unwrap_or("y"))?;
-        let nulls = NullBuffer::union(xa.logical_nulls().as_ref(), ya.logical_nulls().as_ref());
-        let x = numbers(xa, spec.x.unwrap_or("x"))?;
-        let y = numbers(ya, spec.y.unwrap_or("y"))?;
-        return Ok(PointColumns { x, y, nulls });
-    }
-    if let Some(i) = find_geometry_column(batch) {
-        return points_from_array(schema.field(i), batch.column(i));
-    }
-    let names: Vec<_> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    Err(PolymatchError::NoGeometry(format!(
-        "expected point columns \"x\" and \"y\" or a GeoArrow/WKB point column; found columns: {}",
-        names.join(", ")
-    )))
 }
 
 /// Read points from one geometry column (GeoArrow point, separated or interleaved, or WKB).
@@ -341,6 +317,23 @@ pub fn points_from_batch(batch: &RecordBatch, spec: PointSpec<'_>) -> Result<Poi
 pub fn points_from_array(field: &Field, array: &ArrayRef) -> Result<PointColumns> {
     let name = field.name();
     validate(array, name)?;
+    if let Some(ext) = extension_name(field) {
+        if ext.starts_with("geoarrow.") && !matches!(ext, "geoarrow.point" | "geoarrow.wkb") {
+            return Err(PolymatchError::UnsupportedGeometry {
+                column: name.clone(),
+                found: ext.to_string(),
+                expected: "points".into(),
+            });
+        }
+    }
+    let list_view;
+    let array = match array.data_type() {
+        DataType::Dictionary(_, v) if crate::io::schema::is_binary(v) => {
+            list_view = cast(array, v).map_err(PolymatchError::from)?;
+            &list_view
+        }
+        _ => array,
+    };
     if let Some(wkbs) = binary_values(array) {
         let mut x = Vec::with_capacity(array.len());
         let mut y = Vec::with_capacity(array.len());
@@ -416,6 +409,11 @@ fn list_parts(array: &ArrayRef) -> Option<(OffsetBuffer<i64>, Option<NullBuffer>
             let l = array.as_list::<i64>();
             Some((l.offsets().clone(), l.nulls().cloned(), l.values().clone()))
         }
+        DataType::ListView(f) | DataType::LargeListView(f) => {
+            // Views may overlap or be out of order: gather them into a plain list.
+            let as_list = cast(array, &DataType::LargeList(f.clone())).ok()?;
+            list_parts(&as_list)
+        }
         _ => None,
     }
 }
@@ -433,7 +431,11 @@ pub fn numbers(array: &ArrayRef, column: &str) -> Result<ScalarBuffer<f64>> {
     if array.data_type() == &DataType::Float64 {
         return Ok(array.as_primitive::<Float64Type>().values().clone());
     }
-    if !array.data_type().is_numeric() {
+    let numeric = match array.data_type() {
+        DataType::Dictionary(_, v) => v.is_numeric(),
+        t => t.is_numeric(),
+    };
+    if !numeric {
         return Err(bad());
     }
     let cast = cast(array, &DataType::Float64).map_err(|_| bad())?;

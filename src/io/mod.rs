@@ -5,7 +5,8 @@ pub mod arrow_ingest;
 pub mod guard;
 pub mod keep;
 pub mod parquet;
+pub mod schema;
 pub mod wkb;
 
 pub use arrow_ingest::{points_from_batch, polygons_from_batch, PointColumns, PointSpec};
-pub use keep::{append_kept_columns, Keep};
+pub use keep::Keep;

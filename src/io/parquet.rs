@@ -9,10 +9,11 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, RecordBatchReader};
-use arrow::compute::{concat, concat_batches};
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, RecordBatchReader};
+use arrow::compute::concat_batches;
+use arrow::datatypes::{Schema, SchemaRef};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
@@ -22,33 +23,17 @@ use parquet::file::statistics::Statistics;
 use serde_json::Value;
 
 use crate::error::{PolymatchError, Result};
-use crate::index::SpatialIndex;
-use crate::io::arrow_ingest::{
-    find_geometry_column, points_from_batch, polygons_from_array, polygons_from_xy_lists, validate,
-};
+use crate::io::arrow_ingest::{polygons_from_array, polygons_from_xy_lists, validate};
 use crate::io::guard;
-use crate::io::keep::{append_kept_columns, Keep};
+use crate::io::schema::{resolve_geometry, Crs, CrsEntry, GeometryColumns, Request, Role};
 use crate::io::PointSpec;
-use crate::matching::{match_points, MatchOptions, PointSlices};
+use crate::matcher::{BoundMatcher, Matcher};
 use crate::polygons::PolygonColumns;
 
 /// Rows per batch when loading polygons.
 const POLYGON_BATCH_ROWS: usize = 65_536;
 /// Rows per row group in files polymatch writes.
 pub const OUTPUT_ROW_GROUP_ROWS: usize = 1 << 20;
-
-/// The GeoParquet description of one geometry column.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GeoColumn {
-    /// Column name.
-    pub name: String,
-    /// `WKB`, `point`, `polygon`, `multipolygon`, ...
-    pub encoding: String,
-    /// The CRS as given (PROJJSON or a string); `None` means the default, OGC:CRS84.
-    pub crs: Option<Value>,
-    /// The column's own metadata object, as written.
-    pub raw: Value,
-}
 
 /// Open a Parquet file, naming it in every error.
 fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
@@ -91,68 +76,6 @@ fn next_batch(reader: &mut ParquetRecordBatchReader, path: &Path) -> Result<Opti
     .map_err(|e| e.in_file(path))
 }
 
-/// The `geo` metadata of a file, parsed, if present.
-///
-/// # Errors
-/// [`PolymatchError::Metadata`] if the `geo` value is not valid JSON.
-pub fn geo_metadata(meta: &ParquetMetaData) -> Result<Option<Value>> {
-    let kv = meta.file_metadata().key_value_metadata();
-    let Some(geo) = kv.and_then(|kv| kv.iter().find(|k| k.key == "geo")) else {
-        return Ok(None);
-    };
-    let text = geo.value.as_deref().unwrap_or("");
-    serde_json::from_str(text).map(Some).map_err(|e| {
-        PolymatchError::Metadata(format!("GeoParquet 'geo' metadata is not valid JSON: {e}"))
-    })
-}
-
-/// The GeoParquet geometry column `name` (or the primary column).
-///
-/// # Errors
-/// [`PolymatchError::Metadata`] for malformed metadata or `edges: "spherical"`.
-pub fn geo_column(geo: &Value, name: Option<&str>) -> Result<Option<GeoColumn>> {
-    let bad = |why: &str| PolymatchError::Metadata(format!("GeoParquet 'geo' metadata: {why}"));
-    let columns = geo
-        .get("columns")
-        .and_then(Value::as_object)
-        .ok_or_else(|| bad("no \"columns\" object"))?;
-    let (name, primary) = match name {
-        Some(n) => (n.to_string(), false),
-        None => match geo.get("primary_column").and_then(Value::as_str) {
-            Some(p) => (p.to_string(), true),
-            None => return Err(bad("no \"primary_column\"")),
-        },
-    };
-    let Some(col) = columns.get(&name) else {
-        if primary {
-            return Err(bad(&format!(
-                "the primary column {name:?} is not described in \"columns\""
-            )));
-        }
-        return Ok(None);
-    };
-    if !col.is_object() {
-        return Err(bad(&format!("column {name:?} is not a JSON object")));
-    }
-    let encoding = col
-        .get("encoding")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad(&format!("column {name:?} has no \"encoding\"")))?
-        .to_string();
-    if col.get("edges").and_then(Value::as_str) == Some("spherical") {
-        return Err(PolymatchError::Metadata(format!(
-            "geometry column {name:?} has edges \"spherical\": polymatch works on planar coordinates only"
-        )));
-    }
-    let crs = col.get("crs").filter(|c| !c.is_null()).cloned();
-    Ok(Some(GeoColumn {
-        name,
-        encoding,
-        crs,
-        raw: col.clone(),
-    }))
-}
-
 /// Polygons read from a file, with the attribute columns that were asked for.
 #[derive(Debug)]
 pub struct PolygonFile {
@@ -160,8 +83,8 @@ pub struct PolygonFile {
     pub polygons: PolygonColumns,
     /// The kept attribute columns (one batch, possibly with no columns).
     pub attributes: RecordBatch,
-    /// The CRS of the geometry column, if the file says.
-    pub crs: Option<Value>,
+    /// The CRS of the geometry column, if the file states one.
+    pub crs: Option<Crs>,
 }
 
 /// Root column indices of `names` in `schema`.
@@ -181,49 +104,34 @@ fn roots(schema: &Schema, names: &[&str], path: &Path) -> Result<Vec<usize>> {
         .collect()
 }
 
-/// Load the polygons of a (Geo)Parquet file, plus the `keep` attribute columns. Only
-/// those columns are read.
+/// Load the polygons of a (Geo)Parquet file, plus attribute columns: the `keep` ones, or
+/// every column when `keep` is `None` (as `PolygonIndex.from_arrow` keeps every column).
+/// Only the geometry and the kept columns are read.
 ///
 /// # Errors
 /// Any ingest error, wrapped with the file's path.
-pub fn read_polygons(path: &Path, geometry: Option<&str>, keep: &[String]) -> Result<PolygonFile> {
+pub fn read_polygons(
+    path: &Path,
+    geometry: Option<&str>,
+    keep: Option<&[String]>,
+) -> Result<PolygonFile> {
     let builder = open(path)?.with_batch_size(POLYGON_BATCH_ROWS);
     let schema = builder.schema().clone();
-    let geo = geo_metadata(builder.metadata()).map_err(|e| e.in_file(path))?;
-    let geo_col = match &geo {
-        Some(g) => geo_column(g, geometry).map_err(|e| e.in_file(path))?,
-        None => None,
+    let request = Request {
+        geometry,
+        ..Request::default()
     };
-    if let Some(g) = &geo_col {
-        if !matches!(g.encoding.as_str(), "WKB" | "polygon" | "multipolygon") {
-            return Err(PolymatchError::UnsupportedGeometry {
-                column: g.name.clone(),
-                found: format!("GeoParquet encoding {:?}", g.encoding),
-                expected: "WKB, polygon or multipolygon".into(),
-            }
-            .in_file(path));
-        }
-    }
-    let geometry_names: Vec<String> = match (&geo_col, geometry) {
-        (Some(g), _) => vec![g.name.clone()],
-        (None, Some(n)) => vec![n.to_string()],
-        (None, None) => {
-            let empty = RecordBatch::new_empty(schema.clone());
-            match find_geometry_column(&empty) {
-                Some(i) => vec![schema.field(i).name().clone()],
-                None if schema.index_of("x").is_ok() && schema.index_of("y").is_ok() => {
-                    vec!["x".into(), "y".into()]
-                }
-                None => {
-                    let have: Vec<_> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                    return Err(PolymatchError::NoGeometry(format!(
-                        "no GeoParquet metadata, no geometry/WKB column and no x/y list columns (columns: {})",
-                        have.join(", ")
-                    ))
-                    .in_file(path));
-                }
-            }
-        }
+    let resolved =
+        resolve_geometry(&schema, Role::Polygons, request).map_err(|e| e.in_file(path))?;
+    let geometry_names: Vec<String> = resolved
+        .columns
+        .names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let keep: Vec<String> = match keep {
+        Some(k) => k.to_vec(),
+        None => schema.fields().iter().map(|f| f.name().clone()).collect(),
     };
     let mut wanted: Vec<&str> = geometry_names.iter().map(String::as_str).collect();
     wanted.extend(
@@ -242,29 +150,36 @@ pub fn read_polygons(path: &Path, geometry: Option<&str>, keep: &[String]) -> Re
     let whole =
         concat_batches(&projected, &batches).map_err(|e| PolymatchError::from(e).in_file(path))?;
     drop(batches);
-    let column = |name: &str| -> Result<(Field, ArrayRef)> {
+    let column = |name: &str| -> Result<(arrow::datatypes::FieldRef, ArrayRef)> {
         let i = whole
             .schema()
             .index_of(name)
             .map_err(PolymatchError::from)?;
-        Ok((whole.schema().field(i).clone(), whole.column(i).clone()))
+        Ok((whole.schema().fields()[i].clone(), whole.column(i).clone()))
     };
-    let polygons = if geometry_names.len() == 2 {
-        polygons_from_xy_lists(&column("x")?.1, &column("y")?.1)
-    } else {
-        let (field, array) = column(&geometry_names[0])?;
-        polygons_from_array(&field, &array)
+    let polygons = match &resolved.columns {
+        GeometryColumns::Xy(x, y) => polygons_from_xy_lists(&column(x)?.1, &column(y)?.1),
+        GeometryColumns::Geometry(g) => {
+            let (field, array) = column(g)?;
+            polygons_from_array(&field, &array)
+        }
     }
     .map_err(|e| e.in_file(path))?;
     let keep_idx: Vec<usize> = keep
         .iter()
         .map(|k| whole.schema().index_of(k))
         .collect::<std::result::Result<_, _>>()?;
-    let attributes = whole.project(&keep_idx)?;
+    // The file's metadata (`geo`) stays on the attributes: it describes kept geometry.
+    let projected = whole.schema().project(&keep_idx)?;
+    let attributes = RecordBatch::try_new_with_options(
+        Arc::new(projected.with_metadata(schema.metadata().clone())),
+        keep_idx.iter().map(|&i| whole.column(i).clone()).collect(),
+        &RecordBatchOptions::new().with_row_count(Some(whole.num_rows())),
+    )?;
     Ok(PolygonFile {
         polygons,
         attributes,
-        crs: geo_col.and_then(|g| g.crs),
+        crs: resolved.crs,
     })
 }
 
@@ -281,13 +196,9 @@ pub struct MatchSummary {
 
 /// A streaming Parquet-to-Parquet match.
 pub struct ParquetJob<'a> {
-    /// The prepared index.
-    pub index: &'a SpatialIndex,
-    /// Polygon attributes (for `keep.polygons`).
-    pub polygon_attributes: Option<&'a RecordBatch>,
-    /// The CRS of the polygons (checked against the points').
-    pub polygon_crs: Option<&'a Value>,
-    /// Path of the polygons file (to refuse it as the output, and for messages).
+    /// The matcher: polygons, options, kept columns, CRS rules.
+    pub matcher: Matcher<'a>,
+    /// Path of the polygons file (to refuse it as the output, and for the metadata).
     pub polygons_path: Option<&'a Path>,
     /// Points file.
     pub points_path: &'a Path,
@@ -295,14 +206,13 @@ pub struct ParquetJob<'a> {
     pub out_path: &'a Path,
     /// Where the points are.
     pub spec: PointSpec<'a>,
-    /// Kept columns.
-    pub keep: Keep<'a>,
-    /// Match options.
-    pub options: MatchOptions,
     /// Points per batch read.
     pub batch_rows: usize,
     /// Set to stop (Ctrl-C).
     pub cancel: &'a AtomicBool,
+    /// An identifier of the whole job, recorded in the output's `polymatch` metadata as
+    /// `"job"` (Dask's `match_parquet` compares it to decide whether an output is current).
+    pub job_id: Option<&'a str>,
 }
 
 /// Deletes the temporary output unless committed.
@@ -346,7 +256,8 @@ pub fn match_parquet(
     job: &ParquetJob<'_>,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<MatchSummary> {
-    job.options.validate()?;
+    let options = job.matcher.options;
+    options.validate()?;
     if job.batch_rows == 0 {
         return Err(PolymatchError::InvalidArgument(
             "batch rows must be > 0".into(),
@@ -367,68 +278,12 @@ pub fn match_parquet(
     let builder = open(path)?.with_batch_size(job.batch_rows);
     let total = total_rows(builder.metadata());
     let schema = builder.schema().clone();
-    let geo = geo_metadata(builder.metadata()).map_err(|e| e.in_file(path))?;
-    let geo_col = match &geo {
-        Some(g) => geo_column(g, job.spec.geometry).map_err(|e| e.in_file(path))?,
-        None => None,
-    };
-    let points_crs = geo_col.as_ref().and_then(|g| g.crs.clone());
-    if geo_col.is_some() || job.polygon_crs.is_some() {
-        let default = Value::String("OGC:CRS84".into());
-        let (a, b) = (
-            job.polygon_crs.unwrap_or(&default),
-            points_crs.as_ref().unwrap_or(&default),
-        );
-        if a != b {
-            return Err(PolymatchError::Metadata(format!(
-                "the polygons and the points have different CRS ({} vs {}); reproject one of them first",
-                short_crs(a),
-                short_crs(b)
-            ))
-            .in_file(path));
-        }
-    }
+    let bound = job
+        .matcher
+        .bind(&schema, job.spec)
+        .map_err(|e| e.in_file(path))?;
     // Read only what matching and the kept columns need.
-    let mut spec = job.spec;
-    let mut wanted: Vec<String> = Vec::new();
-    if spec.x.is_some()
-        || spec.y.is_some()
-        || (spec.geometry.is_none() && schema.index_of("x").is_ok())
-    {
-        wanted.push(spec.x.unwrap_or("x").to_string());
-        wanted.push(spec.y.unwrap_or("y").to_string());
-    } else {
-        let g = match (&geo_col, spec.geometry) {
-            (Some(g), _) => g.name.clone(),
-            (None, Some(n)) => n.to_string(),
-            (None, None) => {
-                let empty = RecordBatch::new_empty(schema.clone());
-                let i = find_geometry_column(&empty).ok_or_else(|| {
-                    PolymatchError::NoGeometry("no x/y columns and no point geometry column".into())
-                        .in_file(path)
-                })?;
-                schema.field(i).name().clone()
-            }
-        };
-        if let Some(gc) = &geo_col {
-            if !matches!(gc.encoding.as_str(), "WKB" | "point") {
-                return Err(PolymatchError::UnsupportedGeometry {
-                    column: gc.name.clone(),
-                    found: format!("GeoParquet encoding {:?}", gc.encoding),
-                    expected: "points (WKB or point encoding)".into(),
-                }
-                .in_file(path));
-            }
-        }
-        wanted.push(g);
-    }
-    let geometry_name = (wanted.len() == 1).then(|| wanted[0].clone());
-    spec.geometry = geometry_name.as_deref();
-    for k in job.keep.points {
-        if !wanted.contains(k) {
-            wanted.push(k.clone());
-        }
-    }
+    let wanted = bound.columns_to_read();
     let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
     let indices = roots(&schema, &names, path)?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
@@ -438,6 +293,17 @@ pub fn match_parquet(
     let name = out.file_name().ok_or_else(|| {
         PolymatchError::InvalidArgument(format!("output path {} has no file name", out.display()))
     })?;
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(PolymatchError::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("the output directory {} does not exist", dir.display()),
+        ))
+        .in_file(out));
+    }
     let mut temp = TempOutput {
         path: out.with_file_name(format!(
             ".{}.polymatch-{}.tmp",
@@ -449,31 +315,33 @@ pub fn match_parquet(
     let file = File::create(&temp.path).map_err(|e| PolymatchError::from(e).in_file(out))?;
     let mut metadata = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "max_dist": job.options.max_dist,
-        "how": format!("{:?}", job.options.how).to_lowercase(),
-        "all_candidates": job.options.all_candidates,
+        "max_dist": options.max_dist,
+        "how": format!("{:?}", options.how).to_lowercase(),
+        "all_candidates": options.all_candidates,
+        "keep": job.matcher.keep.points,
+        "keep_polygons": job.matcher.keep.polygons,
         "points": job.points_path.display().to_string(),
     });
     if let Some(p) = job.polygons_path {
         metadata["polygons"] = Value::String(p.display().to_string());
     }
-    if let Some(crs) = job.polygon_crs.or(points_crs.as_ref()) {
-        metadata["crs"] = crs.clone();
+    if let Some(crs) = bound.crs() {
+        metadata["crs"] = crs.0.clone();
+    }
+    if let Some(id) = job.job_id {
+        metadata["job"] = Value::String(id.to_string());
     }
     let mut kv = vec![KeyValue::new("polymatch".into(), metadata.to_string())];
-    // A kept point geometry column stays a GeoParquet geometry column.
-    if let (Some(gc), Some(g)) = (&geo_col, &geometry_name) {
-        if job.keep.points.contains(g) {
-            let geo = serde_json::json!({"version": "1.1.0", "primary_column": g, "columns": {g.as_str(): gc.raw}});
-            kv.push(KeyValue::new("geo".into(), geo.to_string()));
-        }
+    // Kept geometry columns stay GeoParquet geometry columns.
+    if let Some(geo) = bound.schema().metadata().get("geo") {
+        kv.push(KeyValue::new("geo".into(), geo.clone()));
     }
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         .set_max_row_group_row_count(Some(OUTPUT_ROW_GROUP_ROWS))
         .set_key_value_metadata(Some(kv))
         .build();
-    let summary = stream(job, reader, spec, file, props, total, &mut progress)?;
+    let summary = stream(job, &bound, reader, file, props, total, &mut progress)?;
     std::fs::rename(&temp.path, out).map_err(|e| PolymatchError::from(e).in_file(out))?;
     temp.committed = true;
     Ok(summary)
@@ -488,8 +356,8 @@ const PIPELINE_DEPTH: usize = 2;
 /// order: one matcher, FIFO channels.
 fn stream(
     job: &ParquetJob<'_>,
+    bound: &BoundMatcher<'_>,
     reader: ParquetRecordBatchReader,
-    spec: PointSpec<'_>,
     file: File,
     props: WriterProperties,
     total: u64,
@@ -497,7 +365,8 @@ fn stream(
 ) -> Result<MatchSummary> {
     let path = job.points_path;
     let out = job.out_path;
-    let projected: SchemaRef = reader.schema();
+    // The writer's schema, without the `geo` key (written as file metadata already).
+    let out_schema: SchemaRef = Arc::new(Schema::new(bound.schema().fields().clone()));
     std::thread::scope(|scope| {
         let (to_matcher, from_reader) = sync_channel::<Result<RecordBatch>>(PIPELINE_DEPTH);
         scope.spawn(move || {
@@ -516,23 +385,16 @@ fn stream(
         });
         let (to_writer, from_matcher) = sync_channel::<RecordBatch>(PIPELINE_DEPTH);
         let writer = scope.spawn(move || -> Result<()> {
-            let mut writer: Option<ArrowWriter<File>> = None;
-            let mut props = Some(props);
+            let mut writer = ArrowWriter::try_new(file.try_clone()?, out_schema, Some(props))
+                .map_err(|e| PolymatchError::from(e).in_file(out))?;
             for batch in from_matcher {
-                let w = match writer.as_mut() {
-                    Some(w) => w,
-                    None => writer.insert(
-                        ArrowWriter::try_new(file.try_clone()?, batch.schema(), props.take())
-                            .map_err(|e| PolymatchError::from(e).in_file(out))?,
-                    ),
-                };
-                w.write(&batch)
+                writer
+                    .write(&batch)
                     .map_err(|e| PolymatchError::from(e).in_file(out))?;
             }
-            if let Some(w) = writer {
-                w.close()
-                    .map_err(|e| PolymatchError::from(e).in_file(out))?;
-            }
+            writer
+                .close()
+                .map_err(|e| PolymatchError::from(e).in_file(out))?;
             file.sync_all()
                 .map_err(|e| PolymatchError::from(e).in_file(out))?;
             Ok(())
@@ -543,45 +405,14 @@ fn stream(
             rows_written: 0,
         };
         let matched = (|| -> Result<()> {
-            let mut any = false;
-            let batches = from_reader
-                .into_iter()
-                .map(Some)
-                .chain(std::iter::once(None));
-            for batch in batches {
-                let batch = match batch {
-                    Some(b) => b?,
-                    // An input with no batches still gets an (empty) output with its columns.
-                    None if !any => RecordBatch::new_empty(projected.clone()),
-                    None => break,
-                };
-                any = true;
+            for batch in from_reader {
+                let batch = batch?;
                 if job.cancel.load(Ordering::Relaxed) {
                     return Err(PolymatchError::Cancelled);
                 }
-                let cols = points_from_batch(&batch, spec)
-                    .map_err(|e| shift_row(e, summary.points).in_file(path))?;
-                let slices = PointSlices::new(&cols.x, &cols.y, cols.nulls.as_ref())?;
-                let result = match_points(
-                    job.index,
-                    slices,
-                    &job.options,
-                    summary.points,
-                    Some(job.cancel),
-                )?;
-                let matched = match job.options.how {
-                    crate::matching::How::Inner if !job.options.all_candidates => {
-                        result.num_rows() as u64
-                    }
-                    _ => (result.num_rows() - result.column(1).null_count()) as u64,
-                };
-                let result = append_kept_columns(
-                    result,
-                    &batch,
-                    summary.points,
-                    job.polygon_attributes,
-                    &job.keep,
-                )?;
+                let (result, matched) = bound
+                    .match_batch(&batch, summary.points, Some(job.cancel))
+                    .map_err(|e| e.in_file(path))?;
                 summary.points += batch.num_rows() as u64;
                 summary.matched += matched;
                 summary.rows_written += result.num_rows() as u64;
@@ -602,35 +433,6 @@ fn stream(
         written?;
         Ok(summary)
     })
-}
-
-/// Make a row number relative to one batch global to the file.
-fn shift_row(e: PolymatchError, offset: u64) -> PolymatchError {
-    match e {
-        PolymatchError::InvalidGeometry { row, reason } => PolymatchError::InvalidGeometry {
-            row: row + offset as usize,
-            reason,
-        },
-        other => other,
-    }
-}
-
-fn short_crs(crs: &Value) -> String {
-    if let Some(s) = crs.as_str() {
-        return s.to_string();
-    }
-    let id = crs.get("id");
-    match (
-        id.and_then(|i| i.get("authority")),
-        id.and_then(|i| i.get("code")),
-    ) {
-        (Some(a), Some(c)) => format!("{}:{}", a.as_str().unwrap_or("?"), c),
-        _ => crs
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("a PROJJSON CRS")
-            .to_string(),
-    }
 }
 
 /// What `polymatch info` shows about a file.
@@ -658,42 +460,39 @@ pub fn file_info(path: &Path) -> Result<FileInfo> {
     let builder = open(path)?;
     let meta = builder.metadata().clone();
     let schema = builder.schema().clone();
-    let geo = geo_metadata(&meta).map_err(|e| e.in_file(path))?;
-    let geo_col = match &geo {
-        Some(g) => geo_column(g, None).map_err(|e| e.in_file(path))?,
-        None => None,
-    };
-    let mut bbox = None;
-    let mut crs = None;
-    let geometry = if let Some(g) = &geo_col {
-        if let Some(b) = g.raw.get("bbox").and_then(Value::as_array) {
-            let v: Vec<f64> = b.iter().filter_map(Value::as_f64).collect();
-            if v.len() == 4 {
-                bbox = Some([v[0], v[1], v[2], v[3]]);
-            }
+    let (geometry, crs, bbox) = match resolve_geometry(&schema, Role::Any, Request::default()) {
+        Err(PolymatchError::NoGeometry(_)) => (None, None, None),
+        Err(e @ (PolymatchError::Metadata(_) | PolymatchError::MissingColumn { .. })) => {
+            return Err(e.in_file(path))
         }
-        crs = Some(
-            g.crs
-                .as_ref()
-                .map(short_crs)
-                .unwrap_or_else(|| "OGC:CRS84 (default)".into()),
-        );
-        Some((g.name.clone(), format!("GeoParquet {}", g.encoding)))
-    } else {
-        let empty = RecordBatch::new_empty(schema.clone());
-        if let Some(i) = find_geometry_column(&empty) {
-            Some((
-                schema.field(i).name().clone(),
-                schema.field(i).data_type().to_string(),
-            ))
-        } else if schema.index_of("x").is_ok() && schema.index_of("y").is_ok() {
-            bbox = stats_bbox(&meta);
-            Some((
-                "x, y".into(),
-                format!("{} columns", schema.field_with_name("x")?.data_type()),
-            ))
-        } else {
-            None
+        Err(_) => (None, None, None),
+        Ok(r) => {
+            let crs = match (&r.geoparquet, &r.crs) {
+                (Some(g), _) if g.crs == CrsEntry::Missing => {
+                    Some("not stated; GeoParquet default OGC:CRS84".to_string())
+                }
+                (_, Some(c)) => Some(c.short()),
+                (Some(_), None) => Some("unknown (null)".to_string()),
+                (None, None) => None,
+            };
+            match &r.columns {
+                GeometryColumns::Geometry(g) => {
+                    let encoding = match &r.geoparquet {
+                        Some(c) => format!("GeoParquet {}", c.encoding),
+                        None => r.encoding.clone().unwrap_or_default(),
+                    };
+                    let bbox = r.geoparquet.as_ref().and_then(|c| c.bbox4());
+                    (Some((g.clone(), encoding)), crs, bbox)
+                }
+                GeometryColumns::Xy(x, y) => (
+                    Some((
+                        format!("{x}, {y}"),
+                        format!("{} columns", schema.field_with_name(x)?.data_type()),
+                    )),
+                    crs,
+                    stats_bbox(&meta),
+                ),
+            }
         }
     };
     Ok(FileInfo {
@@ -770,13 +569,4 @@ pub fn write_parquet(
     std::fs::rename(&temp.path, path).map_err(|e| PolymatchError::from(e).in_file(path))?;
     temp.committed = true;
     Ok(())
-}
-
-/// Concatenate arrays of one column (used by the generator and tests).
-///
-/// # Errors
-/// If the arrays differ in type.
-pub fn concat_arrays(arrays: &[ArrayRef]) -> Result<ArrayRef> {
-    let refs: Vec<&dyn arrow::array::Array> = arrays.iter().map(|a| a.as_ref()).collect();
-    Ok(concat(&refs)?)
 }

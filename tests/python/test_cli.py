@@ -248,8 +248,22 @@ def test_spherical_edges_and_crs_mismatch_refused(tmp_path):
     geo["columns"]["geometry"]["crs"] = "EPSG:3857"
     merc = tmp_path / "merc.parquet"
     pq.write_table(t.replace_schema_metadata({"geo": json.dumps(geo)}), merc)
-    _fails(tmp_path, "--polygons", merc, "--points", SAMPLE / "article/points.parquet",
-           match="different CRS")  # fmt: skip
+    # plain x/y points state no CRS: not a conflict, the output carries the stated one
+    out = tmp_path / "merc_out.parquet"
+    cli("match", "--polygons", merc, "--points", SAMPLE / "article/points.parquet", "--out", out)
+    meta = json.loads(pq.read_metadata(out).metadata[b"polymatch"])
+    assert meta["crs"] == "EPSG:3857"
+    # GeoParquet points in another CRS are refused, unless the user says so
+    pts = pq.read_table(SAMPLE / "article/points.parquet")
+    wkb = pa.array([bytes.fromhex("0101000000") + pa.array([x, y]).buffers()[1].to_pybytes()
+                    for x, y in zip(pts["x"].to_pylist(), pts["y"].to_pylist())], pa.binary())  # fmt: skip
+    pgeo = {"version": "1.1.0", "primary_column": "geometry",
+            "columns": {"geometry": {"encoding": "WKB", "crs": "EPSG:32633"}}}  # fmt: skip
+    utm = tmp_path / "utm_points.parquet"
+    pq.write_table(pa.table({"geometry": wkb}).replace_schema_metadata({"geo": json.dumps(pgeo)}), utm)
+    _fails(tmp_path, "--polygons", merc, "--points", utm, match="different CRS")
+    cli("match", "--polygons", merc, "--points", utm, "--out", out, "--allow-crs-mismatch")
+    assert pq.read_table(out).num_rows == 100
 
 
 def test_existing_output_untouched_and_output_equal_input_refused(tmp_path):

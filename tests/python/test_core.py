@@ -174,8 +174,13 @@ def test_keep_columns():
     assert res["id"].to_pylist() == [0, None, 1]
     with pytest.raises(pm.SchemaError, match="nope"):
         idx.match(pts, keep=["nope"])
-    with pytest.raises(ValueError, match="collides"):
-        idx.match(pts.rename_columns(["x", "y", "area"]), keep=["area"])
+    # a kept name that another output column has gets a suffix (points: _left)
+    res = idx.match(pts.rename_columns(["x", "y", "area"]), 3.0, keep="area")
+    assert res.column_names == ["point_index", "polygon_index", "distance", "area", "area_left"]
+    assert res["area_left"].to_pylist() == ["a", "c"]
+    with pytest.raises(ValueError, match="collides"):  # still colliding after the suffix
+        idx.match(pts.rename_columns(["area", "y", "area_left"]), x="area",
+                  keep=["area", "area_left"])  # fmt: skip
 
 
 def test_from_coords_zero_copy_in(article):

@@ -1,0 +1,169 @@
+//! Python objects in, Arrow record batches out: the one door every Python entry point
+//! takes its tables through. Conversion only.
+//!
+//! - Objects that speak the Arrow PyCapsule interface come in without a copy. A table
+//!   (a stream or array of structs) is read as record batches; a bare geometry array
+//!   (`pa.array` of WKB, a GeoArrow extension array, `GeoSeries.to_arrow()`) becomes a
+//!   one-column table named after its field, or `geometry`, with its field metadata
+//!   (GeoArrow extension type, CRS) kept.
+//! - Everything else goes through `polymatch._convert` first: geopandas objects (whose
+//!   pandas-inherited `__arrow_c_stream__` cannot export geometry), pandas, polars
+//!   LazyFrames, numpy arrays, dicts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, RecordBatch, StructArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use polymatch::io::arrow_ingest::validate;
+use polymatch::io::schema::EXTENSION_NAME;
+use pyo3::prelude::*;
+use pyo3_arrow::input::{AnyArray, AnyRecordBatch};
+
+use crate::error::PyPolymatchError;
+
+/// What the object is for, to pick the right conversion and say so in messages.
+#[derive(Clone, Copy)]
+pub enum Side {
+    /// Points.
+    Points,
+    /// Polygons.
+    Polygons,
+}
+
+fn needs_python_conversion(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let ty = obj.get_type();
+    let module: String = ty.getattr("__module__")?.extract().unwrap_or_default();
+    let name: String = ty.getattr("__name__")?.extract().unwrap_or_default();
+    if module.starts_with("geopandas") || module.starts_with("pandas") || name == "LazyFrame" {
+        return Ok(true);
+    }
+    Ok(!(obj.hasattr("__arrow_c_stream__")? || obj.hasattr("__arrow_c_array__")?))
+}
+
+/// Every batch of `obj` (see the module docs), each checked to be well-formed Arrow
+/// data: arrays that crossed the C data interface are not validated by the import, and a
+/// forged or corrupt array (offsets out of bounds or decreasing, say) must be refused,
+/// not read. The schema keeps its metadata (GeoParquet `geo`) and field metadata.
+pub fn read_table(
+    py: Python<'_>,
+    obj: &Bound<'_, PyAny>,
+    side: Side,
+) -> PyResult<(SchemaRef, Vec<RecordBatch>)> {
+    let converted;
+    let obj = if needs_python_conversion(obj)? {
+        let f = match side {
+            Side::Points => "points_to_arrow",
+            Side::Polygons => "polygons_to_arrow",
+        };
+        converted = py.import("polymatch._convert")?.call_method1(f, (obj,))?;
+        &converted
+    } else {
+        obj
+    };
+    let (schema, batches) = match obj.extract::<AnyRecordBatch>() {
+        Ok(data) => {
+            let reader = data.into_reader()?;
+            let schema = reader.schema();
+            let batches = reader
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| PyPolymatchError(e.into()))?;
+            (schema, batches)
+        }
+        Err(table_err) => match obj.extract::<AnyArray>() {
+            Ok(array) => one_column(array)?,
+            Err(_) => return Err(table_err),
+        },
+    };
+    for batch in &batches {
+        for (field, column) in batch.schema_ref().fields().iter().zip(batch.columns()) {
+            validate(column, field.name()).map_err(PyPolymatchError)?;
+        }
+    }
+    Ok((schema, batches))
+}
+
+/// A bare array (or stream of arrays) as a one-column table; a struct array that is not
+/// a GeoArrow type is a table already.
+fn one_column(array: AnyArray) -> PyResult<(SchemaRef, Vec<RecordBatch>)> {
+    let field = array.field()?;
+    let reader = array.into_reader()?;
+    let chunks = reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PyPolymatchError(e.into()))?;
+    let is_geoarrow = field
+        .metadata()
+        .get(EXTENSION_NAME)
+        .is_some_and(|e| e.starts_with("geoarrow."));
+    if let (DataType::Struct(fields), false) = (field.data_type(), is_geoarrow) {
+        let schema = Arc::new(Schema::new_with_metadata(
+            fields.clone(),
+            field.metadata().clone(),
+        ));
+        let batches = chunks
+            .iter()
+            .map(|c| {
+                let s: &StructArray = c.as_any().downcast_ref().ok_or_else(|| {
+                    PyPolymatchError(polymatch::PolymatchError::InvalidLayout(
+                        "a struct stream yielded a non-struct array".into(),
+                    ))
+                })?;
+                RecordBatch::try_new(schema.clone(), s.columns().to_vec())
+                    .map_err(|e| PyPolymatchError(e.into()).into())
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        return Ok((schema, batches));
+    }
+    let name = if field.name().is_empty() {
+        "geometry"
+    } else {
+        field.name().as_str()
+    };
+    let column =
+        Field::new(name, field.data_type().clone(), true).with_metadata(field.metadata().clone());
+    let schema = Arc::new(Schema::new_with_metadata(vec![column], HashMap::new()));
+    let batches = chunks
+        .into_iter()
+        .map(|c| {
+            RecordBatch::try_new(schema.clone(), vec![c])
+                .map_err(|e| PyPolymatchError(e.into()).into())
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok((schema, batches))
+}
+
+/// A column list argument: one name (`keep="id"`) or a sequence of names.
+pub struct Columns(pub Vec<String>);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Columns {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if let Ok(one) = obj.extract::<String>() {
+            return Ok(Self(vec![one]));
+        }
+        obj.extract::<Vec<String>>().map(Self).map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "expected a column name or a list of column names, got {}",
+                obj.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })
+    }
+}
+
+/// A thread-count argument: `None` (the default pool) or 1..=1024.
+pub fn threads(threads: Option<i64>) -> PyResult<Option<usize>> {
+    match threads {
+        None => Ok(None),
+        Some(n) if (1..=polymatch::matching::MAX_THREADS as i64).contains(&n) => {
+            Ok(Some(n as usize))
+        }
+        Some(n) => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "threads must be None (one per core) or between 1 and {}, got {n}",
+            polymatch::matching::MAX_THREADS
+        ))),
+    }
+}

@@ -1,0 +1,779 @@
+//! Which columns hold the geometry, and what the metadata says about them: one resolver
+//! for every entry point (in-memory Arrow, Parquet files, the CLI, Dask), so the same
+//! table gives the same answer wherever it comes from.
+//!
+//! # The rule (docs/SPEC.md, "Which columns are read")
+//! For points and for polygons alike, the geometry is, in this order:
+//! 1. the column(s) the caller names (`geometry=`, or `x=`/`y=` for points);
+//! 2. a *declared* geometry: the GeoParquet primary column (the `geo` key of the schema
+//!    metadata, which Parquet files and `pyarrow.parquet.read_table` carry), else the
+//!    column with a GeoArrow extension type (`ARROW:extension:name = geoarrow.*`); two
+//!    or more such columns and no GeoParquet metadata is ambiguous and refused;
+//! 3. columns `x` and `y` (numbers for points; lists of numbers, one ring per row, for
+//!    polygons: the article's layout);
+//! 4. a column named `geometry`, `geom`, `wkb` or `wkb_geometry`.
+//!
+//! GeoParquet `geo` metadata and GeoArrow `ARROW:extension:metadata` are read into typed
+//! structs ([`GeoParquetMetadata`], [`GeoArrowMetadata`]). Both can state a CRS
+//! ([`Crs`]) and `edges`; spherical edges are refused everywhere (polymatch measures
+//! planar distances).
+
+use std::collections::BTreeMap;
+
+use arrow::datatypes::{DataType, Field, Schema};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{PolymatchError, Result};
+
+/// Column names tried, in order, when no geometry column is named or declared.
+pub const GEOMETRY_NAMES: [&str; 4] = ["geometry", "geom", "wkb", "wkb_geometry"];
+/// The field metadata key of a GeoArrow extension type's name.
+pub const EXTENSION_NAME: &str = "ARROW:extension:name";
+/// The field metadata key of a GeoArrow extension type's JSON metadata.
+pub const EXTENSION_METADATA: &str = "ARROW:extension:metadata";
+
+/// A coordinate reference system as stated by a file or a GeoArrow type: a PROJJSON
+/// object, or a string (`"EPSG:32633"`, WKT, a URN).
+#[derive(Debug, Clone)]
+pub struct Crs(pub Value);
+
+impl Crs {
+    /// GeoParquet's default when a column does not say: OGC:CRS84 (longitude, latitude).
+    pub fn crs84() -> Self {
+        Self(Value::String("OGC:CRS84".into()))
+    }
+
+    /// The (authority, code) pair of this CRS, upper-cased, if it names one: a PROJJSON
+    /// `id` (or a single-entry `ids`), an `AUTH:CODE` string, a `urn:ogc:def:crs:AUTH::CODE`
+    /// URN, or a WKT whose last `ID[...]`/`AUTHORITY[...]` is the CRS's own.
+    pub fn authority_code(&self) -> Option<(String, String)> {
+        fn norm(a: &str, c: &str) -> Option<(String, String)> {
+            let (a, c) = (a.trim().trim_matches('"'), c.trim().trim_matches('"'));
+            (!a.is_empty() && !c.is_empty()).then(|| (a.to_uppercase(), c.to_uppercase()))
+        }
+        fn code(v: &Value) -> Option<String> {
+            match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            }
+        }
+        match &self.0 {
+            Value::Object(o) => {
+                let id = o.get("id").or_else(|| match o.get("ids") {
+                    Some(Value::Array(ids)) if ids.len() == 1 => ids.first(),
+                    _ => None,
+                })?;
+                norm(id.get("authority")?.as_str()?, &code(id.get("code")?)?)
+            }
+            Value::String(s) => {
+                let s = s.trim();
+                if let Some(rest) = s.strip_prefix("urn:ogc:def:crs:") {
+                    // urn:ogc:def:crs:EPSG::32633 or urn:ogc:def:crs:OGC:1.3:CRS84
+                    let parts: Vec<&str> = rest.split(':').collect();
+                    return norm(parts.first()?, parts.last()?);
+                }
+                if s.contains('[') {
+                    return wkt_authority(s);
+                }
+                let (a, c) = s.split_once(':')?;
+                norm(a, c)
+            }
+            _ => None,
+        }
+    }
+
+    /// True if `self` and `other` are the same CRS: by authority and code where both
+    /// name one, else by their full definitions (ignoring PROJJSON's `$schema` version).
+    pub fn same_as(&self, other: &Crs) -> bool {
+        match (self.authority_code(), other.authority_code()) {
+            (Some(a), Some(b)) => a == b,
+            _ => strip_schema(&self.0) == strip_schema(&other.0),
+        }
+    }
+
+    /// A short human name: `EPSG:32633`, else the PROJJSON `name`, else the string.
+    pub fn short(&self) -> String {
+        if let Some((a, c)) = self.authority_code() {
+            return format!("{a}:{c}");
+        }
+        match &self.0 {
+            Value::String(s) if s.chars().count() <= 60 => s.clone(),
+            Value::String(s) => format!("{}...", s.chars().take(57).collect::<String>()),
+            v => v
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("a PROJJSON CRS")
+                .to_string(),
+        }
+    }
+}
+
+/// The authority of a WKT CRS: the last top-level `ID[...]` (WKT2) or `AUTHORITY[...]`
+/// (WKT1) of the outermost bracket, which is the CRS's own (inner ones belong to parts).
+fn wkt_authority(wkt: &str) -> Option<(String, String)> {
+    let bytes = wkt.as_bytes();
+    let (mut depth, mut best) = (0usize, None);
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'[' | b'(' => depth += 1,
+            b']' | b')' => depth = depth.saturating_sub(1),
+            _ if depth == 1 => {
+                let rest = &wkt[i..];
+                for key in ["ID[", "AUTHORITY["] {
+                    if rest.len() >= key.len() && rest[..key.len()].eq_ignore_ascii_case(key) {
+                        let body = &rest[key.len()..];
+                        let end = body.find(']')?;
+                        let mut it = body[..end].split(',');
+                        if let (Some(a), Some(c)) = (it.next(), it.next()) {
+                            let (a, c) = (a.trim().trim_matches('"'), c.trim().trim_matches('"'));
+                            best = Some((a.to_uppercase(), c.to_uppercase()));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    best
+}
+
+fn strip_schema(v: &Value) -> Value {
+    match v {
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .filter(|(k, _)| k.as_str() != "$schema")
+                .map(|(k, v)| (k.clone(), strip_schema(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The CRS of two inputs matched together: the stated one if only one states a CRS,
+/// either if they agree. Unstated (`None`) is never a conflict.
+///
+/// # Errors
+/// [`PolymatchError::Metadata`] if both state different CRS and `allow_mismatch` is
+/// false; the message says how to go on.
+pub fn common_crs(
+    polygons: Option<&Crs>,
+    points: Option<&Crs>,
+    allow_mismatch: bool,
+) -> Result<Option<Crs>> {
+    match (polygons, points) {
+        (Some(a), Some(b)) if !a.same_as(b) && !allow_mismatch => {
+            Err(PolymatchError::Metadata(format!(
+                "the polygons and the points have different CRS ({} vs {}); reproject one of them, \
+                 or pass allow_crs_mismatch=True (CLI: --allow-crs-mismatch) to match the numbers as they are",
+                a.short(),
+                b.short()
+            )))
+        }
+        (Some(a), _) => Ok(Some(a.clone())),
+        (None, b) => Ok(b.cloned()),
+    }
+}
+
+/// A GeoParquet column's `crs` entry: missing (the spec's default, OGC:CRS84), `null`
+/// (explicitly unknown), or a value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum CrsEntry {
+    /// No `crs` key: OGC:CRS84 by the GeoParquet spec.
+    #[default]
+    Missing,
+    /// `"crs": null`: unknown.
+    Null,
+    /// A PROJJSON object or a string.
+    Value(Value),
+}
+
+impl<'de> Deserialize<'de> for CrsEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        Ok(if v.is_null() {
+            Self::Null
+        } else {
+            Self::Value(v)
+        })
+    }
+}
+
+/// GeoParquet's description of one geometry column (the `geo` metadata, 1.0/1.1).
+#[derive(Debug, Clone, Deserialize)]
+pub struct GeoParquetColumn {
+    /// `WKB`, `point`, `polygon`, `multipolygon`, ...
+    pub encoding: String,
+    /// The geometry types the column holds (may be empty: unknown).
+    #[serde(default)]
+    pub geometry_types: Vec<String>,
+    /// The CRS: missing means OGC:CRS84 (the spec's default), `null` means unknown.
+    #[serde(default)]
+    pub crs: CrsEntry,
+    /// `planar` (default) or `spherical`.
+    #[serde(default)]
+    pub edges: Option<String>,
+    /// `[xmin, ymin, xmax, ymax]` (or with z), if stated.
+    #[serde(default)]
+    pub bbox: Option<Vec<Value>>,
+    /// Everything else the writer put there (`covering`, `orientation`, `epoch`, ...).
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+impl GeoParquetColumn {
+    /// The column's CRS (`None`: explicitly unknown).
+    pub fn crs(&self) -> Option<Crs> {
+        match &self.crs {
+            CrsEntry::Missing => Some(Crs::crs84()),
+            CrsEntry::Null => None,
+            CrsEntry::Value(v) => Some(Crs(v.clone())),
+        }
+    }
+
+    /// The bounding box as four numbers, if stated as such.
+    pub fn bbox4(&self) -> Option<[f64; 4]> {
+        let v: Vec<f64> = self
+            .bbox
+            .as_ref()?
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect();
+        match v.len() {
+            4 => Some([v[0], v[1], v[2], v[3]]),
+            6 => Some([v[0], v[1], v[3], v[4]]),
+            _ => None,
+        }
+    }
+}
+
+/// The GeoParquet `geo` metadata of a file or schema.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GeoParquetMetadata {
+    /// The GeoParquet version.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The primary geometry column.
+    pub primary_column: String,
+    /// Every geometry column, by name.
+    pub columns: BTreeMap<String, GeoParquetColumn>,
+}
+
+impl GeoParquetMetadata {
+    /// Parse a `geo` value.
+    ///
+    /// # Errors
+    /// [`PolymatchError::Metadata`] saying what is malformed.
+    pub fn parse(text: &str) -> Result<Self> {
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            PolymatchError::Metadata(format!("GeoParquet 'geo' metadata is not valid JSON: {e}"))
+        })?;
+        let bad =
+            |why: String| PolymatchError::Metadata(format!("GeoParquet 'geo' metadata: {why}"));
+        let obj = value
+            .as_object()
+            .ok_or_else(|| bad("not a JSON object".into()))?;
+        let columns = obj
+            .get("columns")
+            .and_then(Value::as_object)
+            .ok_or_else(|| bad("no \"columns\" object".into()))?;
+        let primary = obj
+            .get("primary_column")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("no \"primary_column\"".into()))?;
+        if !columns.contains_key(primary) {
+            return Err(bad(format!(
+                "the primary column {primary:?} is not described in \"columns\""
+            )));
+        }
+        for (name, col) in columns {
+            if !col.is_object() {
+                return Err(bad(format!("column {name:?} is not a JSON object")));
+            }
+            if !col.get("encoding").is_some_and(Value::is_string) {
+                return Err(bad(format!("column {name:?} has no \"encoding\"")));
+            }
+        }
+        serde_json::from_value(value).map_err(|e| bad(e.to_string()))
+    }
+
+    /// The `geo` metadata of `schema`, if it has one.
+    ///
+    /// # Errors
+    /// As [`GeoParquetMetadata::parse`].
+    pub fn from_schema(schema: &Schema) -> Result<Option<Self>> {
+        schema
+            .metadata()
+            .get("geo")
+            .map(|t| Self::parse(t))
+            .transpose()
+    }
+}
+
+/// The JSON metadata of a GeoArrow extension type (`ARROW:extension:metadata`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GeoArrowMetadata {
+    /// The CRS, if stated (absent or null: unknown).
+    #[serde(default)]
+    pub crs: Option<Value>,
+    /// How `crs` is written (`projjson`, `wkt2:2019`, `authority_code`, `srid`).
+    #[serde(default)]
+    pub crs_type: Option<String>,
+    /// `planar` (default), `spherical`, or an ellipsoidal algorithm name.
+    #[serde(default)]
+    pub edges: Option<String>,
+}
+
+impl GeoArrowMetadata {
+    /// The GeoArrow extension of `field`: its name and metadata, if it has one.
+    ///
+    /// # Errors
+    /// [`PolymatchError::Metadata`] if the metadata is not valid JSON.
+    pub fn of(field: &Field) -> Result<Option<(String, Self)>> {
+        let Some(name) = field.metadata().get(EXTENSION_NAME) else {
+            return Ok(None);
+        };
+        if !name.starts_with("geoarrow.") {
+            return Ok(None);
+        }
+        let meta = match field.metadata().get(EXTENSION_METADATA).map(|s| s.trim()) {
+            None | Some("") => Self::default(),
+            Some(text) => serde_json::from_str(text).map_err(|e| {
+                PolymatchError::Metadata(format!(
+                    "column {:?}: GeoArrow extension metadata is not valid JSON: {e}",
+                    field.name()
+                ))
+            })?,
+        };
+        Ok(Some((name.clone(), meta)))
+    }
+
+    /// The CRS, if stated. A CRS given as a string keeps its string; PROJJSON sent as a
+    /// JSON string is parsed.
+    pub fn crs(&self) -> Option<Crs> {
+        match self.crs.as_ref()? {
+            Value::Null => None,
+            Value::String(s) if s.trim_start().starts_with('{') => Some(Crs(serde_json::from_str(
+                s,
+            )
+            .unwrap_or_else(|_| Value::String(s.clone())))),
+            v => Some(Crs(v.clone())),
+        }
+    }
+}
+
+/// Refuse anything but planar edges.
+fn check_edges(column: &str, edges: Option<&str>) -> Result<()> {
+    match edges {
+        None | Some("planar") => Ok(()),
+        Some(other) => Err(PolymatchError::Metadata(format!(
+            "geometry column {column:?} has edges {other:?}: polymatch works on planar coordinates only"
+        ))),
+    }
+}
+
+/// What is being read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Points (`x`/`y` numbers, or point geometries).
+    Points,
+    /// Polygons (`x`/`y` lists, or polygon geometries).
+    Polygons,
+    /// Either (describing a file): every encoding is accepted.
+    Any,
+}
+
+/// The columns the caller named (all `None`: detect).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Request<'a> {
+    /// A geometry column.
+    pub geometry: Option<&'a str>,
+    /// An x column (points only).
+    pub x: Option<&'a str>,
+    /// A y column (points only).
+    pub y: Option<&'a str>,
+}
+
+/// Where the geometry is, as resolved from a schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GeometryColumns {
+    /// One geometry column (WKB or GeoArrow).
+    Geometry(String),
+    /// Two coordinate columns (numbers for points, lists for polygons).
+    Xy(String, String),
+}
+
+impl GeometryColumns {
+    /// The column names, in order.
+    pub fn names(&self) -> Vec<&str> {
+        match self {
+            Self::Geometry(g) => vec![g.as_str()],
+            Self::Xy(x, y) => vec![x.as_str(), y.as_str()],
+        }
+    }
+}
+
+/// A resolved geometry: the columns, how the geometry column is described, its CRS.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The columns.
+    pub columns: GeometryColumns,
+    /// The encoding: the GeoParquet encoding (`WKB`, `point`, ...) or the GeoArrow
+    /// extension name (`geoarrow.wkb`, ...) or the Arrow type, for messages and metadata.
+    pub encoding: Option<String>,
+    /// The stated CRS (`None`: not stated).
+    pub crs: Option<Crs>,
+    /// The GeoParquet description of the column, if the schema had one.
+    pub geoparquet: Option<GeoParquetColumn>,
+}
+
+fn names(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn missing(schema: &Schema, name: &str) -> PolymatchError {
+    PolymatchError::MissingColumn {
+        name: name.to_string(),
+        hint: format!(" (columns: {})", names(schema)),
+    }
+}
+
+/// Resolve which columns of `schema` hold the geometry (see the module docs for the
+/// rule), and read the metadata that describes them.
+///
+/// # Errors
+/// [`PolymatchError::MissingColumn`] for a named column that is not there (or `x`
+/// without `y`), [`PolymatchError::NoGeometry`] (nothing found, or an ambiguous choice:
+/// the message names the candidates), [`PolymatchError::Metadata`] for malformed or
+/// spherical metadata, [`PolymatchError::UnsupportedGeometry`] for a declared encoding
+/// of the wrong kind (polygons where points are expected, say).
+pub fn resolve_geometry(schema: &Schema, role: Role, request: Request<'_>) -> Result<Resolved> {
+    let geo = GeoParquetMetadata::from_schema(schema)?;
+    let columns = choose(schema, role, request, geo.as_ref())?;
+    let mut resolved = Resolved {
+        columns,
+        encoding: None,
+        crs: None,
+        geoparquet: None,
+    };
+    if let GeometryColumns::Geometry(name) = &resolved.columns {
+        let field = schema
+            .field_with_name(name)
+            .map_err(|_| missing(schema, name))?;
+        let described = geo.as_ref().and_then(|g| g.columns.get(name));
+        let extension = GeoArrowMetadata::of(field)?;
+        if let Some(col) = described {
+            check_edges(name, col.edges.as_deref())?;
+            check_encoding(name, role, &col.encoding, "GeoParquet encoding")?;
+            resolved.encoding = Some(col.encoding.clone());
+            resolved.crs = col.crs();
+            resolved.geoparquet = Some(col.clone());
+        }
+        if let Some((ext, meta)) = extension {
+            check_edges(name, meta.edges.as_deref())?;
+            check_encoding(name, role, &ext, "")?;
+            if described.is_none() {
+                resolved.encoding = Some(ext);
+                resolved.crs = meta.crs();
+            }
+        }
+        if resolved.encoding.is_none() {
+            resolved.encoding = Some(field.data_type().to_string());
+        }
+    }
+    Ok(resolved)
+}
+
+/// Refuse a declared encoding of the wrong kind.
+fn check_encoding(column: &str, role: Role, encoding: &str, what: &str) -> Result<()> {
+    let e = encoding
+        .strip_prefix("geoarrow.")
+        .unwrap_or(encoding)
+        .to_ascii_lowercase();
+    let ok = match role {
+        Role::Points => matches!(e.as_str(), "wkb" | "wkt" | "point" | "geometry"),
+        Role::Polygons => matches!(
+            e.as_str(),
+            "wkb" | "wkt" | "polygon" | "multipolygon" | "geometry"
+        ),
+        Role::Any => true,
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(PolymatchError::UnsupportedGeometry {
+        column: column.to_string(),
+        found: if what.is_empty() {
+            encoding.to_string()
+        } else {
+            format!("{what} {encoding:?}")
+        },
+        expected: match role {
+            Role::Points => "points (WKB, or GeoArrow/GeoParquet point)".into(),
+            _ => "polygons (WKB, or GeoArrow/GeoParquet polygon/multipolygon)".into(),
+        },
+    })
+}
+
+fn choose(
+    schema: &Schema,
+    role: Role,
+    request: Request<'_>,
+    geo: Option<&GeoParquetMetadata>,
+) -> Result<GeometryColumns> {
+    let has = |n: &str| schema.index_of(n).is_ok();
+    // 1. named
+    if let Some(g) = request.geometry {
+        if !has(g) {
+            return Err(missing(schema, g));
+        }
+        return Ok(GeometryColumns::Geometry(g.to_string()));
+    }
+    if request.x.is_some() || request.y.is_some() {
+        let (x, y) = (request.x.unwrap_or("x"), request.y.unwrap_or("y"));
+        for n in [x, y] {
+            if !has(n) {
+                return Err(missing(schema, n));
+            }
+        }
+        return Ok(GeometryColumns::Xy(x.to_string(), y.to_string()));
+    }
+    // 2. declared: the GeoParquet primary column, else the one GeoArrow-typed column
+    if let Some(g) = geo {
+        if has(&g.primary_column) {
+            return Ok(GeometryColumns::Geometry(g.primary_column.clone()));
+        }
+    }
+    let tagged: Vec<&str> = schema
+        .fields()
+        .iter()
+        .filter(|f| {
+            f.metadata()
+                .get(EXTENSION_NAME)
+                .is_some_and(|e| e.starts_with("geoarrow."))
+        })
+        .map(|f| f.name().as_str())
+        .collect();
+    match tagged.as_slice() {
+        [one] => return Ok(GeometryColumns::Geometry(one.to_string())),
+        [] => {}
+        many => {
+            return Err(PolymatchError::NoGeometry(format!(
+                "several GeoArrow geometry columns ({}) and no GeoParquet primary column: name the one to use (geometry=..., CLI --{}-geometry)",
+                many.join(", "),
+                if role == Role::Points { "point" } else { "polygon" }
+            )))
+        }
+    }
+    // 3. x and y
+    match (has("x"), has("y")) {
+        (true, true) => return Ok(GeometryColumns::Xy("x".into(), "y".into())),
+        (true, false) | (false, true) if !GEOMETRY_NAMES.iter().any(|n| has(n)) => {
+            return Err(missing(schema, if has("x") { "y" } else { "x" }));
+        }
+        _ => {}
+    }
+    // 4. a geometry column by name
+    if let Some(n) = GEOMETRY_NAMES.iter().find(|n| has(n)) {
+        return Ok(GeometryColumns::Geometry(n.to_string()));
+    }
+    Err(PolymatchError::NoGeometry(match role {
+        Role::Points | Role::Any => format!(
+            "expected point columns \"x\" and \"y\", or a GeoArrow/WKB point column (declared, or named one of {}); found columns: {}",
+            GEOMETRY_NAMES.join(", "),
+            names(schema)
+        ),
+        Role::Polygons => format!(
+            "expected a GeoArrow or WKB column (declared, or named one of {}), or list columns \"x\" and \"y\"; found columns: {}",
+            GEOMETRY_NAMES.join(", "),
+            names(schema)
+        ),
+    }))
+}
+
+/// Is `field` a geometry column (GeoArrow-typed, or described by `geo`, or WKB by name)?
+/// Used to describe kept geometry columns in an output's `geo` metadata.
+pub fn is_geometry_field(field: &Field, geo: Option<&GeoParquetMetadata>) -> bool {
+    geo.is_some_and(|g| g.columns.contains_key(field.name()))
+        || field
+            .metadata()
+            .get(EXTENSION_NAME)
+            .is_some_and(|e| e.starts_with("geoarrow."))
+}
+
+/// The GeoParquet description to write for a kept geometry column: the input's own if it
+/// had one, else one made from its GeoArrow type or its Arrow type, with `crs`.
+pub fn describe_column(
+    field: &Field,
+    source: Option<&GeoParquetColumn>,
+    crs: Option<&Crs>,
+) -> Value {
+    let mut v = match source {
+        Some(c) => {
+            let mut m = serde_json::Map::new();
+            m.insert("encoding".into(), Value::String(c.encoding.clone()));
+            m.insert(
+                "geometry_types".into(),
+                Value::Array(
+                    c.geometry_types
+                        .iter()
+                        .cloned()
+                        .map(Value::String)
+                        .collect(),
+                ),
+            );
+            for (k, v) in &c.other {
+                if k != "covering" {
+                    m.insert(k.clone(), v.clone());
+                }
+            }
+            if let Some(e) = &c.edges {
+                m.insert("edges".into(), Value::String(e.clone()));
+            }
+            Value::Object(m)
+        }
+        None => {
+            let ext = field.metadata().get(EXTENSION_NAME).map(String::as_str);
+            let encoding = match ext {
+                Some("geoarrow.point") => "point",
+                Some("geoarrow.polygon") => "polygon",
+                Some("geoarrow.multipolygon") => "multipolygon",
+                Some("geoarrow.linestring") => "linestring",
+                Some("geoarrow.multipoint") => "multipoint",
+                Some("geoarrow.multilinestring") => "multilinestring",
+                _ => "WKB",
+            };
+            serde_json::json!({"encoding": encoding, "geometry_types": []})
+        }
+    };
+    v["crs"] = crs.map(|c| c.0.clone()).unwrap_or(Value::Null);
+    v
+}
+
+/// True for an Arrow type that holds WKB.
+pub fn is_binary(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn schema(fields: &[(&str, DataType, Option<&str>)], geo: Option<&str>) -> Schema {
+        let fields: Vec<Field> = fields
+            .iter()
+            .map(|(n, t, ext)| {
+                let f = Field::new(*n, t.clone(), true);
+                match ext {
+                    Some(e) => f.with_metadata(HashMap::from([(
+                        EXTENSION_NAME.to_string(),
+                        e.to_string(),
+                    )])),
+                    None => f,
+                }
+            })
+            .collect();
+        let s = Schema::new(fields);
+        match geo {
+            Some(g) => s.with_metadata(HashMap::from([("geo".to_string(), g.to_string())])),
+            None => s,
+        }
+    }
+
+    #[test]
+    fn the_rule_order() {
+        let xy_and_wkb = schema(
+            &[
+                ("x", DataType::Float64, None),
+                ("y", DataType::Float64, None),
+                ("geometry", DataType::Binary, None),
+            ],
+            None,
+        );
+        let r = resolve_geometry(&xy_and_wkb, Role::Points, Request::default()).unwrap();
+        assert_eq!(r.columns, GeometryColumns::Xy("x".into(), "y".into()));
+        let named = Request {
+            geometry: Some("geometry"),
+            ..Request::default()
+        };
+        let r = resolve_geometry(&xy_and_wkb, Role::Points, named).unwrap();
+        assert_eq!(r.columns, GeometryColumns::Geometry("geometry".into()));
+        let tagged = schema(
+            &[
+                ("x", DataType::Float64, None),
+                ("y", DataType::Float64, None),
+                ("g", DataType::Binary, Some("geoarrow.wkb")),
+            ],
+            None,
+        );
+        let r = resolve_geometry(&tagged, Role::Points, Request::default()).unwrap();
+        assert_eq!(r.columns, GeometryColumns::Geometry("g".into()));
+        let two = schema(
+            &[
+                ("a", DataType::Binary, Some("geoarrow.wkb")),
+                ("b", DataType::Binary, Some("geoarrow.wkb")),
+            ],
+            None,
+        );
+        let e = resolve_geometry(&two, Role::Points, Request::default()).unwrap_err();
+        assert!(e.to_string().contains("a, b"), "{e}");
+        let geo = r#"{"primary_column": "b", "columns": {"b": {"encoding": "WKB"}}}"#;
+        let declared = schema(
+            &[
+                ("a", DataType::Binary, Some("geoarrow.wkb")),
+                ("b", DataType::Binary, None),
+            ],
+            Some(geo),
+        );
+        let r = resolve_geometry(&declared, Role::Points, Request::default()).unwrap();
+        assert_eq!(r.columns, GeometryColumns::Geometry("b".into()));
+        assert_eq!(r.crs.unwrap().short(), "OGC:CRS84");
+    }
+
+    #[test]
+    fn crs_spellings() {
+        let projjson = Crs(
+            serde_json::json!({"$schema": "https://proj.org/schemas/v0.7/projjson.schema.json", "name": "WGS 84 / UTM zone 33N", "id": {"authority": "EPSG", "code": 32633}}),
+        );
+        for s in ["EPSG:32633", "epsg:32633", "urn:ogc:def:crs:EPSG::32633"] {
+            assert!(projjson.same_as(&Crs(Value::String(s.into()))), "{s}");
+        }
+        let wkt = r#"PROJCRS["WGS 84 / UTM zone 33N",BASEGEOGCRS["WGS 84",ID["EPSG",4326]],ID["EPSG",32633]]"#;
+        assert!(projjson.same_as(&Crs(Value::String(wkt.into()))));
+        let crs84 = Crs(
+            serde_json::json!({"name": "WGS 84 (CRS84)", "id": {"authority": "OGC", "code": "CRS84"}}),
+        );
+        assert!(crs84.same_as(&Crs::crs84()));
+        assert!(!crs84.same_as(&projjson));
+        assert!(!Crs(Value::String("EPSG:4326".into())).same_as(&Crs::crs84()));
+        // no authority on one side: full definitions, ignoring the PROJJSON schema version
+        let a =
+            Crs(serde_json::json!({"$schema": "v0.5", "name": "local", "type": "EngineeringCRS"}));
+        let b =
+            Crs(serde_json::json!({"$schema": "v0.7", "name": "local", "type": "EngineeringCRS"}));
+        assert!(a.same_as(&b));
+        assert!(common_crs(Some(&a), None, false).unwrap().is_some());
+        assert!(common_crs(None, None, false).unwrap().is_none());
+        assert!(common_crs(Some(&crs84), Some(&projjson), false).is_err());
+        assert!(common_crs(Some(&crs84), Some(&projjson), true).is_ok());
+    }
+
+    #[test]
+    fn explicit_null_crs_is_unknown_and_missing_is_crs84() {
+        let m = GeoParquetMetadata::parse(r#"{"primary_column": "g", "columns": {"g": {"encoding": "WKB", "crs": null}, "h": {"encoding": "WKB"}}}"#).unwrap();
+        assert!(m.columns["g"].crs().is_none());
+        assert_eq!(m.columns["h"].crs().unwrap().short(), "OGC:CRS84");
+    }
+}

@@ -1,0 +1,323 @@
+//! The one Matcher: an index, the match options, the columns to keep and the CRS rules,
+//! bound once to a points schema and then run batch by batch. Every entry point (the
+//! Parquet pipeline and the CLI, `PolygonIndex.match` in Python, Dask) matches through
+//! it, so they resolve the same columns, refuse the same CRS mismatches and produce the
+//! same output schema.
+//!
+//! Binding computes the output schema before any row is read: an empty input (no
+//! batches at all) still gets every column, and kept columns whose names collide are
+//! renamed the same way everywhere (`_left` for point columns, `_right` for polygon
+//! columns, pandas' suffix convention as geopandas' `sjoin` uses it).
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array, UInt64Array};
+use arrow::compute::take;
+use arrow::datatypes::{Field, Schema, SchemaRef, UInt64Type};
+use serde_json::Value;
+
+use crate::error::{PolymatchError, Result};
+use crate::index::SpatialIndex;
+use crate::io::arrow_ingest::points_from_batch;
+use crate::io::schema::{
+    common_crs, describe_column, is_geometry_field, resolve_geometry, Crs, GeoParquetMetadata,
+    GeometryColumns, Request, Role,
+};
+use crate::io::{Keep, PointSpec};
+use crate::matching::{match_points, result_schema, How, MatchOptions, PointSlices};
+
+/// Suffix of a kept point column whose name another output column has.
+pub const POINT_SUFFIX: &str = "_left";
+/// Suffix of a kept polygon column whose name another output column has.
+pub const POLYGON_SUFFIX: &str = "_right";
+
+/// The polygon side of a match: the index, its attribute columns and its CRS.
+#[derive(Debug, Clone, Copy)]
+pub struct PolygonSide<'a> {
+    /// The prepared index.
+    pub index: &'a SpatialIndex,
+    /// Attribute columns, one row per polygon (for `keep.polygons`). Its schema's `geo`
+    /// metadata and GeoArrow field metadata describe kept polygon geometry columns.
+    pub attributes: Option<&'a RecordBatch>,
+    /// The CRS the polygons were stated in (`None`: not stated).
+    pub crs: Option<&'a Crs>,
+}
+
+/// What to match and what to carry along; bind it to a points schema with [`Matcher::bind`].
+#[derive(Debug, Clone, Copy)]
+pub struct Matcher<'a> {
+    /// The polygons.
+    pub polygons: PolygonSide<'a>,
+    /// Match options.
+    pub options: MatchOptions,
+    /// Columns to carry into the result.
+    pub keep: Keep<'a>,
+    /// Match even if the points and polygons state different CRS.
+    pub allow_crs_mismatch: bool,
+}
+
+/// A [`Matcher`] bound to one points schema: the resolved point columns, the output
+/// schema and the CRS of the result.
+#[derive(Debug, Clone)]
+pub struct BoundMatcher<'a> {
+    matcher: Matcher<'a>,
+    columns: GeometryColumns,
+    schema: SchemaRef,
+    crs: Option<Crs>,
+}
+
+impl<'a> Matcher<'a> {
+    /// Resolve the point columns of `points` (the rule of [`resolve_geometry`]), check
+    /// the CRS of both sides, and compute the output schema.
+    ///
+    /// # Errors
+    /// Invalid options, resolution errors, a CRS mismatch
+    /// ([`PolymatchError::Metadata`]), a kept column that does not exist
+    /// ([`PolymatchError::MissingColumn`]) or that is named twice
+    /// ([`PolymatchError::InvalidArgument`]).
+    pub fn bind(&self, points: &Schema, spec: PointSpec<'_>) -> Result<BoundMatcher<'a>> {
+        self.options.validate()?;
+        let request = Request {
+            geometry: spec.geometry,
+            x: spec.x,
+            y: spec.y,
+        };
+        let resolved = resolve_geometry(points, Role::Points, request)?;
+        let crs = common_crs(
+            self.polygons.crs,
+            resolved.crs.as_ref(),
+            self.allow_crs_mismatch,
+        )?;
+        let schema = self.output_schema(points, crs.as_ref())?;
+        Ok(BoundMatcher {
+            matcher: *self,
+            columns: resolved.columns,
+            schema,
+            crs,
+        })
+    }
+
+    fn output_schema(&self, points: &Schema, crs: Option<&Crs>) -> Result<SchemaRef> {
+        let base = result_schema();
+        let keep = self.keep;
+        for (names, side) in [(keep.points, "points"), (keep.polygons, "polygons")] {
+            let mut seen = std::collections::HashSet::new();
+            if let Some(d) = names.iter().find(|n| !seen.insert(n.as_str())) {
+                return Err(PolymatchError::InvalidArgument(format!(
+                    "column {d:?} is kept twice from the {side}"
+                )));
+            }
+        }
+        let attributes = match (keep.polygons.is_empty(), self.polygons.attributes) {
+            (true, _) => None,
+            (false, Some(a)) => Some(a.schema()),
+            (false, None) => return Err(PolymatchError::MissingColumn {
+                name: keep.polygons.join(", "),
+                hint:
+                    " (these polygons have no attribute columns: built from coordinates or bytes)"
+                        .into(),
+            }),
+        };
+        let field_of = |schema: &Schema, name: &str, from: &str| -> Result<Field> {
+            schema
+                .field_with_name(name)
+                .map(|f| f.clone().with_nullable(true))
+                .map_err(|_| PolymatchError::MissingColumn {
+                    name: name.to_string(),
+                    hint: format!(
+                        " (asked to keep it from the {from}; columns: {})",
+                        schema
+                            .fields()
+                            .iter()
+                            .map(|f| f.name().as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })
+        };
+        let result_names: Vec<&str> = base.fields().iter().map(|f| f.name().as_str()).collect();
+        let taken =
+            |n: &str, other: &[String]| result_names.contains(&n) || other.iter().any(|o| o == n);
+        let mut fields: Vec<Field> = base.fields().iter().map(|f| f.as_ref().clone()).collect();
+        // (output name, field, GeoParquet description of the source, if a geometry)
+        let mut geometry: Vec<(String, Value)> = Vec::new();
+        let points_geo = GeoParquetMetadata::from_schema(points)?;
+        for name in keep.points {
+            let f = field_of(points, name, "points")?;
+            let out = if taken(name, keep.polygons) {
+                format!("{name}{POINT_SUFFIX}")
+            } else {
+                name.clone()
+            };
+            if is_geometry_field(&f, points_geo.as_ref()) {
+                let src = points_geo.as_ref().and_then(|g| g.columns.get(name));
+                geometry.push((out.clone(), describe_column(&f, src, crs)));
+            }
+            fields.push(f.with_name(out));
+        }
+        if let Some(attrs) = &attributes {
+            let polygons_geo = GeoParquetMetadata::from_schema(attrs)?;
+            for name in keep.polygons {
+                let f = field_of(attrs, name, "polygons")?;
+                let out = if taken(name, keep.points) {
+                    format!("{name}{POLYGON_SUFFIX}")
+                } else {
+                    name.clone()
+                };
+                if is_geometry_field(&f, polygons_geo.as_ref()) {
+                    let src = polygons_geo.as_ref().and_then(|g| g.columns.get(name));
+                    geometry.push((out.clone(), describe_column(&f, src, crs)));
+                }
+                fields.push(f.with_name(out));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = fields.iter().find(|f| !seen.insert(f.name().clone())) {
+            return Err(PolymatchError::InvalidArgument(format!(
+                "kept column {:?} collides with another output column even after adding the suffix \
+                 {POINT_SUFFIX:?}/{POLYGON_SUFFIX:?}; rename it before matching",
+                dup.name()
+            )));
+        }
+        let mut metadata = HashMap::new();
+        if let Some((primary, _)) = geometry.first() {
+            let columns: serde_json::Map<String, Value> = geometry.iter().cloned().collect();
+            let geo = serde_json::json!({
+                "version": "1.1.0",
+                "primary_column": primary,
+                "columns": columns,
+            });
+            metadata.insert("geo".to_string(), geo.to_string());
+        }
+        Ok(Arc::new(Schema::new_with_metadata(fields, metadata)))
+    }
+}
+
+impl BoundMatcher<'_> {
+    /// The output schema (result columns, kept columns, `geo` metadata describing kept
+    /// geometry columns).
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The CRS of the result: the one the inputs state (`None`: neither does).
+    pub fn crs(&self) -> Option<&Crs> {
+        self.crs.as_ref()
+    }
+
+    /// The point columns that were resolved.
+    pub fn point_columns(&self) -> &GeometryColumns {
+        &self.columns
+    }
+
+    /// Every column of the points that matching reads: the resolved point columns, then
+    /// the kept ones (for a file reader's projection).
+    pub fn columns_to_read(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.columns.names().iter().map(|s| s.to_string()).collect();
+        for k in self.matcher.keep.points {
+            if !out.contains(k) {
+                out.push(k.clone());
+            }
+        }
+        out
+    }
+
+    /// Match one batch of points whose first row is point `first_point` of the whole
+    /// input; returns the result rows (in [`Self::schema`]) and the number of points
+    /// that matched.
+    ///
+    /// # Errors
+    /// Ingest errors (rows numbered within the whole input), matching errors,
+    /// [`PolymatchError::Cancelled`].
+    pub fn match_batch(
+        &self,
+        batch: &RecordBatch,
+        first_point: u64,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<(RecordBatch, u64)> {
+        let spec = match &self.columns {
+            GeometryColumns::Geometry(g) => PointSpec {
+                geometry: Some(g),
+                ..PointSpec::default()
+            },
+            GeometryColumns::Xy(x, y) => PointSpec {
+                x: Some(x),
+                y: Some(y),
+                geometry: None,
+            },
+        };
+        let m = &self.matcher;
+        let cols = points_from_batch(batch, spec).map_err(|e| shift_row(e, first_point))?;
+        let slices = PointSlices::new(&cols.x, &cols.y, cols.nulls.as_ref())?;
+        let result = match_points(m.polygons.index, slices, &m.options, first_point, cancel)?;
+        let matched = match m.options.how {
+            How::Inner if !m.options.all_candidates => result.num_rows() as u64,
+            _ => (result.num_rows() - result.column(1).null_count()) as u64,
+        };
+        let mut columns: Vec<ArrayRef> = result.columns().to_vec();
+        if !m.keep.points.is_empty() {
+            let local: UInt64Array = result
+                .column(0)
+                .as_primitive::<UInt64Type>()
+                .unary(|i| i - first_point);
+            for name in m.keep.points {
+                let c =
+                    batch
+                        .column_by_name(name)
+                        .ok_or_else(|| PolymatchError::MissingColumn {
+                            name: name.clone(),
+                            hint: " (asked to keep it from the points)".into(),
+                        })?;
+                columns.push(take(c.as_ref(), &local, None)?);
+            }
+        }
+        if let (false, Some(attrs)) = (m.keep.polygons.is_empty(), m.polygons.attributes) {
+            let rows: &UInt32Array = result.column(1).as_primitive();
+            for name in m.keep.polygons {
+                let c =
+                    attrs
+                        .column_by_name(name)
+                        .ok_or_else(|| PolymatchError::MissingColumn {
+                            name: name.clone(),
+                            hint: " (asked to keep it from the polygons)".into(),
+                        })?;
+                columns.push(take(c.as_ref(), rows, None)?);
+            }
+        }
+        // A kept column's type may differ between batches only if the input's schema does,
+        // which a stream's schema rules out; nullability is relaxed in the output schema.
+        let out = RecordBatch::try_new(self.schema.clone(), columns)?;
+        Ok((out, matched))
+    }
+
+    /// Match every batch, in order, numbering points across batches.
+    ///
+    /// # Errors
+    /// As [`Self::match_batch`].
+    pub fn match_all(
+        &self,
+        batches: &[RecordBatch],
+        cancel: Option<&AtomicBool>,
+    ) -> Result<Vec<RecordBatch>> {
+        let mut first = 0u64;
+        let mut out = Vec::with_capacity(batches.len());
+        for batch in batches {
+            out.push(self.match_batch(batch, first, cancel)?.0);
+            first += batch.num_rows() as u64;
+        }
+        Ok(out)
+    }
+}
+
+/// Make a row number relative to one batch global to the input.
+pub fn shift_row(e: PolymatchError, offset: u64) -> PolymatchError {
+    match e {
+        PolymatchError::InvalidGeometry { row, reason } => PolymatchError::InvalidGeometry {
+            row: row + offset as usize,
+            reason,
+        },
+        other => other,
+    }
+}
