@@ -142,6 +142,27 @@ def _resolve_threads(threads: int | None) -> int:
 # ---------------------------------------------------------------------------------------
 
 
+def _point_columns(points: Any, x: str | None, y: str | None, geometry: str | None) -> list[str]:
+    """The point columns a partition is matched on, by the single-process rule (named,
+    then declared, then x/y, then by name), so that only those are read."""
+    from polymatch._convert import _geopandas_to_arrow
+
+    if geometry is not None:
+        return [geometry]
+    if x is not None or y is not None:
+        return [x or "x", y or "y"]
+    meta = points._meta
+    if _geopandas_to_arrow(meta) is not None and getattr(meta, "_geometry_column_name", None):
+        return [meta._geometry_column_name]
+    cols = list(points.columns)
+    if "x" in cols and "y" in cols:
+        return ["x", "y"]
+    for name in ("geometry", "geom", "wkb", "wkb_geometry"):
+        if name in cols:
+            return [name]
+    return [c for c in ("x", "y") if c in cols] or ["x", "y"]
+
+
 def _to_arrow(part: Any) -> pa.Table | pa.RecordBatch:
     """A pandas partition as Arrow; an empty one as one empty record batch (polymatch
     refuses to keep columns from a stream without batches)."""
@@ -233,8 +254,8 @@ def match(
     max_dist: float = 10.0,
     how: Literal["inner", "left"] = "inner",
     keep: Sequence[str] | None = None,
-    x: str = "x",
-    y: str = "y",
+    x: str | None = None,
+    y: str | None = None,
     threads: int | None = None,
     *,
     geometry: str | None = None,
@@ -259,7 +280,10 @@ def match(
         how: ``"inner"`` keeps matched points only, ``"left"`` every point.
         keep: point columns carried into the result (ids, attributes). Polygon attribute
             columns are not shipped with the index: join them on ``polygon_index``.
-        x, y: the coordinate columns (ignored when ``geometry`` is given).
+        x, y: the coordinate columns. By default the columns are chosen by the rule
+            of :meth:`polymatch.PolygonIndex.match` (docs/SPEC.md): a dask-geopandas
+            GeoDataFrame's geometry, else ``x``/``y``, else a column named
+            ``geometry``/``geom``/``wkb``/``wkb_geometry``.
         threads: rayon threads per task; default ``RAYON_NUM_THREADS`` of the worker if
             set, else 1 (Dask's workers and threads give the parallelism).
         geometry: a point geometry column to use instead of ``x``/``y``.
@@ -291,7 +315,7 @@ def match(
     if how not in ("inner", "left"):
         raise ValueError(f"how must be 'inner' or 'left', got {how!r}")
     keep = list(keep or [])
-    coords = [geometry] if geometry is not None else [x, y]
+    coords = _point_columns(points, x, y, geometry)
     columns = list(dict.fromkeys(coords + keep))
     missing = [c for c in columns if c not in points.columns]
     if missing:
@@ -310,7 +334,7 @@ def match(
     }
     if geometry is not None:
         options["geometry"] = geometry
-    else:
+    elif x is not None or y is not None:
         options.update(x=x, y=y)
     index = _as_index(polygons)
 
@@ -351,15 +375,40 @@ def match(
 # ---------------------------------------------------------------------------------------
 
 
-def _is_valid_parquet(path: str | os.PathLike[str]) -> bool:
-    """True if ``path`` is a readable Parquet file (footer and metadata intact)."""
+def _recorded_job(path: str | os.PathLike[str]) -> str | None:
+    """The ``job`` recorded in the ``polymatch`` metadata of a complete output file, or
+    None if the file is not a readable Parquet file (footer and metadata intact) or was
+    not written by such a job."""
+    import json
+
     import pyarrow.parquet as pq
 
     try:
-        pq.ParquetFile(path).metadata  # noqa: B018 - reading the footer is the check
+        meta = pq.ParquetFile(path).metadata.metadata or {}
+        return json.loads(meta[b"polymatch"]).get("job")
     except Exception:
-        return False
-    return True
+        return None
+
+
+def _job_id(token: str, src: Path, options: dict[str, Any]) -> str:
+    """What identifies one file's job: the index (its bytes' hash), every option, the
+    input file (resolved path, size, modification time) and polymatch's version. An
+    output may be skipped on a rerun only if it records exactly this."""
+    import json
+
+    from polymatch import __version__
+
+    st = src.stat()
+    what = {
+        "index": token,
+        "options": options,
+        "src": os.path.realpath(src),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "version": __version__,
+    }
+    text = json.dumps(what, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def _remove_stale_temps(out: Path) -> None:
@@ -379,18 +428,22 @@ def _match_file(
     dst: str,
     options: dict[str, Any],
     threads: int | None,
+    job: str,
 ) -> dict[str, Any]:
-    """One task of :func:`match_parquet`: match ``src`` into ``dst`` unless a valid
-    ``dst`` already exists. An error in the input is returned, not raised (under
-    ``"error"``), so that the job settles (every other file finished, no temporary file in
-    flight) before :func:`match_parquet` raises it."""
+    """One task of :func:`match_parquet`: match ``src`` into ``dst`` unless ``dst`` is a
+    complete output of this very job (``job``, see :func:`_job_id`); an output of any
+    other job (other options, index or input) is redone. An error in the input is
+    returned, not raised (under ``"error"``), so that the job settles (every other file
+    finished, no temporary file in flight) before :func:`match_parquet` raises it."""
     out = Path(dst)
-    if out.exists() and _is_valid_parquet(out):
+    if out.exists() and _recorded_job(out) == job:
         return {"out": dst, "skipped": True}
     out.parent.mkdir(parents=True, exist_ok=True)
     index = cached_index(token, data)
     try:
-        summary = _match_parquet_file(index, src, dst, threads=_resolve_threads(threads), **options)
+        summary = _match_parquet_file(
+            index, src, dst, threads=_resolve_threads(threads), job_id=job, **options
+        )
     except (PolymatchError, OSError, ValueError) as e:
         return {"out": dst, "error": e}
     _remove_stale_temps(out)
@@ -461,9 +514,13 @@ def match_parquet(
     Each task streams one input file through :func:`polymatch.match_parquet` into
     ``out_dir/<stem>.parquet`` (with a directory input, its sub-directory layout is
     mirrored), written atomically (a temporary file beside the target, then a rename).
-    A task whose output already exists and is a valid Parquet file does nothing, so
+    A task whose output already exists, complete, from the *same job* does nothing, so
     rerunning the same call after a failure (a killed worker, a full disk, Ctrl-C)
-    finishes the job without duplicating or redoing finished files. Outputs hold
+    finishes the job without duplicating or redoing finished files. "The same job" is
+    recorded in each output's ``polymatch`` metadata (``"job"``): a hash of the index's
+    bytes, every option, the input file's path, size and modification time, and
+    polymatch's version; an output from any other job (another ``max_dist``, index,
+    kept columns, or a changed input) is redone. Outputs hold
     ``point_index`` as the row *within its file*; keep an id column to join across files.
 
     The inputs and ``out_dir`` must be on a filesystem every worker sees (local disk for
@@ -504,7 +561,10 @@ def match_parquet(
     }
     token, data, nbytes = _broadcast(polygons)
     task = dask.delayed(_match_file, pure=True)
-    tasks = [task(data, token, str(f), str(o), options, threads) for f, o in zip(files, outs)]
+    tasks = [
+        task(data, token, str(f), str(o), options, threads, _job_id(token, f, options))
+        for f, o in zip(files, outs)
+    ]
     # The index is in the graph once, by design; do not let distributed warn about it.
     from dask.utils import parse_bytes
 

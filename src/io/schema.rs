@@ -599,14 +599,16 @@ fn choose(
     }))
 }
 
-/// Is `field` a geometry column (GeoArrow-typed, or described by `geo`, or WKB by name)?
-/// Used to describe kept geometry columns in an output's `geo` metadata.
+/// Is `field` a geometry column: described by `geo`, GeoArrow-typed, or a WKB column
+/// with one of the [`GEOMETRY_NAMES`] (what the resolver's rule 4 would read)? Used to
+/// describe kept geometry columns in an output's `geo` metadata.
 pub fn is_geometry_field(field: &Field, geo: Option<&GeoParquetMetadata>) -> bool {
     geo.is_some_and(|g| g.columns.contains_key(field.name()))
         || field
             .metadata()
             .get(EXTENSION_NAME)
             .is_some_and(|e| e.starts_with("geoarrow."))
+        || (is_binary(field.data_type()) && GEOMETRY_NAMES.contains(&field.name().as_str()))
 }
 
 /// The GeoParquet description to write for a kept geometry column: the input's own if it
