@@ -255,12 +255,14 @@ def test_spherical_edges_and_crs_mismatch_refused(tmp_path):
     assert meta["crs"] == "EPSG:3857"
     # GeoParquet points in another CRS are refused, unless the user says so
     pts = pq.read_table(SAMPLE / "article/points.parquet")
-    wkb = pa.array([bytes.fromhex("0101000000") + pa.array([x, y]).buffers()[1].to_pybytes()
-                    for x, y in zip(pts["x"].to_pylist(), pts["y"].to_pylist())], pa.binary())  # fmt: skip
+    xy = zip(pts["x"].to_pylist(), pts["y"].to_pylist())
+    head = bytes.fromhex("0101000000")  # little-endian WKB Point
+    wkb = pa.array([head + pa.array(p).buffers()[1].to_pybytes() for p in xy], pa.binary())
     pgeo = {"version": "1.1.0", "primary_column": "geometry",
             "columns": {"geometry": {"encoding": "WKB", "crs": "EPSG:32633"}}}  # fmt: skip
     utm = tmp_path / "utm_points.parquet"
-    pq.write_table(pa.table({"geometry": wkb}).replace_schema_metadata({"geo": json.dumps(pgeo)}), utm)
+    geo_points = pa.table({"geometry": wkb}).replace_schema_metadata({"geo": json.dumps(pgeo)})
+    pq.write_table(geo_points, utm)
     _fails(tmp_path, "--polygons", merc, "--points", utm, match="different CRS")
     cli("match", "--polygons", merc, "--points", utm, "--out", out, "--allow-crs-mismatch")
     assert pq.read_table(out).num_rows == 100

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,11 +14,10 @@ pytest.importorskip("distributed")
 
 import dask.dataframe as dd  # noqa: E402
 import pandas as pd  # noqa: E402
+from test_dask import MAX_DIST, client, index, point_files, points  # noqa: E402, F401
 
 import polymatch as pm  # noqa: E402
 import polymatch.dask as pmd  # noqa: E402
-
-from test_dask import MAX_DIST, client, index, point_files, points  # noqa: E402, F401
 
 
 def _job(path) -> str:
@@ -80,4 +78,3 @@ def test_dask_match_uses_the_same_column_rule(client, index):  # noqa: F811
     assert got["polygon_index"].isna().all() and len(got) == 50
     named = pmd.match(dd.from_pandas(df, npartitions=3), index, MAX_DIST, geometry="geometry")
     assert len(named.compute()) == 50
-

@@ -98,8 +98,9 @@ def test_two_geoarrow_columns_are_ambiguous():
     idx = pm.PolygonIndex.from_arrow(gpd.GeoDataFrame(geometry=SQUARES))
     a = gpd.GeoDataFrame(geometry=[shapely.Point(1, 1)]).to_arrow()
     t = pa.table(a)
-    t = t.append_column(pa.field("other", t.schema.field(0).type, metadata=t.schema.field(0).metadata),
-                        t.column(0)).replace_schema_metadata(None)  # fmt: skip
+    f = t.schema.field(0)
+    other = pa.field("other", f.type, metadata=f.metadata)
+    t = t.append_column(other, t.column(0)).replace_schema_metadata(None)
     with pytest.raises(pm.SchemaError, match="geometry, other"):
         idx.match(t, 5.0)
     assert idx.match(t, 5.0, geometry="other")["polygon_index"].to_pylist() == [0]
