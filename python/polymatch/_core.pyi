@@ -1,8 +1,12 @@
 import os
+from collections.abc import Sequence
 from typing import Any, ClassVar, Literal, final
 
 import numpy as np
+import pyarrow as pa
 from typing_extensions import Self, disjoint_base
+
+_Columns = str | Sequence[str]
 
 __all__ = [
     "PolymatchError",
@@ -35,7 +39,8 @@ class PolygonIndex:
 
     @classmethod
     def from_arrow(cls, data: Any, geometry: str | None = None) -> PolygonIndex:
-        """Build from any Arrow table-like object (``__arrow_c_stream__``/``__arrow_c_array__``)."""
+        """Build from a table of polygons (Arrow table-likes, geopandas, bare geometry
+        arrays, pandas, polars LazyFrames)."""
 
     @classmethod
     def from_coords(cls, x: Any, y: Any, offsets: Any) -> PolygonIndex:
@@ -48,26 +53,29 @@ class PolygonIndex:
     def to_bytes(self) -> bytes:
         """The match-ready index (centers, areas, tree) as bytes."""
 
-    def to_arrow(self) -> Any:
+    def to_arrow(self) -> pa.Table:
         """The polygon columns with ``center_x``, ``center_y``, ``area`` as a pyarrow.Table."""
 
     def match(
         self,
         points: Any,
         max_dist: float = 10.0,
-        how: Literal["inner", "left"] | str = "inner",
+        how: Literal["inner", "left"] = "inner",
         all_candidates: bool = False,
         *,
         x: str | None = None,
         y: str | None = None,
         geometry: str | None = None,
-        keep: list[str] | None = None,
-        keep_polygons: list[str] | None = None,
+        keep: _Columns | None = None,
+        keep_polygons: _Columns | None = None,
+        allow_crs_mismatch: bool = False,
         threads: int | None = None,
         chunk_size: int | None = None,
-    ) -> Any:
+    ) -> pa.Table:
         """Match points to polygons; returns a pyarrow.Table."""
 
+    def __copy__(self) -> Self: ...
+    def __deepcopy__(self, memo: Any, /) -> Self: ...
     def __len__(self) -> int: ...
     def __reduce__(self) -> tuple[Any, tuple[bytes]]: ...
 
@@ -94,23 +102,25 @@ def find_all_close_polygons(
 ) -> list[tuple[Any, list[Any]]]: ...
 def main(polygons: Any, points: Any, max_dist: float = 10.0) -> list[tuple[Any, Any]]: ...
 def read_polygons(
-    path: str | os.PathLike[str], geometry: str | None = None, keep: list[str] | None = None
+    path: str | os.PathLike[str], geometry: str | None = None, keep: _Columns | None = None
 ) -> PolygonIndex: ...
 def match_parquet(
     polygons: PolygonIndex | str | os.PathLike[str],
     points: str | os.PathLike[str],
     out: str | os.PathLike[str],
     max_dist: float = 10.0,
-    how: str = "inner",
+    how: Literal["inner", "left"] = "inner",
     all_candidates: bool = False,
     *,
-    keep: list[str] | None = None,
-    keep_polygons: list[str] | None = None,
+    keep: _Columns | None = None,
+    keep_polygons: _Columns | None = None,
     x: str | None = None,
     y: str | None = None,
     point_geometry: str | None = None,
     polygon_geometry: str | None = None,
+    allow_crs_mismatch: bool = False,
     threads: int | None = None,
     batch_rows: int = 262144,
+    job_id: str | None = None,
 ) -> dict[str, int]: ...
 def run_cli(args: list[str]) -> int: ...

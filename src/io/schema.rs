@@ -273,9 +273,9 @@ impl GeoParquetMetadata {
         })?;
         let bad =
             |why: String| PolymatchError::Metadata(format!("GeoParquet 'geo' metadata: {why}"));
-        let obj = value
-            .as_object()
-            .ok_or_else(|| bad("not a JSON object".into()))?;
+        let obj = value.as_object().ok_or_else(|| {
+            bad("not a JSON object with \"columns\" and \"primary_column\"".into())
+        })?;
         let columns = obj
             .get("columns")
             .and_then(Value::as_object)
@@ -548,9 +548,14 @@ fn choose(
     }
     // 2. declared: the GeoParquet primary column, else the one GeoArrow-typed column
     if let Some(g) = geo {
-        if has(&g.primary_column) {
-            return Ok(GeometryColumns::Geometry(g.primary_column.clone()));
+        if !has(&g.primary_column) {
+            return Err(PolymatchError::Metadata(format!(
+                "GeoParquet 'geo' metadata names the primary geometry column {:?}, which is not in the data (columns: {}); name the geometry column to use, or drop the stale metadata",
+                g.primary_column,
+                names(schema)
+            )));
         }
+        return Ok(GeometryColumns::Geometry(g.primary_column.clone()));
     }
     let tagged: Vec<&str> = schema
         .fields()
