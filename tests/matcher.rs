@@ -1,0 +1,304 @@
+//! The one Matcher and the one schema resolver, through the Rust API and the Parquet
+//! pipeline: the same table gives the same answer in memory and from a file (docs/SPEC.md,
+//! "Which columns are read", "CRS").
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Float64Array, Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, UInt32Type};
+use parquet::arrow::ArrowWriter;
+use polymatch::io::parquet::{match_parquet, read_polygons, ParquetJob};
+use polymatch::io::schema::{Crs, EXTENSION_METADATA, EXTENSION_NAME};
+use polymatch::io::{Keep, PointSpec};
+use polymatch::matcher::{Matcher, PolygonSide};
+use polymatch::{How, MatchOptions, PolygonColumns, PolymatchError, SpatialIndex};
+
+fn wkb_point(x: f64, y: f64) -> Vec<u8> {
+    let mut b = vec![1u8, 1, 0, 0, 0];
+    b.extend_from_slice(&x.to_le_bytes());
+    b.extend_from_slice(&y.to_le_bytes());
+    b
+}
+
+/// Two unit squares, centers (0.5, 0.5) and (10.5, 10.5).
+fn index() -> SpatialIndex {
+    let xs = vec![0.0, 1.0, 1.0, 0.0, 10.0, 11.0, 11.0, 10.0];
+    let ys = vec![0.0, 0.0, 1.0, 1.0, 10.0, 10.0, 11.0, 11.0];
+    let offsets = arrow::buffer::OffsetBuffer::new(vec![0i64, 4, 8].into());
+    let p = PolygonColumns::from_rings(xs.into(), ys.into(), offsets, None).expect("polygons");
+    SpatialIndex::new(&p)
+}
+
+fn field(name: &str, dt: DataType, ext: Option<(&str, &str)>) -> Field {
+    let f = Field::new(name, dt, true);
+    match ext {
+        Some((n, m)) => f.with_metadata(HashMap::from([
+            (EXTENSION_NAME.to_string(), n.to_string()),
+            (EXTENSION_METADATA.to_string(), m.to_string()),
+        ])),
+        None => f,
+    }
+}
+
+/// x/y at (10.5, 10.5) and a WKB column at (0.5, 0.5).
+fn points(ext: Option<(&str, &str)>, geo: Option<&str>) -> RecordBatch {
+    let schema = Schema::new(vec![
+        field("x", DataType::Float64, None),
+        field("y", DataType::Float64, None),
+        field("geometry", DataType::Binary, ext),
+        field("id", DataType::Int64, None),
+    ]);
+    let schema = match geo {
+        Some(g) => schema.with_metadata(HashMap::from([("geo".to_string(), g.to_string())])),
+        None => schema,
+    };
+    let wkb = wkb_point(0.5, 0.5);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Float64Array::from(vec![10.5])),
+        Arc::new(Float64Array::from(vec![10.5])),
+        Arc::new(BinaryArray::from_vec(vec![wkb.as_slice()])),
+        Arc::new(Int64Array::from(vec![7])),
+    ];
+    RecordBatch::try_new(Arc::new(schema), columns).expect("batch")
+}
+
+fn options() -> MatchOptions {
+    MatchOptions {
+        max_dist: 2.0,
+        how: How::Left,
+        ..MatchOptions::default()
+    }
+}
+
+fn matcher<'a>(index: &'a SpatialIndex, crs: Option<&'a Crs>) -> Matcher<'a> {
+    Matcher {
+        polygons: PolygonSide {
+            index,
+            attributes: None,
+            crs,
+        },
+        options: options(),
+        keep: Keep::default(),
+        allow_crs_mismatch: false,
+    }
+}
+
+fn in_memory(m: &Matcher<'_>, batch: &RecordBatch, spec: PointSpec<'_>) -> Vec<Option<u32>> {
+    let bound = m.bind(batch.schema_ref(), spec).expect("bind");
+    let out = bound
+        .match_all(std::slice::from_ref(batch), None)
+        .expect("match");
+    out[0]
+        .column(1)
+        .as_primitive::<UInt32Type>()
+        .iter()
+        .collect()
+}
+
+fn from_file(m: Matcher<'_>, batch: &RecordBatch, spec: PointSpec<'_>) -> Vec<Option<u32>> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("points.parquet");
+    let mut w = ArrowWriter::try_new(
+        std::fs::File::create(&src).expect("create"),
+        batch.schema(),
+        None,
+    )
+    .expect("writer");
+    w.write(batch).expect("write");
+    w.close().expect("close");
+    let out = dir.path().join("out.parquet");
+    let cancel = AtomicBool::new(false);
+    let job = ParquetJob {
+        matcher: m,
+        polygons_path: None,
+        points_path: &src,
+        out_path: &out,
+        spec,
+        batch_rows: 1024,
+        cancel: &cancel,
+        job_id: None,
+    };
+    match_parquet(&job, |_, _| {}).expect("match_parquet");
+    let file = std::fs::File::open(&out).expect("open");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("reader")
+        .build()
+        .expect("build");
+    reader
+        .flat_map(|b| {
+            let b = b.expect("batch");
+            b.column(1)
+                .as_primitive::<UInt32Type>()
+                .iter()
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn the_same_rule_in_memory_and_from_files() {
+    let index = index();
+    let m = matcher(&index, None);
+    let geo = r#"{"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": {"encoding": "WKB", "crs": null}}}"#;
+    let named = PointSpec {
+        geometry: Some("geometry"),
+        ..PointSpec::default()
+    };
+    let cases: Vec<(RecordBatch, PointSpec<'_>, Option<u32>)> = vec![
+        // x/y before an untagged WKB column
+        (points(None, None), PointSpec::default(), Some(1)),
+        // a named column wins
+        (points(None, None), named, Some(0)),
+        // a declared geometry wins over x/y: GeoArrow type, or GeoParquet primary column
+        (
+            points(Some(("geoarrow.wkb", "{}")), None),
+            PointSpec::default(),
+            Some(0),
+        ),
+        (points(None, Some(geo)), PointSpec::default(), Some(0)),
+    ];
+    for (batch, spec, want) in cases {
+        assert_eq!(in_memory(&m, &batch, spec), vec![want]);
+        assert_eq!(from_file(m, &batch, spec), vec![want]);
+    }
+}
+
+#[test]
+fn crs_rules() {
+    let index = index();
+    let utm = Crs(
+        serde_json::json!({"name": "WGS 84 / UTM zone 33N", "id": {"authority": "EPSG", "code": 32633}}),
+    );
+    let m = matcher(&index, Some(&utm));
+    // unstated points: no conflict, the result carries the polygons' CRS
+    let plain = points(None, None);
+    let bound = m
+        .bind(plain.schema_ref(), PointSpec::default())
+        .expect("bind");
+    assert!(bound.crs().expect("crs").same_as(&utm));
+    // another spelling of the same CRS, in GeoArrow metadata
+    let same = points(Some(("geoarrow.wkb", r#"{"crs": "EPSG:32633"}"#)), None);
+    assert_eq!(from_file(m, &same, PointSpec::default()), vec![Some(0)]);
+    // a real mismatch is refused, in memory and from a file, unless allowed
+    let other = points(Some(("geoarrow.wkb", r#"{"crs": "EPSG:3857"}"#)), None);
+    let err = m
+        .bind(other.schema_ref(), PointSpec::default())
+        .unwrap_err();
+    assert!(matches!(err, PolymatchError::Metadata(_)), "{err}");
+    assert!(err.to_string().contains("EPSG:32633 vs EPSG:3857"), "{err}");
+    let allowed = Matcher {
+        allow_crs_mismatch: true,
+        ..m
+    };
+    assert_eq!(
+        from_file(allowed, &other, PointSpec::default()),
+        vec![Some(0)]
+    );
+    // spherical edges are refused
+    let sph = points(Some(("geoarrow.wkb", r#"{"edges": "spherical"}"#)), None);
+    let err = m.bind(sph.schema_ref(), PointSpec::default()).unwrap_err();
+    assert!(err.to_string().contains("spherical"), "{err}");
+}
+
+#[test]
+fn output_schema_is_known_before_any_row_and_names_do_not_collide() {
+    let index = index();
+    let attrs = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)])),
+        vec![Arc::new(Int64Array::from(vec![100, 101]))],
+    )
+    .expect("attributes");
+    let keep_points = vec!["id".to_string(), "geometry".to_string()];
+    let keep_polygons = vec!["id".to_string()];
+    let m = Matcher {
+        polygons: PolygonSide {
+            index: &index,
+            attributes: Some(&attrs),
+            crs: None,
+        },
+        options: options(),
+        keep: Keep {
+            points: &keep_points,
+            polygons: &keep_polygons,
+        },
+        allow_crs_mismatch: false,
+    };
+    let batch = points(None, None);
+    let bound = m
+        .bind(batch.schema_ref(), PointSpec::default())
+        .expect("bind");
+    let names: Vec<&str> = bound
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "point_index",
+            "polygon_index",
+            "distance",
+            "area",
+            "id_left",
+            "geometry",
+            "id_right"
+        ]
+    );
+    // the kept WKB point column is described as the primary geometry
+    let geo: serde_json::Value =
+        serde_json::from_str(&bound.schema().metadata()["geo"]).expect("geo json");
+    assert_eq!(geo["primary_column"], "geometry");
+    // no batches at all: nothing to match, but the schema is there
+    assert!(bound.match_all(&[], None).expect("empty").is_empty());
+    let empty = batch.slice(0, 0);
+    let (out, matched) = bound.match_batch(&empty, 0, None).expect("empty batch");
+    assert_eq!((out.num_rows(), matched), (0, 0));
+    assert_eq!(out.schema(), *bound.schema());
+    let (out, _) = bound.match_batch(&batch, 0, None).expect("match");
+    assert_eq!(
+        out.column(6)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .value(0),
+        101
+    );
+    assert_eq!(out.column(4).len(), 1);
+}
+
+#[test]
+fn read_polygons_keeps_every_column_unless_told() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("polys.parquet");
+    let xs =
+        arrow::array::ListArray::from_iter_primitive::<arrow::datatypes::Float64Type, _, _>(vec![
+            Some(vec![Some(0.0), Some(1.0), Some(1.0)]),
+        ]);
+    let ys =
+        arrow::array::ListArray::from_iter_primitive::<arrow::datatypes::Float64Type, _, _>(vec![
+            Some(vec![Some(0.0), Some(0.0), Some(1.0)]),
+        ]);
+    let name: ArrayRef = Arc::new(arrow::array::StringArray::from(vec!["a"]));
+    let batch = RecordBatch::try_from_iter(vec![
+        ("x", Arc::new(xs) as ArrayRef),
+        ("y", Arc::new(ys) as ArrayRef),
+        ("name", name),
+    ])
+    .expect("batch");
+    let mut w = ArrowWriter::try_new(
+        std::fs::File::create(&path).expect("create"),
+        batch.schema(),
+        None,
+    )
+    .expect("writer");
+    w.write(&batch).expect("write");
+    w.close().expect("close");
+    let all = read_polygons(&path, None, None).expect("read");
+    assert_eq!(all.attributes.num_columns(), 3);
+    let none = read_polygons(&path, None, Some(&[])).expect("read");
+    assert_eq!(
+        (none.attributes.num_columns(), none.attributes.num_rows()),
+        (0, 1)
+    );
+}
