@@ -53,7 +53,7 @@ if _debug_build:  # pragma: no cover - depends on how the extension was built
 def plot(*args: Any, **kwargs: Any) -> Any:
     """Draw polygons, points and match lines; see :func:`polymatch.plot.plot`
     (needs matplotlib)."""
-    from polymatch.plot import plot as _plot
+    from polymatch._plot import plot as _plot
 
     return _plot(*args, **kwargs)
 

@@ -26,10 +26,15 @@ Every task passes an explicit thread count, so tasks always run on a pool create
 worker process itself and never on rayon's global pool. That keeps forked workers safe (a
 forked child inherits a global pool whose threads do not exist in the child); still,
 prefer ``distributed``'s default ``spawn`` start method and nanny processes.
+
+Dask is an optional dependency: ``pip install "polymatch[dask]"`` (``dask[dataframe]`` and
+``distributed``). This module imports without it; :func:`match` and :func:`match_parquet`
+raise an ``ImportError`` naming that extra when it is missing.
 """
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import os
@@ -97,6 +102,20 @@ def clear_cache() -> None:
 # ---------------------------------------------------------------------------------------
 # Helpers shared by both entry points
 # ---------------------------------------------------------------------------------------
+
+_DASK_MISSING = 'polymatch.dask needs Dask: pip install "polymatch[dask]"'
+
+
+def _require_dask(dataframe: bool = False) -> None:
+    """Import Dask (and ``dask.dataframe`` if ``dataframe``), or raise an ``ImportError``
+    that names the extra to install, chained to the original one."""
+    try:
+        import dask  # noqa: F401
+
+        if dataframe:
+            import dask.dataframe  # noqa: F401
+    except ImportError as e:
+        raise ImportError(_DASK_MISSING) from e
 
 
 def _as_index(polygons: Any) -> PolygonIndex:
@@ -306,6 +325,7 @@ def match(
         matches = pmd.match(points, index, max_dist=10.0, keep=["point_id"])
         matches.to_parquet("matches/")                 # or .compute()
     """
+    _require_dask(dataframe=True)
     import dask
 
     if point_index not in ("global", "partition"):
@@ -451,7 +471,9 @@ def _match_file(
 
 
 def _list_inputs(points: Any) -> tuple[list[Path], Path | None]:
-    """Input files, and the directory their output paths are relative to (None: flat)."""
+    """Input files, and the directory their output paths are relative to (None: flat).
+    Every file is checked to exist here, on the client, before anything is computed: a
+    missing one is a ``FileNotFoundError`` naming it (the others missing in a note)."""
     if isinstance(points, (str, os.PathLike)):
         p = Path(points)
         if p.is_dir():
@@ -462,15 +484,59 @@ def _list_inputs(points: Any) -> tuple[list[Path], Path | None]:
                 and not any(part.startswith((".", "_")) for part in f.relative_to(p).parts)
             )
             return files, p
-        if glob.has_magic(str(points)):
-            return [Path(f) for f in sorted(glob.glob(str(points), recursive=True))], None
-        return [p], None
-    if isinstance(points, Iterable):
-        return [Path(f) for f in points], None
-    raise TypeError(
-        "points must be a list of Parquet paths, a glob pattern or a directory; "
-        f"got {type(points).__name__}"
-    )
+        if glob.has_magic(str(points)) and not p.exists():
+            files = [Path(f) for f in sorted(glob.glob(str(points), recursive=True))]
+        else:
+            files = [p]
+    elif isinstance(points, Iterable):
+        files = [Path(f) for f in points]
+    else:
+        raise TypeError(
+            "points must be a list of Parquet paths, a glob pattern or a directory; "
+            f"got {type(points).__name__}"
+        )
+    missing = [f for f in files if not f.exists()]
+    if missing:
+        e = FileNotFoundError(errno.ENOENT, "no such points file", str(missing[0]))
+        if len(missing) > 1:
+            more = ", ".join(map(str, missing[1:]))
+            e.add_note(f"{len(missing) - 1} more points file(s) do not exist: {more}")
+        raise e
+    for f in files:
+        if f.is_dir():
+            raise IsADirectoryError(
+                errno.EISDIR,
+                "points path is a directory (pass a directory alone to match every "
+                "Parquet file below it)",
+                str(f),
+            )
+    return files, None
+
+
+def _new_dirs(out_root: Path, outs: list[Path]) -> list[Path]:
+    """The directories an output needs that do not exist yet (``out_root`` and the
+    parents of nested outputs), deepest first."""
+    new: set[Path] = set()
+    for o in outs:
+        d = o.parent
+        while not d.exists():
+            new.add(d)
+            if d == out_root or d.parent == d:
+                break
+            d = d.parent
+    if not out_root.exists():
+        new.add(out_root)
+    return sorted(new, key=lambda d: len(d.parts), reverse=True)
+
+
+def _remove_empty(dirs: list[Path]) -> None:
+    """Remove the directories this call created, deepest first, if they are empty (a
+    failed job that wrote no output leaves no empty output directory behind)."""
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:
+            pass  # not empty (an output or a file someone else wrote), or already gone
 
 
 def _output_paths(files: list[Path], root: Path | None, out_dir: Path) -> list[Path]:
@@ -533,22 +599,34 @@ def match_parquet(
         polygons: a :class:`~polymatch.PolygonIndex`, anything
             :meth:`~polymatch.PolygonIndex.from_arrow` takes, or a (Geo)Parquet path
             (read once, here, on the client).
-        out_dir: where the outputs go (created if needed).
+        out_dir: where the outputs go (created if needed, after the inputs and the
+            polygons were checked; removed again, with any sub-directory this call
+            created, if the job fails before any output is complete).
         max_dist, how, keep, x, y, all_candidates, batch_rows: as for
             :func:`polymatch.match_parquet`; ``geometry`` is its ``point_geometry``.
         threads: rayon threads per task (see :func:`match`).
 
     Returns:
         The output paths, in input order (including the ones a rerun skipped).
+
+    Raises:
+        FileNotFoundError: an input file does not exist (checked for every input before
+            anything is computed), or a glob or directory holds no Parquet file.
+        ImportError: Dask is not installed (``pip install "polymatch[dask]"``).
+        PolymatchError, OSError, ValueError: the first input that failed, once every
+            other task has settled; a note tells whether other outputs are complete (a
+            rerun then does only the failed files).
     """
+    _require_dask()
     import dask
 
+    # Everything that can be checked on the client is checked before anything is created
+    # or computed: inputs exist, outputs do not clash, the polygons are readable.
     files, root = _list_inputs(points)
     if not files:
         raise FileNotFoundError(f"no Parquet files in {points!r}")
     out_root = Path(out_dir)
     outs = _output_paths(files, root, out_root)
-    out_root.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {
         "max_dist": max_dist,
         "how": how,
@@ -560,24 +638,34 @@ def match_parquet(
         "batch_rows": batch_rows,
     }
     token, data, nbytes = _broadcast(polygons)
+    created = _new_dirs(out_root, outs)
+    out_root.mkdir(parents=True, exist_ok=True)
     task = dask.delayed(_match_file, pure=True)
-    tasks = [
-        task(data, token, str(f), str(o), options, threads, _job_id(token, f, options))
-        for f, o in zip(files, outs)
-    ]
+    tasks = [task(data, token, str(f), str(o), options, threads) for f, o in zip(files, outs)]
     # The index is in the graph once, by design; do not let distributed warn about it.
     from dask.utils import parse_bytes
 
     threshold = dask.config.get("distributed.admin.large-graph-warning-threshold", "10MB")
     threshold = max(parse_bytes(threshold), 2 * nbytes + 10**7)
-    with dask.config.set({"distributed.admin.large-graph-warning-threshold": threshold}):
-        results = dask.compute(*tasks)
+    try:
+        with dask.config.set({"distributed.admin.large-graph-warning-threshold": threshold}):
+            results = dask.compute(*tasks)
+    except Exception:
+        if not any(o.exists() for o in outs):
+            _remove_empty(created)
+        raise
     errors = [r["error"] for r in results if "error" in r]
     if errors:
+        done = len(results) - len(errors)
         first = errors[0]
         if len(errors) > 1:
             more = "; ".join(str(e) for e in errors[1:])
             first.add_note(f"{len(errors) - 1} more input file(s) failed: {more}")
-        first.add_note("the other files' outputs are complete; rerun to finish the job")
+        if done:
+            first.add_note(
+                f"the other {done} file(s)' outputs are complete; rerun to finish the job"
+            )
+        else:
+            _remove_empty(created)
         raise first
     return [r["out"] for r in results]

@@ -1,6 +1,8 @@
 """A picture of a match: polygons, points, and a line from each point to its match.
 
-matplotlib is an optional dependency (``pip install polymatch[plot]``).
+matplotlib is an optional dependency: ``pip install "polymatch[plot]"``. Without it,
+:func:`plot` raises an ``ImportError`` naming that extra. Reached as ``polymatch.plot``
+(this module is private so that importing it never shadows that function).
 """
 
 from __future__ import annotations
@@ -56,7 +58,10 @@ def plot(
     Returns:
         The matplotlib Axes.
     """
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise ImportError('polymatch.plot needs matplotlib: pip install "polymatch[plot]"') from e
 
     if ax is None and path is not None:
         matplotlib.use("Agg", force=False)
