@@ -641,7 +641,10 @@ def match_parquet(
     created = _new_dirs(out_root, outs)
     out_root.mkdir(parents=True, exist_ok=True)
     task = dask.delayed(_match_file, pure=True)
-    tasks = [task(data, token, str(f), str(o), options, threads) for f, o in zip(files, outs)]
+    tasks = [
+        task(data, token, str(f), str(o), options, threads, _job_id(token, f, options))
+        for f, o in zip(files, outs)
+    ]
     # The index is in the graph once, by design; do not let distributed warn about it.
     from dask.utils import parse_bytes
 
