@@ -514,19 +514,14 @@ def _list_inputs(points: Any) -> tuple[list[Path], Path | None]:
 
 
 def _new_dirs(out_root: Path, outs: list[Path]) -> list[Path]:
-    """The directories an output needs that do not exist yet (``out_root`` and the
-    parents of nested outputs), deepest first."""
+    """The directories the outputs need that do not exist yet (``out_root``, its missing
+    parents, and the parents of nested outputs), deepest first."""
     new: set[Path] = set()
-    for o in outs:
-        d = o.parent
-        while not d.exists():
+    for d in {out_root, *(o.parent for o in outs)}:
+        while not d.exists() and d not in new:
             new.add(d)
-            if d == out_root or d.parent == d:
-                break
             d = d.parent
-    if not out_root.exists():
-        new.add(out_root)
-    return sorted(new, key=lambda d: len(d.parts), reverse=True)
+    return sorted(new, key=lambda d: len(d.absolute().parts), reverse=True)
 
 
 def _remove_empty(dirs: list[Path]) -> None:

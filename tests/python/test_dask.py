@@ -344,6 +344,7 @@ def test_match_parquet_directory_glob_and_clashes(client, index, point_files, tm
     outs = pmd.match_parquet(str(src / "part-*.parquet"), index, tmp_path / "by_glob")
     assert [Path(o).name for o in outs] == [f"part-{i}.parquet" for i in range(4)]
 
+    (point_files[4]).write_bytes(files[4].read_bytes())  # inputs must exist to clash
     with pytest.raises(ValueError, match="both be written"):
         pmd.match_parquet([files[4], point_files[4]], index, tmp_path / "x")
     with pytest.raises(ValueError, match="overwrite an input"):
@@ -429,3 +430,79 @@ def test_adversarial_broken_files(client, index, point_files, tmp_path):
     corrupt.unlink()
     outs = pmd.match_parquet(str(inputs / "*.parquet"), index, out_dir, max_dist=MAX_DIST)
     assert len(outs) == 2
+
+
+# ---------------------------------------------------------------------------------------
+# match_parquet: input errors before anything runs, no empty output directory left
+# ---------------------------------------------------------------------------------------
+
+
+def test_match_parquet_missing_input_is_refused_before_any_task(
+    client, index, point_files, tmp_path
+):
+    """A missing input (the README's old placeholder `a.parquet`) is a FileNotFoundError
+    naming it, raised on the client: no task runs (the existing file gets no output) and
+    no output directory is created."""
+    out_dir = tmp_path / "out"
+    missing = tmp_path / "a.parquet"
+    for points in (
+        [point_files[0], missing, tmp_path / "b.parquet"],
+        str(missing),
+        missing,
+    ):
+        with pytest.raises(FileNotFoundError) as info:
+            pmd.match_parquet(points, index, out_dir, max_dist=MAX_DIST)
+        assert info.value.filename == str(missing)
+        assert str(missing) in str(info.value)
+        assert "rerun" not in "".join(getattr(info.value, "__notes__", []))
+        assert not out_dir.exists()
+    with pytest.raises(FileNotFoundError) as info:
+        pmd.match_parquet([missing, tmp_path / "b.parquet"], index, out_dir)
+    assert "1 more points file(s) do not exist" in info.value.__notes__[0]
+    with pytest.raises(IsADirectoryError):
+        pmd.match_parquet([point_files[0], tmp_path], index, out_dir)
+    # polygons that cannot be read: also before anything is created
+    with pytest.raises(FileNotFoundError):
+        pmd.match_parquet(point_files, tmp_path / "no_polygons.parquet", out_dir)
+    assert not out_dir.exists()
+
+
+def test_match_parquet_failed_job_leaves_no_empty_directory(client, index, tmp_path):
+    """Every input fails: the error says nothing of complete outputs, and the output
+    directories this call created (nested ones too) are gone; an output directory that
+    existed before the call stays."""
+    from test_adversarial import CORRUPT
+
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    (src / "bad.parquet").write_bytes(CORRUPT[0].read_bytes())
+    (src / "sub" / "bad.parquet").write_bytes(CORRUPT[0].read_bytes())
+    out_dir = tmp_path / "out" / "matches"
+    with pytest.raises(pm.PolymatchError, match="corrupt data") as info:
+        pmd.match_parquet(src, index, out_dir, max_dist=MAX_DIST)
+    notes = "".join(getattr(info.value, "__notes__", []))
+    assert "1 more input file(s) failed" in notes
+    assert "complete" not in notes
+    assert not (tmp_path / "out").exists()
+
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    with pytest.raises(pm.PolymatchError, match="corrupt data"):
+        pmd.match_parquet([src / "bad.parquet"], index, existing, max_dist=MAX_DIST)
+    assert existing.is_dir() and list(existing.iterdir()) == []
+
+
+def test_match_parquet_partial_failure_says_how_many_are_complete(
+    client, index, point_files, tmp_path
+):
+    from test_adversarial import CORRUPT
+
+    bad = tmp_path / "zz_bad.parquet"
+    bad.write_bytes(CORRUPT[0].read_bytes())
+    out_dir = tmp_path / "out"
+    with pytest.raises(pm.PolymatchError, match="corrupt data") as info:
+        pmd.match_parquet([*point_files[:2], bad], index, out_dir, max_dist=MAX_DIST)
+    assert info.value.__notes__ == [
+        "the other 2 file(s)' outputs are complete; rerun to finish the job"
+    ]
+    assert sorted(p.name for p in out_dir.iterdir()) == [f.name for f in point_files[:2]]
