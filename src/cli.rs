@@ -8,14 +8,14 @@
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use crate::io::parquet::{file_info, match_parquet, read_polygons, write_parquet, ParquetJob};
+use crate::io::parquet::{file_info, read_polygons, write_parquet};
 use crate::io::{Keep, PointSpec};
 use crate::matcher::{Matcher, PolygonSide};
 use crate::matching::with_threads;
+use crate::pipeline::{match_parquet, ParquetJob};
 use crate::synth::SynthSpec;
 use crate::{How, MatchOptions, PolymatchError, SpatialIndex};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -139,18 +139,27 @@ enum Command {
     },
 }
 
-/// Parse `args` (the first is the program name) and run; returns the exit code.
-pub fn run_from_args(args: impl IntoIterator<Item = OsString>) -> u8 {
+/// Parse `args` (the first is the program name) and run; returns the exit code. A job
+/// stops (exit code 130, no output left) when `cancel` is set: the binary sets it from
+/// a Ctrl-C handler, the Python package from Python's own signal handling. No signal
+/// handler is installed here.
+pub fn run_from_args(args: impl IntoIterator<Item = OsString>, cancel: &AtomicBool) -> u8 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { EXIT_USAGE } else { 0 };
+            // Through the print macros (not clap's own writer): the same text, and test
+            // harnesses capture it like any other output.
+            if e.use_stderr() {
+                eprint!("{}", e.render());
+                return EXIT_USAGE;
+            }
+            print!("{}", e.render());
+            return 0;
         }
     };
     // A bug must not print a backtrace at a user: one line, and a distinct exit code.
     crate::io::guard::set_one_line(true);
-    let code = match std::panic::catch_unwind(|| run(cli)) {
+    let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli, cancel))) {
         Ok(Ok(())) => 0,
         Ok(Err(PolymatchError::Cancelled)) => {
             eprintln!("polymatch: interrupted; no output written");
@@ -171,7 +180,7 @@ pub fn run_from_args(args: impl IntoIterator<Item = OsString>) -> u8 {
     code
 }
 
-fn run(cli: Cli) -> Result<(), PolymatchError> {
+fn run(cli: Cli, cancel: &AtomicBool) -> Result<(), PolymatchError> {
     match cli.command {
         Command::Match {
             polygons,
@@ -203,13 +212,6 @@ fn run(cli: Cli) -> Result<(), PolymatchError> {
                 ..MatchOptions::default()
             };
             options.validate()?;
-            let cancel = Arc::new(AtomicBool::new(false));
-            {
-                let cancel = cancel.clone();
-                // If a handler cannot be installed, Ctrl-C still kills the process and the
-                // temporary output is left: nothing at the target path changes either way.
-                let _ = ctrlc::set_handler(move || cancel.store(true, Ordering::Relaxed));
-            }
             with_threads(threads, || {
                 let start = Instant::now();
                 let file =
@@ -239,7 +241,7 @@ fn run(cli: Cli) -> Result<(), PolymatchError> {
                         geometry: point_geometry.as_deref(),
                     },
                     batch_rows,
-                    cancel: &cancel,
+                    cancel,
                     job_id: None,
                 };
                 let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {

@@ -33,7 +33,9 @@ pub const LEAF_SIZE: usize = 32;
 pub const NO_MATCH: u32 = u32::MAX;
 /// Subtrees larger than this are built in parallel.
 const PARALLEL_BUILD: usize = 1 << 14;
-const MAGIC: &[u8; 8] = b"PMINDEX1";
+/// Version 2: ranked rows, areas and centers only (28 bytes per matchable polygon); the
+/// tree is rebuilt on load, so nothing in it needs to be trusted.
+const MAGIC: &[u8; 8] = b"PMINDEX2";
 
 /// SPEC.md's distance: float64 subtraction, squares and a sum without fused
 /// multiply-add (Rust never contracts `a * b + c`), then `sqrt`.
@@ -176,10 +178,21 @@ impl SpatialIndex {
         let mut by_rank: Vec<u32> = (0..rows as u32).filter(|&r| keep(r as usize)).collect();
         // The row breaks ties, so the (unstable) sort has one answer.
         by_rank.par_sort_unstable_by_key(|&r| (order_key(area[r as usize]), r));
-        let n = by_rank.len();
         let rank_area: Vec<f64> = by_rank.iter().map(|&r| area[r as usize]).collect();
         let rank_x: Vec<f64> = by_rank.iter().map(|&r| cx[r as usize]).collect();
         let rank_y: Vec<f64> = by_rank.iter().map(|&r| cy[r as usize]).collect();
+        Self::from_ranked(rows, by_rank, rank_area, rank_x, rank_y)
+    }
+
+    /// Build the tree over polygons already in rank order (`(area, row)` ascending).
+    fn from_ranked(
+        rows: usize,
+        rank_row: Vec<u32>,
+        rank_area: Vec<f64>,
+        rank_x: Vec<f64>,
+        rank_y: Vec<f64>,
+    ) -> Self {
+        let n = rank_row.len();
         let mut items: Vec<Item> = (0..n)
             .map(|k| Item {
                 x: rank_x[k],
@@ -200,7 +213,7 @@ impl SpatialIndex {
         Self {
             rows,
             depth,
-            rank_row: by_rank,
+            rank_row,
             rank_area,
             rank_x,
             rank_y,
@@ -496,42 +509,43 @@ impl SpatialIndex {
         }
     }
 
-    /// Serialise to bytes (little-endian, versioned, with a checksum).
+    /// Serialise to bytes (little-endian, versioned, with a checksum): the row count,
+    /// then per rank the polygon row (u32), area, center x and center y (f64): 28 bytes
+    /// per matchable polygon. The tree is not stored; [`SpatialIndex::from_bytes`]
+    /// rebuilds it.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.rank_row.len() * 64);
+        let mut out = Vec::with_capacity(32 + self.rank_row.len() * 28);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(self.rows as u64).to_le_bytes());
         out.extend_from_slice(&(self.rank_row.len() as u64).to_le_bytes());
-        out.extend_from_slice(&self.depth.to_le_bytes());
         put_u32(&mut out, &self.rank_row);
-        for v in [
-            &self.rank_area,
-            &self.rank_x,
-            &self.rank_y,
-            &self.item_x,
-            &self.item_y,
-        ] {
+        for v in [&self.rank_area, &self.rank_x, &self.rank_y] {
             put_f64(&mut out, v);
         }
-        put_u32(&mut out, &self.item_rank);
-        for b in &self.node_box {
-            put_f64(&mut out, b);
-        }
-        put_u32(&mut out, &self.node_rank);
         let sum = checksum(&out);
         out.extend_from_slice(&sum.to_le_bytes());
         out
     }
 
-    /// Read what [`SpatialIndex::to_bytes`] wrote.
+    /// Read what [`SpatialIndex::to_bytes`] wrote, and rebuild the tree.
+    ///
+    /// Only what is read is checked: rows in range and distinct, finite centers and
+    /// areas, ranks in `(area, row)` order. The tree is built here, by the same code as
+    /// [`SpatialIndex::new`], so an index that loads answers exactly as a brute-force
+    /// search over its own centers and areas.
+    ///
+    /// # Implementation
+    /// O(P log P) for the tree (no sort: the ranks are stored in order).
     ///
     /// # Errors
     /// [`PolymatchError::InvalidIndexBytes`] if the bytes are truncated, corrupt (checksum),
-    /// from another format version, or describe an inconsistent tree.
+    /// from another format version, or inconsistent.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let bad = |why: &str| PolymatchError::InvalidIndexBytes(why.to_string());
-        if bytes.len() < MAGIC.len() + 28 || &bytes[..MAGIC.len()] != MAGIC {
-            return Err(bad("not a polymatch index (wrong header)"));
+        if bytes.len() < MAGIC.len() + 24 || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(bad(
+                "not a polymatch index of this version (wrong header): rebuild it with to_bytes()",
+            ));
         }
         let (body, sum) = bytes.split_at(bytes.len() - 8);
         if checksum(body).to_le_bytes() != sum {
@@ -542,47 +556,24 @@ impl SpatialIndex {
         };
         let rows = r.u64()? as usize;
         let n = r.u64()? as usize;
-        let depth = r.u32()?;
-        if n > rows || rows >= u32::MAX as usize || depth != leaf_depth(n) {
+        if n > rows || rows >= u32::MAX as usize {
             return Err(bad("inconsistent sizes"));
         }
-        let nodes = 2usize << depth;
         let rank_row = r.u32s(n)?;
         let rank_area = r.f64s(n)?;
         let rank_x = r.f64s(n)?;
         let rank_y = r.f64s(n)?;
-        let item_x = r.f64s(n)?;
-        let item_y = r.f64s(n)?;
-        let item_rank = r.u32s(n)?;
-        let flat = r.f64s(nodes * 4)?;
-        let node_box: Vec<[f64; 4]> = flat
-            .chunks_exact(4)
-            .map(|c| [c[0], c[1], c[2], c[3]])
-            .collect();
-        let node_rank = r.u32s(nodes)?;
         if !r.buf.is_empty() {
             return Err(bad("trailing bytes"));
         }
-        if rank_row.iter().any(|&row| row as usize >= rows)
-            || item_rank.iter().any(|&k| k as usize >= n)
-        {
-            return Err(bad("row or rank out of range"));
+        if rank_row.iter().any(|&row| row as usize >= rows) {
+            return Err(bad("row out of range"));
         }
-        // What the queries rely on: finite centers and areas, and ordered, finite boxes
-        // (`f64::clamp` panics on inverted or NaN bounds). Every node holds items when n > 0.
         let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
-        if !(finite(&rank_area)
-            && finite(&rank_x)
-            && finite(&rank_y)
-            && finite(&item_x)
-            && finite(&item_y))
-        {
+        if !(finite(&rank_area) && finite(&rank_x) && finite(&rank_y)) {
             return Err(bad("non-finite center or area"));
         }
-        // What the answers rely on (an index that passes gives the answers of a brute-force
-        // search over its own centers and areas): ranks in (area, row) order, items a
-        // permutation of the ranks at their centers, each leaf's items in rank order, and
-        // every node's box and minimum rank exactly those of the items below it.
+        // Strictly increasing (area, row) keys: in order, and no row ranked twice.
         let ordered = (1..n).all(|k| {
             (order_key(rank_area[k - 1]), rank_row[k - 1]) < (order_key(rank_area[k]), rank_row[k])
         });
@@ -591,55 +582,7 @@ impl SpatialIndex {
         if !ordered || rows_seen.windows(2).any(|w| w[0] == w[1]) {
             return Err(bad("ranks out of (area, row) order, or a row ranked twice"));
         }
-        let mut seen = vec![false; n];
-        for (i, &k) in item_rank.iter().enumerate() {
-            let k = k as usize;
-            if std::mem::replace(&mut seen[k], true)
-                || item_x[i].to_bits() != rank_x[k].to_bits()
-                || item_y[i].to_bits() != rank_y[k].to_bits()
-            {
-                return Err(bad("tree items do not match the ranked centers"));
-            }
-        }
-        let items: Vec<Item> = (0..n)
-            .map(|i| Item {
-                x: item_x[i],
-                y: item_y[i],
-                rank: item_rank[i],
-            })
-            .collect();
-        if n > 0 {
-            let mut ranges = Vec::new();
-            leaf_ranges(0, n, depth, &mut ranges);
-            if ranges
-                .iter()
-                .any(|&(lo, hi)| item_rank[lo..hi].windows(2).any(|w| w[0] > w[1]))
-            {
-                return Err(bad("a leaf is out of rank order"));
-            }
-        }
-        let (want_box, want_rank) = tree_nodes(&items, depth);
-        let same_boxes = want_box
-            .iter()
-            .zip(&node_box)
-            .skip(1)
-            .all(|(a, b)| a.iter().zip(b).all(|(u, v)| u.to_bits() == v.to_bits()));
-        if !same_boxes || want_rank[1..] != node_rank[1..] {
-            return Err(bad("inconsistent tree nodes"));
-        }
-        Ok(Self {
-            rows,
-            depth,
-            rank_row,
-            rank_area,
-            rank_x,
-            rank_y,
-            item_x,
-            item_y,
-            item_rank,
-            node_box,
-            node_rank,
-        })
+        Ok(Self::from_ranked(rows, rank_row, rank_area, rank_x, rank_y))
     }
 }
 
@@ -794,11 +737,6 @@ impl Reader<'_> {
         let mut w = [0u8; 8];
         w.copy_from_slice(self.take(8)?);
         Ok(u64::from_le_bytes(w))
-    }
-    fn u32(&mut self) -> Result<u32> {
-        let mut w = [0u8; 4];
-        w.copy_from_slice(self.take(4)?);
-        Ok(u32::from_le_bytes(w))
     }
     fn u32s(&mut self, n: usize) -> Result<Vec<u32>> {
         let len = n

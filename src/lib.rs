@@ -11,9 +11,11 @@
 //! - [`matcher`]: the one Matcher every entry point matches through (columns, CRS,
 //!   kept columns, output schema);
 //! - [`io`]: Arrow schema detection, GeoArrow/WKB ingest, Parquet in and out;
+//! - [`pipeline`]: the streaming Parquet-to-Parquet job;
 //! - [`cli`]: the `polymatch` command line, over all of the above.
 #![warn(missing_docs)]
 
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod error;
 pub mod geometry;
@@ -21,6 +23,7 @@ pub mod index;
 pub mod io;
 pub mod matcher;
 pub mod matching;
+pub mod pipeline;
 pub mod polygons;
 pub mod synth;
 

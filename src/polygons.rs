@@ -399,6 +399,26 @@ fn derive_row(
     finite(row, cx, cy, area)
 }
 
+/// Check one ring on its own (the article's polygon: one ring, open or closed) and give
+/// its center and area, exactly as a one-ring row of [`PolygonColumns`] gets them. Used by
+/// the `compat` module, so its checks and messages are these.
+///
+/// # Errors
+/// [`PolymatchError::InvalidGeometry`] (row 0) if `xs` and `ys` differ in length, the
+/// ring is empty, a coordinate is not finite, or the area overflows.
+pub fn ring_center_area(xs: &[f64], ys: &[f64]) -> Result<(f64, f64, f64)> {
+    if xs.len() != ys.len() {
+        return Err(PolymatchError::invalid_geometry(
+            0,
+            format!("x has {} values but y has {}", xs.len(), ys.len()),
+        ));
+    }
+    check_ring(0, 0, 0, xs, ys)?;
+    let n = open_len(xs, ys);
+    let (cx, cy, area) = PolygonAccumulator::default().single_ring(&xs[..n], &ys[..n]);
+    Ok(finite(0, cx, cy, area)?.unwrap_or((cx, cy, area)))
+}
+
 /// A ring needs a vertex, and every coordinate must be finite.
 fn check_ring(row: usize, ring: usize, part: usize, xs: &[f64], ys: &[f64]) -> Result<()> {
     if xs.is_empty() {

@@ -554,7 +554,7 @@ fn forged_offsets_are_refused() {
 fn cli(args: &[&dyn AsRef<std::ffi::OsStr>]) -> u8 {
     let mut all = vec![OsString::from("polymatch")];
     all.extend(args.iter().map(|a| a.as_ref().to_os_string()));
-    polymatch::cli::run_from_args(all)
+    polymatch::cli::run_from_args(all, &std::sync::atomic::AtomicBool::new(false))
 }
 
 fn root() -> PathBuf {

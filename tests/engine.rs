@@ -2110,27 +2110,49 @@ fn index_checksum(bytes: &[u8]) -> u64 {
 }
 
 /// STYLE.md: no panic may reach Python (`PolygonIndex.from_bytes`, pickling) from any
-/// input. A one-polygon index whose root box is edited to NaN (checksum recomputed) is
-/// accepted by `from_bytes`, and the first query then panics in `f64::clamp` ("min > max,
-/// or either was NaN"). `from_bytes` should reject boxes that are NaN or inverted.
+/// input. Index bytes carry no tree since format 2, so what can be forged is the ranked
+/// data: a NaN center (checksum recomputed) must be refused, not rebuilt into a tree whose
+/// first query panics in `f64::clamp` ("min > max, or either was NaN").
 #[test]
-fn forged_index_bytes_do_not_panic() {
+fn forged_index_bytes_are_refused_not_panicking() {
     let index = SpatialIndex::from_centers(&[0.0], &[0.0], &[1.0], |_| true);
-    let mut bytes = index.to_bytes();
-    // header 28, rank_row 4, five f64 columns 40, item_rank 4, node 0's box 32: node 1's
-    // box starts at byte 108.
-    bytes[108..116].copy_from_slice(&f64::NAN.to_le_bytes());
-    let body = bytes.len() - 8;
-    let sum = index_checksum(&bytes[..body]);
-    bytes[body..].copy_from_slice(&sum.to_le_bytes());
-    let outcome = std::panic::catch_unwind(|| match SpatialIndex::from_bytes(&bytes) {
-        Err(_) => NO_MATCH,
-        Ok(forged) => forged.best_within(0.0, 0.0, 1.0),
-    });
-    assert!(
-        outcome.is_ok(),
-        "a forged index panicked instead of being rejected"
-    );
+    let clean = index.to_bytes();
+    // header: magic 8, rows 8, n 8; then rank_row 4, area 8, x 8, y 8; checksum 8.
+    for (at, value) in [(28usize, f64::NAN), (36, f64::NAN), (44, f64::INFINITY)] {
+        let mut bytes = clean.clone();
+        bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+        let body = bytes.len() - 8;
+        let sum = index_checksum(&bytes[..body]);
+        bytes[body..].copy_from_slice(&sum.to_le_bytes());
+        let outcome = std::panic::catch_unwind(|| SpatialIndex::from_bytes(&bytes));
+        match outcome {
+            Ok(Err(PolymatchError::InvalidIndexBytes(why))) => {
+                assert!(why.contains("non-finite"), "{why}")
+            }
+            Ok(other) => panic!("byte {at}: a forged index was not refused: {other:?}"),
+            Err(_) => panic!("byte {at}: a forged index panicked instead of being refused"),
+        }
+    }
+    // a row out of range, and two ranks out of order
+    let two = SpatialIndex::from_centers(&[0.0, 1.0], &[0.0, 1.0], &[1.0, 2.0], |_| true);
+    let row_out_of_range = |b: &mut Vec<u8>| b[24] = 9;
+    let areas_swapped = |b: &mut Vec<u8>| {
+        let (lo, hi) = b.split_at_mut(40);
+        lo[32..40].swap_with_slice(&mut hi[..8]);
+    };
+    type Edit<'a> = &'a dyn Fn(&mut Vec<u8>);
+    let edits: [Edit<'_>; 2] = [&row_out_of_range, &areas_swapped];
+    for edit in edits {
+        let mut bytes = two.to_bytes();
+        edit(&mut bytes);
+        let body = bytes.len() - 8;
+        let sum = index_checksum(&bytes[..body]);
+        bytes[body..].copy_from_slice(&sum.to_le_bytes());
+        assert!(matches!(
+            SpatialIndex::from_bytes(&bytes),
+            Err(PolymatchError::InvalidIndexBytes(_))
+        ));
+    }
 }
 
 #[test]

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Float64Array, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, UInt32Type};
 use parquet::arrow::ArrowWriter;
-use polymatch::io::parquet::{match_parquet, read_polygons, ParquetJob};
+use polymatch::io::parquet::read_polygons;
 use polymatch::io::schema::{Crs, EXTENSION_METADATA, EXTENSION_NAME};
 use polymatch::io::{Keep, PointSpec};
 use polymatch::matcher::{Matcher, PolygonSide};
+use polymatch::pipeline::{match_parquet, ParquetJob};
 use polymatch::{How, MatchOptions, PolygonColumns, PolymatchError, SpatialIndex};
 
 fn wkb_point(x: f64, y: f64) -> Vec<u8> {

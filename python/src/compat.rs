@@ -7,10 +7,9 @@
 use std::sync::Arc;
 
 use numpy::{PyArray1, PyArrayMethods, PyUntypedArrayMethods};
-use polymatch::geometry::{open_len, PolygonAccumulator};
 use polymatch::index::Within;
 use polymatch::matching::check_max_dist;
-use polymatch::PolymatchError;
+use polymatch::polygons::ring_center_area;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple, PyType};
@@ -49,35 +48,7 @@ impl PyPolygon {
     fn new(x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>) -> PyResult<Self> {
         let x = as_f64_vec(x, "x")?;
         let y = as_f64_vec(y, "y")?;
-        let bad =
-            |why: String| PyErr::from(PyPolymatchError(PolymatchError::invalid_geometry(0, why)));
-        if x.len() != y.len() {
-            return Err(bad(format!(
-                "x has {} values but y has {}",
-                x.len(),
-                y.len()
-            )));
-        }
-        if x.is_empty() {
-            return Err(bad("a ring needs at least 1 vertex".into()));
-        }
-        if let Some(v) = x
-            .iter()
-            .zip(&y)
-            .position(|(a, b)| !a.is_finite() || !b.is_finite())
-        {
-            return Err(bad(format!(
-                "vertex {v} is not finite ({}, {})",
-                x[v], y[v]
-            )));
-        }
-        let n = open_len(&x, &y);
-        let (cx, cy, area) = PolygonAccumulator::default().single_ring(&x[..n], &y[..n]);
-        if !(cx.is_finite() && cy.is_finite() && area.is_finite()) {
-            return Err(bad(
-                "its area overflows float64 (larger than 1.8e308: coordinates too large)".into(),
-            ));
-        }
+        let (cx, cy, area) = ring_center_area(&x, &y).map_err(PyPolymatchError)?;
         Ok(Self {
             x: x.into(),
             y: y.into(),

@@ -59,9 +59,6 @@ impl From<PyPolymatchError> for PyErr {
     }
 }
 
-/// Result of binding code.
-pub type PyPmResult<T> = Result<T, PyPolymatchError>;
-
 /// Register the exception classes on the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();

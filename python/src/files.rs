@@ -3,11 +3,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use polymatch::io::parquet::{
-    match_parquet as core_match_parquet, read_polygons as core_read_polygons, ParquetJob,
-};
+use polymatch::io::parquet::read_polygons as core_read_polygons;
 use polymatch::io::{Keep, PointSpec};
 use polymatch::matcher::{Matcher, PolygonSide};
+use polymatch::pipeline::{match_parquet as core_match_parquet, ParquetJob};
 use polymatch::{How, MatchOptions, SpatialIndex};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -170,13 +169,17 @@ pub fn match_parquet<'py>(
 
 /// Run the `polymatch` command line with `args` (without the program name); returns the
 /// exit code. This is what the `polymatch` script installed with the package calls.
+/// Ctrl-C is Python's: the call watches for it, stops the job (exit code 130, no output
+/// left) and installs no signal handler of its own.
 #[pyfunction]
-pub fn run_cli(py: Python<'_>, args: Vec<String>) -> u8 {
+pub fn run_cli(py: Python<'_>, args: Vec<String>) -> PyResult<u8> {
     let argv: Vec<std::ffi::OsString> = std::iter::once("polymatch".into())
         .chain(args.into_iter().map(Into::into))
         .collect();
-    py.detach(|| {
-        crate::pool::run(None, || polymatch::cli::run_from_args(argv))
-            .unwrap_or(polymatch::cli::EXIT_INTERNAL)
+    run_detached(py, usize::MAX, |cancel| {
+        Ok(
+            crate::pool::run(None, || polymatch::cli::run_from_args(argv, cancel))
+                .unwrap_or(polymatch::cli::EXIT_INTERNAL),
+        )
     })
 }

@@ -5,22 +5,20 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch};
-use arrow::buffer::ScalarBuffer;
+use arrow::array::{ArrayRef, Float64Array, RecordBatch};
 use arrow::compute::concat_batches;
-use arrow::datatypes::{DataType, Field, Int64Type, Schema};
-use polymatch::io::arrow_ingest::{numbers, validate};
+use arrow::datatypes::{DataType, Field, Schema};
+use polymatch::io::arrow_ingest::polygons_from_coords;
 use polymatch::io::schema::{resolve_geometry, Crs, Request, Role};
 use polymatch::io::{polygons_from_batch, Keep, PointSpec};
 use polymatch::matcher::{Matcher, PolygonSide};
-use polymatch::polygons::checked_offsets;
 use polymatch::{How, MatchOptions, PolygonColumns, PolymatchError, SpatialIndex};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 use pyo3_arrow::{PyArray, PyTable};
 
-use crate::error::{PyPmResult, PyPolymatchError};
+use crate::error::PyPolymatchError;
 use crate::input::{read_table, threads as check_threads, Columns, Side};
 
 /// Above this many points a match runs on a worker thread while the calling thread
@@ -231,41 +229,16 @@ impl PyPolygonIndex {
             as_arrow(y, false)?,
             as_arrow(offsets, true)?,
         );
-        let values = |a: PyArray, name: &str| -> PyPmResult<ScalarBuffer<f64>> {
-            let (array, _) = a.into_inner();
-            validate(&array, name)?;
-            if array.null_count() > 0 {
-                return Err(
-                    PolymatchError::InvalidLayout(format!("{name} has null values")).into(),
-                );
-            }
-            Ok(numbers(&array, name)?)
-        };
-        let (xs, ys) = (values(x, "x")?, values(y, "y")?);
-        let (offsets, _) = offsets.into_inner();
-        validate(&offsets, "offsets").map_err(PyPolymatchError)?;
-        if offsets.null_count() > 0 {
-            return Err(PyPolymatchError(PolymatchError::InvalidLayout(
-                "offsets has null values".into(),
-            ))
-            .into());
-        }
+        let (x, y, offsets) = (x.into_inner().0, y.into_inner().0, offsets.into_inner().0);
         if !offsets.data_type().is_integer() {
             return Err(PyTypeError::new_err(format!(
                 "offsets must be integers, got {}",
                 offsets.data_type()
             )));
         }
-        let offsets = arrow::compute::cast(&offsets, &DataType::Int64)
-            .map_err(|e| PyPolymatchError(e.into()))?;
-        let offsets = checked_offsets(
-            offsets.as_primitive::<Int64Type>().values().to_vec(),
-            "polygon",
-        )
-        .map_err(PyPolymatchError)?;
         py.detach(|| {
             crate::pool::run(None, || {
-                let polygons = PolygonColumns::from_rings(xs, ys, offsets, None)?;
+                let polygons = polygons_from_coords(&x, &y, &offsets)?;
                 Ok(Self::new(polygons, None))
             })?
         })

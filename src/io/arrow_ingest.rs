@@ -280,6 +280,54 @@ pub fn polygons_from_xy_lists(x: &ArrayRef, y: &ArrayRef) -> Result<PolygonColum
     )
 }
 
+/// Polygons from flat Arrow arrays, one ring per polygon: polygon `i` is the ring
+/// `x[offsets[i]..offsets[i+1]]`, `y[...]` (`PolygonIndex.from_coords`).
+///
+/// # Implementation
+/// O(coordinates); float64 coordinates are used in place, other numbers cast.
+///
+/// # Errors
+/// [`PolymatchError::InvalidLayout`] for nulls, malformed arrays or bad offsets,
+/// [`PolymatchError::ColumnType`] for non-numeric coordinates or non-integer offsets,
+/// geometry errors naming the row.
+pub fn polygons_from_coords(
+    x: &ArrayRef,
+    y: &ArrayRef,
+    offsets: &ArrayRef,
+) -> Result<PolygonColumns> {
+    let values = |a: &ArrayRef, name: &str| -> Result<ScalarBuffer<f64>> {
+        validate(a, name)?;
+        if a.null_count() > 0 {
+            return Err(PolymatchError::InvalidLayout(format!(
+                "{name} has null values"
+            )));
+        }
+        numbers(a, name)
+    };
+    let (xs, ys) = (values(x, "x")?, values(y, "y")?);
+    validate(offsets, "offsets")?;
+    if offsets.null_count() > 0 {
+        return Err(PolymatchError::InvalidLayout(
+            "offsets has null values".into(),
+        ));
+    }
+    if !offsets.data_type().is_integer() {
+        return Err(PolymatchError::ColumnType {
+            column: "offsets".into(),
+            found: offsets.data_type().to_string(),
+            expected: "integers".into(),
+        });
+    }
+    let wide = cast(offsets, &DataType::Int64)?;
+    let offsets = crate::polygons::checked_offsets(
+        wide.as_primitive::<arrow::datatypes::Int64Type>()
+            .values()
+            .to_vec(),
+        "polygon",
+    )?;
+    PolygonColumns::from_rings(xs, ys, offsets, None)
+}
+
 /// Read the points of `batch` (see [`PointSpec`]): named `x`/`y` columns, else a named or
 /// detected point geometry column, else columns `x` and `y`.
 ///

@@ -1,5 +1,6 @@
-//! (Geo)Parquet in and out: polygons loaded once, points streamed batch by batch, results
-//! written atomically (a temporary file beside the target, renamed on success).
+//! (Geo)Parquet in and out: reading polygons, describing files, writing files atomically
+//! (a temporary file beside the target, renamed on success). The streaming
+//! Parquet-to-Parquet job is [`crate::pipeline`].
 //!
 //! GeoParquet 1.0/1.1 `geo` metadata is read for the geometry column, its encoding
 //! (`WKB`, `polygon`, `multipolygon`, `point`), its CRS and its `edges`; files without it
@@ -7,8 +8,6 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, RecordBatchReader};
@@ -20,14 +19,11 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::{KeyValue, ParquetMetaData};
 use parquet::file::properties::WriterProperties;
 use parquet::file::statistics::Statistics;
-use serde_json::Value;
 
 use crate::error::{PolymatchError, Result};
 use crate::io::arrow_ingest::{polygons_from_array, polygons_from_xy_lists, validate};
 use crate::io::guard;
 use crate::io::schema::{resolve_geometry, Crs, CrsEntry, GeometryColumns, Request, Role};
-use crate::io::PointSpec;
-use crate::matcher::{BoundMatcher, Matcher};
 use crate::polygons::PolygonColumns;
 
 /// Rows per batch when loading polygons.
@@ -36,7 +32,7 @@ const POLYGON_BATCH_ROWS: usize = 65_536;
 pub const OUTPUT_ROW_GROUP_ROWS: usize = 1 << 20;
 
 /// Open a Parquet file, naming it in every error.
-fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+pub(crate) fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
     let file = File::open(path).map_err(|e| PolymatchError::from(e).in_file(path))?;
     if file.metadata().is_ok_and(|m| m.is_dir()) {
         let e = std::io::Error::new(
@@ -54,7 +50,7 @@ fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
 const DECODER: &str = "Parquet decoder";
 
 /// Build the reader (guarded: it reads the first pages' metadata).
-fn build(
+pub(crate) fn build(
     builder: ParquetRecordBatchReaderBuilder<File>,
     path: &Path,
 ) -> Result<ParquetRecordBatchReader> {
@@ -63,7 +59,10 @@ fn build(
 
 /// The next batch of `reader`, decoded under [`guard::decoding`] and checked to be
 /// well-formed Arrow data (a corrupt page must not become an out-of-bounds offset).
-fn next_batch(reader: &mut ParquetRecordBatchReader, path: &Path) -> Result<Option<RecordBatch>> {
+pub(crate) fn next_batch(
+    reader: &mut ParquetRecordBatchReader,
+    path: &Path,
+) -> Result<Option<RecordBatch>> {
     guard::decoding(DECODER, || {
         let Some(batch) = reader.next().transpose()? else {
             return Ok(None);
@@ -88,7 +87,7 @@ pub struct PolygonFile {
 }
 
 /// Root column indices of `names` in `schema`.
-fn roots(schema: &Schema, names: &[&str], path: &Path) -> Result<Vec<usize>> {
+pub(crate) fn roots(schema: &Schema, names: &[&str], path: &Path) -> Result<Vec<usize>> {
     names
         .iter()
         .map(|n| {
@@ -183,42 +182,12 @@ pub fn read_polygons(
     })
 }
 
-/// What a streaming match did.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MatchSummary {
-    /// Points read.
-    pub points: u64,
-    /// Points with a match.
-    pub matched: u64,
-    /// Rows written.
-    pub rows_written: u64,
-}
-
-/// A streaming Parquet-to-Parquet match.
-pub struct ParquetJob<'a> {
-    /// The matcher: polygons, options, kept columns, CRS rules.
-    pub matcher: Matcher<'a>,
-    /// Path of the polygons file (to refuse it as the output, and for the metadata).
-    pub polygons_path: Option<&'a Path>,
-    /// Points file.
-    pub points_path: &'a Path,
-    /// Output file.
-    pub out_path: &'a Path,
-    /// Where the points are.
-    pub spec: PointSpec<'a>,
-    /// Points per batch read.
-    pub batch_rows: usize,
-    /// Set to stop (Ctrl-C).
-    pub cancel: &'a AtomicBool,
-    /// An identifier of the whole job, recorded in the output's `polymatch` metadata as
-    /// `"job"` (Dask's `match_parquet` compares it to decide whether an output is current).
-    pub job_id: Option<&'a str>,
-}
-
 /// Deletes the temporary output unless committed.
-struct TempOutput {
-    path: PathBuf,
-    committed: bool,
+pub(crate) struct TempOutput {
+    /// The temporary file.
+    pub(crate) path: PathBuf,
+    /// Set once renamed to the target.
+    pub(crate) committed: bool,
 }
 
 impl Drop for TempOutput {
@@ -229,210 +198,12 @@ impl Drop for TempOutput {
     }
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
-}
-
 /// Total rows of a file, from its metadata.
 pub fn total_rows(meta: &ParquetMetaData) -> u64 {
     meta.row_groups()
         .iter()
         .map(|g| g.num_rows().max(0) as u64)
         .sum()
-}
-
-/// Stream the points of `job.points_path` through the matcher into `job.out_path`.
-/// `progress(points_done, points_total)` is called after every batch.
-///
-/// Peak memory: the index plus a few batches of `batch_rows` points, whatever the file size.
-///
-/// # Errors
-/// Input, output and matching errors, wrapped with the path they concern; on any error
-/// (and on cancel) no output file is left behind and an existing one is untouched.
-pub fn match_parquet(
-    job: &ParquetJob<'_>,
-    mut progress: impl FnMut(u64, u64),
-) -> Result<MatchSummary> {
-    let options = job.matcher.options;
-    options.validate()?;
-    if job.batch_rows == 0 {
-        return Err(PolymatchError::InvalidArgument(
-            "batch rows must be > 0".into(),
-        ));
-    }
-    for input in [Some(job.points_path), job.polygons_path]
-        .into_iter()
-        .flatten()
-    {
-        if same_file(input, job.out_path) {
-            return Err(PolymatchError::InvalidArgument(format!(
-                "the output {} is also an input: refusing to overwrite it",
-                job.out_path.display()
-            )));
-        }
-    }
-    let path = job.points_path;
-    let builder = open(path)?.with_batch_size(job.batch_rows);
-    let total = total_rows(builder.metadata());
-    let schema = builder.schema().clone();
-    let bound = job
-        .matcher
-        .bind(&schema, job.spec)
-        .map_err(|e| e.in_file(path))?;
-    // Read only what matching and the kept columns need.
-    let wanted = bound.columns_to_read();
-    let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
-    let indices = roots(&schema, &names, path)?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
-    let reader = build(builder.with_projection(mask), path)?;
-
-    let out = job.out_path;
-    let name = out.file_name().ok_or_else(|| {
-        PolymatchError::InvalidArgument(format!("output path {} has no file name", out.display()))
-    })?;
-    let dir = match out.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        return Err(PolymatchError::Io(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            format!("the output directory {} does not exist", dir.display()),
-        ))
-        .in_file(out));
-    }
-    let mut temp = TempOutput {
-        path: out.with_file_name(format!(
-            ".{}.polymatch-{}.tmp",
-            name.to_string_lossy(),
-            std::process::id()
-        )),
-        committed: false,
-    };
-    let file = File::create(&temp.path).map_err(|e| PolymatchError::from(e).in_file(out))?;
-    let mut metadata = serde_json::json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "max_dist": options.max_dist,
-        "how": format!("{:?}", options.how).to_lowercase(),
-        "all_candidates": options.all_candidates,
-        "keep": job.matcher.keep.points,
-        "keep_polygons": job.matcher.keep.polygons,
-        "points": job.points_path.display().to_string(),
-    });
-    if let Some(p) = job.polygons_path {
-        metadata["polygons"] = Value::String(p.display().to_string());
-    }
-    if let Some(crs) = bound.crs() {
-        metadata["crs"] = crs.0.clone();
-    }
-    if let Some(id) = job.job_id {
-        metadata["job"] = Value::String(id.to_string());
-    }
-    let mut kv = vec![KeyValue::new("polymatch".into(), metadata.to_string())];
-    // Kept geometry columns stay GeoParquet geometry columns.
-    if let Some(geo) = bound.schema().metadata().get("geo") {
-        kv.push(KeyValue::new("geo".into(), geo.clone()));
-    }
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-        .set_max_row_group_row_count(Some(OUTPUT_ROW_GROUP_ROWS))
-        .set_key_value_metadata(Some(kv))
-        .build();
-    let summary = stream(job, &bound, reader, file, props, total, &mut progress)?;
-    std::fs::rename(&temp.path, out).map_err(|e| PolymatchError::from(e).in_file(out))?;
-    temp.committed = true;
-    Ok(summary)
-}
-
-/// Batches in flight between the reader, matcher and writer threads.
-const PIPELINE_DEPTH: usize = 2;
-
-/// Read, match and write as a pipeline: a reader thread decodes the next batches and a
-/// writer thread encodes the previous results while this thread matches. Channels are
-/// bounded, so memory stays a few batches whatever the file size. Output order is input
-/// order: one matcher, FIFO channels.
-fn stream(
-    job: &ParquetJob<'_>,
-    bound: &BoundMatcher<'_>,
-    reader: ParquetRecordBatchReader,
-    file: File,
-    props: WriterProperties,
-    total: u64,
-    progress: &mut impl FnMut(u64, u64),
-) -> Result<MatchSummary> {
-    let path = job.points_path;
-    let out = job.out_path;
-    // The writer's schema, without the `geo` key (written as file metadata already).
-    let out_schema: SchemaRef = Arc::new(Schema::new(bound.schema().fields().clone()));
-    std::thread::scope(|scope| {
-        let (to_matcher, from_reader) = sync_channel::<Result<RecordBatch>>(PIPELINE_DEPTH);
-        scope.spawn(move || {
-            let mut reader = reader;
-            loop {
-                let batch = match next_batch(&mut reader, path) {
-                    Ok(Some(batch)) => Ok(batch),
-                    Ok(None) => break,
-                    Err(e) => Err(e),
-                };
-                let failed = batch.is_err();
-                if to_matcher.send(batch).is_err() || failed {
-                    break; // the matcher stopped (an error), or the file did
-                }
-            }
-        });
-        let (to_writer, from_matcher) = sync_channel::<RecordBatch>(PIPELINE_DEPTH);
-        let writer = scope.spawn(move || -> Result<()> {
-            let mut writer = ArrowWriter::try_new(file.try_clone()?, out_schema, Some(props))
-                .map_err(|e| PolymatchError::from(e).in_file(out))?;
-            for batch in from_matcher {
-                writer
-                    .write(&batch)
-                    .map_err(|e| PolymatchError::from(e).in_file(out))?;
-            }
-            writer
-                .close()
-                .map_err(|e| PolymatchError::from(e).in_file(out))?;
-            file.sync_all()
-                .map_err(|e| PolymatchError::from(e).in_file(out))?;
-            Ok(())
-        });
-        let mut summary = MatchSummary {
-            points: 0,
-            matched: 0,
-            rows_written: 0,
-        };
-        let matched = (|| -> Result<()> {
-            for batch in from_reader {
-                let batch = batch?;
-                if job.cancel.load(Ordering::Relaxed) {
-                    return Err(PolymatchError::Cancelled);
-                }
-                let (result, matched) = bound
-                    .match_batch(&batch, summary.points, Some(job.cancel))
-                    .map_err(|e| e.in_file(path))?;
-                summary.points += batch.num_rows() as u64;
-                summary.matched += matched;
-                summary.rows_written += result.num_rows() as u64;
-                if to_writer.send(result).is_err() {
-                    break; // the writer failed: its error is reported below
-                }
-                progress(summary.points, total);
-            }
-            Ok(())
-        })();
-        drop(to_writer);
-        let written = writer.join().unwrap_or_else(|_| {
-            Err(PolymatchError::Io(std::io::Error::other(
-                "the Parquet writer thread panicked",
-            )))
-        });
-        matched?;
-        written?;
-        Ok(summary)
-    })
 }
 
 /// What `polymatch info` shows about a file.

@@ -46,7 +46,7 @@ def client():
                 n_workers=2,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # a free port: None means the default 8787
             ) as cluster,
             distributed.Client(cluster) as c,
         ):

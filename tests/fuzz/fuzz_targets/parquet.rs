@@ -9,7 +9,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use polymatch::io::parquet::{file_info, match_parquet, read_polygons, ParquetJob};
+use polymatch::io::parquet::{file_info, read_polygons};
+use polymatch::matcher::{Matcher, PolygonSide};
+use polymatch::pipeline::{match_parquet, ParquetJob};
 use polymatch::io::{Keep, PointSpec};
 use polymatch::{MatchOptions, PolygonColumns, SpatialIndex};
 
@@ -43,25 +45,31 @@ fuzz_target!(|data: &[u8]| {
     let (input, output) = paths();
     std::fs::write(input, data).expect("write the fuzz input");
     let _ = file_info(input);
-    if let Ok(file) = read_polygons(input, None, &[]) {
+    if let Ok(file) = read_polygons(input, None, Some(&[])) {
         polymatch_fuzz::check_matches(&file.polygons, &data[..data.len().min(64)]);
     }
     let cancel = AtomicBool::new(false);
     let job = ParquetJob {
-        index: small_index(),
-        polygon_attributes: None,
-        polygon_crs: None,
+        matcher: Matcher {
+            polygons: PolygonSide {
+                index: small_index(),
+                attributes: None,
+                crs: None,
+            },
+            options: MatchOptions {
+                max_dist: 3.0,
+                ..MatchOptions::default()
+            },
+            keep: Keep::default(),
+            allow_crs_mismatch: false,
+        },
         polygons_path: None,
         points_path: input,
         out_path: output,
         spec: PointSpec::default(),
-        keep: Keep::default(),
-        options: MatchOptions {
-            max_dist: 3.0,
-            ..MatchOptions::default()
-        },
         batch_rows: 64,
         cancel: &cancel,
+        job_id: None,
     };
     match match_parquet(&job, |_, _| {}) {
         Ok(_) => std::fs::remove_file(output).expect("the output was written"),

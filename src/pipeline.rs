@@ -1,0 +1,255 @@
+//! The streaming Parquet-to-Parquet job: points read, matched and written batch by batch
+//! (a reader thread, the matcher, a writer thread), the output written atomically. The
+//! CLI, `polymatch.match_parquet` and Dask's `match_parquet` all run this.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Schema, SchemaRef};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use serde_json::Value;
+
+use crate::error::{PolymatchError, Result};
+use crate::io::parquet::{
+    build, next_batch, open, roots, total_rows, TempOutput, OUTPUT_ROW_GROUP_ROWS,
+};
+use crate::io::PointSpec;
+use crate::matcher::{BoundMatcher, Matcher};
+
+/// What a streaming match did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MatchSummary {
+    /// Points read.
+    pub points: u64,
+    /// Points with a match.
+    pub matched: u64,
+    /// Rows written.
+    pub rows_written: u64,
+}
+
+/// A streaming Parquet-to-Parquet match.
+pub struct ParquetJob<'a> {
+    /// The matcher: polygons, options, kept columns, CRS rules.
+    pub matcher: Matcher<'a>,
+    /// Path of the polygons file (to refuse it as the output, and for the metadata).
+    pub polygons_path: Option<&'a Path>,
+    /// Points file.
+    pub points_path: &'a Path,
+    /// Output file.
+    pub out_path: &'a Path,
+    /// Where the points are.
+    pub spec: PointSpec<'a>,
+    /// Points per batch read.
+    pub batch_rows: usize,
+    /// Set to stop (Ctrl-C).
+    pub cancel: &'a AtomicBool,
+    /// An identifier of the whole job, recorded in the output's `polymatch` metadata as
+    /// `"job"` (Dask's `match_parquet` compares it to decide whether an output is current).
+    pub job_id: Option<&'a str>,
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Stream the points of `job.points_path` through the matcher into `job.out_path`.
+/// `progress(points_done, points_total)` is called after every batch.
+///
+/// Peak memory: the index plus a few batches of `batch_rows` points, whatever the file size.
+///
+/// # Errors
+/// Input, output and matching errors, wrapped with the path they concern; on any error
+/// (and on cancel) no output file is left behind and an existing one is untouched.
+pub fn match_parquet(
+    job: &ParquetJob<'_>,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<MatchSummary> {
+    let options = job.matcher.options;
+    options.validate()?;
+    if job.batch_rows == 0 {
+        return Err(PolymatchError::InvalidArgument(
+            "batch rows must be > 0".into(),
+        ));
+    }
+    for input in [Some(job.points_path), job.polygons_path]
+        .into_iter()
+        .flatten()
+    {
+        if same_file(input, job.out_path) {
+            return Err(PolymatchError::InvalidArgument(format!(
+                "the output {} is also an input: refusing to overwrite it",
+                job.out_path.display()
+            )));
+        }
+    }
+    let path = job.points_path;
+    let builder = open(path)?.with_batch_size(job.batch_rows);
+    let total = total_rows(builder.metadata());
+    let schema = builder.schema().clone();
+    let bound = job
+        .matcher
+        .bind(&schema, job.spec)
+        .map_err(|e| e.in_file(path))?;
+    // Read only what matching and the kept columns need.
+    let wanted = bound.columns_to_read();
+    let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let indices = roots(&schema, &names, path)?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
+    let reader = build(builder.with_projection(mask), path)?;
+
+    let out = job.out_path;
+    let name = out.file_name().ok_or_else(|| {
+        PolymatchError::InvalidArgument(format!("output path {} has no file name", out.display()))
+    })?;
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(PolymatchError::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("the output directory {} does not exist", dir.display()),
+        ))
+        .in_file(out));
+    }
+    let mut temp = TempOutput {
+        path: out.with_file_name(format!(
+            ".{}.polymatch-{}.tmp",
+            name.to_string_lossy(),
+            std::process::id()
+        )),
+        committed: false,
+    };
+    let file = File::create(&temp.path).map_err(|e| PolymatchError::from(e).in_file(out))?;
+    let mut metadata = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "max_dist": options.max_dist,
+        "how": format!("{:?}", options.how).to_lowercase(),
+        "all_candidates": options.all_candidates,
+        "keep": job.matcher.keep.points,
+        "keep_polygons": job.matcher.keep.polygons,
+        "points": job.points_path.display().to_string(),
+    });
+    if let Some(p) = job.polygons_path {
+        metadata["polygons"] = Value::String(p.display().to_string());
+    }
+    if let Some(crs) = bound.crs() {
+        metadata["crs"] = crs.0.clone();
+    }
+    if let Some(id) = job.job_id {
+        metadata["job"] = Value::String(id.to_string());
+    }
+    let mut kv = vec![KeyValue::new("polymatch".into(), metadata.to_string())];
+    // Kept geometry columns stay GeoParquet geometry columns.
+    if let Some(geo) = bound.schema().metadata().get("geo") {
+        kv.push(KeyValue::new("geo".into(), geo.clone()));
+    }
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        .set_max_row_group_row_count(Some(OUTPUT_ROW_GROUP_ROWS))
+        .set_key_value_metadata(Some(kv))
+        .build();
+    let summary = stream(job, &bound, reader, file, props, total, &mut progress)?;
+    std::fs::rename(&temp.path, out).map_err(|e| PolymatchError::from(e).in_file(out))?;
+    temp.committed = true;
+    Ok(summary)
+}
+
+/// Batches in flight between the reader, matcher and writer threads.
+const PIPELINE_DEPTH: usize = 2;
+
+/// Read, match and write as a pipeline: a reader thread decodes the next batches and a
+/// writer thread encodes the previous results while this thread matches. Channels are
+/// bounded, so memory stays a few batches whatever the file size. Output order is input
+/// order: one matcher, FIFO channels.
+fn stream(
+    job: &ParquetJob<'_>,
+    bound: &BoundMatcher<'_>,
+    reader: ParquetRecordBatchReader,
+    file: File,
+    props: WriterProperties,
+    total: u64,
+    progress: &mut impl FnMut(u64, u64),
+) -> Result<MatchSummary> {
+    let path = job.points_path;
+    let out = job.out_path;
+    // The writer's schema, without the `geo` key (written as file metadata already).
+    let out_schema: SchemaRef = Arc::new(Schema::new(bound.schema().fields().clone()));
+    std::thread::scope(|scope| {
+        let (to_matcher, from_reader) = sync_channel::<Result<RecordBatch>>(PIPELINE_DEPTH);
+        scope.spawn(move || {
+            let mut reader = reader;
+            loop {
+                let batch = match next_batch(&mut reader, path) {
+                    Ok(Some(batch)) => Ok(batch),
+                    Ok(None) => break,
+                    Err(e) => Err(e),
+                };
+                let failed = batch.is_err();
+                if to_matcher.send(batch).is_err() || failed {
+                    break; // the matcher stopped (an error), or the file did
+                }
+            }
+        });
+        let (to_writer, from_matcher) = sync_channel::<RecordBatch>(PIPELINE_DEPTH);
+        let writer = scope.spawn(move || -> Result<()> {
+            let mut writer = ArrowWriter::try_new(file.try_clone()?, out_schema, Some(props))
+                .map_err(|e| PolymatchError::from(e).in_file(out))?;
+            for batch in from_matcher {
+                writer
+                    .write(&batch)
+                    .map_err(|e| PolymatchError::from(e).in_file(out))?;
+            }
+            writer
+                .close()
+                .map_err(|e| PolymatchError::from(e).in_file(out))?;
+            file.sync_all()
+                .map_err(|e| PolymatchError::from(e).in_file(out))?;
+            Ok(())
+        });
+        let mut summary = MatchSummary {
+            points: 0,
+            matched: 0,
+            rows_written: 0,
+        };
+        let matched = (|| -> Result<()> {
+            for batch in from_reader {
+                let batch = batch?;
+                if job.cancel.load(Ordering::Relaxed) {
+                    return Err(PolymatchError::Cancelled);
+                }
+                let (result, matched) = bound
+                    .match_batch(&batch, summary.points, Some(job.cancel))
+                    .map_err(|e| e.in_file(path))?;
+                summary.points += batch.num_rows() as u64;
+                summary.matched += matched;
+                summary.rows_written += result.num_rows() as u64;
+                if to_writer.send(result).is_err() {
+                    break; // the writer failed: its error is reported below
+                }
+                progress(summary.points, total);
+            }
+            Ok(())
+        })();
+        drop(to_writer);
+        let written = writer.join().unwrap_or_else(|_| {
+            Err(PolymatchError::Io(std::io::Error::other(
+                "the Parquet writer thread panicked",
+            )))
+        });
+        matched?;
+        written?;
+        Ok(summary)
+    })
+}
