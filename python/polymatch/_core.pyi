@@ -47,8 +47,12 @@ class PolygonIndex:
         """Build from flat coordinates, one ring per polygon, ``offsets`` of length P+1."""
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> PolygonIndex:
-        """Read what :meth:`to_bytes` wrote."""
+    def from_bytes(cls, data: bytes, crs: str | dict[str, Any] | None = None) -> PolygonIndex:
+        """Read what :meth:`to_bytes` wrote, carrying ``crs``."""
+
+    @property
+    def crs(self) -> str | dict[str, Any] | None:
+        """The CRS the polygons were stated in."""
 
     def to_bytes(self) -> bytes:
         """The match-ready index (centers, areas, tree) as bytes."""
@@ -77,7 +81,7 @@ class PolygonIndex:
     def __copy__(self) -> Self: ...
     def __deepcopy__(self, memo: Any, /) -> Self: ...
     def __len__(self) -> int: ...
-    def __reduce__(self) -> tuple[Any, tuple[bytes]]: ...
+    def __reduce__(self) -> tuple[Any, tuple[bytes, Any]]: ...
 
 @disjoint_base
 class Polygon:

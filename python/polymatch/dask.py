@@ -63,10 +63,11 @@ _cache_lock = threading.Lock()
 _cache_stats = {"loads": 0, "hits": 0}
 
 
-def cached_index(token: str, data: bytes) -> PolygonIndex:
-    """The index for ``token``, deserialised from ``data`` (``PolygonIndex.to_bytes()``)
-    only if this process has not done so yet; ``token`` is any string that identifies
-    the bytes (this module uses a blake2b hash of them, computed once on the client).
+def cached_index(token: str, data: bytes, crs: Any = None) -> PolygonIndex:
+    """The index for ``token``, deserialised from ``data`` (``PolygonIndex.to_bytes()``,
+    with the original's ``index.crs``) only if this process has not done so yet;
+    ``token`` is any string that identifies the bytes and CRS (this module uses a
+    blake2b hash of them, computed once on the client).
     Thread-safe: concurrent tasks in one process wait for a single load. The last few
     indexes are kept. Usable from any engine's workers (Spark, Ray): it needs no Dask."""
     with _cache_lock:
@@ -75,7 +76,7 @@ def cached_index(token: str, data: bytes) -> PolygonIndex:
             _cache.move_to_end(token)
             _cache_stats["hits"] += 1
             return index
-        index = PolygonIndex.from_bytes(data)
+        index = PolygonIndex.from_bytes(data, crs=crs)
         _cache_stats["loads"] += 1
         _cache[token] = index
         while len(_cache) > _CACHE_SIZE:
@@ -130,17 +131,24 @@ def _as_index(polygons: Any) -> PolygonIndex:
     return PolygonIndex.from_arrow(polygons_to_arrow(polygons))
 
 
-def _broadcast(polygons: Any) -> tuple[str, Any, int]:
-    """Serialise the index once; return its token, a single graph key holding it, and
-    its size in bytes."""
+def _broadcast(polygons: Any) -> tuple[str, Any, int, Any]:
+    """Serialise the index once; return its token, a single graph key holding it, its
+    size in bytes, and its CRS (small: passed to each task, so that workers check the
+    points' CRS against it exactly as one process does)."""
+    import json
+
     import dask
 
-    data = _as_index(polygons).to_bytes()
-    token = hashlib.blake2b(data, digest_size=16).hexdigest()
+    index = _as_index(polygons)
+    data = index.to_bytes()
+    crs = index.crs
+    h = hashlib.blake2b(data, digest_size=16)
+    h.update(json.dumps(crs, sort_keys=True).encode())
+    token = h.hexdigest()
     # One key for the whole graph: every task depends on it, so it is shipped to each
     # worker once instead of being embedded in every task.
     key = dask.delayed(data, name=f"polymatch-index-{token}", pure=True)
-    return token, key, len(data)
+    return token, key, len(data), crs
 
 
 def _resolve_threads(threads: int | None) -> int:
@@ -206,6 +214,7 @@ def _match_partition(
     part: Any,
     data: bytes,
     token: str,
+    crs: Any,
     options: dict[str, Any],
     threads: int | None,
     schema: pa.Schema,
@@ -214,7 +223,7 @@ def _match_partition(
     """Match one partition; ``point_index`` is the row within the partition."""
     import pandas as pd
 
-    table = _match_table(part, cached_index(token, data), options, threads)
+    table = _match_table(part, cached_index(token, data, crs), options, threads)
     if partition is not None:
         column = pa.array([partition] * table.num_rows, type=pa.uint32())
         table = table.append_column("partition", column)
@@ -372,12 +381,12 @@ def match(
 
     meta = schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
 
-    token, data, _ = _broadcast(index)
+    token, data, _, crs = _broadcast(index)
     parts = points.to_delayed()
     match_part = dask.delayed(_match_partition, pure=True)
     per_partition = point_index == "partition"
     results = [
-        match_part(part, data, token, options, threads, schema, i if per_partition else None)
+        match_part(part, data, token, crs, options, threads, schema, i if per_partition else None)
         for i, part in enumerate(parts)
     ]
     if not per_partition:
@@ -444,6 +453,7 @@ def _remove_stale_temps(out: Path) -> None:
 def _match_file(
     data: bytes,
     token: str,
+    crs: Any,
     src: str,
     dst: str,
     options: dict[str, Any],
@@ -459,7 +469,7 @@ def _match_file(
     if out.exists() and _recorded_job(out) == job:
         return {"out": dst, "skipped": True}
     out.parent.mkdir(parents=True, exist_ok=True)
-    index = cached_index(token, data)
+    index = cached_index(token, data, crs)
     try:
         summary = _match_parquet_file(
             index, src, dst, threads=_resolve_threads(threads), job_id=job, **options
@@ -632,12 +642,12 @@ def match_parquet(
         "point_geometry": geometry,
         "batch_rows": batch_rows,
     }
-    token, data, nbytes = _broadcast(polygons)
+    token, data, nbytes, crs = _broadcast(polygons)
     created = _new_dirs(out_root, outs)
     out_root.mkdir(parents=True, exist_ok=True)
     task = dask.delayed(_match_file, pure=True)
     tasks = [
-        task(data, token, str(f), str(o), options, threads, _job_id(token, f, options))
+        task(data, token, crs, str(f), str(o), options, threads, _job_id(token, f, options))
         for f, o in zip(files, outs)
     ]
     # The index is in the graph once, by design; do not let distributed warn about it.

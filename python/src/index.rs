@@ -74,6 +74,20 @@ impl PyPolygonIndex {
     }
 }
 
+/// A CRS given from Python: a string, or a dict (PROJJSON).
+fn crs_value(c: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
+    if let Ok(s) = c.extract::<String>() {
+        return Ok(serde_json::Value::String(s));
+    }
+    let text: String = c
+        .py()
+        .import("json")?
+        .call_method1("dumps", (c,))?
+        .extract()?;
+    serde_json::from_str(&text)
+        .map_err(|e| PyValueError::new_err(format!("crs is not a string or a JSON object: {e}")))
+}
+
 /// Every batch of `data` in one record batch (no copy if there is one).
 fn one_batch(py: Python<'_>, data: &Bound<'_, PyAny>, side: Side) -> PyResult<RecordBatch> {
     let (schema, batches) = read_table(py, data, side)?;
@@ -246,19 +260,47 @@ impl PyPolygonIndex {
     }
 
     /// Rebuild an index from ``to_bytes()`` output (no outlines, no attributes).
+    ///
+    /// Args:
+    ///     data: what ``to_bytes()`` returned.
+    ///     crs: the CRS to carry (``index.crs`` of the original: a string such as
+    ///         ``"EPSG:32633"`` or a PROJJSON dict), checked against the points' CRS.
     #[classmethod]
-    fn from_bytes(_cls: &Bound<'_, PyType>, data: &[u8]) -> PyResult<Self> {
+    #[pyo3(signature = (data, crs=None))]
+    fn from_bytes(
+        _cls: &Bound<'_, PyType>,
+        data: &[u8],
+        crs: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let crs = match crs {
+            None => None,
+            Some(c) if c.is_none() => None,
+            Some(c) => Some(Crs(crs_value(c)?)),
+        };
         let index = SpatialIndex::from_bytes(data).map_err(PyPolymatchError)?;
         Ok(Self {
             polygons: None,
             index: Arc::new(index),
             attributes: None,
-            crs: None,
+            crs,
         })
     }
 
-    /// The match-ready index as bytes: centers, areas and the tree (not the polygon
-    /// outlines or attributes). `PolygonIndex.from_bytes` reads it back; pickling uses it.
+    /// The CRS the polygons were stated in (a string or a PROJJSON dict), or None.
+    #[getter(crs)]
+    fn py_crs<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        match &self.crs {
+            None => Ok(None),
+            Some(Crs(serde_json::Value::String(s))) => Ok(Some(s.into_pyobject(py)?.into_any())),
+            Some(Crs(v)) => Ok(Some(
+                py.import("json")?.call_method1("loads", (v.to_string(),))?,
+            )),
+        }
+    }
+
+    /// The match-ready index as bytes: ranked rows, centers and areas, 28 bytes per
+    /// polygon (not the outlines, attributes or CRS; the tree is rebuilt on load).
+    /// ``PolygonIndex.from_bytes`` reads it back; pickling uses it and keeps the CRS.
     fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         let bytes = py.detach(|| self.index.to_bytes());
         PyBytes::new(py, &bytes)
@@ -269,8 +311,12 @@ impl PyPolygonIndex {
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
         let py = slf.py();
         let from_bytes = py.get_type::<Self>().getattr("from_bytes")?;
-        let bytes = slf.get().to_bytes(py);
-        Ok((from_bytes, PyTuple::new(py, [bytes])?))
+        let bytes = slf.get().to_bytes(py).into_any();
+        let crs = match slf.get().py_crs(py)? {
+            Some(c) => c,
+            None => py.None().into_bound(py),
+        };
+        Ok((from_bytes, PyTuple::new(py, [bytes, crs])?))
     }
 
     /// The index is immutable: a copy is the index itself.

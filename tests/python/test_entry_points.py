@@ -259,6 +259,20 @@ def test_read_polygons_keeps_every_column_like_from_arrow(polys):
                                               keep_polygons=["id"])  # fmt: skip
 
 
+def test_pickle_and_bytes_keep_the_crs():
+    import pickle
+
+    idx = pm.PolygonIndex.from_arrow(gpd.GeoDataFrame(geometry=SQUARES, crs="EPSG:32633"))
+    assert idx.crs["id"] == {"authority": "EPSG", "code": 32633}
+    back = pickle.loads(pickle.dumps(idx))
+    assert back.crs == idx.crs
+    other = gpd.GeoDataFrame(geometry=[shapely.Point(1, 1)], crs="EPSG:3857")
+    with pytest.raises(pm.SchemaError, match="different CRS"):
+        back.match(other, 5.0)
+    assert pm.PolygonIndex.from_bytes(idx.to_bytes(), crs="EPSG:32633").crs == "EPSG:32633"
+    assert pm.PolygonIndex.from_bytes(idx.to_bytes()).crs is None
+
+
 def test_copies_keep_everything(polys):
     index = polys[0]
     for c in (copy.copy(index), copy.deepcopy(index)):
