@@ -84,12 +84,12 @@ def test_dask_checks_crs_on_the_workers(client, tmp_path):  # noqa: F811
     gpd = pytest.importorskip("geopandas")
     shapely = pytest.importorskip("shapely")
     polys = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 2, 2)], crs="EPSG:32633")
-    index = pm.PolygonIndex.from_arrow(polys)
+    utm_index = pm.PolygonIndex.from_arrow(polys)
     pts = gpd.GeoDataFrame(geometry=[shapely.Point(1, 1)])
     same, other = tmp_path / "same.parquet", tmp_path / "other.parquet"
     pts.set_crs("EPSG:32633").to_parquet(same)
     pts.set_crs("EPSG:3857").to_parquet(other)
-    outs = pmd.match_parquet([same], index, tmp_path / "out", max_dist=5.0)
+    outs = pmd.match_parquet([same], utm_index, tmp_path / "out", max_dist=5.0)
     assert pq.read_table(outs[0]).num_rows == 1
     with pytest.raises(pm.SchemaError, match="different CRS"):
-        pmd.match_parquet([other], index, tmp_path / "out2", max_dist=5.0)
+        pmd.match_parquet([other], utm_index, tmp_path / "out2", max_dist=5.0)
