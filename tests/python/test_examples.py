@@ -1,7 +1,12 @@
-"""The examples run, and draw."""
+"""The examples run as written, from the repository root, and the README shows them
+verbatim: every ```python block of README.md longer than three lines is the text of a
+file in examples/, or a part of one."""
 
 from __future__ import annotations
 
+import ast
+import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,20 +17,66 @@ import pytest
 import polymatch as pm
 
 ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+
+# what each example must print (a fragment of its stdout), and its command-line arguments
+EXPECT = {
+    "quickstart.py": "'polygon_index': 0, 'distance': 0.0, 'area': 16.0, 'id': 1, 'name': 'square'",
+    "from_the_article.py": "100 matches",
+    "dask_cluster.py": "part.3.parquet 5000 matches",
+    "notebook_demo.py": "revenue by district",
+}
+ARGS = {"notebook_demo.py": lambda tmp: [str(tmp)]}
+TIMEOUT = 300  # seconds per example; each takes a few on a loaded 2-core machine
 
 
-def test_notebook_demo_runs(tmp_path):
-    pytest.importorskip("geopandas")
-    pytest.importorskip("matplotlib")
+def third_party_imports(script: Path) -> list[str]:
+    """The top-level names of the modules `script` imports, other than the standard
+    library and polymatch."""
+    names = set()
+    for node in ast.walk(ast.parse(script.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return sorted(n for n in names if n not in sys.stdlib_module_names and n != "polymatch")
+
+
+def readme_python_blocks() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"^```python\n(.*?)^```$", text, flags=re.DOTALL | re.MULTILINE)
+
+
+def test_every_example_has_an_expectation():
+    assert sorted(EXPECT) == sorted(p.name for p in EXAMPLES)
+
+
+@pytest.mark.parametrize("script", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_runs(script, tmp_path):
+    for name in third_party_imports(script):
+        if importlib.util.find_spec(name) is None:
+            pytest.skip(f"{script.name} needs {name}")
+    args = ARGS.get(script.name, lambda tmp: [])(tmp_path)
     r = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "notebook_demo.py"), str(tmp_path)],
+        [sys.executable, str(script.relative_to(ROOT)), *args],
+        cwd=ROOT,
         capture_output=True,
         text=True,
+        timeout=TIMEOUT,
     )
     assert r.returncode == 0, r.stderr
-    assert "revenue by district" in r.stdout
-    png = (tmp_path / "matches.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert EXPECT[script.name] in r.stdout, r.stdout
+    if script.name == "notebook_demo.py":
+        png = (tmp_path / "matches.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_readme_examples_are_files():
+    blocks = [b for b in readme_python_blocks() if len(b.splitlines()) > 3]
+    assert len(blocks) >= 3  # the first example, Dask, the article's program
+    texts = [p.read_text() for p in EXAMPLES]
+    for block in blocks:
+        assert any(block in t for t in texts), f"README block not in examples/:\n{block}"
 
 
 def test_plot_draws_one_line_per_match(tmp_path):
@@ -41,3 +92,15 @@ def test_plot_draws_one_line_per_match(tmp_path):
     lines = ax.collections[1]
     assert len(lines.get_segments()) == 2
     assert (tmp_path / "p.png").exists()
+
+
+def test_readme_lists_the_ci_steps():
+    """README's Develop section lists exactly the commands of `.ci/test`, in order."""
+    ci = (ROOT / ".ci" / "test").read_text().splitlines()
+    steps = [line for line in ci if line.strip() and not line.startswith(("#", "set ", "cd "))]
+    steps = [s for s in steps if not s.startswith("export ")]
+    readme = (ROOT / "README.md").read_text()
+    develop = readme[readme.index("## Develop") :]
+    listed = re.search(r"^```text\n(.*?)^```$", develop, flags=re.DOTALL | re.MULTILINE)
+    assert listed is not None
+    assert listed.group(1).splitlines() == steps
