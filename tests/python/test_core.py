@@ -373,27 +373,49 @@ def test_gil_released_during_match(big_job):
     assert during > 5
 
 
-def test_ctrl_c_interrupts_a_long_match(big_job):
+@pytest.fixture
+def python_sigint_handler():
+    """Python's own SIGINT handler for the test's duration: a process started in the
+    background (`cmd &` in a script) inherits an ignored SIGINT, and then no
+    KeyboardInterrupt would ever arrive. The previous handler is restored after."""
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
+def test_ctrl_c_interrupts_a_long_match(big_job, python_sigint_handler):
     """A real SIGINT during a long match: KeyboardInterrupt arrives promptly (the kernel
     checks its cancel flag every chunk; the waiting thread polls signals every 50 ms), and
-    the process, its thread pool and the index stay usable."""
+    the process, its thread pool and the index stay usable. One signal per round, sent
+    from another thread once the match has been running for a while (the GIL is released
+    while matching, so that thread runs); the match takes many seconds uninterrupted."""
+
+    def interrupt(started, finished, sent):
+        started.wait(timeout=30)
+        # well inside the match: it started 0.3 s ago and has not returned
+        if not finished.wait(timeout=0.3):
+            sent.append(time.perf_counter())
+            os.kill(os.getpid(), signal.SIGINT)
 
     idx, pts = big_job
-    sent = []
-
-    def interrupt():
-        sent.append(time.perf_counter())
-        os.kill(os.getpid(), signal.SIGINT)
-
     for _ in range(2):  # twice: the first interrupt leaves nothing behind
-        sent.clear()
-        timer = threading.Timer(0.2, interrupt)
-        timer.start()
-        with pytest.raises(KeyboardInterrupt):
-            for _ in range(50):  # far longer than the timer, if never interrupted
+        started, finished = threading.Event(), threading.Event()
+        sent: list[float] = []
+        sender = threading.Thread(target=interrupt, args=(started, finished, sent))
+        sender.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                started.set()
                 idx.match(pts, max_dist=20.0, all_candidates=True)
-        latency = time.perf_counter() - sent[0]
-        timer.join()
+            arrived = time.perf_counter()
+        finally:
+            finished.set()
+            sender.join()
+        assert sent, "the match returned before it could be interrupted"
+        latency = arrived - sent[0]
         # generous for a loaded 2-core CI machine; the match itself takes many seconds
         assert latency < 5.0, latency
         assert idx.match(np.array([[500.0, 500.0]]), max_dist=math.inf).num_rows == 1
