@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import signal
 from fractions import Fraction
 
 import numpy as np
@@ -77,3 +78,17 @@ def oracle_match(centers, areas, points, max_dist):
 @pytest.fixture(scope="session")
 def article():
     return article_workload()
+
+
+@pytest.fixture
+def python_sigint_handler():
+    """Python's own SIGINT handler for the test's duration, restored after. A process
+    started in the background (`cmd &` in a script) inherits an ignored SIGINT: then no
+    KeyboardInterrupt arrives, and child processes inherit the ignored signal too (while
+    with a handler installed here, a child starts with the default disposition)."""
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)

@@ -303,9 +303,10 @@ def test_streaming_memory_does_not_grow_with_points(tmp_path):
     assert peaks[1] < 1.25 * peaks[0], peaks
 
 
-def test_ctrl_c_stops_the_cli_cleanly(tmp_path):
+def test_ctrl_c_stops_the_cli_cleanly(tmp_path, python_sigint_handler):
     """SIGINT in the middle of a long match: exit code 130, one line, no output file and
-    no temporary left behind."""
+    no temporary left behind. (`python_sigint_handler`: the child must not inherit an
+    ignored SIGINT from a test run started in the background.)"""
     import signal
     import time
 

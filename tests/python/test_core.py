@@ -373,19 +373,6 @@ def test_gil_released_during_match(big_job):
     assert during > 5
 
 
-@pytest.fixture
-def python_sigint_handler():
-    """Python's own SIGINT handler for the test's duration: a process started in the
-    background (`cmd &` in a script) inherits an ignored SIGINT, and then no
-    KeyboardInterrupt would ever arrive. The previous handler is restored after."""
-    previous = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
-
-
 def test_ctrl_c_interrupts_a_long_match(big_job, python_sigint_handler):
     """A real SIGINT during a long match: KeyboardInterrupt arrives promptly (the kernel
     checks its cancel flag every chunk; the waiting thread polls signals every 50 ms), and
