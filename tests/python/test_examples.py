@@ -104,3 +104,20 @@ def test_readme_lists_the_ci_steps():
     listed = re.search(r"^```text\n(.*?)^```$", develop, flags=re.DOTALL | re.MULTILINE)
     assert listed is not None
     assert listed.group(1).splitlines() == steps
+
+
+def test_sample_data_command_reproduces_the_synthetic_files(tmp_path):
+    """The `polymatch generate` command in sample_data/README.md runs as written and
+    writes sample_data/synthetic/ byte for byte (here into a temporary directory)."""
+    text = (ROOT / "sample_data" / "README.md").read_text()
+    commands = set(re.findall(r"`(polymatch generate [^`]*)`", text))
+    assert len(commands) == 1, commands
+    args = commands.pop().split()[1:]
+    out_dir = Path(args[args.index("--out-dir") + 1])
+    args[args.index("--out-dir") + 1] = str(tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-m", "polymatch", *args], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    for name in ("polygons.parquet", "points.parquet"):
+        assert (tmp_path / name).read_bytes() == (ROOT / out_dir / name).read_bytes(), name
