@@ -121,3 +121,29 @@ def test_sample_data_command_reproduces_the_synthetic_files(tmp_path):
     assert r.returncode == 0, r.stderr
     for name in ("polygons.parquet", "points.parquet"):
         assert (tmp_path / name).read_bytes() == (ROOT / out_dir / name).read_bytes(), name
+
+
+def test_readme_cli_usage_lists_every_flag():
+    """README's usage block names exactly the flags each subcommand's --help has."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Command line") :]
+    block = re.search(r"^```text\n(.*?)^```$", section, flags=re.DOTALL | re.MULTILINE)
+    assert block is not None
+    usage: dict[str, set[str]] = {}
+    command = None
+    for line in block.group(1).splitlines():
+        if line.startswith("polymatch "):
+            command = line.split()[1]
+            usage[command] = set()
+        usage[command].update(re.findall(r"--[a-z][a-z-]*", line))
+    assert sorted(usage) == ["generate", "info", "match"]
+    for command, flags in usage.items():
+        r = subprocess.run(
+            [sys.executable, "-m", "polymatch", command, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+        documented = set(re.findall(r"^\s+(?:-\w, )?(--[a-z][a-z-]*)", r.stdout, re.MULTILINE))
+        assert flags == documented - {"--help", "--version"}, command
