@@ -33,8 +33,9 @@ pub const LEAF_SIZE: usize = 32;
 pub const NO_MATCH: u32 = u32::MAX;
 /// Subtrees larger than this are built in parallel.
 const PARALLEL_BUILD: usize = 1 << 14;
-/// Version 2: ranked rows, areas and centers only (28 bytes per matchable polygon); the
-/// tree is rebuilt on load, so nothing in it needs to be trusted.
+/// Version 2: ranked rows, areas and centers, and the tree order of the ranks (32 bytes
+/// per matchable polygon); the node boxes and ranks are recomputed on load, so nothing of
+/// the tree needs to be trusted.
 const MAGIC: &[u8; 8] = b"PMINDEX2";
 
 /// SPEC.md's distance: float64 subtraction, squares and a sum without fused
@@ -209,7 +210,21 @@ impl SpatialIndex {
                 items[lo..hi].sort_unstable_by_key(|it| it.rank);
             }
         }
-        let (node_box, node_rank) = tree_nodes(&items, depth);
+        Self::from_items(rows, depth, rank_row, rank_area, rank_x, rank_y, &items)
+    }
+
+    /// Finish an index from items in tree order: node boxes and minimum ranks are
+    /// computed from the items, so they hold whatever the order is.
+    fn from_items(
+        rows: usize,
+        depth: u32,
+        rank_row: Vec<u32>,
+        rank_area: Vec<f64>,
+        rank_x: Vec<f64>,
+        rank_y: Vec<f64>,
+        items: &[Item],
+    ) -> Self {
+        let (node_box, node_rank) = tree_nodes(items, depth);
         Self {
             rows,
             depth,
@@ -510,11 +525,11 @@ impl SpatialIndex {
     }
 
     /// Serialise to bytes (little-endian, versioned, with a checksum): the row count,
-    /// then per rank the polygon row (u32), area, center x and center y (f64): 28 bytes
-    /// per matchable polygon. The tree is not stored; [`SpatialIndex::from_bytes`]
-    /// rebuilds it.
+    /// then per rank the polygon row (u32), area, center x and center y (f64), then the
+    /// ranks in tree order (u32): 32 bytes per matchable polygon. Node boxes and ranks are
+    /// not stored; [`SpatialIndex::from_bytes`] recomputes them.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(32 + self.rank_row.len() * 28);
+        let mut out = Vec::with_capacity(32 + self.rank_row.len() * 32);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(self.rows as u64).to_le_bytes());
         out.extend_from_slice(&(self.rank_row.len() as u64).to_le_bytes());
@@ -522,20 +537,23 @@ impl SpatialIndex {
         for v in [&self.rank_area, &self.rank_x, &self.rank_y] {
             put_f64(&mut out, v);
         }
+        put_u32(&mut out, &self.item_rank);
         let sum = checksum(&out);
         out.extend_from_slice(&sum.to_le_bytes());
         out
     }
 
-    /// Read what [`SpatialIndex::to_bytes`] wrote, and rebuild the tree.
+    /// Read what [`SpatialIndex::to_bytes`] wrote, and recompute the tree's nodes.
     ///
     /// Only what is read is checked: rows in range and distinct, finite centers and
-    /// areas, ranks in `(area, row)` order. The tree is built here, by the same code as
-    /// [`SpatialIndex::new`], so an index that loads answers exactly as a brute-force
-    /// search over its own centers and areas.
+    /// areas, ranks in `(area, row)` order, the tree order a permutation of the ranks with
+    /// each leaf in rank order. Node boxes and minimum ranks are computed here from the
+    /// items, by the same code as [`SpatialIndex::new`], so whatever the stored order, an
+    /// index that loads answers exactly as a brute-force search over its own centers and
+    /// areas (a forged order can only make it slower).
     ///
     /// # Implementation
-    /// O(P log P) for the tree (no sort: the ranks are stored in order).
+    /// O(P) apart from one sort of the rows (to refuse a row ranked twice).
     ///
     /// # Errors
     /// [`PolymatchError::InvalidIndexBytes`] if the bytes are truncated, corrupt (checksum),
@@ -563,6 +581,7 @@ impl SpatialIndex {
         let rank_area = r.f64s(n)?;
         let rank_x = r.f64s(n)?;
         let rank_y = r.f64s(n)?;
+        let item_rank = r.u32s(n)?;
         if !r.buf.is_empty() {
             return Err(bad("trailing bytes"));
         }
@@ -582,7 +601,34 @@ impl SpatialIndex {
         if !ordered || rows_seen.windows(2).any(|w| w[0] == w[1]) {
             return Err(bad("ranks out of (area, row) order, or a row ranked twice"));
         }
-        Ok(Self::from_ranked(rows, rank_row, rank_area, rank_x, rank_y))
+        let mut seen = vec![false; n];
+        for &k in &item_rank {
+            if k as usize >= n || std::mem::replace(&mut seen[k as usize], true) {
+                return Err(bad("the tree order is not a permutation of the ranks"));
+            }
+        }
+        let depth = leaf_depth(n);
+        if n > 0 {
+            let mut ranges = Vec::new();
+            leaf_ranges(0, n, depth, &mut ranges);
+            if ranges
+                .iter()
+                .any(|&(lo, hi)| item_rank[lo..hi].windows(2).any(|w| w[0] > w[1]))
+            {
+                return Err(bad("a leaf is out of rank order"));
+            }
+        }
+        let items: Vec<Item> = item_rank
+            .iter()
+            .map(|&k| Item {
+                x: rank_x[k as usize],
+                y: rank_y[k as usize],
+                rank: k,
+            })
+            .collect();
+        Ok(Self::from_items(
+            rows, depth, rank_row, rank_area, rank_x, rank_y, &items,
+        ))
     }
 }
 
@@ -861,6 +907,45 @@ mod tests {
         assert!(SpatialIndex::from_bytes(b"nonsense").is_err());
         let empty = SpatialIndex::from_centers(&[], &[], &[], |_| true);
         assert_eq!(SpatialIndex::from_bytes(&empty.to_bytes()).unwrap(), empty);
+        // A forged tree order (checksum recomputed): a repeated rank is refused; a leaf
+        // out of rank order is refused; any other permutation answers as brute force.
+        let n = 40usize;
+        let xs: Vec<f64> = (0..n).map(|i| (i * 7 % 13) as f64).collect();
+        let ys: Vec<f64> = (0..n).map(|i| (i * 5 % 11) as f64).collect();
+        let areas: Vec<f64> = (0..n).map(|i| (i % 6) as f64).collect();
+        let index = SpatialIndex::from_centers(&xs, &ys, &areas, |_| true);
+        let order_at = 24 + n * 28;
+        let forge = |edit: &dyn Fn(&mut Vec<u32>)| {
+            let mut order = index.item_rank.clone();
+            edit(&mut order);
+            let mut bytes = index.to_bytes();
+            for (i, k) in order.iter().enumerate() {
+                bytes[order_at + 4 * i..order_at + 4 * i + 4].copy_from_slice(&k.to_le_bytes());
+            }
+            let body = bytes.len() - 8;
+            let sum = checksum(&bytes[..body]);
+            bytes[body..].copy_from_slice(&sum.to_le_bytes());
+            SpatialIndex::from_bytes(&bytes)
+        };
+        assert!(forge(&|o| o[1] = o[0]).is_err());
+        assert!(forge(&|o| o.swap(0, 1)).is_err()); // leaf 0 out of rank order
+        let swapped = forge(&|o| {
+            let (a, b) = (o[0], o[n - 1]);
+            o[0] = b;
+            o[n - 1] = a;
+            o[..n / 2].sort_unstable();
+            o[n / 2..].sort_unstable();
+        })
+        .expect("a permutation with sorted leaves loads");
+        for (px, py) in [(0.5, 0.5), (6.0, 3.0), (12.0, 10.0)] {
+            for r in [0.5, 2.0, 5.0, f64::INFINITY] {
+                assert_eq!(
+                    swapped.best_within(px, py, r),
+                    index.best_within(px, py, r),
+                    "({px}, {py}) r={r}"
+                );
+            }
+        }
         assert_eq!(empty.best_within(0.0, 0.0, f64::INFINITY), NO_MATCH);
     }
 }

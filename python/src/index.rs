@@ -298,8 +298,9 @@ impl PyPolygonIndex {
         }
     }
 
-    /// The match-ready index as bytes: ranked rows, centers and areas, 28 bytes per
-    /// polygon (not the outlines, attributes or CRS; the tree is rebuilt on load).
+    /// The match-ready index as bytes: ranked rows, centers and areas and the tree
+    /// order, 32 bytes per polygon (not the outlines, attributes or CRS; the tree's nodes
+    /// are recomputed on load).
     /// ``PolygonIndex.from_bytes`` reads it back; pickling uses it and keeps the CRS.
     fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         let bytes = py.detach(|| self.index.to_bytes());
