@@ -22,8 +22,8 @@ use crate::error::{PolymatchError, Result};
 use crate::index::SpatialIndex;
 use crate::io::arrow_ingest::points_from_batch;
 use crate::io::schema::{
-    common_crs, describe_column, is_geometry_field, resolve_geometry, Crs, GeoParquetMetadata,
-    GeometryColumns, Request, Role,
+    column_names, common_crs, describe_column, is_geometry_field, resolve_geometry, Crs,
+    GeoParquetMetadata, GeometryColumns, Request, Role,
 };
 use crate::io::{Keep, PointSpec};
 use crate::matching::{match_points, result_schema, How, MatchOptions, PointSlices};
@@ -120,58 +120,53 @@ impl<'a> Matcher<'a> {
                         .into(),
             }),
         };
-        let field_of = |schema: &Schema, name: &str, from: &str| -> Result<Field> {
-            schema
-                .field_with_name(name)
-                .map(|f| f.clone().with_nullable(true))
-                .map_err(|_| PolymatchError::MissingColumn {
-                    name: name.to_string(),
-                    hint: format!(
-                        " (asked to keep it from the {from}; columns: {})",
-                        schema
-                            .fields()
-                            .iter()
-                            .map(|f| f.name().as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                })
-        };
         let result_names: Vec<&str> = base.fields().iter().map(|f| f.name().as_str()).collect();
-        let taken =
-            |n: &str, other: &[String]| result_names.contains(&n) || other.iter().any(|o| o == n);
         let mut fields: Vec<Field> = base.fields().iter().map(|f| f.as_ref().clone()).collect();
-        // (output name, field, GeoParquet description of the source, if a geometry)
+        // (output name, GeoParquet description) of every kept geometry column
         let mut geometry: Vec<(String, Value)> = Vec::new();
-        let points_geo = GeoParquetMetadata::from_schema(points)?;
-        for name in keep.points {
-            let f = field_of(points, name, "points")?;
-            let out = if taken(name, keep.polygons) {
-                format!("{name}{POINT_SUFFIX}")
-            } else {
-                name.clone()
-            };
-            if is_geometry_field(&f, points_geo.as_ref()) {
-                let src = points_geo.as_ref().and_then(|g| g.columns.get(name));
-                geometry.push((out.clone(), describe_column(&f, src, crs)));
-            }
-            fields.push(f.with_name(out));
-        }
-        if let Some(attrs) = &attributes {
-            let polygons_geo = GeoParquetMetadata::from_schema(attrs)?;
-            for name in keep.polygons {
-                let f = field_of(attrs, name, "polygons")?;
-                let out = if taken(name, keep.points) {
-                    format!("{name}{POLYGON_SUFFIX}")
+        // Kept columns of one side: renamed with `suffix` where another output column has
+        // the name, described in `geometry` where they are geometry columns.
+        let mut keep_side = |schema: &Schema,
+                             names: &[String],
+                             others: &[String],
+                             suffix: &str,
+                             from: &str|
+         -> Result<()> {
+            let geo = GeoParquetMetadata::from_schema(schema)?;
+            for name in names {
+                let f = schema
+                    .field_with_name(name)
+                    .map(|f| f.clone().with_nullable(true))
+                    .map_err(|_| PolymatchError::MissingColumn {
+                        name: name.to_string(),
+                        hint: format!(
+                            " (asked to keep it from the {from}; columns: {})",
+                            column_names(schema)
+                        ),
+                    })?;
+                let taken = result_names.contains(&name.as_str()) || others.contains(name);
+                let out = if taken {
+                    format!("{name}{suffix}")
                 } else {
                     name.clone()
                 };
-                if is_geometry_field(&f, polygons_geo.as_ref()) {
-                    let src = polygons_geo.as_ref().and_then(|g| g.columns.get(name));
+                if is_geometry_field(&f, geo.as_ref()) {
+                    let src = geo.as_ref().and_then(|g| g.columns.get(name));
                     geometry.push((out.clone(), describe_column(&f, src, crs)));
                 }
                 fields.push(f.with_name(out));
             }
+            Ok(())
+        };
+        keep_side(points, keep.points, keep.polygons, POINT_SUFFIX, "points")?;
+        if let Some(attrs) = &attributes {
+            keep_side(
+                attrs,
+                keep.polygons,
+                keep.points,
+                POLYGON_SUFFIX,
+                "polygons",
+            )?;
         }
         let mut seen = std::collections::HashSet::new();
         if let Some(dup) = fields.iter().find(|f| !seen.insert(f.name().clone())) {

@@ -51,8 +51,9 @@ if _debug_build:  # pragma: no cover - depends on how the extension was built
 
 
 def plot(*args: Any, **kwargs: Any) -> Any:
-    """Draw polygons, points and match lines; see :func:`polymatch.plot.plot`
-    (needs matplotlib)."""
+    """Draw polygons, points and the lines between matched pairs (needs matplotlib:
+    ``pip install "polymatch[plot]"``); the arguments are those of
+    ``polymatch._plot.plot``."""
     from polymatch._plot import plot as _plot
 
     return _plot(*args, **kwargs)
@@ -72,13 +73,15 @@ def match(
 
     Args:
         polygons: a :class:`PolygonIndex`, or anything :meth:`PolygonIndex.from_arrow`
-            takes (pyarrow/polars tables, geopandas GeoDataFrames).
+            takes (pyarrow/polars tables, geopandas GeoDataFrames and GeoSeries, bare
+            WKB/GeoArrow arrays).
         points: anything :meth:`PolygonIndex.match` takes.
         max_dist: candidates are polygons whose center is at distance ``< max_dist``.
         how: ``"inner"`` keeps matched points only, ``"left"`` keeps every point.
         all_candidates: return every (point, candidate) pair instead of the best one.
-        geometry: name of the polygons' geometry column, if it cannot be detected.
-        **kwargs: passed on to :meth:`PolygonIndex.match` (``x``, ``y``, ``keep``, ...).
+        geometry: the polygons' geometry column (default: the rule of docs/SPEC.md).
+        **kwargs: passed on to :meth:`PolygonIndex.match` (``x``, ``y``, ``keep``,
+            ``keep_polygons``, ``allow_crs_mismatch``, ``threads``, ...).
 
     Returns:
         A ``pyarrow.Table`` with ``point_index``, ``polygon_index``, ``distance``, ``area``.

@@ -430,7 +430,8 @@ pub struct Resolved {
     pub geoparquet: Option<GeoParquetColumn>,
 }
 
-fn names(schema: &Schema) -> String {
+/// The column names of `schema`, comma-separated (for messages).
+pub fn column_names(schema: &Schema) -> String {
     schema
         .fields()
         .iter()
@@ -442,7 +443,7 @@ fn names(schema: &Schema) -> String {
 fn missing(schema: &Schema, name: &str) -> PolymatchError {
     PolymatchError::MissingColumn {
         name: name.to_string(),
-        hint: format!(" (columns: {})", names(schema)),
+        hint: format!(" (columns: {})", column_names(schema)),
     }
 }
 
@@ -552,7 +553,7 @@ fn choose(
             return Err(PolymatchError::Metadata(format!(
                 "GeoParquet 'geo' metadata names the primary geometry column {:?}, which is not in the data (columns: {}); name the geometry column to use, or drop the stale metadata",
                 g.primary_column,
-                names(schema)
+                column_names(schema)
             )));
         }
         return Ok(GeometryColumns::Geometry(g.primary_column.clone()));
@@ -594,12 +595,12 @@ fn choose(
         Role::Points | Role::Any => format!(
             "expected point columns \"x\" and \"y\", or a GeoArrow/WKB point column (declared, or named one of {}); found columns: {}",
             GEOMETRY_NAMES.join(", "),
-            names(schema)
+            column_names(schema)
         ),
         Role::Polygons => format!(
             "expected a GeoArrow or WKB column (declared, or named one of {}), or list columns \"x\" and \"y\"; found columns: {}",
             GEOMETRY_NAMES.join(", "),
-            names(schema)
+            column_names(schema)
         ),
     }))
 }
