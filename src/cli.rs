@@ -352,35 +352,46 @@ fn run(cli: Cli, cancel: &AtomicBool) -> Result<(), PolymatchError> {
             Ok(())
         }
         Command::Info { file } => {
+            use std::fmt::Write as _;
             let info = file_info(&file)?;
-            println!("file:        {}", file.display());
-            println!("rows:        {}", info.rows);
-            println!("row groups:  {}", info.row_groups);
-            match &info.geometry {
-                Some((col, enc)) => println!("geometry:    {col} ({enc})"),
-                None => println!("geometry:    none found"),
-            }
-            println!(
-                "crs:         {}",
-                info.crs.as_deref().unwrap_or("not stated")
-            );
-            match info.bbox {
+            let mut text = String::new();
+            let _ = writeln!(text, "file:        {}", file.display());
+            let _ = writeln!(text, "rows:        {}", info.rows);
+            let _ = writeln!(text, "row groups:  {}", info.row_groups);
+            let _ = match &info.geometry {
+                Some((col, enc)) => writeln!(text, "geometry:    {col} ({enc})"),
+                None => writeln!(text, "geometry:    none found"),
+            };
+            let crs = info.crs.as_deref().unwrap_or("not stated");
+            let _ = writeln!(text, "crs:         {crs}");
+            let _ = match info.bbox {
                 // `+ 0.0` turns -0.0 into 0.0: "-0" in a bounding box only confuses.
-                Some(b) => println!(
+                Some(b) => writeln!(
+                    text,
                     "bbox:        [{}, {}, {}, {}]",
                     b[0] + 0.0,
                     b[1] + 0.0,
                     b[2] + 0.0,
                     b[3] + 0.0
                 ),
-                None => println!("bbox:        unknown"),
-            }
-            println!("columns:");
+                None => writeln!(text, "bbox:        unknown"),
+            };
+            let _ = writeln!(text, "columns:");
             for f in info.schema.fields() {
-                println!("  {}: {}", f.name(), f.data_type());
+                let _ = writeln!(text, "  {}: {}", f.name(), f.data_type());
             }
-            Ok(())
+            write_stdout(&text)
         }
+    }
+}
+
+/// Write to stdout; a reader that went away (`polymatch info f | head`) is not an error.
+fn write_stdout(text: &str) -> Result<(), PolymatchError> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
 }
 

@@ -329,3 +329,23 @@ def test_ctrl_c_stops_the_cli_cleanly(tmp_path, python_sigint_handler):
     assert latency < 10.0, latency  # generous for a loaded CI machine
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["points.parquet", "polygons.parquet"]
+
+
+def test_info_into_a_closed_pipe_is_not_an_error():
+    # `polymatch info f | head -1`: the reader may be gone before polymatch writes; that
+    # is the reader's choice, not an internal error (it used to panic in println!).
+    import os
+
+    r_fd, w_fd = os.pipe()
+    os.close(r_fd)  # nobody will read: every write gets EPIPE
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "polymatch", "info", SAMPLE / "article/points.parquet"],
+            stdout=w_fd,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        os.close(w_fd)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
