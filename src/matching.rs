@@ -111,7 +111,7 @@ pub struct PointSlices<'a> {
 }
 
 impl<'a> PointSlices<'a> {
-    /// Points without nulls.
+    /// Points from coordinate slices and an optional validity (a null point never matches).
     ///
     /// # Errors
     /// [`PolymatchError::InvalidLayout`] if the lengths differ.
