@@ -7,8 +7,8 @@
 # nightly-only; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept them. The working
 # corpus grows in target/fuzz-corpus/<target> (seeded from tests/fuzz/seeds/<target>);
 # crashes land in tests/fuzz/artifacts/<target>/ and each should become a regression
-# test (tests/engine.rs or tests/python/test_adversarial.py). A summary line per target
-# (runs, executions per second, findings) is printed at the end.
+# test (tests/it/errors.rs, tests/it/adversarial.rs or tests/python/test_adversarial.py).
+# A summary line per target (runs, executions per second, findings) is printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds="${1:-120}"

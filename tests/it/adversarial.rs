@@ -8,19 +8,24 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    make_array, Array, ArrayData, ArrayRef, BinaryArray, Decimal128Array, Float32Array,
-    Float64Array, Int32Array, LargeListArray, ListArray, RecordBatch, StructArray, UInt32Array,
+    make_array, Array, ArrayData, ArrayRef, Decimal128Array, Float32Array, Float64Array,
+    Int32Array, LargeListArray, ListArray, RecordBatch, StructArray,
 };
-use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer};
-use arrow::datatypes::{DataType, Field, Fields, Schema};
+use arrow::buffer::{Buffer, NullBuffer};
+use arrow::datatypes::{DataType, Field, Fields};
 use polymatch::io::arrow_ingest::polygons_from_batch;
 use polymatch::io::parquet::read_polygons;
 use polymatch::io::{points_from_batch, PointSpec};
 use polymatch::{match_points, How, MatchOptions, PointSlices, PolymatchError, SpatialIndex};
 
-const INF: f64 = f64::INFINITY;
+use crate::common::arrays::{
+    binary_array, list_array, named_batch, offsets_of, xy_points as points,
+};
+use crate::common::oracle::polygon_rows;
+use crate::common::wkb::Wkb;
+use crate::common::{root, write_parquet, Ring};
 
-type Ring = Vec<(f64, f64)>;
+const INF: f64 = f64::INFINITY;
 
 fn square(x0: f64, y0: f64, side: f64) -> Ring {
     vec![
@@ -39,41 +44,19 @@ fn far() -> Ring {
     square(5.0, 5.0, 1.0)
 }
 
-fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
-    let fields: Vec<Field> = columns
-        .iter()
-        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
-        .collect();
-    let arrays = columns.into_iter().map(|(_, a)| a).collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("valid batch")
-}
-
-fn list_of(values: ArrayRef, offsets: Vec<i32>, nulls: Option<Vec<bool>>) -> ArrayRef {
-    let field = Arc::new(Field::new("item", values.data_type().clone(), true));
-    Arc::new(ListArray::new(
-        field,
-        OffsetBuffer::new(offsets.into()),
-        values,
-        nulls.map(NullBuffer::from),
-    ))
-}
-
-fn offsets_of(lengths: impl IntoIterator<Item = usize>) -> Vec<i32> {
-    let mut out = vec![0];
-    for n in lengths {
-        out.push(out.last().copied().unwrap_or(0) + n as i32);
-    }
-    out
-}
-
 /// The article's layout: x and y list columns, one ring per row.
 fn xy_batch(rings: &[Ring]) -> RecordBatch {
     let offsets = offsets_of(rings.iter().map(Vec::len));
     let column = |pick: fn(&(f64, f64)) -> f64| {
         let values: Vec<f64> = rings.iter().flatten().map(pick).collect();
-        list_of(Arc::new(Float64Array::from(values)), offsets.clone(), None)
+        list_array(
+            Arc::new(Float64Array::from(values)),
+            offsets.clone(),
+            None,
+            false,
+        )
     };
-    batch(vec![("x", column(|p| p.0)), ("y", column(|p| p.1))])
+    named_batch(vec![("x", column(|p| p.0)), ("y", column(|p| p.1))])
 }
 
 /// GeoArrow polygons (struct coordinates), one ring each, with validity at each level:
@@ -98,9 +81,19 @@ fn geoarrow_batch(rings: &[Ring], nulls: Nulls) -> RecordBatch {
         vec![Arc::new(xs), Arc::new(Float64Array::from(y))],
         nulls.vertices.map(NullBuffer::from),
     ));
-    let ring_list = list_of(coords, offsets_of(rings.iter().map(Vec::len)), nulls.rings);
-    let polygons = list_of(ring_list, offsets_of(rings.iter().map(|_| 1)), nulls.rows);
-    batch(vec![("geometry", polygons)])
+    let ring_list = list_array(
+        coords,
+        offsets_of(rings.iter().map(Vec::len)),
+        nulls.rings.map(NullBuffer::from),
+        false,
+    );
+    let polygons = list_array(
+        ring_list,
+        offsets_of(rings.iter().map(|_| 1)),
+        nulls.rows.map(NullBuffer::from),
+        false,
+    );
+    named_batch(vec![("geometry", polygons)])
 }
 
 fn no_nulls() -> Nulls {
@@ -112,46 +105,16 @@ fn no_nulls() -> Nulls {
     }
 }
 
-fn wkb_polygon(ring: &Ring, big_endian: bool) -> Vec<u8> {
+/// A WKB Polygon of `ring`, closed (its first vertex repeated last).
+fn wkb_closed(ring: &Ring, big_endian: bool) -> Vec<u8> {
     let mut closed = ring.clone();
     closed.push(ring[0]);
-    let u32b = |v: u32| {
-        if big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    };
-    let f64b = |v: f64| {
-        if big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    };
-    let mut out = vec![u8::from(!big_endian)];
-    out.extend(u32b(3));
-    out.extend(u32b(1));
-    out.extend(u32b(closed.len() as u32));
-    for (x, y) in closed {
-        out.extend(f64b(x));
-        out.extend(f64b(y));
-    }
-    out
+    let wkb = if big_endian { Wkb::BE } else { Wkb::LE };
+    wkb.polygon(&[closed])
 }
 
 fn wkb_batch(values: Vec<Option<Vec<u8>>>) -> RecordBatch {
-    let array = BinaryArray::from_iter(values);
-    batch(vec![("geometry", Arc::new(array) as ArrayRef)])
-}
-
-fn points(p: &[(f64, f64)]) -> RecordBatch {
-    let x: Vec<f64> = p.iter().map(|q| q.0).collect();
-    let y: Vec<f64> = p.iter().map(|q| q.1).collect();
-    batch(vec![
-        ("x", Arc::new(Float64Array::from(x)) as ArrayRef),
-        ("y", Arc::new(Float64Array::from(y))),
-    ])
+    named_batch(vec![("geometry", binary_array(&values, false))])
 }
 
 fn standard_points() -> RecordBatch {
@@ -174,12 +137,7 @@ fn run(
     };
     let slices = PointSlices::new(&cols.x, &cols.y, cols.nulls.as_ref())?;
     let result = match_points(&index, slices, &options, 0, None)?;
-    let rows = result
-        .column(1)
-        .as_any()
-        .downcast_ref::<UInt32Array>()
-        .expect("uint32 polygon_index");
-    Ok(rows.iter().collect())
+    Ok(polygon_rows(&result))
 }
 
 fn row_of(e: &PolymatchError) -> Option<usize> {
@@ -275,7 +233,7 @@ fn answers() {
         ),
         (
             "null_polygon_row",
-            wkb_batch(vec![None, Some(wkb_polygon(&unit(), false))]),
+            wkb_batch(vec![None, Some(wkb_closed(&unit(), false))]),
             std_pts.clone(),
             1.0,
             vec![Some(1), None, None],
@@ -283,8 +241,8 @@ fn answers() {
         (
             "wkb_big_endian",
             wkb_batch(vec![
-                Some(wkb_polygon(&far(), true)),
-                Some(wkb_polygon(&unit(), false)),
+                Some(wkb_closed(&far(), true)),
+                Some(wkb_closed(&unit(), false)),
             ]),
             std_pts.clone(),
             1.0,
@@ -371,10 +329,10 @@ fn int32_float32_decimal_coordinates() {
                     .expect("valid decimal type"),
             ),
         };
-        list_of(array, offsets.clone(), None)
+        list_array(array, offsets.clone(), None, false)
     };
     for ty in ["int32", "float32", "decimal128"] {
-        let polygons = batch(vec![
+        let polygons = named_batch(vec![
             ("x", make(flat(|p| p.0), ty)),
             ("y", make(flat(|p| p.1), ty)),
         ]);
@@ -386,17 +344,12 @@ fn int32_float32_decimal_coordinates() {
 #[test]
 fn errors_name_the_row_or_column() {
     let nan_ring = vec![(0.0, f64::NAN), (1.0, 0.0), (1.0, 1.0)];
-    let good = wkb_polygon(&unit(), false);
+    let good = wkb_closed(&unit(), false);
     let mut bad_order = good.clone();
     bad_order[0] = 2;
     let mut huge_count = good[..5].to_vec();
     huge_count.extend(u32::MAX.to_le_bytes());
-    let point_wkb = {
-        let mut v = vec![1u8, 1, 0, 0, 0];
-        v.extend(1.0f64.to_le_bytes());
-        v.extend(2.0f64.to_le_bytes());
-        v
-    };
+    let point_wkb = Wkb::LE.point(1.0, 2.0);
     let some = |v: &[bool]| Some(v.to_vec());
     let row_cases: Vec<(&str, RecordBatch, usize)> = vec![
         ("empty_ring", xy_batch(&[unit(), vec![]]), 1),
@@ -522,7 +475,12 @@ fn forged_offsets_are_refused() {
         1,
     );
     for (id, array) in [("decreasing", decreasing), ("beyond_i32_and_child", beyond)] {
-        let e = run(&batch(vec![("geometry", array)]), &standard_points(), 1.0).expect_err(id);
+        let e = run(
+            &named_batch(vec![("geometry", array)]),
+            &standard_points(),
+            1.0,
+        )
+        .expect_err(id);
         assert!(
             matches!(e.root(), PolymatchError::InvalidLayout(m) if m.contains("not a valid Arrow array")),
             "{id}: {e}"
@@ -544,7 +502,7 @@ fn forged_offsets_are_refused() {
             .expect("valid"),
     );
     let got = run(
-        &batch(vec![("geometry", Arc::new(large) as ArrayRef)]),
+        &named_batch(vec![("geometry", Arc::new(large) as ArrayRef)]),
         &standard_points(),
         1.0,
     );
@@ -555,23 +513,6 @@ fn cli(args: &[&dyn AsRef<std::ffi::OsStr>]) -> u8 {
     let mut all = vec![OsString::from("polymatch")];
     all.extend(args.iter().map(|a| a.as_ref().to_os_string()));
     polymatch::cli::run_from_args(all, &std::sync::atomic::AtomicBool::new(false))
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Write `batch` with a `geo` key-value entry, as GeoParquet writers do.
-fn write_geoparquet(path: &Path, batch: &RecordBatch, geo: &str) {
-    let file = std::fs::File::create(path).expect("create");
-    let kv = parquet::file::metadata::KeyValue::new("geo".into(), geo.to_string());
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_key_value_metadata(Some(vec![kv]))
-        .build();
-    let mut w =
-        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).expect("writer");
-    w.write(batch).expect("write");
-    w.close().expect("close");
 }
 
 /// Files: not Parquet, truncated, broken `geo` metadata, and the files that made the
@@ -607,9 +548,9 @@ fn broken_files() {
             r#"{"primary_column": "geometry", "columns": {"geometry": {"encoding": "GeoJSON"}}}"#,
         ),
     ] {
-        let b = wkb_batch(vec![Some(wkb_polygon(&unit(), false))]);
+        let b = wkb_batch(vec![Some(wkb_closed(&unit(), false))]);
         let path = dir.path().join(format!("{name}.parquet"));
-        write_geoparquet(&path, &b, geo);
+        write_parquet(&path, &b, Some(geo));
         files.push(path);
     }
     assert!(files.len() >= 10);

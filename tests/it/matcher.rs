@@ -6,22 +6,19 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Float64Array, Int64Array, RecordBatch};
-use arrow::datatypes::{DataType, Field, Schema, UInt32Type};
-use parquet::arrow::ArrowWriter;
+use arrow::array::{ArrayRef, AsArray, BinaryArray, Float64Array, Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema};
 use polymatch::io::parquet::read_polygons;
-use polymatch::io::schema::{Crs, EXTENSION_METADATA, EXTENSION_NAME};
+use polymatch::io::schema::Crs;
 use polymatch::io::{Keep, PointSpec};
 use polymatch::matcher::{Matcher, PolygonSide};
 use polymatch::pipeline::{match_parquet, ParquetJob};
 use polymatch::{How, MatchOptions, PolygonColumns, PolymatchError, SpatialIndex};
 
-fn wkb_point(x: f64, y: f64) -> Vec<u8> {
-    let mut b = vec![1u8, 1, 0, 0, 0];
-    b.extend_from_slice(&x.to_le_bytes());
-    b.extend_from_slice(&y.to_le_bytes());
-    b
-}
+use crate::common::arrays::{field_for, tagged};
+use crate::common::oracle::polygon_rows;
+use crate::common::wkb::Wkb;
+use crate::common::write_parquet;
 
 /// Two unit squares, centers (0.5, 0.5) and (10.5, 10.5).
 fn index() -> SpatialIndex {
@@ -32,37 +29,37 @@ fn index() -> SpatialIndex {
     SpatialIndex::new(&p)
 }
 
-fn field(name: &str, dt: DataType, ext: Option<(&str, &str)>) -> Field {
-    let f = Field::new(name, dt, true);
-    match ext {
-        Some((n, m)) => f.with_metadata(HashMap::from([
-            (EXTENSION_NAME.to_string(), n.to_string()),
-            (EXTENSION_METADATA.to_string(), m.to_string()),
-        ])),
-        None => f,
-    }
-}
-
-/// x/y at (10.5, 10.5) and a WKB column at (0.5, 0.5).
+/// x/y at (10.5, 10.5) and a WKB column at (0.5, 0.5), tagged with a GeoArrow extension
+/// (name, metadata) if given, in a schema with a `geo` entry if given.
 fn points(ext: Option<(&str, &str)>, geo: Option<&str>) -> RecordBatch {
-    let schema = Schema::new(vec![
-        field("x", DataType::Float64, None),
-        field("y", DataType::Float64, None),
-        field("geometry", DataType::Binary, ext),
-        field("id", DataType::Int64, None),
-    ]);
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("x", Arc::new(Float64Array::from(vec![10.5]))),
+        ("y", Arc::new(Float64Array::from(vec![10.5]))),
+        (
+            "geometry",
+            Arc::new(BinaryArray::from_vec(vec![Wkb::LE
+                .point(0.5, 0.5)
+                .as_slice()])),
+        ),
+        ("id", Arc::new(Int64Array::from(vec![7]))),
+    ];
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(name, array)| {
+            let f = field_for(name, array, None);
+            match ext {
+                Some((n, m)) if *name == "geometry" => tagged(f, n, m),
+                _ => f,
+            }
+        })
+        .collect();
+    let schema = Schema::new(fields);
     let schema = match geo {
         Some(g) => schema.with_metadata(HashMap::from([("geo".to_string(), g.to_string())])),
         None => schema,
     };
-    let wkb = wkb_point(0.5, 0.5);
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(Float64Array::from(vec![10.5])),
-        Arc::new(Float64Array::from(vec![10.5])),
-        Arc::new(BinaryArray::from_vec(vec![wkb.as_slice()])),
-        Arc::new(Int64Array::from(vec![7])),
-    ];
-    RecordBatch::try_new(Arc::new(schema), columns).expect("batch")
+    let arrays = columns.into_iter().map(|(_, a)| a).collect();
+    RecordBatch::try_new(Arc::new(schema), arrays).expect("batch")
 }
 
 fn options() -> MatchOptions {
@@ -91,24 +88,13 @@ fn in_memory(m: &Matcher<'_>, batch: &RecordBatch, spec: PointSpec<'_>) -> Vec<O
     let out = bound
         .match_all(std::slice::from_ref(batch), None)
         .expect("match");
-    out[0]
-        .column(1)
-        .as_primitive::<UInt32Type>()
-        .iter()
-        .collect()
+    polygon_rows(&out[0])
 }
 
 fn from_file(m: Matcher<'_>, batch: &RecordBatch, spec: PointSpec<'_>) -> Vec<Option<u32>> {
     let dir = tempfile::tempdir().expect("tempdir");
     let src = dir.path().join("points.parquet");
-    let mut w = ArrowWriter::try_new(
-        std::fs::File::create(&src).expect("create"),
-        batch.schema(),
-        None,
-    )
-    .expect("writer");
-    w.write(batch).expect("write");
-    w.close().expect("close");
+    write_parquet(&src, batch, None);
     let out = dir.path().join("out.parquet");
     let cancel = AtomicBool::new(false);
     let job = ParquetJob {
@@ -128,13 +114,7 @@ fn from_file(m: Matcher<'_>, batch: &RecordBatch, spec: PointSpec<'_>) -> Vec<Op
         .build()
         .expect("build");
     reader
-        .flat_map(|b| {
-            let b = b.expect("batch");
-            b.column(1)
-                .as_primitive::<UInt32Type>()
-                .iter()
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|b| polygon_rows(&b.expect("batch")))
         .collect()
 }
 
@@ -265,7 +245,16 @@ fn output_schema_is_known_before_any_row_and_names_do_not_collide() {
             .value(0),
         101
     );
-    assert_eq!(out.column(4).len(), 1);
+    // point columns keep the point's value (id_left = 7), polygon columns the matched
+    // polygon's (id_right = 101, row 1)
+    assert_eq!(
+        out.column(4)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .values()
+            .to_vec(),
+        [7]
+    );
+    assert_eq!(polygon_rows(&out), [Some(1)]);
 }
 
 #[test]
@@ -287,14 +276,7 @@ fn read_polygons_keeps_every_column_unless_told() {
         ("name", name),
     ])
     .expect("batch");
-    let mut w = ArrowWriter::try_new(
-        std::fs::File::create(&path).expect("create"),
-        batch.schema(),
-        None,
-    )
-    .expect("writer");
-    w.write(&batch).expect("write");
-    w.close().expect("close");
+    write_parquet(&path, &batch, None);
     let all = read_polygons(&path, None, None).expect("read");
     assert_eq!(all.attributes.num_columns(), 3);
     let none = read_polygons(&path, None, Some(&[])).expect("read");
