@@ -266,7 +266,11 @@ def test_max_dist_inf_picks_global_smallest(article_index, article):
     _, points = article
     res = article_index.match(points, max_dist=math.inf)
     assert res.num_rows == 100
-    assert len(set(res["polygon_index"].to_pylist())) == 1
+    # every point gets the polygon of globally smallest exact area, lowest row on ties
+    rings, _ = article
+    areas = [exact_area(x, y) for x, y in rings]
+    best = min(range(len(areas)), key=lambda i: (areas[i], i))
+    assert set(res["polygon_index"].to_pylist()) == {best}
 
 
 # --- errors ---------------------------------------------------------------------------

@@ -29,21 +29,14 @@ pub fn shuffle<T>(rng: &mut Rng, v: &mut [T]) {
     }
 }
 
-/// The next float64 up (finite input; written out because `f64::next_up` is newer than
-/// the crate's MSRV).
+/// The next float64 up (`f64::next_up`, stable since Rust 1.86, the crate's MSRV).
 pub fn next_up(x: f64) -> f64 {
-    if x == 0.0 {
-        f64::from_bits(1)
-    } else if x > 0.0 {
-        f64::from_bits(x.to_bits() + 1)
-    } else {
-        f64::from_bits(x.to_bits() - 1)
-    }
+    x.next_up()
 }
 
-/// The next float64 down (finite input).
+/// The next float64 down.
 pub fn next_down(x: f64) -> f64 {
-    -next_up(-x)
+    x.next_down()
 }
 
 /// The repository root (sample_data/, tests/data/).
