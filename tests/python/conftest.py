@@ -1,9 +1,10 @@
-"""Shared fixtures: the article's workload and exact (fractions) oracles."""
+"""Shared fixtures: the article's workload, exact (fractions) oracles, the one WKB writer."""
 
 from __future__ import annotations
 
 import math
 import signal
+import struct
 from fractions import Fraction
 
 import numpy as np
@@ -92,3 +93,29 @@ def python_sigint_handler():
         yield
     finally:
         signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
+def wkb_ring(ring: list[tuple[float, float]], endian: str = "<", close: bool = True) -> bytes:
+    """One WKB ring; an open ring is closed (its first vertex repeated) unless ``close``
+    is false."""
+    closed = ring + ring[:1] if close and len(ring) > 1 else ring
+    return struct.pack(endian + "I", len(closed)) + b"".join(
+        struct.pack(endian + "dd", x, y) for x, y in closed
+    )
+
+
+def wkb_polygon(*rings: list[tuple[float, float]], big_endian: bool = False,
+                close: bool = True) -> bytes:  # fmt: skip
+    """A WKB Polygon (ISO, either byte order): the tests' one WKB writer."""
+    e = ">" if big_endian else "<"
+    head = bytes([0 if big_endian else 1]) + struct.pack(e + "II", 3, len(rings))
+    return head + b"".join(wkb_ring(r, e, close) for r in rings)
+
+
+def wkb_multipolygon(*polygons: list[list[tuple[float, float]]]) -> bytes:
+    head = bytes([1]) + struct.pack("<II", 6, len(polygons))
+    return head + b"".join(wkb_polygon(*p) for p in polygons)
+
+
+def wkb_point(x: float, y: float) -> bytes:
+    return bytes([1]) + struct.pack("<Idd", 1, x, y)

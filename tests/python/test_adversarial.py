@@ -30,7 +30,14 @@ from hypothesis import strategies as st
 import polymatch as pm
 from polymatch import compat
 
-from conftest import exact_area, exact_center, oracle_match
+from conftest import (
+    exact_area,
+    exact_center,
+    oracle_match,
+    wkb_multipolygon,
+    wkb_point,
+    wkb_polygon,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 INF, NAN = math.inf, math.nan
@@ -64,28 +71,6 @@ def xy_table(rings: list[Ring | None], value_type: pa.DataType = F64) -> pa.Tabl
         )
 
     return pa.table({"x": column(0), "y": column(1)})
-
-
-def wkb_ring(ring: Ring, endian: str = "<") -> bytes:
-    closed = ring + ring[:1] if len(ring) > 1 else ring
-    return struct.pack(endian + "I", len(closed)) + b"".join(
-        struct.pack(endian + "dd", x, y) for x, y in closed
-    )
-
-
-def wkb_polygon(*rings: Ring, big_endian: bool = False) -> bytes:
-    e = ">" if big_endian else "<"
-    head = bytes([0 if big_endian else 1]) + struct.pack(e + "II", 3, len(rings))
-    return head + b"".join(wkb_ring(r, e) for r in rings)
-
-
-def wkb_multipolygon(*polygons: list[Ring]) -> bytes:
-    head = bytes([1]) + struct.pack("<II", 6, len(polygons))
-    return head + b"".join(wkb_polygon(*p) for p in polygons)
-
-
-def wkb_point(x: float, y: float) -> bytes:
-    return bytes([1]) + struct.pack("<Idd", 1, x, y)
 
 
 def wkb_table(values: list[bytes | None]) -> pa.Table:

@@ -20,7 +20,7 @@ import pytest
 
 import polymatch as pm
 
-from conftest import exact_area, exact_center, flat, oracle_match
+from conftest import exact_area, exact_center, flat, oracle_match, wkb_polygon
 
 
 @pytest.fixture(scope="module")
@@ -107,16 +107,6 @@ def _square(x0, y0, s):
     return [(x0, y0), (x0 + s, y0), (x0 + s, y0 + s), (x0, y0 + s), (x0, y0)]
 
 
-def _wkb_polygon(rings, big_endian=False):
-    e = ">" if big_endian else "<"
-    out = struct.pack(e + "BII", 0 if big_endian else 1, 3, len(rings))
-    for ring in rings:
-        out += struct.pack(e + "I", len(ring))
-        for x, y in ring:
-            out += struct.pack(e + "dd", x, y)
-    return out
-
-
 def _geoarrow_polygons(polys, large=False):
     coord = pa.struct([("x", pa.float64()), ("y", pa.float64())])
     lst = pa.large_list if large else pa.list_
@@ -143,7 +133,10 @@ POLYS = [
 @pytest.mark.parametrize("large", [False, True])
 def test_polygons_from_geoarrow_wkb_and_lists_agree(large):
     ga = pm.PolygonIndex.from_arrow(_geoarrow_polygons(POLYS, large=large))
-    wkb = [_wkb_polygon(p, big_endian=i % 2 == 1) if p else None for i, p in enumerate(POLYS)]
+    wkb = [
+        wkb_polygon(*p, big_endian=i % 2 == 1, close=False) if p else None
+        for i, p in enumerate(POLYS)
+    ]
     wk = pm.PolygonIndex.from_arrow(pa.table({"geometry": pa.array(wkb, pa.binary())}))
     assert len(ga) == len(wk) == 4
     a, b = ga.to_arrow(), wk.to_arrow()
@@ -331,7 +324,7 @@ def test_schema_errors():
     with pytest.raises(pm.SchemaError, match="LineString"):
         pm.PolygonIndex.from_arrow(pa.table({"geometry": pa.array([line], pa.binary())}))
     with pytest.raises(pm.InvalidGeometryError, match="row 0.*truncated"):
-        truncated = _wkb_polygon([_square(0, 0, 1)])[:30]
+        truncated = wkb_polygon(_square(0, 0, 1), close=False)[:30]
         pm.PolygonIndex.from_arrow(pa.table({"geometry": pa.array([truncated], pa.binary())}))
     idx = pm.PolygonIndex.from_arrow(_geoarrow_polygons(POLYS))
     with pytest.raises(pm.SchemaError, match='missing column "y"'):
