@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from test_cli import cli
 
 import polymatch as pm
 
@@ -25,15 +24,6 @@ gpd = pytest.importorskip("geopandas")
 shapely = pytest.importorskip("shapely")
 
 SQUARES = [shapely.box(0, 0, 2, 2), shapely.box(10, 10, 13, 13), shapely.box(100, 100, 101, 101)]
-
-
-def cli(*args, check=True):
-    r = subprocess.run(
-        [sys.executable, "-m", "polymatch", *map(str, args)], capture_output=True, text=True
-    )
-    if check:
-        assert r.returncode == 0, r.stderr
-    return r
 
 
 def wkb(points) -> pa.Array:
