@@ -9,15 +9,16 @@ use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::io::parquet::{file_info, read_polygons, write_parquet};
 use crate::io::{Keep, PointSpec};
-use crate::matcher::{Matcher, PolygonSide};
+use crate::matcher::{polygon_columns_to_read, Matcher, PolygonSide};
 use crate::matching::with_threads;
 use crate::pipeline::{match_parquet, ParquetJob};
 use crate::synth::SynthSpec;
-use crate::{How, MatchOptions, PolymatchError, SpatialIndex};
+use crate::{How, MatchOptions, PolymatchError, RankBy, Rankings, SpatialIndex};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use parquet::file::metadata::KeyValue;
@@ -50,6 +51,7 @@ enum HowArg {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run: its size does not matter
 enum Command {
     /// Match a points file against a polygons file, streaming the points.
     Match {
@@ -71,6 +73,17 @@ enum Command {
         /// Write every (point, candidate) pair instead of the best match.
         #[arg(long)]
         all_candidates: bool,
+        /// What makes a candidate the best: "area" (smallest), "distance" (nearest center)
+        /// or the name of a numeric polygon column (smallest value; nulls last).
+        #[arg(long, default_value = "area")]
+        rank_by: String,
+        /// The largest area, distance or value is best instead of the smallest.
+        #[arg(long)]
+        descending: bool,
+        /// Write the k best candidates of each point, in rank order, with a "rank" column
+        /// (1-based) when k > 1.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        k: u32,
         /// Point columns to carry into the output (comma-separated; a name that collides
         /// with another output column gets the suffix "_left").
         #[arg(long, value_delimiter = ',')]
@@ -189,6 +202,9 @@ fn run(cli: Cli, cancel: &AtomicBool) -> Result<(), PolymatchError> {
             max_dist,
             how,
             all_candidates,
+            rank_by,
+            descending,
+            k,
             keep,
             keep_polygons,
             x,
@@ -209,14 +225,17 @@ fn run(cli: Cli, cancel: &AtomicBool) -> Result<(), PolymatchError> {
                     HowArg::Left => How::Left,
                 },
                 all_candidates,
+                rank_by: rank_by.parse::<RankBy>()?,
+                descending,
+                k,
                 ..MatchOptions::default()
             };
             options.validate()?;
             with_threads(threads, || {
                 let start = Instant::now();
-                let file =
-                    read_polygons(&polygons, polygon_geometry.as_deref(), Some(&keep_polygons))?;
-                let index = SpatialIndex::new(&file.polygons);
+                let load = polygon_columns_to_read(&keep_polygons, &options);
+                let file = read_polygons(&polygons, polygon_geometry.as_deref(), Some(&load))?;
+                let index = Rankings::new(Arc::new(SpatialIndex::new(&file.polygons)));
                 drop(file.polygons); // matching needs the index only
                 let job = ParquetJob {
                     matcher: Matcher {

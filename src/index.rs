@@ -36,7 +36,62 @@ const PARALLEL_BUILD: usize = 1 << 14;
 /// Version 2: ranked rows, areas and centers, and the tree order of the ranks (32 bytes
 /// per matchable polygon); the node boxes and ranks are recomputed on load, so nothing of
 /// the tree needs to be trusted.
-const MAGIC: &[u8; 8] = b"PMINDEX2";
+const MAGIC_V2: &[u8; 8] = b"PMINDEX2";
+/// Version 3: version 2 plus the order the ranks follow ([`Order`]).
+const MAGIC: &[u8; 8] = b"PMINDEX3";
+
+/// The total order an index's ranks follow: rank 0 is the best match. Ties always go to
+/// the lowest polygon row, in either direction.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Order {
+    /// By area (SPEC.md's rule: smallest first), largest first if `descending`.
+    Area {
+        /// Largest area first.
+        descending: bool,
+    },
+    /// By the values of a polygon column, smallest first unless `descending`; nulls and
+    /// NaN after every value in either direction (SQL's `NULLS LAST`).
+    Column {
+        /// The column.
+        name: String,
+        /// Largest value first.
+        descending: bool,
+    },
+}
+
+impl Default for Order {
+    /// Smallest area first.
+    fn default() -> Self {
+        Order::Area { descending: false }
+    }
+}
+
+impl Order {
+    /// Whether largest values come first.
+    pub fn descending(&self) -> bool {
+        matches!(
+            self,
+            Order::Area { descending: true }
+                | Order::Column {
+                    descending: true,
+                    ..
+                }
+        )
+    }
+
+    /// Words for messages: `area`, `area (descending)`, `column "pop" (descending)`.
+    pub fn describe(&self) -> String {
+        let dir = if self.descending() {
+            " (descending)"
+        } else {
+            ""
+        };
+        match self {
+            Order::Area { .. } => format!("area{dir}"),
+            Order::Column { name, .. } => format!("column {name:?}{dir}"),
+        }
+    }
+}
 
 /// SPEC.md's distance: float64 subtraction, squares and a sum without fused
 /// multiply-add (Rust never contracts `a * b + c`), then `sqrt`.
@@ -116,6 +171,30 @@ enum Reach {
     Partial,
 }
 
+/// A candidate found by [`SpatialIndex::nearest_k_within`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Near {
+    /// SPEC.md's distance from the point to the center.
+    pub distance: f64,
+    /// The polygon row.
+    pub row: u32,
+    /// Its rank in the index.
+    pub rank: u32,
+}
+
+/// Insert `item` into `out` (sorted best first by `better`, at most `k` long) if it is
+/// among the `k` best; items are distinct under `better`'s total order.
+#[inline]
+fn insert_best<T: Copy>(out: &mut Vec<T>, k: usize, item: T, better: impl Fn(&T, &T) -> bool) {
+    let pos = out.partition_point(|x| better(x, &item));
+    if pos < k {
+        if out.len() == k {
+            out.pop();
+        }
+        out.insert(pos, item);
+    }
+}
+
 /// One subtree found by [`SpatialIndex::best_within_group`].
 #[derive(Debug, Clone, Copy)]
 pub struct GroupEntry {
@@ -129,6 +208,8 @@ pub struct GroupEntry {
 /// An immutable spatial index over polygon centers, ready to match points.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpatialIndex {
+    /// What the ranks mean.
+    order: Order,
     /// Number of polygon rows, matchable or not.
     rows: usize,
     /// Leaf depth: leaves are nodes `2^depth .. 2^(depth+1)`.
@@ -226,6 +307,7 @@ impl SpatialIndex {
     ) -> Self {
         let (node_box, node_rank) = tree_nodes(items, depth);
         Self {
+            order: Order::default(),
             rows,
             depth,
             rank_row,
@@ -238,6 +320,89 @@ impl SpatialIndex {
             node_box,
             node_rank,
         }
+    }
+
+    /// The same polygons ranked in another order: `rows_in_order` lists every matchable
+    /// row of this index once, best first. The tree (which center sits in which leaf) is
+    /// kept; only the leaves' order and the nodes' minimum ranks are recomputed.
+    ///
+    /// # Implementation
+    /// O(P) plus a sort of each leaf (at most [`LEAF_SIZE`] items): no tree rebuild.
+    ///
+    /// # Errors
+    /// [`PolymatchError::InvalidArgument`] if `rows_in_order` is not a permutation of the
+    /// matchable rows, or (for an area order, which the index can check) not in that order.
+    pub fn with_order(&self, order: Order, rows_in_order: Vec<u32>) -> Result<Self> {
+        let n = self.rank_row.len();
+        let bad = || {
+            PolymatchError::InvalidArgument(format!(
+                "an order for {} must list each of the {n} matchable polygons once",
+                order.describe()
+            ))
+        };
+        if rows_in_order.len() != n {
+            return Err(bad());
+        }
+        // old rank of each row, then new rank of each old rank
+        let mut old_of_row = vec![NO_MATCH; self.rows];
+        for (k, &row) in self.rank_row.iter().enumerate() {
+            old_of_row[row as usize] = k as u32;
+        }
+        let mut new_of_old = vec![NO_MATCH; n];
+        for (new, &row) in rows_in_order.iter().enumerate() {
+            let old = *old_of_row.get(row as usize).ok_or_else(bad)?;
+            if old == NO_MATCH || new_of_old[old as usize] != NO_MATCH {
+                return Err(bad());
+            }
+            new_of_old[old as usize] = new as u32;
+        }
+        let pick = |v: &[f64]| -> Vec<f64> {
+            rows_in_order
+                .iter()
+                .map(|&row| v[old_of_row[row as usize] as usize])
+                .collect()
+        };
+        let (rank_area, rank_x, rank_y) = (
+            pick(&self.rank_area),
+            pick(&self.rank_x),
+            pick(&self.rank_y),
+        );
+        if !follows(&order, &rank_area, &rows_in_order) {
+            return Err(PolymatchError::InvalidArgument(format!(
+                "the rows given are not in {} order (ties by row)",
+                order.describe()
+            )));
+        }
+        let mut items: Vec<Item> = (0..n)
+            .map(|i| Item {
+                x: self.item_x[i],
+                y: self.item_y[i],
+                rank: new_of_old[self.item_rank[i] as usize],
+            })
+            .collect();
+        if n > 0 {
+            let mut ranges = Vec::with_capacity(1usize << self.depth);
+            leaf_ranges(0, n, self.depth, &mut ranges);
+            for &(lo, hi) in &ranges {
+                items[lo..hi].sort_unstable_by_key(|it| it.rank);
+            }
+        }
+        let mut out = Self::from_items(
+            self.rows,
+            self.depth,
+            rows_in_order,
+            rank_area,
+            rank_x,
+            rank_y,
+            &items,
+        );
+        out.order = order;
+        Ok(out)
+    }
+
+    /// The order the ranks follow.
+    pub fn order(&self) -> &Order {
+        &self.order
     }
 
     /// Number of polygon rows indexed (matchable or not).
@@ -364,6 +529,153 @@ impl SpatialIndex {
             }
         }
         best
+    }
+
+    /// The `k` best ranks within `max_dist` of `(px, py)`, best first, into `out`
+    /// (cleared first); fewer if there are fewer candidates. `k = 1` gives
+    /// [`SpatialIndex::best_within`]'s answer.
+    ///
+    /// The walk is `best_within`'s with the bound at the k-th best rank found so far: a
+    /// node whose minimum rank is no better is skipped, and below a node whose box is
+    /// inside the disk every center is taken without a distance test, in rank order.
+    pub fn best_k_within(&self, px: f64, py: f64, within: &Within, k: usize, out: &mut Vec<u32>) {
+        out.clear();
+        if self.rank_row.is_empty() || k == 0 {
+            return;
+        }
+        let leaves = 1u32 << self.depth;
+        let bound = |out: &Vec<u32>| if out.len() == k { out[k - 1] } else { NO_MATCH };
+        // (node, lo, hi, inside the disk); at most depth + 2 entries.
+        let mut stack = [(0u32, 0u32, 0u32, false); 40];
+        stack[0] = (1, 0, self.item_rank.len() as u32, false);
+        let mut top = 1;
+        while top > 0 {
+            top -= 1;
+            let (node, lo, hi, inside) = stack[top];
+            if self.node_rank[node as usize] >= bound(out) {
+                continue;
+            }
+            let inside = inside
+                || match self.classify(within, px, py, node) {
+                    Reach::Outside => continue,
+                    Reach::Inside => true,
+                    Reach::Partial => false,
+                };
+            if node >= leaves {
+                for i in lo as usize..hi as usize {
+                    let r = self.item_rank[i];
+                    if r >= bound(out) {
+                        break; // sorted by rank: nothing after can enter the k best
+                    }
+                    if inside || within.test(px, py, self.item_x[i], self.item_y[i]) {
+                        insert_best(out, k, r, |a, b| a < b);
+                    }
+                }
+                continue;
+            }
+            let mid = lo + (hi - lo) / 2;
+            let (l, r) = (2 * node, 2 * node + 1);
+            if self.node_rank[l as usize] <= self.node_rank[r as usize] {
+                stack[top] = (r, mid, hi, inside);
+                stack[top + 1] = (l, lo, mid, inside);
+            } else {
+                stack[top] = (l, lo, mid, inside);
+                stack[top + 1] = (r, mid, hi, inside);
+            }
+            top += 2;
+        }
+    }
+
+    /// The `k` candidates of `(px, py)` nearest first (farthest first if `descending`),
+    /// ties to the lowest polygon row, into `out` (cleared first). A candidate's distance
+    /// is SPEC.md's [`distance`] and it is a candidate iff that is `< max_dist`.
+    ///
+    /// A depth-first walk, nearer (farther) child first, bounded by the k-th best found so
+    /// far. Pruning is exact by the monotonicity argument of this module: the distance
+    /// computed to the nearest point of a box is never larger than the one computed to any
+    /// center inside it, the distance to its farthest corner never smaller, so a box is
+    /// skipped only if every center in it is strictly worse than the k-th best (or not a
+    /// candidate at all).
+    pub fn nearest_k_within(
+        &self,
+        px: f64,
+        py: f64,
+        max_dist: f64,
+        k: usize,
+        descending: bool,
+        out: &mut Vec<Near>,
+    ) {
+        out.clear();
+        if self.rank_row.is_empty() || k == 0 {
+            return;
+        }
+        let better = |a: &Near, b: &Near| {
+            let closer = if descending {
+                a.distance > b.distance
+            } else {
+                a.distance < b.distance
+            };
+            closer || (a.distance == b.distance && a.row < b.row)
+        };
+        let near_of = |b: &[f64; 4]| distance(px, py, px.clamp(b[0], b[2]), py.clamp(b[1], b[3]));
+        let far_of = |b: &[f64; 4]| {
+            let fx = if px - b[0] > b[2] - px { b[0] } else { b[2] };
+            let fy = if py - b[1] > b[3] - py { b[1] } else { b[3] };
+            distance(px, py, fx, fy)
+        };
+        let leaves = 1u32 << self.depth;
+        let mut stack = [(0u32, 0u32, 0u32); 40];
+        stack[0] = (1, 0, self.item_rank.len() as u32);
+        let mut top = 1;
+        while top > 0 {
+            top -= 1;
+            let (node, lo, hi) = stack[top];
+            let b = &self.node_box[node as usize];
+            let near = near_of(b);
+            if near >= max_dist || near.is_nan() {
+                continue; // every center in the box is at least this far: none is a candidate
+            }
+            if out.len() == k {
+                let worst = out[k - 1].distance;
+                if (!descending && near > worst) || (descending && far_of(b) < worst) {
+                    continue;
+                }
+            }
+            if node >= leaves {
+                for i in lo as usize..hi as usize {
+                    let d = distance(px, py, self.item_x[i], self.item_y[i]);
+                    if d < max_dist {
+                        let rank = self.item_rank[i];
+                        let cand = Near {
+                            distance: d,
+                            row: self.rank_row[rank as usize],
+                            rank,
+                        };
+                        insert_best(out, k, cand, better);
+                    }
+                }
+                continue;
+            }
+            let mid = lo + (hi - lo) / 2;
+            let (l, r) = (2 * node, 2 * node + 1);
+            let key = |n: u32| {
+                let b = &self.node_box[n as usize];
+                if descending {
+                    -far_of(b)
+                } else {
+                    near_of(b)
+                }
+            };
+            // Pop the likelier better child first.
+            if key(l) <= key(r) {
+                stack[top] = (r, mid, hi);
+                stack[top + 1] = (l, lo, mid);
+            } else {
+                stack[top] = (l, lo, mid);
+                stack[top + 1] = (r, mid, hi);
+            }
+            top += 2;
+        }
     }
 
     /// [`SpatialIndex::best_within`] for a group of nearby points at once: one traversal
@@ -525,7 +837,7 @@ impl SpatialIndex {
     }
 
     /// Serialise to bytes (little-endian, versioned, with a checksum): the row count,
-    /// then per rank the polygon row (u32), area, center x and center y (f64), then the
+    /// the [`Order`] (a tag and the rank column's name), then per rank the polygon row (u32), area, center x and center y (f64), then the
     /// ranks in tree order (u32): 32 bytes per matchable polygon. Node boxes and ranks are
     /// not stored; [`SpatialIndex::from_bytes`] recomputes them.
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -533,6 +845,13 @@ impl SpatialIndex {
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(self.rows as u64).to_le_bytes());
         out.extend_from_slice(&(self.rank_row.len() as u64).to_le_bytes());
+        let (tag, name) = match &self.order {
+            Order::Area { descending } => (u64::from(*descending), ""),
+            Order::Column { name, descending } => (2 + u64::from(*descending), name.as_str()),
+        };
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(&(name.len() as u64).to_le_bytes());
+        out.extend_from_slice(name.as_bytes());
         put_u32(&mut out, &self.rank_row);
         for v in [&self.rank_area, &self.rank_x, &self.rank_y] {
             put_f64(&mut out, v);
@@ -560,7 +879,9 @@ impl SpatialIndex {
     /// from another format version, or inconsistent.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let bad = |why: &str| PolymatchError::InvalidIndexBytes(why.to_string());
-        if bytes.len() < MAGIC.len() + 24 || &bytes[..MAGIC.len()] != MAGIC {
+        let version3 = bytes.len() >= MAGIC.len() && &bytes[..MAGIC.len()] == MAGIC;
+        let version2 = bytes.len() >= MAGIC.len() && &bytes[..MAGIC.len()] == MAGIC_V2;
+        if bytes.len() < MAGIC.len() + 24 || !(version2 || version3) {
             return Err(bad(
                 "not a polymatch index of this version (wrong header): rebuild it with to_bytes()",
             ));
@@ -577,6 +898,26 @@ impl SpatialIndex {
         if n > rows || rows >= u32::MAX as usize {
             return Err(bad("inconsistent sizes"));
         }
+        let order = if version3 {
+            let tag = r.u64()?;
+            let len = r.u64()?;
+            let name = r.take(usize::try_from(len).map_err(|_| bad("truncated"))?)?;
+            let name = std::str::from_utf8(name)
+                .map_err(|_| bad("the rank column's name is not UTF-8"))?
+                .to_string();
+            match (tag, name.is_empty()) {
+                (0 | 1, true) => Order::Area {
+                    descending: tag == 1,
+                },
+                (2 | 3, false) => Order::Column {
+                    name,
+                    descending: tag == 3,
+                },
+                _ => return Err(bad("unknown rank order")),
+            }
+        } else {
+            Order::default()
+        };
         let rank_row = r.u32s(n)?;
         let rank_area = r.f64s(n)?;
         let rank_x = r.f64s(n)?;
@@ -592,10 +933,10 @@ impl SpatialIndex {
         if !(finite(&rank_area) && finite(&rank_x) && finite(&rank_y)) {
             return Err(bad("non-finite center or area"));
         }
-        // Strictly increasing (area, row) keys: in order, and no row ranked twice.
-        let ordered = (1..n).all(|k| {
-            (order_key(rank_area[k - 1]), rank_row[k - 1]) < (order_key(rank_area[k]), rank_row[k])
-        });
+        // An area order is checked against the areas: strictly increasing (area, row)
+        // keys (area reversed if descending). A column order is the stored order itself
+        // (the column is not in the bytes): only that no row is ranked twice.
+        let ordered = follows(&order, &rank_area, &rank_row);
         let mut rows_seen = rank_row.clone();
         rows_seen.sort_unstable();
         if !ordered || rows_seen.windows(2).any(|w| w[0] == w[1]) {
@@ -626,9 +967,23 @@ impl SpatialIndex {
                 rank: k,
             })
             .collect();
-        Ok(Self::from_items(
-            rows, depth, rank_row, rank_area, rank_x, rank_y, &items,
-        ))
+        let mut index = Self::from_items(rows, depth, rank_row, rank_area, rank_x, rank_y, &items);
+        index.order = order;
+        Ok(index)
+    }
+}
+
+/// Whether ranked areas and rows follow `order`: for an area order, strictly increasing
+/// `(area, row)` keys (area reversed if descending); a column order cannot be checked
+/// without the column, and is taken as given.
+fn follows(order: &Order, rank_area: &[f64], rank_row: &[u32]) -> bool {
+    match order {
+        Order::Area { descending } => (1..rank_area.len()).all(|k| {
+            let (a, b) = (order_key(rank_area[k - 1]), order_key(rank_area[k]));
+            let (a, b) = if *descending { (!a, !b) } else { (a, b) };
+            (a, rank_row[k - 1]) < (b, rank_row[k])
+        }),
+        Order::Column { .. } => true,
     }
 }
 
@@ -895,6 +1250,54 @@ mod tests {
     }
 
     #[test]
+    fn version_2_bytes_still_load_and_orders_are_checked() {
+        let cx = [0.0, 1.0, 2.0, 3.0];
+        let index = SpatialIndex::from_centers(&cx, &cx, &[3.0, 2.0, 2.0, 1.0], |_| true);
+        let v3 = index.to_bytes();
+        // version 2: no order tag and no name (area ascending)
+        let mut v2 = MAGIC_V2.to_vec();
+        v2.extend_from_slice(&v3[8..24]);
+        v2.extend_from_slice(&v3[40..v3.len() - 8]);
+        let sum = checksum(&v2);
+        v2.extend_from_slice(&sum.to_le_bytes());
+        assert_eq!(SpatialIndex::from_bytes(&v2).unwrap(), index);
+        // an area-descending order is checked against the areas: the ascending ranks
+        // relabelled as descending are refused
+        let mut relabelled = v3[..v3.len() - 8].to_vec();
+        relabelled[24] = 1;
+        let sum = checksum(&relabelled);
+        relabelled.extend_from_slice(&sum.to_le_bytes());
+        assert!(SpatialIndex::from_bytes(&relabelled).is_err());
+        let rows = vec![3, 2, 1, 0];
+        let desc = index
+            .with_order(Order::Area { descending: true }, vec![0, 1, 2, 3])
+            .unwrap();
+        assert_eq!(SpatialIndex::from_bytes(&desc.to_bytes()).unwrap(), desc);
+        // with_order refuses a list that is not a permutation of the matchable rows
+        assert!(index
+            .with_order(Order::default(), vec![0, 0, 1, 2])
+            .is_err());
+        assert!(index.with_order(Order::default(), vec![0, 1, 2]).is_err());
+        assert!(index
+            .with_order(Order::default(), vec![0, 1, 2, 9])
+            .is_err());
+        // and the order it is given is the order it answers in
+        assert!(
+            index.with_order(Order::default(), rows.clone()).is_err(),
+            "not by area"
+        );
+        let by_row = Order::Column {
+            name: "row".into(),
+            descending: true,
+        };
+        let by_row = index.with_order(by_row, rows).unwrap();
+        let mut best = Vec::new();
+        by_row.best_k_within(0.0, 0.0, &Within::new(f64::INFINITY), 4, &mut best);
+        let got: Vec<u32> = best.iter().map(|&r| by_row.row_of(r)).collect();
+        assert_eq!(got, vec![3, 2, 1, 0]);
+    }
+
+    #[test]
     fn bytes_round_trip_and_corruption() {
         let cx = [0.0, 1.0, 2.0];
         let index = SpatialIndex::from_centers(&cx, &cx, &[3.0, 2.0, 1.0], |i| i != 1);
@@ -914,7 +1317,7 @@ mod tests {
         let ys: Vec<f64> = (0..n).map(|i| (i * 5 % 11) as f64).collect();
         let areas: Vec<f64> = (0..n).map(|i| (i % 6) as f64).collect();
         let index = SpatialIndex::from_centers(&xs, &ys, &areas, |_| true);
-        let order_at = 24 + n * 28;
+        let order_at = 40 + n * 28; // header: magic, rows, n, order tag, name length
         let forge = |edit: &dyn Fn(&mut Vec<u32>)| {
             let mut order = index.item_rank.clone();
             edit(&mut order);

@@ -8,6 +8,7 @@
 //! - [`polygons`]: the polygon columns (flat coordinates, offsets, derived columns);
 //! - [`index`]: the spatial index over centers, serialisable to bytes;
 //! - [`matching`]: the kernels, parallel over points with rayon;
+//! - [`ranking`]: rank rules over polygon columns, and the prepared indexes per rule;
 //! - [`matcher`]: the one Matcher every entry point matches through (columns, CRS,
 //!   kept columns, output schema);
 //! - [`io`]: Arrow schema detection, GeoArrow/WKB ingest, Parquet in and out;
@@ -25,9 +26,11 @@ pub mod matcher;
 pub mod matching;
 pub mod pipeline;
 pub mod polygons;
+pub mod ranking;
 pub mod synth;
 
 pub use error::{PolymatchError, Result};
-pub use index::SpatialIndex;
-pub use matching::{match_points, How, MatchOptions, PointSlices};
+pub use index::{Order, SpatialIndex};
+pub use matching::{match_points, How, MatchOptions, PointSlices, RankBy};
 pub use polygons::PolygonColumns;
+pub use ranking::Rankings;

@@ -26,7 +26,8 @@ use crate::io::schema::{
     GeoParquetMetadata, GeometryColumns, Request, Role,
 };
 use crate::io::{Keep, PointSpec};
-use crate::matching::{match_points, result_schema, How, MatchOptions, PointSlices};
+use crate::matching::{match_points, result_schema, MatchOptions, PointSlices};
+use crate::ranking::Rankings;
 
 /// Suffix of a kept point column whose name another output column has.
 pub const POINT_SUFFIX: &str = "_left";
@@ -36,8 +37,8 @@ pub const POLYGON_SUFFIX: &str = "_right";
 /// The polygon side of a match: the index, its attribute columns and its CRS.
 #[derive(Debug, Clone, Copy)]
 pub struct PolygonSide<'a> {
-    /// The prepared index.
-    pub index: &'a SpatialIndex,
+    /// The index, and the orders prepared from it (the rank rule picks one).
+    pub index: &'a Rankings,
     /// Attribute columns, one row per polygon (for `keep.polygons`). Its schema's `geo`
     /// metadata and GeoArrow field metadata describe kept polygon geometry columns.
     pub attributes: Option<&'a RecordBatch>,
@@ -46,7 +47,7 @@ pub struct PolygonSide<'a> {
 }
 
 /// What to match and what to carry along; bind it to a points schema with [`Matcher::bind`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Matcher<'a> {
     /// The polygons.
     pub polygons: PolygonSide<'a>,
@@ -63,6 +64,7 @@ pub struct Matcher<'a> {
 #[derive(Debug, Clone)]
 pub struct BoundMatcher<'a> {
     matcher: Matcher<'a>,
+    index: Arc<SpatialIndex>,
     columns: GeometryColumns,
     schema: SchemaRef,
     crs: Option<Crs>,
@@ -70,7 +72,8 @@ pub struct BoundMatcher<'a> {
 
 impl<'a> Matcher<'a> {
     /// Resolve the point columns of `points` (the rule of [`resolve_geometry`]), check
-    /// the CRS of both sides, and compute the output schema.
+    /// the CRS of both sides, pick the index ranked by the options' rule (prepared and
+    /// cached on first use, see [`Rankings::get`]), and compute the output schema.
     ///
     /// # Errors
     /// Invalid options, resolution errors, a CRS mismatch
@@ -91,8 +94,13 @@ impl<'a> Matcher<'a> {
             self.allow_crs_mismatch,
         )?;
         let schema = self.output_schema(points, crs.as_ref())?;
+        let index = match self.options.index_order() {
+            Some(order) => self.polygons.index.get(&order, self.polygons.attributes)?,
+            None => self.polygons.index.base().clone(),
+        };
         Ok(BoundMatcher {
-            matcher: *self,
+            matcher: self.clone(),
+            index,
             columns: resolved.columns,
             schema,
             crs,
@@ -100,7 +108,7 @@ impl<'a> Matcher<'a> {
     }
 
     fn output_schema(&self, points: &Schema, crs: Option<&Crs>) -> Result<SchemaRef> {
-        let base = result_schema();
+        let base = result_schema(&self.options);
         let keep = self.keep;
         for (names, side) in [(keep.points, "points"), (keep.polygons, "polygons")] {
             let mut seen = std::collections::HashSet::new();
@@ -246,11 +254,8 @@ impl BoundMatcher<'_> {
         let m = &self.matcher;
         let cols = points_from_batch(batch, spec).map_err(|e| shift_row(e, first_point))?;
         let slices = PointSlices::new(&cols.x, &cols.y, cols.nulls.as_ref())?;
-        let result = match_points(m.polygons.index, slices, &m.options, first_point, cancel)?;
-        let matched = match m.options.how {
-            How::Inner if !m.options.all_candidates => result.num_rows() as u64,
-            _ => (result.num_rows() - result.column(1).null_count()) as u64,
-        };
+        let result = match_points(&self.index, slices, &m.options, first_point, cancel)?;
+        let matched = matched_points(&result);
         let mut columns: Vec<ArrayRef> = result.columns().to_vec();
         if !m.keep.points.is_empty() {
             let local: UInt64Array = result
@@ -304,6 +309,33 @@ impl BoundMatcher<'_> {
         }
         Ok(out)
     }
+}
+
+/// The polygon columns a match needs besides the geometry: the kept ones, then the rank
+/// column (for a reader's projection, e.g. [`crate::io::parquet::read_polygons`]).
+pub fn polygon_columns_to_read(keep_polygons: &[String], options: &MatchOptions) -> Vec<String> {
+    let mut out = keep_polygons.to_vec();
+    if let crate::matching::RankBy::Column(name) = &options.rank_by {
+        if !out.contains(name) {
+            out.push(name.clone());
+        }
+    }
+    out
+}
+
+/// Points with at least one match in a result (rows are grouped by point).
+fn matched_points(result: &RecordBatch) -> u64 {
+    let points = result.column(0).as_primitive::<UInt64Type>().values();
+    let polygons = result.column(1);
+    let mut count = 0u64;
+    let mut last = None;
+    for (i, &p) in points.iter().enumerate() {
+        if polygons.is_valid(i) && last != Some(p) {
+            count += 1;
+            last = Some(p);
+        }
+    }
+    count
 }
 
 /// Make a row number relative to one batch global to the input.

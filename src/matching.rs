@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, UInt32Array, UInt64Array};
-use arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
+use arrow::buffer::{NullBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use rayon::prelude::*;
 
 use crate::error::{PolymatchError, Result};
-use crate::index::{SpatialIndex, NO_MATCH};
+use crate::index::{Near, Order, SpatialIndex, Within, NO_MATCH};
 
 /// Points per rayon task. Inputs no larger than this run serially, on the calling thread.
 pub const CHUNK: usize = 8192;
@@ -42,8 +42,36 @@ impl FromStr for How {
     }
 }
 
+/// What makes one candidate better than another (SPEC.md, "Choosing the best match").
+/// Ties always go to the lowest polygon row.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum RankBy {
+    /// The polygon's area (the default, the article's rule).
+    #[default]
+    Area,
+    /// SPEC.md's distance from the point to the polygon's center.
+    Distance,
+    /// The values of a numeric polygon column (nulls and NaN rank last).
+    Column(String),
+}
+
+impl FromStr for RankBy {
+    type Err = PolymatchError;
+    /// `"area"`, `"distance"`, or any other non-empty string as a column name.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "area" => Ok(Self::Area),
+            "distance" => Ok(Self::Distance),
+            "" => Err(PolymatchError::InvalidArgument(
+                "rank_by must be \"area\", \"distance\" or a polygon column name, got \"\"".into(),
+            )),
+            column => Ok(Self::Column(column.to_string())),
+        }
+    }
+}
+
 /// What to match and how.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct MatchOptions {
     /// A polygon is a candidate iff its center is at distance `< max_dist`.
     pub max_dist: f64,
@@ -53,6 +81,13 @@ pub struct MatchOptions {
     pub all_candidates: bool,
     /// Points per rayon task (results do not depend on it).
     pub chunk_size: usize,
+    /// What ranks the candidates.
+    pub rank_by: RankBy,
+    /// Best is largest (area, distance, column value) instead of smallest.
+    pub descending: bool,
+    /// How many of the best candidates per point, in rank order (one row each; a `rank`
+    /// column is added when `k > 1`).
+    pub k: u32,
 }
 
 impl Default for MatchOptions {
@@ -62,6 +97,9 @@ impl Default for MatchOptions {
             how: How::Inner,
             all_candidates: false,
             chunk_size: CHUNK,
+            rank_by: RankBy::Area,
+            descending: false,
+            k: 1,
         }
     }
 }
@@ -70,8 +108,9 @@ impl MatchOptions {
     /// Check the options.
     ///
     /// # Errors
-    /// [`PolymatchError::InvalidArgument`] if `max_dist` is not `> 0` (NaN included) or
-    /// `chunk_size` is 0.
+    /// [`PolymatchError::InvalidArgument`] if `max_dist` is not `> 0` (NaN included),
+    /// `chunk_size` or `k` is 0, or a rank rule is combined with `all_candidates` (which
+    /// returns every candidate in polygon-row order).
     pub fn validate(&self) -> Result<()> {
         check_max_dist(self.max_dist)?;
         if self.chunk_size == 0 {
@@ -79,7 +118,33 @@ impl MatchOptions {
                 "chunk_size must be > 0".into(),
             ));
         }
+        if self.k == 0 {
+            return Err(PolymatchError::InvalidArgument(
+                "k must be >= 1, got 0".into(),
+            ));
+        }
+        if self.all_candidates && (self.k != 1 || self.descending || self.rank_by != RankBy::Area) {
+            return Err(PolymatchError::InvalidArgument(
+                "all_candidates returns every candidate in polygon-row order: rank_by, \
+                 descending and k do not apply to it"
+                    .into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// The order the index must be ranked in for these options, or `None` for
+    /// [`RankBy::Distance`] (any index: distances are computed per point).
+    pub fn index_order(&self) -> Option<Order> {
+        let descending = self.descending;
+        match &self.rank_by {
+            RankBy::Area => Some(Order::Area { descending }),
+            RankBy::Distance => None,
+            RankBy::Column(name) => Some(Order::Column {
+                name: name.clone(),
+                descending,
+            }),
+        }
     }
 }
 
@@ -140,14 +205,19 @@ impl<'a> PointSlices<'a> {
     }
 }
 
-/// The schema of a match result (SPEC.md): `point_index`, `polygon_index`, `distance`, `area`.
-pub fn result_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
+/// The schema of a match result (SPEC.md): `point_index`, `polygon_index`, `distance`,
+/// `area`, and `rank` (uint32, 1-based) when `options.k > 1`.
+pub fn result_schema(options: &MatchOptions) -> SchemaRef {
+    let mut fields = vec![
         Field::new("point_index", DataType::UInt64, false),
         Field::new("polygon_index", DataType::UInt32, true),
         Field::new("distance", DataType::Float64, true),
         Field::new("area", DataType::Float64, true),
-    ]))
+    ];
+    if options.k > 1 {
+        fields.push(Field::new("rank", DataType::UInt32, true));
+    }
+    Arc::new(Schema::new(fields))
 }
 
 fn cancelled(cancel: Option<&AtomicBool>) -> bool {
@@ -184,11 +254,7 @@ pub fn best_ranks(
         }
     };
     // With max_dist = inf a query is O(1) (the root is inside the disk): order cannot help.
-    if points.len() >= SORT_MIN_POINTS
-        && index.matchable() >= SORT_MIN_POLYGONS
-        && points.len() < u32::MAX as usize
-        && max_dist.is_finite()
-    {
+    if sort_pays(index, points, max_dist) {
         spatially_sorted(index, points, max_dist, chunk_size, cancel, &mut out);
     } else if points.len() <= chunk_size {
         kernel(0, &mut out);
@@ -224,20 +290,11 @@ const GROUP: usize = 32;
 /// Bits of the Z-order prefix that buckets the points (`2^16` buckets).
 const ORDER_BITS: u32 = 16;
 
-/// Match the points in Z-order (a counting sort on the top bits of their Morton code
-/// over the index's bounds) instead of input order, then put the answers back in place.
-/// Neighbouring queries walk the same tree nodes, so a large index is read from cache
-/// instead of memory: the answers are the same, only faster.
-fn spatially_sorted(
-    index: &SpatialIndex,
-    points: PointSlices<'_>,
-    max_dist: f64,
-    chunk_size: usize,
-    cancel: Option<&AtomicBool>,
-    out: &mut [u32],
-) {
+/// The points in Z-order (a counting sort on the top bits of their Morton code over the
+/// index's bounds): positions into `points`, neighbours next to each other.
+fn z_order(index: &SpatialIndex, points: PointSlices<'_>, chunk_size: usize) -> Vec<u32> {
     let Some([x0, y0, x1, y1]) = index.bounds() else {
-        return;
+        return (0..points.len() as u32).collect();
     };
     let (sx, sy) = (
         65535.0 / (x1 - x0).max(f64::MIN_POSITIVE),
@@ -269,7 +326,30 @@ fn spatially_sorted(
         order[*slot as usize] = i as u32;
         *slot += 1;
     }
-    drop(bucket);
+    order
+}
+
+/// Whether matching `points` in Z-order pays: enough points, an index too large for the
+/// cache, and a finite radius (with `max_dist = inf` a query is O(1) or order-blind).
+fn sort_pays(index: &SpatialIndex, points: PointSlices<'_>, max_dist: f64) -> bool {
+    points.len() >= SORT_MIN_POINTS
+        && index.matchable() >= SORT_MIN_POLYGONS
+        && points.len() < u32::MAX as usize
+        && max_dist.is_finite()
+}
+
+/// Match the points in Z-order instead of input order, then put the answers back in
+/// place. Neighbouring queries walk the same tree nodes, so a large index is read from
+/// cache instead of memory: the answers are the same, only faster.
+fn spatially_sorted(
+    index: &SpatialIndex,
+    points: PointSlices<'_>,
+    max_dist: f64,
+    chunk_size: usize,
+    cancel: Option<&AtomicBool>,
+    out: &mut [u32],
+) {
+    let order = z_order(index, points, chunk_size);
     let mut ranks = vec![NO_MATCH; order.len()];
     let grouped = SpatialIndex::group_search_applies(max_dist);
     ranks
@@ -311,12 +391,122 @@ fn spatially_sorted(
     }
 }
 
-/// Match `points` to the polygons of `index` (SPEC.md), as a record batch of
-/// [`result_schema`] rows in point order. `first_point` is added to `point_index`
-/// (the position of this batch in a longer stream of points).
+/// Each point's ranked candidates (up to `options.k`, best first) for the rules that
+/// [`best_ranks`] does not cover (`k > 1`, or ranking by distance): per point `i`, its
+/// ranks are `ranks[offsets[i]..offsets[i + 1]]`.
 ///
 /// # Errors
-/// Invalid options, mismatched lengths, or [`PolymatchError::Cancelled`].
+/// [`PolymatchError::Cancelled`] if `cancel` was set while running.
+pub fn ranked_candidates(
+    index: &SpatialIndex,
+    points: PointSlices<'_>,
+    options: &MatchOptions,
+    cancel: Option<&AtomicBool>,
+) -> Result<(Vec<usize>, Vec<u32>)> {
+    let n = points.len();
+    let k = options.k as usize;
+    let max_dist = options.max_dist;
+    let by_distance = options.rank_by == RankBy::Distance;
+    let descending = options.descending;
+    let within = Within::new(max_dist);
+    // Points in the order they are matched (Z-order when it pays), chunked.
+    let order: Option<Vec<u32>> =
+        sort_pays(index, points, max_dist).then(|| z_order(index, points, options.chunk_size));
+    let position = |j: usize| order.as_ref().map_or(j, |o| o[j] as usize);
+    // One chunk: (count per point, ranks) in matching order.
+    let kernel = |start: usize, end: usize| -> (Vec<u32>, Vec<u32>) {
+        let mut counts = Vec::with_capacity(end - start);
+        let mut ranks = Vec::with_capacity((end - start) * k.min(4));
+        if cancelled(cancel) {
+            return (counts, ranks);
+        }
+        let (mut best, mut near): (Vec<u32>, Vec<Near>) = (Vec::new(), Vec::new());
+        for j in start..end {
+            let i = position(j);
+            if points.nulls.is_some_and(|nb| nb.is_null(i)) {
+                counts.push(0);
+                continue;
+            }
+            let (px, py) = (points.x[i], points.y[i]);
+            if by_distance {
+                index.nearest_k_within(px, py, max_dist, k, descending, &mut near);
+                ranks.extend(near.iter().map(|c| c.rank));
+                counts.push(near.len() as u32);
+            } else {
+                index.best_k_within(px, py, &within, k, &mut best);
+                ranks.extend_from_slice(&best);
+                counts.push(best.len() as u32);
+            }
+        }
+        (counts, ranks)
+    };
+    let chunk = options.chunk_size;
+    let parts: Vec<(Vec<u32>, Vec<u32>)> = if n <= chunk {
+        vec![kernel(0, n)]
+    } else {
+        (0..n.div_ceil(chunk))
+            .into_par_iter()
+            .map(|c| kernel(c * chunk, ((c + 1) * chunk).min(n)))
+            .collect()
+    };
+    if cancelled(cancel) {
+        return Err(PolymatchError::Cancelled);
+    }
+    let total: usize = parts.iter().map(|p| p.1.len()).sum();
+    let Some(order) = order else {
+        // Input order already: concatenate.
+        let mut offsets = Vec::with_capacity(n + 1);
+        offsets.push(0usize);
+        let mut ranks = Vec::with_capacity(total);
+        for (counts, r) in parts {
+            for c in counts {
+                offsets.push(offsets[offsets.len() - 1] + c as usize);
+            }
+            ranks.extend_from_slice(&r);
+        }
+        return Ok((offsets, ranks));
+    };
+    // Z-order: scatter the counts back to input order, then the ranks.
+    let mut counts = vec![0usize; n];
+    let mut src = Vec::with_capacity(n); // (start in the matching-order ranks) per position j
+    let mut at = 0usize;
+    let mut all_ranks = Vec::with_capacity(total);
+    let mut j = 0usize;
+    for (cs, r) in parts {
+        for c in cs {
+            counts[order[j] as usize] = c as usize;
+            src.push(at);
+            at += c as usize;
+            j += 1;
+        }
+        all_ranks.extend_from_slice(&r);
+    }
+    let mut offsets = Vec::with_capacity(n + 1);
+    offsets.push(0usize);
+    for &c in &counts {
+        offsets.push(offsets[offsets.len() - 1] + c);
+    }
+    let mut ranks = vec![NO_MATCH; total];
+    for (j, &i) in order.iter().enumerate() {
+        let i = i as usize;
+        let c = counts[i];
+        ranks[offsets[i]..offsets[i] + c].copy_from_slice(&all_ranks[src[j]..src[j] + c]);
+    }
+    Ok((offsets, ranks))
+}
+
+/// Match `points` to the polygons of `index` (SPEC.md), as a record batch of
+/// [`result_schema`] rows in point order (a point's `k` best in rank order).
+/// `first_point` is added to `point_index` (the position of this batch in a longer stream
+/// of points).
+///
+/// The index must be ranked in the order the options ask for
+/// ([`MatchOptions::index_order`]; any index for [`RankBy::Distance`]):
+/// [`SpatialIndex::with_order`] prepares one, and [`crate::ranking::Rankings`] caches them.
+///
+/// # Errors
+/// Invalid options, an index ranked in another order, mismatched lengths, or
+/// [`PolymatchError::Cancelled`].
 pub fn match_points(
     index: &SpatialIndex,
     points: PointSlices<'_>,
@@ -325,82 +515,144 @@ pub fn match_points(
     cancel: Option<&AtomicBool>,
 ) -> Result<RecordBatch> {
     options.validate()?;
+    if let Some(order) = options.index_order() {
+        if &order != index.order() {
+            return Err(PolymatchError::InvalidArgument(format!(
+                "this index is ranked by {}, and the match asks for {}: prepare an index in \
+                 that order (SpatialIndex::with_order, or Rankings)",
+                index.order().describe(),
+                order.describe()
+            )));
+        }
+    }
     if options.all_candidates {
         return match_all_candidates(index, points, options, first_point, cancel);
     }
-    let ranks = best_ranks(index, points, options.max_dist, options.chunk_size, cancel)?;
+    if options.k == 1 && options.rank_by != RankBy::Distance {
+        let ranks = best_ranks(index, points, options.max_dist, options.chunk_size, cancel)?;
+        let none: &[u32] = &[];
+        return build_output(index, points, options, first_point, |i| {
+            if ranks[i] == NO_MATCH {
+                none
+            } else {
+                std::slice::from_ref(&ranks[i])
+            }
+        });
+    }
+    let (offsets, ranks) = ranked_candidates(index, points, options, cancel)?;
+    build_output(index, points, options, first_point, |i| {
+        &ranks[offsets[i]..offsets[i + 1]]
+    })
+}
+
+/// The result rows: per point `i`, one row per rank of `ranked(i)` (best first), or with
+/// [`How::Left`] one null row if it has none. Built in parallel: each task owns the
+/// output rows of its points.
+fn build_output<'r>(
+    index: &SpatialIndex,
+    points: PointSlices<'_>,
+    options: &MatchOptions,
+    first_point: u64,
+    ranked: impl Fn(usize) -> &'r [u32] + Sync,
+) -> Result<RecordBatch> {
     let chunk = options.chunk_size;
-    // Fill the output columns in parallel: each task owns the output rows of its points.
-    let keep_row = |r: u32| options.how == How::Left || r != NO_MATCH;
-    let counts: Vec<usize> = ranks
-        .par_chunks(chunk)
-        .map(|c| c.iter().filter(|&&r| keep_row(r)).count())
+    let left = options.how == How::Left;
+    let with_rank = options.k > 1;
+    let n = points.len();
+    let rows_of = |i: usize| ranked(i).len().max(usize::from(left));
+    let counts: Vec<usize> = (0..n.div_ceil(chunk))
+        .into_par_iter()
+        .map(|c| (c * chunk..((c + 1) * chunk).min(n)).map(rows_of).sum())
         .collect();
     let total: usize = counts.iter().sum();
     let mut point_index = vec![0u64; total];
     let mut polygon = vec![0u32; total];
     let mut distance = vec![f64::NAN; total];
     let mut area = vec![f64::NAN; total];
+    let mut rank = vec![0u32; if with_rank { total } else { 0 }];
+    let mut valid = vec![true; if left { total } else { 0 }];
     {
         let mut tasks = Vec::with_capacity(counts.len());
-        let (mut pi, mut po, mut di, mut ar) = (
+        let (mut pi, mut po, mut di, mut ar, mut rk, mut va) = (
             &mut point_index[..],
             &mut polygon[..],
             &mut distance[..],
             &mut area[..],
+            &mut rank[..],
+            &mut valid[..],
         );
-        for (c, &n) in counts.iter().enumerate() {
-            let (a, rest_pi) = pi.split_at_mut(n);
-            let (b, rest_po) = po.split_at_mut(n);
-            let (d, rest_di) = di.split_at_mut(n);
-            let (e, rest_ar) = ar.split_at_mut(n);
-            (pi, po, di, ar) = (rest_pi, rest_po, rest_di, rest_ar);
-            tasks.push((c * chunk, a, b, d, e));
+        for (c, &m) in counts.iter().enumerate() {
+            let (a, rest_pi) = pi.split_at_mut(m);
+            let (b, rest_po) = po.split_at_mut(m);
+            let (d, rest_di) = di.split_at_mut(m);
+            let (e, rest_ar) = ar.split_at_mut(m);
+            let (f, rest_rk) = rk.split_at_mut(if with_rank { m } else { 0 });
+            let (g, rest_va) = va.split_at_mut(if left { m } else { 0 });
+            (pi, po, di, ar, rk, va) = (rest_pi, rest_po, rest_di, rest_ar, rest_rk, rest_va);
+            tasks.push((c * chunk, a, b, d, e, f, g));
         }
-        tasks.into_par_iter().for_each(|(start, pi, po, di, ar)| {
-            let end = (start + chunk).min(ranks.len());
-            let mut j = 0;
-            for (i, &rank) in ranks.iter().enumerate().take(end).skip(start) {
-                if !keep_row(rank) {
-                    continue;
+        tasks
+            .into_par_iter()
+            .for_each(|(start, pi, po, di, ar, rk, va)| {
+                let end = (start + chunk).min(n);
+                let mut j = 0;
+                for i in start..end {
+                    let list = ranked(i);
+                    if list.is_empty() && left {
+                        pi[j] = first_point + i as u64;
+                        va[j] = false;
+                        j += 1;
+                        continue;
+                    }
+                    for (r, &rank) in list.iter().enumerate() {
+                        let (cx, cy) = index.center_of(rank);
+                        pi[j] = first_point + i as u64;
+                        po[j] = index.row_of(rank);
+                        di[j] = crate::index::distance(points.x[i], points.y[i], cx, cy);
+                        ar[j] = index.area_of(rank);
+                        if with_rank {
+                            rk[j] = r as u32 + 1;
+                        }
+                        j += 1;
+                    }
                 }
-                pi[j] = first_point + i as u64;
-                if rank != NO_MATCH {
-                    let (cx, cy) = index.center_of(rank);
-                    po[j] = index.row_of(rank);
-                    di[j] = crate::index::distance(points.x[i], points.y[i], cx, cy);
-                    ar[j] = index.area_of(rank);
-                }
-                j += 1;
-            }
-        });
+            });
     }
-    let valid = (options.how == How::Left).then(|| {
-        NullBuffer::new(BooleanBuffer::collect_bool(ranks.len(), |i| {
-            ranks[i] != NO_MATCH
-        }))
-    });
-    build_batch(point_index, polygon, distance, area, valid)
+    let valid = left.then(|| NullBuffer::from(valid));
+    build_batch(
+        options,
+        point_index,
+        polygon,
+        distance,
+        area,
+        with_rank.then_some(rank),
+        valid,
+    )
 }
 
 fn build_batch(
+    options: &MatchOptions,
     point_index: Vec<u64>,
     polygon: Vec<u32>,
     distance: Vec<f64>,
     area: Vec<f64>,
+    rank: Option<Vec<u32>>,
     valid: Option<NullBuffer>,
 ) -> Result<RecordBatch> {
     // Vec -> ScalarBuffer moves the allocation: no copy.
-    let columns: Vec<ArrayRef> = vec![
+    let mut columns: Vec<ArrayRef> = vec![
         Arc::new(UInt64Array::new(ScalarBuffer::from(point_index), None)),
         Arc::new(UInt32Array::new(ScalarBuffer::from(polygon), valid.clone())),
         Arc::new(Float64Array::new(
             ScalarBuffer::from(distance),
             valid.clone(),
         )),
-        Arc::new(Float64Array::new(ScalarBuffer::from(area), valid)),
+        Arc::new(Float64Array::new(ScalarBuffer::from(area), valid.clone())),
     ];
-    Ok(RecordBatch::try_new(result_schema(), columns)?)
+    if let Some(rank) = rank {
+        columns.push(Arc::new(UInt32Array::new(ScalarBuffer::from(rank), valid)));
+    }
+    Ok(RecordBatch::try_new(result_schema(options), columns)?)
 }
 
 /// One chunk's share of the all-candidates result.
@@ -488,7 +740,15 @@ fn match_all_candidates(
         all.valid.extend_from_slice(&p.valid);
     }
     let valid = (options.how == How::Left).then(|| NullBuffer::from(all.valid));
-    build_batch(all.point, all.polygon, all.distance, all.area, valid)
+    build_batch(
+        options,
+        all.point,
+        all.polygon,
+        all.distance,
+        all.area,
+        None,
+        valid,
+    )
 }
 
 /// Run `f` on a rayon pool of `threads` threads (a new pool), or on the global pool
@@ -566,7 +826,7 @@ mod tests {
             points,
             &MatchOptions {
                 how: How::Left,
-                ..opts
+                ..opts.clone()
             },
             0,
             None,
@@ -579,7 +839,7 @@ mod tests {
             points,
             &MatchOptions {
                 all_candidates: true,
-                ..opts
+                ..opts.clone()
             },
             0,
             None,

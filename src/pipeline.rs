@@ -75,7 +75,7 @@ pub fn match_parquet(
     job: &ParquetJob<'_>,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<MatchSummary> {
-    let options = job.matcher.options;
+    let options = &job.matcher.options;
     options.validate()?;
     if job.batch_rows == 0 {
         return Err(PolymatchError::InvalidArgument(
@@ -137,6 +137,13 @@ pub fn match_parquet(
         "max_dist": options.max_dist,
         "how": format!("{:?}", options.how).to_lowercase(),
         "all_candidates": options.all_candidates,
+        "rank_by": match &options.rank_by {
+            crate::matching::RankBy::Area => "area",
+            crate::matching::RankBy::Distance => "distance",
+            crate::matching::RankBy::Column(name) => name.as_str(),
+        },
+        "descending": options.descending,
+        "k": options.k,
         "keep": job.matcher.keep.points,
         "keep_polygons": job.matcher.keep.polygons,
         "points": job.points_path.display().to_string(),

@@ -55,7 +55,14 @@ class PolygonIndex:
         """The CRS the polygons were stated in."""
 
     def to_bytes(self) -> bytes:
-        """The match-ready index (centers, areas, tree) as bytes."""
+        """The match-ready index (centers, areas, tree, its rank order) as bytes."""
+
+    def prepare(self, rank_by: str = "area", descending: bool = False) -> PolygonIndex:
+        """The index ranked by ``rank_by`` (``"area"`` or a numeric polygon column)."""
+
+    @property
+    def rank_order(self) -> tuple[str, bool]:
+        """The index's own order as ``(rank_by, descending)``."""
 
     def to_arrow(self) -> pa.Table:
         """The polygon columns with ``center_x``, ``center_y``, ``area`` as a pyarrow.Table."""
@@ -67,6 +74,9 @@ class PolygonIndex:
         how: Literal["inner", "left"] = "inner",
         all_candidates: bool = False,
         *,
+        rank_by: str = "area",
+        descending: bool = False,
+        k: int = 1,
         x: str | None = None,
         y: str | None = None,
         geometry: str | None = None,
@@ -116,6 +126,9 @@ def match_parquet(
     how: Literal["inner", "left"] = "inner",
     all_candidates: bool = False,
     *,
+    rank_by: str = "area",
+    descending: bool = False,
+    k: int = 1,
     keep: _Columns | None = None,
     keep_polygons: _Columns | None = None,
     x: str | None = None,

@@ -131,15 +131,18 @@ def _as_index(polygons: Any) -> PolygonIndex:
     return PolygonIndex.from_arrow(polygons_to_arrow(polygons))
 
 
-def _broadcast(polygons: Any) -> tuple[str, Any, int, Any]:
-    """Serialise the index once; return its token, a single graph key holding it, its
-    size in bytes, and its CRS (small: passed to each task, so that workers check the
-    points' CRS against it exactly as one process does)."""
+def _broadcast(
+    polygons: Any, rank_by: str = "area", descending: bool = False
+) -> tuple[str, Any, int, Any]:
+    """Serialise the index once, prepared for the rank rule (so that workers need no
+    polygon column to rank by: the order travels in the bytes); return its token, a single
+    graph key holding it, its size in bytes, and its CRS (small: passed to each task, so
+    that workers check the points' CRS against it exactly as one process does)."""
     import json
 
     import dask
 
-    index = _as_index(polygons)
+    index = _as_index(polygons).prepare(rank_by, descending)
     data = index.to_bytes()
     crs = index.crs
     h = hashlib.blake2b(data, digest_size=16)
@@ -288,6 +291,9 @@ def match(
     *,
     geometry: str | None = None,
     all_candidates: bool = False,
+    rank_by: str = "area",
+    descending: bool = False,
+    k: int = 1,
     point_index: Literal["global", "partition"] = "global",
 ) -> Any:
     """Match a Dask DataFrame of points to polygons; returns a lazy Dask DataFrame.
@@ -316,6 +322,10 @@ def match(
             set, else 1 (Dask's workers and threads give the parallelism).
         geometry: a point geometry column to use instead of ``x``/``y``.
         all_candidates: every (point, candidate) pair instead of the best match.
+        rank_by, descending, k: the rank rule, as for :meth:`polymatch.PolygonIndex.match`
+            (``k > 1`` adds a ``rank`` column). A ``rank_by`` column is taken from the
+            polygons on the client and its order shipped with the index
+            (:meth:`~polymatch.PolygonIndex.prepare`), so workers never see the column.
         point_index: ``"global"`` (default): the point's row in the whole DataFrame,
             which needs every partition's length (computed lazily, in the same graph:
             ``len`` of each partition and two-level prefix sums; no extra pass over the
@@ -359,13 +369,16 @@ def match(
         "max_dist": max_dist,
         "how": how,
         "all_candidates": all_candidates,
+        "rank_by": rank_by,
+        "descending": descending,
+        "k": k,
         "keep": keep or None,
     }
     if geometry is not None:
         options["geometry"] = geometry
     elif x is not None or y is not None:
         options.update(x=x, y=y)
-    index = _as_index(polygons)
+    index = _as_index(polygons).prepare(rank_by, descending)
 
     # meta: run the real thing on Dask's non-empty fake partition (so object columns get
     # a real Arrow type), then keep the schema; every partition is cast to it.
@@ -381,7 +394,7 @@ def match(
 
     meta = schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
 
-    token, data, _, crs = _broadcast(index)
+    token, data, _, crs = _broadcast(index, rank_by, descending)
     parts = points.to_delayed()
     match_part = dask.delayed(_match_partition, pure=True)
     per_partition = point_index == "partition"
@@ -578,6 +591,9 @@ def match_parquet(
     y: str | None = None,
     geometry: str | None = None,
     all_candidates: bool = False,
+    rank_by: str = "area",
+    descending: bool = False,
+    k: int = 1,
     batch_rows: int = 262_144,
 ) -> list[str]:
     """Match Parquet files of points on the current Dask scheduler, one task per file.
@@ -607,8 +623,10 @@ def match_parquet(
         out_dir: where the outputs go (created if needed, after the inputs and the
             polygons were checked; removed again, with any sub-directory this call
             created, if the job fails before any output is complete).
-        max_dist, how, keep, x, y, all_candidates, batch_rows: as for
-            :func:`polymatch.match_parquet`; ``geometry`` is its ``point_geometry``.
+        max_dist, how, keep, x, y, all_candidates, rank_by, descending, k, batch_rows:
+            as for :func:`polymatch.match_parquet`; ``geometry`` is its
+            ``point_geometry``. A ``rank_by`` column is read on the client and its order
+            shipped with the index (see :func:`match`).
         threads: rayon threads per task (see :func:`match`).
 
     Returns:
@@ -640,9 +658,12 @@ def match_parquet(
         "x": x,
         "y": y,
         "point_geometry": geometry,
+        "rank_by": rank_by,
+        "descending": descending,
+        "k": k,
         "batch_rows": batch_rows,
     }
-    token, data, nbytes, crs = _broadcast(polygons)
+    token, data, nbytes, crs = _broadcast(polygons, rank_by, descending)
     created = _new_dirs(out_root, outs)
     out_root.mkdir(parents=True, exist_ok=True)
     task = dask.delayed(_match_file, pure=True)

@@ -5,15 +5,15 @@ use std::sync::Arc;
 
 use polymatch::io::parquet::read_polygons as core_read_polygons;
 use polymatch::io::{Keep, PointSpec};
-use polymatch::matcher::{Matcher, PolygonSide};
+use polymatch::matcher::{polygon_columns_to_read, Matcher, PolygonSide};
 use polymatch::pipeline::{match_parquet as core_match_parquet, ParquetJob};
-use polymatch::{How, MatchOptions, SpatialIndex};
+use polymatch::{How, MatchOptions, Rankings, SpatialIndex};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::error::PyPolymatchError;
 use crate::index::{run_detached, PyPolygonIndex};
-use crate::input::{threads as check_threads, Columns};
+use crate::input::{rank_rule, threads as check_threads, Columns};
 
 /// Load a ``PolygonIndex`` from a (Geo)Parquet file.
 ///
@@ -59,7 +59,9 @@ pub fn read_polygons(
 ///     polygons: a ``PolygonIndex`` or a (Geo)Parquet path.
 ///     points: a (Geo)Parquet file of points.
 ///     out: the output Parquet file.
-///     max_dist, how, all_candidates, allow_crs_mismatch: as for ``PolygonIndex.match``.
+///     max_dist, how, all_candidates, rank_by, descending, k, allow_crs_mismatch: as for
+///         ``PolygonIndex.match`` (a ``rank_by`` column is read from the polygons file,
+///         or taken from the index's attributes).
 ///     keep: point column(s) to carry into the output.
 ///     keep_polygons: polygon column(s) to carry into the output (kept geometry columns
 ///         are described in the output's GeoParquet metadata).
@@ -72,7 +74,7 @@ pub fn read_polygons(
 /// Returns:
 ///     A dict with ``points``, ``matched``, ``rows_written``.
 #[pyfunction]
-#[pyo3(signature = (polygons, points, out, max_dist=10.0, how="inner", all_candidates=false, *, keep=None, keep_polygons=None, x=None, y=None, point_geometry=None, polygon_geometry=None, allow_crs_mismatch=false, threads=None, batch_rows=262_144, job_id=None))]
+#[pyo3(signature = (polygons, points, out, max_dist=10.0, how="inner", all_candidates=false, *, rank_by="area", descending=false, k=1, keep=None, keep_polygons=None, x=None, y=None, point_geometry=None, polygon_geometry=None, allow_crs_mismatch=false, threads=None, batch_rows=262_144, job_id=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn match_parquet<'py>(
     py: Python<'py>,
@@ -82,6 +84,9 @@ pub fn match_parquet<'py>(
     max_dist: f64,
     how: &str,
     all_candidates: bool,
+    rank_by: &str,
+    descending: bool,
+    k: i128,
     keep: Option<Columns>,
     keep_polygons: Option<Columns>,
     x: Option<String>,
@@ -94,20 +99,24 @@ pub fn match_parquet<'py>(
     job_id: Option<String>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let threads = check_threads(threads)?;
+    let (rank_by, descending, k) = rank_rule(rank_by, descending, k)?;
     let options = MatchOptions {
         max_dist,
         how: how.parse::<How>().map_err(PyPolymatchError)?,
         all_candidates,
+        rank_by,
+        descending,
+        k,
         ..MatchOptions::default()
     };
     options.validate().map_err(PyPolymatchError)?;
     let keep = keep.map(|k| k.0).unwrap_or_default();
     let keep_polygons = keep_polygons.map(|k| k.0).unwrap_or_default();
-    let (index, attributes, crs, polygons_path): (Arc<SpatialIndex>, _, _, Option<PathBuf>) =
+    let (index, attributes, crs, polygons_path): (Arc<Rankings>, _, _, Option<PathBuf>) =
         if let Ok(idx) = polygons.cast::<PyPolygonIndex>() {
             let idx = idx.get();
             (
-                idx.core().clone(),
+                idx.rankings().clone(),
                 idx.attributes().cloned(),
                 idx.crs().cloned(),
                 None,
@@ -117,17 +126,20 @@ pub fn match_parquet<'py>(
             let (file, index) = py
                 .detach(|| {
                     crate::pool::run(None, || {
-                        let file = core_read_polygons(
-                            &path,
-                            polygon_geometry.as_deref(),
-                            Some(&keep_polygons),
-                        )?;
+                        let load = polygon_columns_to_read(&keep_polygons, &options);
+                        let file =
+                            core_read_polygons(&path, polygon_geometry.as_deref(), Some(&load))?;
                         let index = SpatialIndex::new(&file.polygons);
                         Ok((file, index))
                     })?
                 })
                 .map_err(PyPolymatchError)?;
-            (Arc::new(index), Some(file.attributes), file.crs, Some(path))
+            (
+                Arc::new(Rankings::new(Arc::new(index))),
+                Some(file.attributes),
+                file.crs,
+                Some(path),
+            )
         };
     let summary = run_detached(py, usize::MAX, |cancel| {
         crate::pool::run(threads, || {
@@ -138,7 +150,7 @@ pub fn match_parquet<'py>(
                         attributes: attributes.as_ref(),
                         crs: crs.as_ref(),
                     },
-                    options,
+                    options: options.clone(),
                     keep: Keep {
                         points: &keep,
                         polygons: &keep_polygons,

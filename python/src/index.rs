@@ -12,14 +12,16 @@ use polymatch::io::arrow_ingest::polygons_from_coords;
 use polymatch::io::schema::{resolve_geometry, Crs, Request, Role};
 use polymatch::io::{polygons_from_batch, Keep, PointSpec};
 use polymatch::matcher::{Matcher, PolygonSide};
-use polymatch::{How, MatchOptions, PolygonColumns, PolymatchError, SpatialIndex};
+use polymatch::{
+    How, MatchOptions, Order, PolygonColumns, PolymatchError, RankBy, Rankings, SpatialIndex,
+};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 use pyo3_arrow::{PyArray, PyTable};
 
 use crate::error::PyPolymatchError;
-use crate::input::{read_table, threads as check_threads, Columns, Side};
+use crate::input::{rank_rule, read_table, threads as check_threads, Columns, Side};
 
 /// Above this many points a match runs on a worker thread while the calling thread
 /// watches for Ctrl-C; below it, the thread hand-off would cost more than the match.
@@ -33,7 +35,7 @@ const INTERRUPTIBLE_POINTS: usize = 1 << 16;
 #[pyclass(frozen, module = "polymatch._core", name = "PolygonIndex")]
 pub struct PyPolygonIndex {
     polygons: Option<Arc<PolygonColumns>>,
-    index: Arc<SpatialIndex>,
+    index: Arc<Rankings>,
     attributes: Option<RecordBatch>,
     crs: Option<Crs>,
 }
@@ -52,14 +54,19 @@ impl PyPolygonIndex {
         let index = SpatialIndex::new(&polygons);
         Self {
             polygons: Some(Arc::new(polygons)),
-            index: Arc::new(index),
+            index: Arc::new(Rankings::new(Arc::new(index))),
             attributes,
             crs,
         }
     }
 
-    /// The core index (for other binding modules).
+    /// The core index in its own order (for other binding modules).
     pub fn core(&self) -> &Arc<SpatialIndex> {
+        self.index.base()
+    }
+
+    /// The index and the orders prepared from it.
+    pub fn rankings(&self) -> &Arc<Rankings> {
         &self.index
     }
 
@@ -280,7 +287,7 @@ impl PyPolygonIndex {
         let index = SpatialIndex::from_bytes(data).map_err(PyPolymatchError)?;
         Ok(Self {
             polygons: None,
-            index: Arc::new(index),
+            index: Arc::new(Rankings::new(Arc::new(index))),
             attributes: None,
             crs,
         })
@@ -303,7 +310,7 @@ impl PyPolygonIndex {
     /// are recomputed on load).
     /// ``PolygonIndex.from_bytes`` reads it back; pickling uses it and keeps the CRS.
     fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let bytes = py.detach(|| self.index.to_bytes());
+        let bytes = py.detach(|| self.core().to_bytes());
         PyBytes::new(py, &bytes)
     }
 
@@ -320,6 +327,62 @@ impl PyPolygonIndex {
         Ok((from_bytes, PyTuple::new(py, [bytes, crs])?))
     }
 
+    /// Prepare the index for a rank rule ahead of matching, and return an index whose
+    /// own order it is.
+    ///
+    /// ``match(..., rank_by=column)`` prepares the order on first use and caches it on
+    /// this index (up to 8 orders), so calling this is never needed for speed; it is for
+    /// shipping: ``index.prepare("pop").to_bytes()`` carries the order, so an index read
+    /// back with ``from_bytes`` (on a Dask worker, say) can match ``rank_by="pop"``
+    /// without the column. Preparing costs O(polygons) plus a sort, not an index build.
+    ///
+    /// Args:
+    ///     rank_by: ``"area"`` or a numeric polygon column (``"distance"`` needs no
+    ///         preparation: the index itself is returned).
+    ///     descending: the largest value ranks first.
+    ///
+    /// Returns:
+    ///     A PolygonIndex with the same polygons, attributes and CRS.
+    ///
+    /// Raises:
+    ///     SchemaError: the column is missing or not numeric.
+    #[pyo3(signature = (rank_by="area", descending=false))]
+    fn prepare(
+        slf: &Bound<'_, Self>,
+        py: Python<'_>,
+        rank_by: &str,
+        descending: bool,
+    ) -> PyResult<Py<Self>> {
+        let this = slf.get();
+        let order = match rank_by.parse::<RankBy>().map_err(PyPolymatchError)? {
+            RankBy::Distance => return Ok(slf.clone().unbind()),
+            RankBy::Area => Order::Area { descending },
+            RankBy::Column(name) => Order::Column { name, descending },
+        };
+        let index = py
+            .detach(|| crate::pool::run(None, || this.index.get(&order, this.attributes.as_ref()))?)
+            .map_err(PyPolymatchError)?;
+        Py::new(
+            py,
+            Self {
+                polygons: this.polygons.clone(),
+                index: Arc::new(Rankings::new(index)),
+                attributes: this.attributes.clone(),
+                crs: this.crs.clone(),
+            },
+        )
+    }
+
+    /// The index's own order as ``(rank_by, descending)``: ``("area", False)`` unless it
+    /// came from ``prepare`` (or from bytes of a prepared index).
+    #[getter]
+    fn rank_order(&self) -> (String, bool) {
+        match self.core().order() {
+            Order::Area { descending } => ("area".into(), *descending),
+            Order::Column { name, descending } => (name.clone(), *descending),
+        }
+    }
+
     /// The index is immutable: a copy is the index itself.
     fn __copy__(slf: Py<Self>) -> Py<Self> {
         slf
@@ -331,14 +394,14 @@ impl PyPolygonIndex {
     }
 
     fn __len__(&self) -> usize {
-        self.index.rows()
+        self.core().rows()
     }
 
     fn __repr__(&self) -> String {
         format!(
             "PolygonIndex({} polygons, {} matchable{})",
-            self.index.rows(),
-            self.index.matchable(),
+            self.core().rows(),
+            self.core().matchable(),
             if self.polygons.is_some() {
                 ""
             } else {
@@ -354,7 +417,7 @@ impl PyPolygonIndex {
         let batch = match &self.polygons {
             Some(p) => p.to_record_batch().map_err(PyPolymatchError)?,
             None => {
-                let (cx, cy, area) = self.index.derived_columns();
+                let (cx, cy, area) = self.core().derived_columns();
                 let col = |v: Vec<f64>| -> ArrayRef {
                     let a = Float64Array::from(v);
                     let nulls = arrow::buffer::NullBuffer::from(
@@ -378,8 +441,8 @@ impl PyPolygonIndex {
     /// Match points to polygons (docs/SPEC.md is the exact rule).
     ///
     /// For each point the candidates are the polygons whose center is at distance
-    /// ``< max_dist``; the match is the candidate with the smallest area, the lowest
-    /// polygon row on ties.
+    /// ``< max_dist``; the match is the best candidate by ``rank_by`` (default: the
+    /// smallest area), the lowest polygon row on ties.
     ///
     /// Args:
     ///     points: a pyarrow/polars/duckdb table, a pandas DataFrame, a geopandas
@@ -390,7 +453,17 @@ impl PyPolygonIndex {
     ///         with nulls where there is no match (with ``all_candidates``, one null row
     ///         for a point without candidates).
     ///     all_candidates: one row per (point, candidate) pair, ordered by point then
-    ///         polygon row, instead of the best match.
+    ///         polygon row, instead of the best match (no rank rule applies).
+    ///     rank_by: what makes a candidate the best: ``"area"`` (the default),
+    ///         ``"distance"`` (SPEC's distance to the center; with ``max_dist=inf``, plain
+    ///         nearest) or the name of a numeric polygon attribute column (integer,
+    ///         float, decimal, date, time, timestamp, duration; nulls and NaN rank after
+    ///         every value). A column order is prepared on first use and cached on the
+    ///         index (see ``prepare``); area and distance need no preparation.
+    ///     descending: the largest area, distance or value is best.
+    ///     k: the ``k`` best candidates of each point, best first, one row each; when
+    ///         ``k > 1`` a ``rank`` column (uint32, 1-based) is added. Fewer rows for a
+    ///         point with fewer candidates.
     ///     x: the points' x column (with ``y``); named columns win over detection.
     ///     y: the points' y column.
     ///     geometry: the points' geometry column (WKB or GeoArrow point). Default: the
@@ -410,13 +483,16 @@ impl PyPolygonIndex {
     /// Returns:
     ///     A ``pyarrow.Table`` built on Rust's buffers (no copy) with ``point_index``
     ///     (uint64, the point's row position), ``polygon_index`` (uint32, null when
-    ///     unmatched), ``distance``, ``area``, then the kept columns.
+    ///     unmatched), ``distance``, ``area``, ``rank`` (when ``k > 1``), then the kept
+    ///     columns.
     ///
     /// Raises:
-    ///     SchemaError: a missing or unusable column, or different CRS.
+    ///     SchemaError: a missing or unusable column (``rank_by`` included), or
+    ///         different CRS.
     ///     InvalidGeometryError: a malformed point geometry (names the row).
-    ///     ValueError: ``max_dist <= 0`` or NaN, an unknown ``how``, bad ``threads``.
-    #[pyo3(name = "match", signature = (points, max_dist=10.0, how="inner", all_candidates=false, *, x=None, y=None, geometry=None, keep=None, keep_polygons=None, allow_crs_mismatch=false, threads=None, chunk_size=None))]
+    ///     ValueError: ``max_dist <= 0`` or NaN, an unknown ``how``, bad ``threads``,
+    ///         ``k`` outside 1 to ``2**32 - 1``, a rank rule with ``all_candidates``.
+    #[pyo3(name = "match", signature = (points, max_dist=10.0, how="inner", all_candidates=false, *, rank_by="area", descending=false, k=1, x=None, y=None, geometry=None, keep=None, keep_polygons=None, allow_crs_mismatch=false, threads=None, chunk_size=None))]
     #[allow(clippy::too_many_arguments)]
     fn match_<'py>(
         &self,
@@ -425,6 +501,9 @@ impl PyPolygonIndex {
         max_dist: f64,
         how: &str,
         all_candidates: bool,
+        rank_by: &str,
+        descending: bool,
+        k: i128,
         x: Option<String>,
         y: Option<String>,
         geometry: Option<String>,
@@ -434,11 +513,15 @@ impl PyPolygonIndex {
         threads: Option<i64>,
         chunk_size: Option<usize>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let (rank_by, descending, k) = rank_rule(rank_by, descending, k)?;
         let options = MatchOptions {
             max_dist,
             how: how.parse::<How>().map_err(PyPolymatchError)?,
             all_candidates,
             chunk_size: chunk_size.unwrap_or(polymatch::matching::CHUNK),
+            rank_by,
+            descending,
+            k,
         };
         options.validate().map_err(PyPolymatchError)?;
         let threads = check_threads(threads)?;

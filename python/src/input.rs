@@ -167,3 +167,20 @@ pub fn threads(threads: Option<i64>) -> PyResult<Option<usize>> {
         ))),
     }
 }
+
+/// The rank rule of a match from its Python arguments: `rank_by` (`"area"`,
+/// `"distance"` or a polygon column), `descending`, and `k` (1 to `2**32 - 1`).
+pub fn rank_rule(
+    rank_by: &str,
+    descending: bool,
+    k: i128,
+) -> PyResult<(polymatch::RankBy, bool, u32)> {
+    let rank_by = rank_by.parse().map_err(PyPolymatchError)?;
+    match u32::try_from(k) {
+        Ok(k) if k >= 1 => Ok((rank_by, descending, k)),
+        _ => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "k must be between 1 and {} (the rank column is uint32), got {k}",
+            u32::MAX
+        ))),
+    }
+}

@@ -438,8 +438,9 @@ fn index_checksum(bytes: &[u8]) -> u64 {
 fn forged_index_bytes_are_refused_not_panicking() {
     let index = SpatialIndex::from_centers(&[0.0], &[0.0], &[1.0], |_| true);
     let clean = index.to_bytes();
-    // header: magic 8, rows 8, n 8; then rank_row 4, area 8, x 8, y 8; checksum 8.
-    for (at, value) in [(28usize, f64::NAN), (36, f64::NAN), (44, f64::INFINITY)] {
+    // header: magic 8, rows 8, n 8, order tag 8, rank column name length 8 (an area
+    // order has no name); then rank_row 4, area 8, x 8, y 8; checksum 8.
+    for (at, value) in [(44usize, f64::NAN), (52, f64::NAN), (60, f64::INFINITY)] {
         let mut bytes = clean.clone();
         bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
         let body = bytes.len() - 8;
@@ -456,10 +457,10 @@ fn forged_index_bytes_are_refused_not_panicking() {
     }
     // a row out of range, and two ranks out of order
     let two = SpatialIndex::from_centers(&[0.0, 1.0], &[0.0, 1.0], &[1.0, 2.0], |_| true);
-    let row_out_of_range = |b: &mut Vec<u8>| b[24] = 9;
+    let row_out_of_range = |b: &mut Vec<u8>| b[40] = 9;
     let areas_swapped = |b: &mut Vec<u8>| {
-        let (lo, hi) = b.split_at_mut(40);
-        lo[32..40].swap_with_slice(&mut hi[..8]);
+        let (lo, hi) = b.split_at_mut(56);
+        lo[48..56].swap_with_slice(&mut hi[..8]);
     };
     type Edit<'a> = &'a dyn Fn(&mut Vec<u8>);
     let edits: [Edit<'_>; 2] = [&row_out_of_range, &areas_swapped];
@@ -510,6 +511,7 @@ fn error_invalid_index_bytes_and_cancelled() {
             how,
             all_candidates,
             chunk_size: 1000,
+            ..MatchOptions::default()
         };
         assert!(matches!(
             match_points(&index, points, &options, 0, Some(&flag)),

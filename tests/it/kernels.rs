@@ -68,6 +68,7 @@ fn run_all_chunkings(
                 how,
                 all_candidates,
                 chunk_size,
+                ..MatchOptions::default()
             };
             out.push(match_points(index, points, &options, 1000, None).unwrap());
         }
@@ -319,7 +320,7 @@ proptest! {
         let nulls = NullBuffer::from(d.valid.clone());
         let points = PointSlices::new(&d.px, &d.py, Some(&nulls)).unwrap();
         let run = |how: How, chunk_size: usize| {
-            let options = MatchOptions { max_dist, how, all_candidates: false, chunk_size };
+            let options = MatchOptions { max_dist, how, chunk_size, ..MatchOptions::default() };
             match_points(&index, points, &options, 0, None).unwrap()
         };
         for chunk_size in [1, 7, 32, 33, 8192] {

@@ -10,7 +10,9 @@
 //! - [`ingest`]: GeoArrow / WKB / x-y ingest from hand-built Arrow arrays;
 //! - [`errors`]: every error variant, forged index bytes, cancellation;
 //! - [`adversarial`]: docs/hardening.md's cases through the Rust API and the CLI;
-//! - [`matcher`]: the one Matcher and schema resolver, in memory and through Parquet.
+//! - [`matcher`]: the one Matcher and schema resolver, in memory and through Parquet;
+//! - [`ranking`]: the rank rules (area, distance, a column; descending; k best) against
+//!   a brute-force oracle, and their errors.
 #![allow(clippy::unwrap_used)] // in a test, a panic is a failure with a message
 
 mod common;
@@ -22,3 +24,4 @@ mod index;
 mod ingest;
 mod kernels;
 mod matcher;
+mod ranking;

@@ -13,7 +13,7 @@ use polymatch::io::schema::Crs;
 use polymatch::io::{Keep, PointSpec};
 use polymatch::matcher::{Matcher, PolygonSide};
 use polymatch::pipeline::{match_parquet, ParquetJob};
-use polymatch::{How, MatchOptions, PolygonColumns, PolymatchError, SpatialIndex};
+use polymatch::{How, MatchOptions, PolygonColumns, PolymatchError, Rankings, SpatialIndex};
 
 use crate::common::arrays::{field_for, tagged};
 use crate::common::oracle::polygon_rows;
@@ -21,12 +21,12 @@ use crate::common::wkb::Wkb;
 use crate::common::write_parquet;
 
 /// Two unit squares, centers (0.5, 0.5) and (10.5, 10.5).
-fn index() -> SpatialIndex {
+fn index() -> Rankings {
     let xs = vec![0.0, 1.0, 1.0, 0.0, 10.0, 11.0, 11.0, 10.0];
     let ys = vec![0.0, 0.0, 1.0, 1.0, 10.0, 10.0, 11.0, 11.0];
     let offsets = arrow::buffer::OffsetBuffer::new(vec![0i64, 4, 8].into());
     let p = PolygonColumns::from_rings(xs.into(), ys.into(), offsets, None).expect("polygons");
-    SpatialIndex::new(&p)
+    Rankings::new(Arc::new(SpatialIndex::new(&p)))
 }
 
 /// x/y at (10.5, 10.5) and a WKB column at (0.5, 0.5), tagged with a GeoArrow extension
@@ -70,7 +70,7 @@ fn options() -> MatchOptions {
     }
 }
 
-fn matcher<'a>(index: &'a SpatialIndex, crs: Option<&'a Crs>) -> Matcher<'a> {
+fn matcher<'a>(index: &'a Rankings, crs: Option<&'a Crs>) -> Matcher<'a> {
     Matcher {
         polygons: PolygonSide {
             index,
@@ -142,7 +142,7 @@ fn the_same_rule_in_memory_and_from_files() {
     ];
     for (batch, spec, want) in cases {
         assert_eq!(in_memory(&m, &batch, spec), vec![want]);
-        assert_eq!(from_file(m, &batch, spec), vec![want]);
+        assert_eq!(from_file(m.clone(), &batch, spec), vec![want]);
     }
 }
 
@@ -161,7 +161,10 @@ fn crs_rules() {
     assert!(bound.crs().expect("crs").same_as(&utm));
     // another spelling of the same CRS, in GeoArrow metadata
     let same = points(Some(("geoarrow.wkb", r#"{"crs": "EPSG:32633"}"#)), None);
-    assert_eq!(from_file(m, &same, PointSpec::default()), vec![Some(0)]);
+    assert_eq!(
+        from_file(m.clone(), &same, PointSpec::default()),
+        vec![Some(0)]
+    );
     // a real mismatch is refused, in memory and from a file, unless allowed
     let other = points(Some(("geoarrow.wkb", r#"{"crs": "EPSG:3857"}"#)), None);
     let err = m
@@ -171,7 +174,7 @@ fn crs_rules() {
     assert!(err.to_string().contains("EPSG:32633 vs EPSG:3857"), "{err}");
     let allowed = Matcher {
         allow_crs_mismatch: true,
-        ..m
+        ..m.clone()
     };
     assert_eq!(
         from_file(allowed, &other, PointSpec::default()),
