@@ -25,6 +25,7 @@ EXPECT = {
     "from_the_article.py": "100 matches",
     "dask_cluster.py": "part.3.parquet 5000 matches",
     "notebook_demo.py": "revenue by district",
+    "choosing_the_best_match.py": "rank  height",
 }
 ARGS = {"notebook_demo.py": lambda tmp: [str(tmp)]}
 TIMEOUT = 300  # seconds per example; each takes a few on a loaded 2-core machine

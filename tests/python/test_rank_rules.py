@@ -42,7 +42,9 @@ def oracle(centers, areas, values, points, max_dist, rank_by, descending, k):
             dx, dy = px - cx, py - cy
             d = math.sqrt(dx * dx + dy * dy)
             if d < max_dist:
-                v = {"area": areas[row], "distance": d}.get(rank_by, values[row] if values else None)
+                v = {"area": areas[row], "distance": d}.get(
+                    rank_by, values[row] if values else None
+                )
                 null = v is None or (isinstance(v, float) and math.isnan(v))
                 key = 0.0 if null else (-v if descending else v)
                 cands.append((null, key, row))
@@ -88,7 +90,12 @@ def test_every_rule_equals_the_oracle(centers, points, data, rank_by, descending
         if k > 1:
             ranks = got["rank"].to_pylist()
             assert all(
-                r == (1 if i == 0 or got["point_index"][i - 1] != got["point_index"][i] else ranks[i - 1] + 1)
+                r
+                == (
+                    1
+                    if i == 0 or got["point_index"][i - 1] != got["point_index"][i]
+                    else ranks[i - 1] + 1
+                )
                 for i, r in enumerate(ranks)
                 if r is not None
             )
@@ -153,12 +160,17 @@ def test_prepared_order_travels_in_bytes_and_pickles():
     want = index.match(pts, 5.0, rank_by="v", descending=True, k=2, how="left")
     prepared = index.prepare("v", descending=True)
     assert prepared.rank_order == ("v", True) and index.rank_order == ("area", False)
-    for other in (pm.PolygonIndex.from_bytes(prepared.to_bytes()), pickle.loads(pickle.dumps(prepared))):
+    for other in (
+        pm.PolygonIndex.from_bytes(prepared.to_bytes()),
+        pickle.loads(pickle.dumps(prepared)),
+    ):
         assert other.rank_order == ("v", True)
         assert other.match(pts, 5.0, rank_by="v", descending=True, k=2, how="left").equals(want)
         # area and distance need no column: still available from the bytes
         assert other.match(pts, 5.0).equals(index.match(pts, 5.0))
-        assert other.match(pts, 5.0, rank_by="distance").equals(index.match(pts, 5.0, rank_by="distance"))
+        assert other.match(pts, 5.0, rank_by="distance").equals(
+            index.match(pts, 5.0, rank_by="distance")
+        )
     assert index.prepare("distance") is index
 
 
@@ -178,9 +190,15 @@ def test_same_answers_from_every_entry_point(tmp_path: Path):
     rng = np.random.default_rng(5)
     centers = [tuple(c) for c in (rng.integers(0, 40, (300, 2)) * 0.5)]
     sides = rng.choice([0.5, 1.0], 300).tolist()
-    pop = pa.array([None if i % 11 == 0 else int(v) for i, v in enumerate(rng.integers(0, 6, 300))], pa.int64())
+    pop = pa.array(
+        [None if i % 11 == 0 else int(v) for i, v in enumerate(rng.integers(0, 6, 300))], pa.int64()
+    )
     table = squares(centers, sides, pop=pop)
-    poly_path, pts_path, out = tmp_path / "polys.parquet", tmp_path / "pts.parquet", tmp_path / "o.parquet"
+    poly_path, pts_path, out = (
+        tmp_path / "polys.parquet",
+        tmp_path / "pts.parquet",
+        tmp_path / "o.parquet",
+    )
     pq.write_table(table, poly_path)
     pts = pa.table({"x": rng.uniform(0, 20, 400), "y": rng.uniform(0, 20, 400)})
     pq.write_table(pts, pts_path)
