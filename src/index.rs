@@ -148,9 +148,13 @@ impl Within {
     /// `distance(px, py, cx, cy) < max_dist`, exactly.
     #[inline(always)]
     pub fn test(&self, px: f64, py: f64, cx: f64, cy: f64) -> bool {
-        let dx = px - cx;
-        let dy = py - cy;
-        let s = dx * dx + dy * dy;
+        self.test_squared(squared(px, py, cx, cy))
+    }
+
+    /// [`Within::test`] given the squared distance `s` (as [`squared`] computes it). The
+    /// answer is monotone in `s`: true below some value, false above it.
+    #[inline(always)]
+    pub fn test_squared(&self, s: f64) -> bool {
         if s < self.lo {
             true
         } else if s > self.hi {
@@ -161,6 +165,32 @@ impl Within {
     }
 }
 
+/// SPEC.md's squared distance: `dx * dx + dy * dy` in float64 (its square root is
+/// [`distance`]).
+#[inline(always)]
+pub fn squared(px: f64, py: f64, cx: f64, cy: f64) -> f64 {
+    let dx = px - cx;
+    let dy = py - cy;
+    dx * dx + dy * dy
+}
+
+/// The largest squared distance whose root (correctly rounded) can be `<= d`: any `s`
+/// above it has `sqrt(s) > d`. `fl(sqrt(s)) <= d` needs `sqrt(s) <= next_up(d)`, so
+/// `s <= next_up(d)^2`; the float product is widened by `4u` to cover its rounding.
+#[inline]
+fn squared_at_most(d: f64) -> f64 {
+    let up = d.next_up();
+    up * up * (1.0 + 4.0 * f64::EPSILON)
+}
+
+/// The smallest squared distance whose root can be `>= d`: any `s` below it has
+/// `sqrt(s) < d` (the mirror of [`squared_at_most`]).
+#[inline]
+fn squared_at_least(d: f64) -> f64 {
+    let down = d.next_down().max(0.0);
+    down * down * (1.0 - 4.0 * f64::EPSILON)
+}
+
 /// A node's box against a point's disk.
 enum Reach {
     /// No center below can be a candidate.
@@ -169,6 +199,143 @@ enum Reach {
     Inside,
     /// Some may be.
     Partial,
+}
+
+/// Reusable buffers of [`SpatialIndex::nearest_k_within_group`].
+#[derive(Debug, Default)]
+pub struct NearScratch {
+    /// (order key, lo, hi, node) of the leaves the group may need.
+    leaves: Vec<(f64, u32, u32, u32)>,
+    out: Vec<Near>,
+    /// The previous point's answer (seeds for the next one).
+    prev: Vec<Near>,
+}
+
+/// One point's search for its k nearest (or farthest) candidates: the bound, and the
+/// exact steps both walks share.
+struct NearSearch<'a> {
+    index: &'a SpatialIndex,
+    px: f64,
+    py: f64,
+    within: &'a Within,
+    k: usize,
+    descending: bool,
+    /// Squared distances strictly worse than the k-th best (once there are k): above it
+    /// (nearest first) or below it (farthest first).
+    limit: f64,
+    /// Whether a center may be offered twice (seeds are also found by the walk).
+    dedupe: bool,
+}
+
+impl<'a> NearSearch<'a> {
+    fn new(
+        index: &'a SpatialIndex,
+        px: f64,
+        py: f64,
+        within: &'a Within,
+        k: usize,
+        descending: bool,
+        dedupe: bool,
+    ) -> Self {
+        let limit = if descending { 0.0 } else { f64::INFINITY };
+        Self {
+            index,
+            px,
+            py,
+            within,
+            k,
+            descending,
+            limit,
+            dedupe,
+        }
+    }
+
+    #[inline(always)]
+    fn near_of(&self, b: &[f64; 4]) -> f64 {
+        let (px, py) = (self.px, self.py);
+        squared(px, py, px.clamp(b[0], b[2]), py.clamp(b[1], b[3]))
+    }
+
+    #[inline(always)]
+    fn far_of(&self, b: &[f64; 4]) -> f64 {
+        let (px, py) = (self.px, self.py);
+        let fx = if px - b[0] > b[2] - px { b[0] } else { b[2] };
+        let fy = if py - b[1] > b[3] - py { b[1] } else { b[3] };
+        squared(px, py, fx, fy)
+    }
+
+    /// A squared distance strictly worse than the k-th best (false until there are k).
+    #[inline(always)]
+    fn worse(&self, s: f64, out: &[Near]) -> bool {
+        out.len() == self.k
+            && if self.descending {
+                s < self.limit
+            } else {
+                s > self.limit
+            }
+    }
+
+    #[inline(always)]
+    fn offer(&mut self, s: f64, rank: u32, out: &mut Vec<Near>) {
+        if self.worse(s, out) || !self.within.test_squared(s) {
+            return;
+        }
+        let cand = Near {
+            distance: s.sqrt(),
+            row: self.index.rank_row[rank as usize],
+            rank,
+        };
+        if self.dedupe && out.iter().any(|c| c.rank == rank) {
+            return;
+        }
+        let descending = self.descending;
+        insert_best(out, self.k, cand, |a, b| {
+            let closer = if descending {
+                a.distance > b.distance
+            } else {
+                a.distance < b.distance
+            };
+            closer || (a.distance == b.distance && a.row < b.row)
+        });
+        if out.len() == self.k {
+            let d = out[self.k - 1].distance;
+            self.limit = if descending {
+                squared_at_least(d)
+            } else {
+                squared_at_most(d)
+            };
+        }
+    }
+
+    fn offer_seeds(&mut self, seeds: &[Near], out: &mut Vec<Near>) {
+        for seed in seeds {
+            let (cx, cy) = self.index.center_of(seed.rank);
+            self.offer(squared(self.px, self.py, cx, cy), seed.rank, out);
+        }
+    }
+
+    /// Offer the items `lo..hi` of a leaf: every squared distance first, in a loop the
+    /// compiler vectorises; then the few that may enter the k best.
+    #[inline(always)]
+    fn scan_leaf(&mut self, lo: usize, hi: usize, out: &mut Vec<Near>) {
+        let mut sq = [0.0f64; LEAF_SIZE];
+        let index = self.index;
+        let (xs, ys) = (&index.item_x[lo..hi], &index.item_y[lo..hi]);
+        for ((s, &cx), &cy) in sq.iter_mut().zip(xs).zip(ys) {
+            *s = squared(self.px, self.py, cx, cy);
+        }
+        for (t, &s) in sq[..hi - lo].iter().enumerate() {
+            self.offer(s, index.item_rank[lo + t], out);
+        }
+    }
+}
+
+/// Reusable buffers of [`SpatialIndex::best_k_within_group`].
+#[derive(Debug, Default)]
+pub struct GroupScratch {
+    entries: Vec<GroupEntry>,
+    guaranteed: Vec<u32>,
+    best: Vec<u32>,
 }
 
 /// A candidate found by [`SpatialIndex::nearest_k_within`].
@@ -591,90 +758,220 @@ impl SpatialIndex {
     /// is SPEC.md's [`distance`] and it is a candidate iff that is `< max_dist`.
     ///
     /// A depth-first walk, nearer (farther) child first, bounded by the k-th best found so
-    /// far. Pruning is exact by the monotonicity argument of this module: the distance
-    /// computed to the nearest point of a box is never larger than the one computed to any
-    /// center inside it, the distance to its farthest corner never smaller, so a box is
-    /// skipped only if every center in it is strictly worse than the k-th best (or not a
-    /// candidate at all).
+    /// far, on squared distances: the square root is taken only for a center that may
+    /// enter the k best. Pruning is exact by the monotonicity argument of this module: the
+    /// squared distance computed to the nearest point of a box is never larger than the
+    /// one computed to any center inside it, to its farthest corner never smaller, and
+    /// `sqrt` is monotone; a box or a center is skipped only if its squared distance is
+    /// beyond [`squared_at_most`] (or [`squared_at_least`]) of the k-th best distance,
+    /// where its rounded root would be strictly worse, or if [`Within::test_squared`]
+    /// says no center in it is a candidate.
     pub fn nearest_k_within(
         &self,
         px: f64,
         py: f64,
-        max_dist: f64,
+        within: &Within,
         k: usize,
         descending: bool,
+        out: &mut Vec<Near>,
+    ) {
+        self.nearest_k_seeded(px, py, within, k, descending, &[], out);
+    }
+
+    /// [`SpatialIndex::nearest_k_within`], starting from `seeds`: ranks (e.g. a
+    /// neighbouring point's answer) whose candidates bound the search from its first step.
+    /// Seeds only speed it up: each is tested as any center is, and the answer is the
+    /// same whatever they are.
+    #[allow(clippy::too_many_arguments)]
+    pub fn nearest_k_seeded(
+        &self,
+        px: f64,
+        py: f64,
+        within: &Within,
+        k: usize,
+        descending: bool,
+        seeds: &[Near],
         out: &mut Vec<Near>,
     ) {
         out.clear();
         if self.rank_row.is_empty() || k == 0 {
             return;
         }
-        let better = |a: &Near, b: &Near| {
-            let closer = if descending {
-                a.distance > b.distance
+        let mut q = NearSearch::new(self, px, py, within, k, descending, !seeds.is_empty());
+        q.offer_seeds(seeds, out);
+        let leaves = 1u32 << self.depth;
+        // (node, lo, hi, the squared distance that orders it: to the box's nearest point,
+        // or farthest corner if descending); at most depth + 2 entries.
+        let mut stack = [(0u32, 0u32, 0u32, 0.0f64); 40];
+        stack[0] = (1, 0, self.item_rank.len() as u32, 0.0);
+        let mut top = 1;
+        let mut first = true;
+        while top > 0 {
+            top -= 1;
+            let (node, lo, hi, key) = stack[top];
+            let b = &self.node_box[node as usize];
+            if first {
+                first = false;
+                if !within.test_squared(q.near_of(b)) {
+                    continue;
+                }
+            } else if q.worse(key, out) {
+                continue; // every center in the box is strictly worse than the k-th best
+            }
+            if node >= leaves {
+                q.scan_leaf(lo as usize, hi as usize, out);
+                continue;
+            }
+            let mid = lo + (hi - lo) / 2;
+            let (l, r) = (2 * node, 2 * node + 1);
+            let (bl, br) = (&self.node_box[l as usize], &self.node_box[r as usize]);
+            let (nl, nr) = (q.near_of(bl), q.near_of(br));
+            let (kl, kr) = if descending {
+                (q.far_of(bl), q.far_of(br))
             } else {
-                a.distance < b.distance
+                (nl, nr)
             };
-            closer || (a.distance == b.distance && a.row < b.row)
+            // A child no center of which is a candidate, or all of whose centers are
+            // already worse than the k-th best, is not pushed.
+            let keep_l = within.test_squared(nl) && !q.worse(kl, out);
+            let keep_r = within.test_squared(nr) && !q.worse(kr, out);
+            // Pop the likelier better child first.
+            let left_first = if descending { kl >= kr } else { kl <= kr };
+            let (a, b) = if left_first {
+                ((r, mid, hi, kr, keep_r), (l, lo, mid, kl, keep_l))
+            } else {
+                ((l, lo, mid, kl, keep_l), (r, mid, hi, kr, keep_r))
+            };
+            for (n, nlo, nhi, key, keep) in [a, b] {
+                if keep {
+                    stack[top] = (n, nlo, nhi, key);
+                    top += 1;
+                }
+            }
+        }
+    }
+
+    /// [`SpatialIndex::nearest_k_within`] for a group of nearby points at once (as
+    /// [`SpatialIndex::best_within_group`] is for ranks): the first point of the group is
+    /// searched alone; its k-th distance `d0` bounds every other point's k best to within
+    /// `d0 + diag` of the group's box (`diag` its diagonal; the triangle inequality, with
+    /// a relative margin of 1e-9 over the rounding of distances), so one walk collects the
+    /// leaves within that reach (or, farthest first, beyond `d0 - diag`), and each point
+    /// scans only those, seeded with its predecessor's answer. Every decision for a single
+    /// point is made as in `nearest_k_within`, so the answers are its answers. Appends
+    /// each point's count to `counts` and its ranks, best first, to `ranks`. Use only when
+    /// [`SpatialIndex::group_search_applies`] (`max_dist` finite, its square normal).
+    #[allow(clippy::too_many_arguments)]
+    pub fn nearest_k_within_group(
+        &self,
+        xs: &[f64],
+        ys: &[f64],
+        within: &Within,
+        k: usize,
+        descending: bool,
+        counts: &mut Vec<u32>,
+        ranks: &mut Vec<u32>,
+        scratch: &mut NearScratch,
+    ) {
+        let NearScratch {
+            leaves: found,
+            out,
+            prev,
+        } = scratch;
+        let (mut gx0, mut gy0, mut gx1, mut gy1) = (
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NEG_INFINITY,
+        );
+        let mut first = None;
+        for (i, (&x, &y)) in xs.iter().zip(ys).enumerate() {
+            if x.is_finite() && y.is_finite() {
+                (gx0, gy0, gx1, gy1) = (gx0.min(x), gy0.min(y), gx1.max(x), gy1.max(y));
+                first.get_or_insert(i);
+            }
+        }
+        let Some(f) = first.filter(|_| !self.rank_row.is_empty() && k > 0) else {
+            counts.extend(std::iter::repeat_n(0, xs.len()));
+            return; // no polygon, or no finite point: none can match
         };
-        let near_of = |b: &[f64; 4]| distance(px, py, px.clamp(b[0], b[2]), py.clamp(b[1], b[3]));
-        let far_of = |b: &[f64; 4]| {
-            let fx = if px - b[0] > b[2] - px { b[0] } else { b[2] };
-            let fy = if py - b[1] > b[3] - py { b[1] } else { b[3] };
-            distance(px, py, fx, fy)
+        // The first point alone, seeded by the previous group's last answer.
+        self.nearest_k_seeded(xs[f], ys[f], within, k, descending, prev, out);
+        let first_answer = out.clone();
+        let diag = ((gx1 - gx0) * (gx1 - gx0) + (gy1 - gy0) * (gy1 - gy0)).sqrt();
+        let reach = within.r * (1.0 + 1e-9);
+        let (near_reach, far_floor) = match (out.len() == k, descending) {
+            (true, false) => (
+                ((out[k - 1].distance + diag) * (1.0 + 1e-9)).min(reach),
+                0.0,
+            ),
+            (true, true) => (reach, (out[k - 1].distance - diag) * (1.0 - 1e-9)),
+            (false, _) => (reach, 0.0),
         };
         let leaves = 1u32 << self.depth;
+        let (mx, my) = (0.5 * (gx0 + gx1), 0.5 * (gy0 + gy1));
+        found.clear();
         let mut stack = [(0u32, 0u32, 0u32); 40];
         stack[0] = (1, 0, self.item_rank.len() as u32);
         let mut top = 1;
         while top > 0 {
             top -= 1;
             let (node, lo, hi) = stack[top];
-            let b = &self.node_box[node as usize];
-            let near = near_of(b);
-            if near >= max_dist || near.is_nan() {
-                continue; // every center in the box is at least this far: none is a candidate
+            let b = self.node_box[node as usize];
+            let gx = (b[0] - gx1).max(gx0 - b[2]).max(0.0);
+            let gy = (b[1] - gy1).max(gy0 - b[3]).max(0.0);
+            if (gx * gx + gy * gy).sqrt() > near_reach {
+                continue; // beyond every point's k best (or its disk)
             }
-            if out.len() == k {
-                let worst = out[k - 1].distance;
-                if (!descending && near > worst) || (descending && far_of(b) < worst) {
-                    continue;
-                }
+            let fx = (gx1 - b[0]).max(b[2] - gx0);
+            let fy = (gy1 - b[1]).max(b[3] - gy0);
+            if (fx * fx + fy * fy).sqrt() < far_floor {
+                continue; // farthest first: nearer than every point's k-th farthest
             }
             if node >= leaves {
-                for i in lo as usize..hi as usize {
-                    let d = distance(px, py, self.item_x[i], self.item_y[i]);
-                    if d < max_dist {
-                        let rank = self.item_rank[i];
-                        let cand = Near {
-                            distance: d,
-                            row: self.rank_row[rank as usize],
-                            rank,
-                        };
-                        insert_best(out, k, cand, better);
-                    }
-                }
+                // Ordered by distance from the group's middle: likelier better first.
+                let key = if descending {
+                    let fx = (mx - b[0]).max(b[2] - mx);
+                    let fy = (my - b[1]).max(b[3] - my);
+                    -(fx * fx + fy * fy)
+                } else {
+                    squared(mx, my, mx.clamp(b[0], b[2]), my.clamp(b[1], b[3]))
+                };
+                found.push((key, lo, hi, node));
                 continue;
             }
             let mid = lo + (hi - lo) / 2;
-            let (l, r) = (2 * node, 2 * node + 1);
-            let key = |n: u32| {
-                let b = &self.node_box[n as usize];
-                if descending {
-                    -far_of(b)
-                } else {
-                    near_of(b)
-                }
-            };
-            // Pop the likelier better child first.
-            if key(l) <= key(r) {
-                stack[top] = (r, mid, hi);
-                stack[top + 1] = (l, lo, mid);
-            } else {
-                stack[top] = (l, lo, mid);
-                stack[top + 1] = (r, mid, hi);
-            }
+            stack[top] = (2 * node + 1, mid, hi);
+            stack[top + 1] = (2 * node, lo, mid);
             top += 2;
+        }
+        found.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.3.cmp(&b.3)));
+        *prev = first_answer.clone();
+        for (i, (&px, &py)) in xs.iter().zip(ys).enumerate() {
+            if i == f {
+                out.clone_from(&first_answer);
+            } else if !(px.is_finite() && py.is_finite()) {
+                counts.push(0);
+                continue;
+            } else {
+                out.clear();
+                let mut q = NearSearch::new(self, px, py, within, k, descending, true);
+                q.offer_seeds(prev, out);
+                for &(_, lo, hi, node) in found.iter() {
+                    let b = &self.node_box[node as usize];
+                    let near = q.near_of(b);
+                    if !within.test_squared(near) {
+                        continue;
+                    }
+                    if q.worse(if descending { q.far_of(b) } else { near }, out) {
+                        continue;
+                    }
+                    q.scan_leaf(lo as usize, hi as usize, out);
+                }
+            }
+            counts.push(out.len() as u32);
+            ranks.extend(out.iter().map(|c| c.rank));
+            std::mem::swap(prev, out);
         }
     }
 
@@ -792,6 +1089,135 @@ impl SpatialIndex {
                 }
             }
             *slot = best;
+        }
+    }
+
+    /// [`SpatialIndex::best_k_within`] for a group of nearby points at once, as
+    /// [`SpatialIndex::best_within_group`] is for `k = 1`: one walk collects the leaves
+    /// that may hold a candidate of any point of the group (marked when inside every
+    /// point's disk), pruned by the k-th smallest rank among the leaves inside every
+    /// disk (all of them are candidates of every point); each point then scans those
+    /// leaves in rank order until the k-th best it has found ends the scan. Appends each
+    /// point's count to `counts` and its ranks, best first, to `ranks`. Group-level tests
+    /// are those of `best_within_group` (same margins, same argument); each point's own
+    /// decisions are [`Within`]'s. Use only when [`SpatialIndex::group_search_applies`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn best_k_within_group(
+        &self,
+        xs: &[f64],
+        ys: &[f64],
+        max_dist: f64,
+        k: usize,
+        counts: &mut Vec<u32>,
+        ranks: &mut Vec<u32>,
+        scratch: &mut GroupScratch,
+    ) {
+        let GroupScratch {
+            entries,
+            guaranteed,
+            best,
+        } = scratch;
+        let (mut gx0, mut gy0, mut gx1, mut gy1) = (
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NEG_INFINITY,
+        );
+        for (&x, &y) in xs.iter().zip(ys) {
+            if x.is_finite() && y.is_finite() {
+                (gx0, gy0, gx1, gy1) = (gx0.min(x), gy0.min(y), gx1.max(x), gy1.max(y));
+            }
+        }
+        if self.rank_row.is_empty() || gx0 > gx1 || k == 0 {
+            counts.extend(std::iter::repeat_n(0, xs.len()));
+            return; // no polygon, or no finite point: none can match
+        }
+        let reach = max_dist * (1.0 + 1e-9);
+        let shrink = max_dist * (1.0 - 1e-9);
+        let leaves = 1u32 << self.depth;
+        entries.clear();
+        guaranteed.clear();
+        let mut group_bound = NO_MATCH;
+        let mut stack = [(0u32, 0u32, 0u32, false); 40];
+        stack[0] = (1, 0, self.item_rank.len() as u32, false);
+        let mut top = 1;
+        while top > 0 {
+            top -= 1;
+            let (node, lo, hi, inside) = stack[top];
+            let rank = self.node_rank[node as usize];
+            if rank >= group_bound {
+                continue;
+            }
+            let b = self.node_box[node as usize];
+            let inside = inside || {
+                let gx = (b[0] - gx1).max(gx0 - b[2]).max(0.0);
+                let gy = (b[1] - gy1).max(gy0 - b[3]).max(0.0);
+                if (gx * gx + gy * gy).sqrt() > reach {
+                    continue; // no point of the group reaches this box
+                }
+                let fx = (gx1 - b[0]).max(b[2] - gx0);
+                let fy = (gy1 - b[1]).max(b[3] - gy0);
+                (fx * fx + fy * fy).sqrt() < shrink
+            };
+            if node >= leaves {
+                entries.push(GroupEntry {
+                    rank,
+                    node,
+                    lo,
+                    hi,
+                    inside,
+                });
+                if inside {
+                    // every item is a candidate of every point: the leaf's first k ranks
+                    // (it is sorted) bound what the group can need
+                    for &r in &self.item_rank[lo as usize..(hi as usize).min(lo as usize + k)] {
+                        insert_best(guaranteed, k, r, |a, b| a < b);
+                    }
+                    if guaranteed.len() == k {
+                        group_bound = guaranteed[k - 1];
+                    }
+                }
+                continue;
+            }
+            let mid = lo + (hi - lo) / 2;
+            stack[top] = (2 * node + 1, mid, hi, inside);
+            stack[top + 1] = (2 * node, lo, mid, inside);
+            top += 2;
+        }
+        // Leaves are disjoint: distinct minimum ranks, one order.
+        entries.sort_unstable_by_key(|e| e.rank);
+        let within = Within::new(max_dist);
+        for (&px, &py) in xs.iter().zip(ys) {
+            best.clear();
+            if px.is_finite() && py.is_finite() {
+                for e in entries.iter() {
+                    let bound = if best.len() == k {
+                        best[k - 1]
+                    } else {
+                        NO_MATCH
+                    };
+                    if e.rank >= bound {
+                        break; // sorted by minimum rank: nothing after can enter the k best
+                    }
+                    let all = e.inside
+                        || match self.classify(&within, px, py, e.node) {
+                            Reach::Outside => continue,
+                            Reach::Inside => true,
+                            Reach::Partial => false,
+                        };
+                    for i in e.lo as usize..e.hi as usize {
+                        let r = self.item_rank[i];
+                        if best.len() == k && r >= best[k - 1] {
+                            break;
+                        }
+                        if all || within.test(px, py, self.item_x[i], self.item_y[i]) {
+                            insert_best(best, k, r, |a, b| a < b);
+                        }
+                    }
+                }
+            }
+            counts.push(best.len() as u32);
+            ranks.extend_from_slice(best);
         }
     }
 

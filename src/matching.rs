@@ -14,7 +14,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use rayon::prelude::*;
 
 use crate::error::{PolymatchError, Result};
-use crate::index::{Near, Order, SpatialIndex, Within, NO_MATCH};
+use crate::index::{GroupScratch, Near, NearScratch, Order, SpatialIndex, Within, NO_MATCH};
 
 /// Points per rayon task. Inputs no larger than this run serially, on the calling thread.
 pub const CHUNK: usize = 8192;
@@ -413,6 +413,8 @@ pub fn ranked_candidates(
     let order: Option<Vec<u32>> =
         sort_pays(index, points, max_dist).then(|| z_order(index, points, options.chunk_size));
     let position = |j: usize| order.as_ref().map_or(j, |o| o[j] as usize);
+    // In Z-order: a shared tree walk per group of neighbours.
+    let grouped = order.is_some() && SpatialIndex::group_search_applies(max_dist);
     // One chunk: (count per point, ranks) in matching order.
     let kernel = |start: usize, end: usize| -> (Vec<u32>, Vec<u32>) {
         let mut counts = Vec::with_capacity(end - start);
@@ -420,16 +422,67 @@ pub fn ranked_candidates(
         if cancelled(cancel) {
             return (counts, ranks);
         }
-        let (mut best, mut near): (Vec<u32>, Vec<Near>) = (Vec::new(), Vec::new());
-        for j in start..end {
-            let i = position(j);
-            if points.nulls.is_some_and(|nb| nb.is_null(i)) {
-                counts.push(0);
-                continue;
+        if grouped {
+            // Consecutive points in Z-order are neighbours: walk the tree once per group.
+            let mut scratch = GroupScratch::default();
+            let mut near_scratch = NearScratch::default();
+            let (mut gx, mut gy) = ([0.0; GROUP], [0.0; GROUP]);
+            for g in (start..end).step_by(GROUP) {
+                let n = GROUP.min(end - g);
+                for (q, j) in (g..g + n).enumerate() {
+                    let i = position(j);
+                    // A null point gets NaN coordinates: it never matches.
+                    (gx[q], gy[q]) = if points.nulls.is_none_or(|nb| nb.is_valid(i)) {
+                        (points.x[i], points.y[i])
+                    } else {
+                        (f64::NAN, f64::NAN)
+                    };
+                }
+                if by_distance {
+                    index.nearest_k_within_group(
+                        &gx[..n],
+                        &gy[..n],
+                        &within,
+                        k,
+                        descending,
+                        &mut counts,
+                        &mut ranks,
+                        &mut near_scratch,
+                    );
+                } else {
+                    index.best_k_within_group(
+                        &gx[..n],
+                        &gy[..n],
+                        max_dist,
+                        k,
+                        &mut counts,
+                        &mut ranks,
+                        &mut scratch,
+                    );
+                }
             }
-            let (px, py) = (points.x[i], points.y[i]);
+            return (counts, ranks);
+        }
+        // The chunk's coordinates, gathered first in one tight loop (a null point gets
+        // NaN: it never matches): in Z-order these reads are scattered over the input, and
+        // a gather loop overlaps their cache misses where the search could not.
+        let (xs, ys): (Vec<f64>, Vec<f64>) = (start..end)
+            .map(|j| {
+                let i = position(j);
+                if points.nulls.is_none_or(|nb| nb.is_valid(i)) {
+                    (points.x[i], points.y[i])
+                } else {
+                    (f64::NAN, f64::NAN)
+                }
+            })
+            .unzip();
+        let (mut best, mut near, mut seeds): (Vec<u32>, Vec<Near>, Vec<Near>) =
+            (Vec::new(), Vec::new(), Vec::new());
+        for (&px, &py) in xs.iter().zip(&ys) {
             if by_distance {
-                index.nearest_k_within(px, py, max_dist, k, descending, &mut near);
+                // The previous point's answer (a neighbour in Z-order) seeds the bound.
+                std::mem::swap(&mut near, &mut seeds);
+                index.nearest_k_seeded(px, py, &within, k, descending, &seeds, &mut near);
                 ranks.extend(near.iter().map(|c| c.rank));
                 counts.push(near.len() as u32);
             } else {
