@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{Float64Type, UInt32Type, UInt64Type};
-use polymatch::index::distance;
+use polymatch::index::{distance, GroupScratch, NearScratch, Within};
 use polymatch::matching::with_threads;
 use polymatch::synth::Rng;
 use polymatch::{
@@ -417,4 +417,56 @@ fn rank_errors_name_the_argument() {
         }
     }
     assert!("".parse::<RankBy>().is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The group searches (`best_k_within_group`, `nearest_k_within_group`) give every
+    /// point of a group of neighbours exactly the per-point answer, on a grid with many
+    /// equal distances, with NaN points, both directions, several k and radii.
+    #[test]
+    fn group_searches_equal_point_searches(
+        seed in any::<u64>(),
+        n in 1usize..3000,
+        group in 1usize..=32,
+        k in prop::sample::select(vec![1usize, 2, 5, 9]),
+        max_dist in prop::sample::select(vec![0.75, 2.0, 5.0, 40.0]),
+        descending in any::<bool>(),
+    ) {
+        let mut rng = Rng::new(seed);
+        let grid = |rng: &mut Rng| below(rng, 80) as f64 * 0.5;
+        let cx: Vec<f64> = (0..n).map(|_| grid(&mut rng)).collect();
+        let cy: Vec<f64> = (0..n).map(|_| grid(&mut rng)).collect();
+        let area: Vec<f64> = (0..n).map(|_| below(&mut rng, 4) as f64).collect();
+        let index = SpatialIndex::from_centers(&cx, &cy, &area, |j| j % 9 != 4);
+        let (ox, oy) = (grid(&mut rng), grid(&mut rng));
+        let (xs, ys): (Vec<f64>, Vec<f64>) = (0..group)
+            .map(|i| {
+                if i % 11 == 7 {
+                    (f64::NAN, oy)
+                } else {
+                    (ox + below(&mut rng, 9) as f64 * 0.25, oy + below(&mut rng, 9) as f64 * 0.25)
+                }
+            })
+            .unzip();
+        let within = Within::new(max_dist);
+        let (mut counts, mut ranks) = (Vec::new(), Vec::new());
+        index.nearest_k_within_group(&xs, &ys, &within, k, descending, &mut counts, &mut ranks, &mut NearScratch::default());
+        let (mut counts2, mut ranks2) = (Vec::new(), Vec::new());
+        index.best_k_within_group(&xs, &ys, max_dist, k, &mut counts2, &mut ranks2, &mut GroupScratch::default());
+        let (mut at, mut at2) = (0usize, 0usize);
+        let (mut near, mut best) = (Vec::new(), Vec::new());
+        for i in 0..group {
+            index.nearest_k_within(xs[i], ys[i], &within, k, descending, &mut near);
+            let want: Vec<u32> = near.iter().map(|c| c.rank).collect();
+            let c = counts[i] as usize;
+            prop_assert_eq!(&ranks[at..at + c], &want[..], "distance, point {}", i);
+            at += c;
+            index.best_k_within(xs[i], ys[i], &within, k, &mut best);
+            let c2 = counts2[i] as usize;
+            prop_assert_eq!(&ranks2[at2..at2 + c2], &best[..], "rank, point {}", i);
+            at2 += c2;
+        }
+    }
 }
