@@ -5,7 +5,10 @@
 //!   `max_dist` set for ~1, ~30 and ~1000 candidates per point, and `inf` (all);
 //! - `match_clustered`: the same sizes, points and polygons in gaussian clusters, with
 //!   `max_dist` calibrated for ~30 candidates per point on average;
-//! - `polygons_from_rings`: deriving center and area for 1M polygons of 10 vertices.
+//! - `polygons_from_rings`: deriving center and area for 1M polygons of 10 vertices;
+//! - `rank_rules`: the uniform ~30-candidate match under each rank rule (area, a float
+//!   column, descending, distance, k = 5), and preparing a column order
+//!   (`SpatialIndex::with_order`).
 //!
 //! Run `cargo bench --bench matching`; compare with a saved baseline
 //! (`-- --save-baseline main`, then `-- --baseline main`). A quick check that every bench
@@ -21,7 +24,13 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
     Throughput,
 };
-use polymatch::{match_points, MatchOptions, PointSlices, PolygonColumns, SpatialIndex};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array};
+use polymatch::ranking::column_order;
+use polymatch::{
+    match_points, MatchOptions, Order, PointSlices, PolygonColumns, RankBy, SpatialIndex,
+};
 
 /// Side of the square the uniform data lives on.
 const SIDE: f64 = 1000.0;
@@ -238,6 +247,106 @@ fn bench_from_rings(c: &mut Criterion) {
     group.finish();
 }
 
+fn bench_rank_rules(c: &mut Criterion) {
+    let data = uniform_polygons(POLYGONS, 0x5eed_0001);
+    let index = index_of(&data);
+    let (xs, ys) = uniform_xy(POINTS, &mut SplitMix64(0x5eed_0002));
+    let max_dist = radius_for(30.0, POLYGONS);
+    let mut rng = SplitMix64(0x7a1e);
+    let column: ArrayRef = Arc::new(Float64Array::from(
+        (0..POLYGONS).map(|_| rng.unit()).collect::<Vec<_>>(),
+    ));
+    let ranked = |descending: bool| {
+        let rows = column_order(&index, "value", &column, descending).expect("numeric");
+        let order = Order::Column {
+            name: "value".into(),
+            descending,
+        };
+        index.with_order(order, rows).expect("a permutation")
+    };
+    let (by_value, by_value_desc) = (ranked(false), ranked(true));
+    let area_desc = {
+        let mut rows: Vec<u32> = (0..POLYGONS as u32).collect();
+        rows.sort_by(|&a, &b| {
+            let (a, b) = (a as usize, b as usize);
+            data.area[b].total_cmp(&data.area[a]).then(a.cmp(&b))
+        });
+        index
+            .with_order(Order::Area { descending: true }, rows)
+            .expect("by area")
+    };
+    let column_rule = |descending| MatchOptions {
+        max_dist,
+        rank_by: RankBy::Column("value".into()),
+        descending,
+        ..MatchOptions::default()
+    };
+    let cases: Vec<(&str, &SpatialIndex, MatchOptions)> = vec![
+        (
+            "area",
+            &index,
+            MatchOptions {
+                max_dist,
+                ..MatchOptions::default()
+            },
+        ),
+        (
+            "area_descending",
+            &area_desc,
+            MatchOptions {
+                max_dist,
+                descending: true,
+                ..MatchOptions::default()
+            },
+        ),
+        ("column", &by_value, column_rule(false)),
+        ("column_descending", &by_value_desc, column_rule(true)),
+        (
+            "distance",
+            &index,
+            MatchOptions {
+                max_dist,
+                rank_by: RankBy::Distance,
+                ..MatchOptions::default()
+            },
+        ),
+        (
+            "area_k5",
+            &index,
+            MatchOptions {
+                max_dist,
+                k: 5,
+                ..MatchOptions::default()
+            },
+        ),
+        (
+            "distance_k5",
+            &index,
+            MatchOptions {
+                max_dist,
+                rank_by: RankBy::Distance,
+                k: 5,
+                ..MatchOptions::default()
+            },
+        ),
+    ];
+    let mut group = c.benchmark_group("rank_rules");
+    configure(&mut group, 8);
+    group.throughput(Throughput::Elements(POINTS as u64));
+    let points = PointSlices::new(&xs, &ys, None).expect("same lengths");
+    for (label, index, options) in &cases {
+        group.bench_function(BenchmarkId::new("candidates_30", label), |b| {
+            b.iter(|| {
+                match_points(index, black_box(points), options, 0, None)
+                    .expect("valid options")
+                    .num_rows()
+            })
+        });
+    }
+    group.bench_function("prepare_column_order", |b| b.iter(|| ranked(false)));
+    group.finish();
+}
+
 // `criterion_group!` defines a `pub fn`; inside a private module it needs no docs.
 mod groups {
     use super::*;
@@ -247,7 +356,8 @@ mod groups {
         bench_index_build,
         bench_match_uniform,
         bench_match_clustered,
-        bench_from_rings
+        bench_from_rings,
+        bench_rank_rules
     );
 }
 

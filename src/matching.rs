@@ -418,7 +418,7 @@ pub fn ranked_candidates(
     // One chunk: (count per point, ranks) in matching order.
     let kernel = |start: usize, end: usize| -> (Vec<u32>, Vec<u32>) {
         let mut counts = Vec::with_capacity(end - start);
-        let mut ranks = Vec::with_capacity((end - start) * k.min(4));
+        let mut ranks = Vec::with_capacity((end - start) * k.min(16));
         if cancelled(cancel) {
             return (counts, ranks);
         }
@@ -519,31 +519,31 @@ pub fn ranked_candidates(
         }
         return Ok((offsets, ranks));
     };
-    // Z-order: scatter the counts back to input order, then the ranks.
-    let mut counts = vec![0usize; n];
-    let mut src = Vec::with_capacity(n); // (start in the matching-order ranks) per position j
-    let mut at = 0usize;
-    let mut all_ranks = Vec::with_capacity(total);
+    // Z-order: scatter the counts back to input order, then each part's ranks.
+    let mut counts = vec![0u32; n];
     let mut j = 0usize;
-    for (cs, r) in parts {
-        for c in cs {
-            counts[order[j] as usize] = c as usize;
-            src.push(at);
-            at += c as usize;
+    for (cs, _) in &parts {
+        for &c in cs {
+            counts[order[j] as usize] = c;
             j += 1;
         }
-        all_ranks.extend_from_slice(&r);
     }
     let mut offsets = Vec::with_capacity(n + 1);
     offsets.push(0usize);
     for &c in &counts {
-        offsets.push(offsets[offsets.len() - 1] + c);
+        offsets.push(offsets[offsets.len() - 1] + c as usize);
     }
     let mut ranks = vec![NO_MATCH; total];
-    for (j, &i) in order.iter().enumerate() {
-        let i = i as usize;
-        let c = counts[i];
-        ranks[offsets[i]..offsets[i] + c].copy_from_slice(&all_ranks[src[j]..src[j] + c]);
+    let mut j = 0usize;
+    for (cs, r) in &parts {
+        let mut at = 0usize;
+        for &c in cs {
+            let start = offsets[order[j] as usize];
+            let c = c as usize;
+            ranks[start..start + c].copy_from_slice(&r[at..at + c]);
+            at += c;
+            j += 1;
+        }
     }
     Ok((offsets, ranks))
 }
