@@ -279,6 +279,8 @@ def run(args) -> list[dict]:
             rows.append(
                 {**base, "system": name, "seconds": t, "agrees": bool(np.array_equal(got, ours))}
             )
+        if not w.name.startswith("article") and math.isfinite(w.max_dist):
+            rows += rank_rule_rows(args, w, base, flat_x, flat_y, offsets, pts, cx, cy)
         for row in rows:
             if row["workload"] == w.name and "printed" not in row:
                 row["printed"] = True
@@ -287,6 +289,70 @@ def run(args) -> list[dict]:
                     f"{w.name:38s} {row['system']:42s} {secs:>14s}  agrees={row['agrees']}",
                     flush=True,
                 )
+    return rows
+
+
+def kdtree_agrees(res, d, j, p, max_dist, k) -> bool:
+    """polymatch's k nearest (how="left") against cKDTree's: the same polygon rows, except
+    where two distances tie to 1e-12 (an order cKDTree does not define) or lie within
+    1e-9 of max_dist (its `<=` and rounding against our exact `<`)."""
+    n = d.shape[0]
+    ours = np.full((n, k), -1, np.int64)
+    ours_d = np.full((n, k), np.inf)
+    pi = res["point_index"].to_numpy()
+    rank = res["rank"].to_numpy(zero_copy_only=False) if k > 1 else np.ones(len(pi), np.int64)
+    poly = res["polygon_index"].to_numpy(zero_copy_only=False)
+    dist = res["distance"].to_numpy(zero_copy_only=False)
+    ok = ~np.isnan(poly.astype(np.float64))
+    ours[pi[ok], rank[ok].astype(np.int64) - 1] = poly[ok].astype(np.int64)
+    ours_d[pi[ok], rank[ok].astype(np.int64) - 1] = dist[ok]
+    theirs = np.where(j >= p, -1, j)
+    same = ours == theirs
+    tie = np.isclose(ours_d, d, rtol=1e-12, atol=0)
+    edge = np.abs(np.where(np.isinf(d), ours_d, d) - max_dist) < 1e-9 * max_dist
+    return bool(np.all(same | tie | edge))
+
+
+def rank_rule_rows(args, w, base, flat_x, flat_y, offsets, pts, cx, cy) -> list[dict]:
+    """The rank rules (issue 12) on one workload, with scipy's cKDTree as the peer for
+    ranking by distance (nearest center within max_dist, k = 1 and 5)."""
+    from scipy.spatial import cKDTree
+
+    p = len(cx)
+    rng = np.random.default_rng(12)
+    table = index_source(flat_x, flat_y, offsets).append_column("v", pa.array(rng.uniform(0, 1, p)))
+    index = pm.PolygonIndex.from_arrow(table)
+    r = w.max_dist
+    index.match(pts.slice(0, 1), r, rank_by="v")  # prepares the column orders once
+    index.match(pts.slice(0, 1), r, rank_by="v", descending=True)
+    rows = []
+    for label, kw in [
+        ("polymatch rank_by=area (default)", {}),
+        ("polymatch rank_by=<float column>", {"rank_by": "v"}),
+        ("polymatch rank_by=<float column>, descending", {"rank_by": "v", "descending": True}),
+        ("polymatch rank_by=area, k=5", {"k": 5}),
+        ("polymatch rank_by=distance", {"rank_by": "distance"}),
+        ("polymatch rank_by=distance, k=5", {"rank_by": "distance", "k": 5}),
+    ]:
+        t, res = median_time(lambda: index.match(pts, r, how="left", **kw), args.repeat)
+        rows.append({**base, "system": label, "seconds": t, "agrees": True})
+        if kw.get("rank_by") == "distance":
+            tree = cKDTree(np.column_stack([cx, cy]))
+            xy = np.column_stack([pts["x"].to_numpy(), pts["y"].to_numpy()])
+            k = kw.get("k", 1)
+            t, (d, j) = median_time(
+                lambda: tree.query(xy, k=k, distance_upper_bound=r, workers=-1), args.repeat
+            )
+            if k == 1:
+                d, j = d[:, None], j[:, None]
+            rows.append(
+                {
+                    **base,
+                    "system": f"scipy cKDTree.query(k={k}, distance_upper_bound, workers=-1)",
+                    "seconds": t,
+                    "agrees": kdtree_agrees(res, d, j, p, r, k),
+                }
+            )
     return rows
 
 
