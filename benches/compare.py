@@ -2,6 +2,7 @@
 
     .venv/bin/python benches/compare.py            # full run (minutes), writes docs/benchmarks.md
     .venv/bin/python benches/compare.py --quick    # small sizes, checks agreement (CI smoke test)
+    .venv/bin/python benches/compare.py --rank-rules   # the rank rules and cKDTree only
 
 Everything runs in one process on identical data; each timing is the median of repeated
 runs. Every peer's answers are checked against polymatch where the semantics agree (the
@@ -198,7 +199,9 @@ def run(args) -> list[dict]:
     rows: list[dict] = []
     wl, article_polys, article_points = article_workload()
     workloads = [wl]
-    if args.quick:
+    if args.rank_rules:
+        workloads = [synthetic(100_000, 1_000_000, False, 10.0)]
+    elif args.quick:
         workloads += [synthetic(2_000, 20_000, False, 10.0), synthetic(2_000, 20_000, True, 10.0)]
     else:
         workloads += [
@@ -263,7 +266,7 @@ def run(args) -> list[dict]:
             )
         peers = [("numpy all-pairs (chunked)", peer_numpy), ("scipy cKDTree + group-min", peer_scipy),
                  ("shapely STRtree dwithin + group-min", peer_shapely), ("geopandas sjoin dwithin + groupby", peer_geopandas)]  # fmt: skip
-        for name, fn in peers:
+        for name, fn in [] if args.rank_rules else peers:
             if math.isinf(w.max_dist) and name != "numpy all-pairs (chunked)":
                 rows.append({**base, "system": name, "seconds": None, "agrees": None, "note": "skipped: every pair is a candidate (1e11 pairs)"})  # fmt: skip
                 continue
@@ -443,6 +446,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes; assert agreement (CI)")
     ap.add_argument("--repeat", type=int, default=7, help="runs per timing (median)")
     ap.add_argument("--budget", type=float, default=60.0, help="skip a peer estimated slower (s)")
+    ap.add_argument(
+        "--rank-rules",
+        action="store_true",
+        help="only the rank rules (and cKDTree) on 100k polygons x 1M uniform points",
+    )
     ap.add_argument("--out", type=Path, default=None, help="write the results table (markdown)")
     ap.add_argument("--plot", type=Path, default=None, help="write the points/s plot (PNG)")
     args = ap.parse_args()

@@ -276,7 +276,7 @@ impl<'a> NearSearch<'a> {
     }
 
     #[inline(always)]
-    fn offer(&mut self, s: f64, rank: u32, out: &mut Vec<Near>) {
+    fn offer(&mut self, s: f64, rank: u32, (x, y): (f64, f64), out: &mut Vec<Near>) {
         if self.worse(s, out) || !self.within.test_squared(s) {
             return;
         }
@@ -284,6 +284,8 @@ impl<'a> NearSearch<'a> {
             distance: s.sqrt(),
             row: self.index.rank_row[rank as usize],
             rank,
+            x,
+            y,
         };
         if self.dedupe && out.iter().any(|c| c.rank == rank) {
             return;
@@ -309,8 +311,8 @@ impl<'a> NearSearch<'a> {
 
     fn offer_seeds(&mut self, seeds: &[Near], out: &mut Vec<Near>) {
         for seed in seeds {
-            let (cx, cy) = self.index.center_of(seed.rank);
-            self.offer(squared(self.px, self.py, cx, cy), seed.rank, out);
+            let s = squared(self.px, self.py, seed.x, seed.y);
+            self.offer(s, seed.rank, (seed.x, seed.y), out);
         }
     }
 
@@ -325,7 +327,7 @@ impl<'a> NearSearch<'a> {
             *s = squared(self.px, self.py, cx, cy);
         }
         for (t, &s) in sq[..hi - lo].iter().enumerate() {
-            self.offer(s, index.item_rank[lo + t], out);
+            self.offer(s, index.item_rank[lo + t], (xs[t], ys[t]), out);
         }
     }
 }
@@ -347,6 +349,10 @@ pub struct Near {
     pub row: u32,
     /// Its rank in the index.
     pub rank: u32,
+    /// Its center (so that a neighbour seeded with it needs no lookup).
+    pub x: f64,
+    /// Its center's y.
+    pub y: f64,
 }
 
 /// Insert `item` into `out` (sorted best first by `better`, at most `k` long) if it is
