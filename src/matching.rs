@@ -134,8 +134,11 @@ impl MatchOptions {
     }
 
     /// The order the index must be ranked in for these options, or `None` for
-    /// [`RankBy::Distance`] (any index: distances are computed per point).
+    /// [`RankBy::Distance`] and all candidates (any index: neither compares ranks).
     pub fn index_order(&self) -> Option<Order> {
+        if self.all_candidates {
+            return None;
+        }
         let descending = self.descending;
         match &self.rank_by {
             RankBy::Area => Some(Order::Area { descending }),

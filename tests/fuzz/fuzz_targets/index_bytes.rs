@@ -9,7 +9,7 @@
 use arrow::array::{Array, UInt32Array};
 use libfuzzer_sys::fuzz_target;
 use polymatch::index::distance;
-use polymatch::{match_points, How, MatchOptions, PointSlices, SpatialIndex};
+use polymatch::{match_points, How, MatchOptions, Order, PointSlices, RankBy, SpatialIndex};
 
 /// FNV-1a over 8-byte little-endian words, then the remaining bytes (as `to_bytes`).
 fn checksum(bytes: &[u8]) -> u64 {
@@ -47,12 +47,24 @@ fuzz_target!(|data: &[u8]| {
     let mut ys: Vec<f64> = cy.iter().take(32).copied().collect();
     xs.extend([0.0, 1e300, -1e300, 0.5]);
     ys.extend([0.0, -1e300, 1e300, 0.5]);
+    // The index answers in its own order (stored in the bytes): rank 0 best. An area
+    // order was checked against the areas by from_bytes; a column order is the order.
+    let (rank_by, descending) = match index.order() {
+        Order::Area { descending } => (RankBy::Area, *descending),
+        Order::Column { name, descending } => (RankBy::Column(name.clone()), *descending),
+    };
+    let mut rank_of = vec![u32::MAX; index.rows()];
+    for r in 0..index.matchable() as u32 {
+        rank_of[index.row_of(r) as usize] = r;
+    }
     for max_dist in [f64::INFINITY, 1.0, 1e-300] {
         let options = MatchOptions {
             max_dist,
             how: How::Left,
-            all_candidates: false,
             chunk_size: 5,
+            rank_by: rank_by.clone(),
+            descending,
+            ..MatchOptions::default()
         };
         let slices = PointSlices::new(&xs, &ys, None).expect("same lengths");
         let result = match_points(&index, slices, &options, 0, None).expect("valid options");
@@ -62,13 +74,13 @@ fuzz_target!(|data: &[u8]| {
             .downcast_ref::<UInt32Array>()
             .expect("uint32 polygon_index");
         for (i, (&px, &py)) in xs.iter().zip(&ys).enumerate() {
-            let mut best: Option<(f64, usize)> = None;
+            let mut best: Option<(u32, usize)> = None;
             for row in 0..cx.len() {
                 if area[row].is_nan() || !(distance(px, py, cx[row], cy[row]) < max_dist) {
                     continue;
                 }
-                if best.is_none_or(|(a, _)| area[row] < a) {
-                    best = Some((area[row], row));
+                if best.is_none_or(|(r, _)| rank_of[row] < r) {
+                    best = Some((rank_of[row], row));
                 }
             }
             let have = got.is_valid(i).then(|| got.value(i) as usize);
@@ -76,6 +88,8 @@ fuzz_target!(|data: &[u8]| {
         }
         let all = MatchOptions {
             all_candidates: true,
+            rank_by: RankBy::Area,
+            descending: false,
             ..options
         };
         let slices = PointSlices::new(&xs, &ys, None).expect("same lengths");

@@ -13,7 +13,7 @@ use polymatch::io::parquet::{file_info, read_polygons};
 use polymatch::matcher::{Matcher, PolygonSide};
 use polymatch::pipeline::{match_parquet, ParquetJob};
 use polymatch::io::{Keep, PointSpec};
-use polymatch::{MatchOptions, PolygonColumns, SpatialIndex};
+use polymatch::{MatchOptions, PolygonColumns, Rankings, SpatialIndex};
 
 fn paths() -> &'static (PathBuf, PathBuf) {
     static PATHS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
@@ -29,15 +29,15 @@ fn paths() -> &'static (PathBuf, PathBuf) {
     })
 }
 
-fn small_index() -> &'static SpatialIndex {
-    static INDEX: OnceLock<SpatialIndex> = OnceLock::new();
+fn small_index() -> &'static Rankings {
+    static INDEX: OnceLock<Rankings> = OnceLock::new();
     INDEX.get_or_init(|| {
         let x = vec![0.0, 1.0, 1.0, 0.0, 5.0, 7.0, 6.0];
         let y = vec![0.0, 0.0, 1.0, 1.0, 5.0, 5.0, 7.0];
         let offsets = polymatch::polygons::checked_offsets(vec![0, 4, 7], "ring")
             .expect("valid offsets");
         let p = PolygonColumns::from_rings(x.into(), y.into(), offsets, None).expect("valid");
-        SpatialIndex::new(&p)
+        Rankings::new(std::sync::Arc::new(SpatialIndex::new(&p)))
     })
 }
 

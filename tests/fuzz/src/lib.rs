@@ -59,6 +59,7 @@ pub fn check_matches(polygons: &PolygonColumns, data: &[u8]) {
                 how: How::Left,
                 all_candidates: false,
                 chunk_size: 7,
+                ..MatchOptions::default()
             };
             let slices = PointSlices::new(&xs, &ys, None).expect("same lengths");
             let result = match_points(idx, slices, &options, 0, None).expect("valid options");
