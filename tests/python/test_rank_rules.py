@@ -171,6 +171,10 @@ def test_prepared_order_travels_in_bytes_and_pickles():
         assert other.match(pts, 5.0, rank_by="distance").equals(
             index.match(pts, 5.0, rank_by="distance")
         )
+        # all candidates take no order: the same pairs from any prepared index
+        assert other.match(pts, 5.0, all_candidates=True).equals(
+            index.match(pts, 5.0, all_candidates=True)
+        )
     assert index.prepare("distance") is index
 
 
