@@ -210,6 +210,11 @@ impl BoundMatcher<'_> {
         self.crs.as_ref()
     }
 
+    /// The match options.
+    pub fn options(&self) -> &MatchOptions {
+        &self.matcher.options
+    }
+
     /// The point columns that were resolved.
     pub fn point_columns(&self) -> &GeometryColumns {
         &self.columns

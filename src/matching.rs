@@ -259,17 +259,28 @@ pub fn best_ranks(
     // With max_dist = inf a query is O(1) (the root is inside the disk): order cannot help.
     if sort_pays(index, points, max_dist) {
         spatially_sorted(index, points, max_dist, chunk_size, cancel, &mut out);
-    } else if points.len() <= chunk_size {
-        kernel(0, &mut out);
     } else {
-        out.par_chunks_mut(chunk_size)
-            .enumerate()
-            .for_each(|(c, out)| kernel(c * chunk_size, out));
+        for_chunks(&mut out, chunk_size, |c, out| kernel(c * chunk_size, out));
     }
     if cancelled(cancel) {
         return Err(PolymatchError::Cancelled);
     }
     Ok(out)
+}
+
+/// `f(c, chunk)` for each chunk `c` of `data`, in parallel; a single chunk (a small call)
+/// stays on the calling thread, where a parallel iterator would hand it to a pool thread
+/// and wait, which costs more than the work.
+fn for_chunks<T: Send>(data: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    if data.len() <= chunk {
+        if !data.is_empty() {
+            f(0, data);
+        }
+    } else {
+        data.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(c, d)| f(c, d));
+    }
 }
 
 /// Points below this many are matched in input order.
@@ -304,18 +315,15 @@ fn z_order(index: &SpatialIndex, points: PointSlices<'_>, chunk_size: usize) -> 
         65535.0 / (y1 - y0).max(f64::MIN_POSITIVE),
     );
     let mut bucket = vec![0u32; points.len()];
-    bucket
-        .par_chunks_mut(chunk_size)
-        .enumerate()
-        .for_each(|(c, bucket)| {
-            let start = c * chunk_size;
-            for (i, b) in bucket.iter_mut().enumerate() {
-                // `as u32` saturates, and maps NaN to 0: any order is correct.
-                let cx = ((points.x[start + i] - x0) * sx).clamp(0.0, 65535.0) as u32;
-                let cy = ((points.y[start + i] - y0) * sy).clamp(0.0, 65535.0) as u32;
-                *b = (spread(cx) | (spread(cy) << 1)) >> (32 - ORDER_BITS);
-            }
-        });
+    for_chunks(&mut bucket, chunk_size, |c, bucket| {
+        let start = c * chunk_size;
+        for (i, b) in bucket.iter_mut().enumerate() {
+            // `as u32` saturates, and maps NaN to 0: any order is correct.
+            let cx = ((points.x[start + i] - x0) * sx).clamp(0.0, 65535.0) as u32;
+            let cy = ((points.y[start + i] - y0) * sy).clamp(0.0, 65535.0) as u32;
+            *b = (spread(cx) | (spread(cy) << 1)) >> (32 - ORDER_BITS);
+        }
+    });
     let mut starts = vec![0u32; (1 << ORDER_BITS) + 1];
     for &b in &bucket {
         starts[b as usize + 1] += 1;
@@ -355,40 +363,38 @@ fn spatially_sorted(
     let order = z_order(index, points, chunk_size);
     let mut ranks = vec![NO_MATCH; order.len()];
     let grouped = SpatialIndex::group_search_applies(max_dist);
-    ranks
-        .par_chunks_mut(chunk_size)
-        .zip(order.par_chunks(chunk_size))
-        .for_each(|(ranks, order)| {
-            if cancelled(cancel) {
-                return;
-            }
-            if grouped {
-                // Consecutive points in Z-order are neighbours: walk the tree once per group.
-                let mut entries = Vec::new();
-                let (mut gx, mut gy) = ([0.0; GROUP], [0.0; GROUP]);
-                for (ranks, order) in ranks.chunks_mut(GROUP).zip(order.chunks(GROUP)) {
-                    for (k, &i) in order.iter().enumerate() {
-                        let i = i as usize;
-                        let valid = points.nulls.is_none_or(|n| n.is_valid(i));
-                        // A null point gets NaN coordinates: it never matches.
-                        (gx[k], gy[k]) = if valid {
-                            (points.x[i], points.y[i])
-                        } else {
-                            (f64::NAN, f64::NAN)
-                        };
-                    }
-                    let n = order.len();
-                    index.best_within_group(&gx[..n], &gy[..n], max_dist, ranks, &mut entries);
+    for_chunks(&mut ranks, chunk_size, |c, ranks| {
+        let order = &order[c * chunk_size..c * chunk_size + ranks.len()];
+        if cancelled(cancel) {
+            return;
+        }
+        if grouped {
+            // Consecutive points in Z-order are neighbours: walk the tree once per group.
+            let mut entries = Vec::new();
+            let (mut gx, mut gy) = ([0.0; GROUP], [0.0; GROUP]);
+            for (ranks, order) in ranks.chunks_mut(GROUP).zip(order.chunks(GROUP)) {
+                for (k, &i) in order.iter().enumerate() {
+                    let i = i as usize;
+                    let valid = points.nulls.is_none_or(|n| n.is_valid(i));
+                    // A null point gets NaN coordinates: it never matches.
+                    (gx[k], gy[k]) = if valid {
+                        (points.x[i], points.y[i])
+                    } else {
+                        (f64::NAN, f64::NAN)
+                    };
                 }
-                return;
+                let n = order.len();
+                index.best_within_group(&gx[..n], &gy[..n], max_dist, ranks, &mut entries);
             }
-            for (slot, &i) in ranks.iter_mut().zip(order) {
-                let i = i as usize;
-                if points.nulls.is_none_or(|n| n.is_valid(i)) {
-                    *slot = index.best_within(points.x[i], points.y[i], max_dist);
-                }
+            return;
+        }
+        for (slot, &i) in ranks.iter_mut().zip(order) {
+            let i = i as usize;
+            if points.nulls.is_none_or(|n| n.is_valid(i)) {
+                *slot = index.best_within(points.x[i], points.y[i], max_dist);
             }
-        });
+        }
+    });
     for (&i, &rank) in order.iter().zip(&ranks) {
         out[i as usize] = rank;
     }
@@ -601,6 +607,18 @@ pub fn match_points(
     })
 }
 
+/// One task's share of the output rows: its first point, then its slices of
+/// `point_index`, `polygon_index`, `distance`, `area`, `rank` and validity.
+type RowTask<'a> = (
+    usize,
+    &'a mut [u64],
+    &'a mut [u32],
+    &'a mut [f64],
+    &'a mut [f64],
+    &'a mut [u32],
+    &'a mut [bool],
+);
+
 /// The result rows: per point `i`, one row per rank of `ranked(i)` (best first), or with
 /// [`How::Left`] one null row if it has none. Built in parallel: each task owns the
 /// output rows of its points.
@@ -616,10 +634,15 @@ fn build_output<'r>(
     let with_rank = options.k > 1;
     let n = points.len();
     let rows_of = |i: usize| ranked(i).len().max(usize::from(left));
-    let counts: Vec<usize> = (0..n.div_ceil(chunk))
-        .into_par_iter()
-        .map(|c| (c * chunk..((c + 1) * chunk).min(n)).map(rows_of).sum())
-        .collect();
+    let count = |c: usize| -> usize { (c * chunk..((c + 1) * chunk).min(n)).map(rows_of).sum() };
+    // One chunk (a small call) stays on the calling thread: a parallel iterator would
+    // hand it to a pool thread and wait, which costs more than the work.
+    let chunks = n.div_ceil(chunk);
+    let counts: Vec<usize> = if chunks <= 1 {
+        (0..chunks).map(count).collect()
+    } else {
+        (0..chunks).into_par_iter().map(count).collect()
+    };
     let total: usize = counts.iter().sum();
     let mut point_index = vec![0u64; total];
     let mut polygon = vec![0u32; total];
@@ -647,32 +670,35 @@ fn build_output<'r>(
             (pi, po, di, ar, rk, va) = (rest_pi, rest_po, rest_di, rest_ar, rest_rk, rest_va);
             tasks.push((c * chunk, a, b, d, e, f, g));
         }
-        tasks
-            .into_par_iter()
-            .for_each(|(start, pi, po, di, ar, rk, va)| {
-                let end = (start + chunk).min(n);
-                let mut j = 0;
-                for i in start..end {
-                    let list = ranked(i);
-                    if list.is_empty() && left {
-                        pi[j] = first_point + i as u64;
-                        va[j] = false;
-                        j += 1;
-                        continue;
-                    }
-                    for (r, &rank) in list.iter().enumerate() {
-                        let (cx, cy) = index.center_of(rank);
-                        pi[j] = first_point + i as u64;
-                        po[j] = index.row_of(rank);
-                        di[j] = crate::index::distance(points.x[i], points.y[i], cx, cy);
-                        ar[j] = index.area_of(rank);
-                        if with_rank {
-                            rk[j] = r as u32 + 1;
-                        }
-                        j += 1;
-                    }
+        let fill = |(start, pi, po, di, ar, rk, va): RowTask<'_>| {
+            let end = (start + chunk).min(n);
+            let mut j = 0;
+            for i in start..end {
+                let list = ranked(i);
+                if list.is_empty() && left {
+                    pi[j] = first_point + i as u64;
+                    va[j] = false;
+                    j += 1;
+                    continue;
                 }
-            });
+                for (r, &rank) in list.iter().enumerate() {
+                    let (cx, cy) = index.center_of(rank);
+                    pi[j] = first_point + i as u64;
+                    po[j] = index.row_of(rank);
+                    di[j] = crate::index::distance(points.x[i], points.y[i], cx, cy);
+                    ar[j] = index.area_of(rank);
+                    if with_rank {
+                        rk[j] = r as u32 + 1;
+                    }
+                    j += 1;
+                }
+            }
+        };
+        if tasks.len() <= 1 {
+            tasks.into_iter().for_each(fill);
+        } else {
+            tasks.into_par_iter().for_each(fill);
+        }
     }
     let valid = left.then(|| NullBuffer::from(valid));
     build_batch(
@@ -807,7 +833,8 @@ fn match_all_candidates(
     )
 }
 
-/// Run `f` on a rayon pool of `threads` threads (a new pool), or on the global pool
+/// Run `f` on a rayon pool of `threads` threads (built once per thread count and kept),
+/// or on the global pool
 /// (sized by `RAYON_NUM_THREADS`, default: one per core) when `threads` is `None`.
 ///
 /// # Errors
@@ -824,16 +851,38 @@ pub fn with_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Sen
         Some(n) if n > MAX_THREADS => Err(PolymatchError::InvalidArgument(format!(
             "threads must be at most {MAX_THREADS}, got {n}"
         ))),
-        Some(n) => {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .map_err(|e| {
-                    PolymatchError::InvalidArgument(format!("cannot start {n} threads: {e}"))
-                })?;
-            Ok(pool.install(f))
-        }
+        Some(n) => Ok(pool_of(n)?.install(f)),
     }
+}
+
+/// Most thread counts [`with_threads`] keeps a pool for.
+const CACHED_POOLS: usize = 4;
+
+/// The pool of `n` threads of this process, built on first use and kept (at most
+/// [`CACHED_POOLS`], the oldest dropped), so that a call with `threads=n` does not start
+/// `n` threads each time. Keyed by process id: a forked child inherits the cache but not
+/// the pools' threads, and builds its own.
+fn pool_of(n: usize) -> Result<Arc<rayon::ThreadPool>> {
+    use std::sync::Mutex;
+    type Pools = Vec<(u32, usize, Arc<rayon::ThreadPool>)>;
+    static POOLS: Mutex<Pools> = Mutex::new(Vec::new());
+    let pid = std::process::id();
+    // A poisoned lock only means a panic elsewhere while holding it: the list is valid.
+    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    pools.retain(|(p, _, _)| *p == pid);
+    if let Some((_, _, pool)) = pools.iter().find(|(_, m, _)| *m == n) {
+        return Ok(pool.clone());
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .map_err(|e| PolymatchError::InvalidArgument(format!("cannot start {n} threads: {e}")))?;
+    let pool = Arc::new(pool);
+    if pools.len() == CACHED_POOLS {
+        pools.remove(0);
+    }
+    pools.push((pid, n, pool.clone()));
+    Ok(pool)
 }
 
 #[cfg(test)]

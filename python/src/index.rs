@@ -548,8 +548,11 @@ impl PyPolygonIndex {
             geometry: geometry.as_deref(),
         };
         let bound = matcher.bind(&schema, spec).map_err(PyPolymatchError)?;
+        let chunk = bound.options().chunk_size;
         let results = run_detached(py, total, |cancel| {
-            crate::pool::run(threads, || bound.match_all(&batches, Some(cancel)))?
+            crate::pool::run_sized(threads, total, chunk, || {
+                bound.match_all(&batches, Some(cancel))
+            })?
         })?;
         PyTable::try_new(results, bound.schema().clone())?.into_pyarrow(py)
     }

@@ -50,6 +50,11 @@ pub fn read_table(
     obj: &Bound<'_, PyAny>,
     side: Side,
 ) -> PyResult<(SchemaRef, Vec<RecordBatch>)> {
+    if let Side::Points = side {
+        if let Some(table) = numpy_points(obj)? {
+            return Ok(table);
+        }
+    }
     let converted;
     let obj = if needs_python_conversion(obj)? {
         let f = match side {
@@ -81,6 +86,47 @@ pub fn read_table(
         }
     }
     Ok((schema, batches))
+}
+
+/// A numpy `(N, 2)` array of points as an `x`/`y` table, read through the buffer
+/// protocol in Rust: C- or F-ordered or strided, float64 used as is, float32 and integer
+/// types cast. `None` for anything else (another shape or dtype goes through
+/// `polymatch._convert`, which says what is wrong).
+fn numpy_points(obj: &Bound<'_, PyAny>) -> PyResult<Option<(SchemaRef, Vec<RecordBatch>)>> {
+    use numpy::{PyArray2, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+    let Ok(untyped) = obj.cast::<PyUntypedArray>() else {
+        return Ok(None);
+    };
+    if untyped.ndim() != 2 || untyped.shape()[1] != 2 {
+        return Ok(None);
+    }
+    macro_rules! columns {
+        ($($t:ty),*) => {
+            $(if let Ok(a) = obj.cast::<PyArray2<$t>>() {
+                let view = a.readonly();
+                let view = view.as_array();
+                #[allow(clippy::unnecessary_cast)]
+                let col = |j: usize| -> Vec<f64> { view.column(j).iter().map(|&v| v as f64).collect() };
+                Some((col(0), col(1)))
+            } else)* {
+                None
+            }
+        };
+    }
+    let Some((x, y)) = columns!(f64, f32, i64, i32, i16, i8, u64, u32, u16, u8) else {
+        return Ok(None);
+    };
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("x", DataType::Float64, false),
+        Field::new("y", DataType::Float64, false),
+    ]));
+    let columns: Vec<arrow::array::ArrayRef> = vec![
+        Arc::new(arrow::array::Float64Array::from(x)),
+        Arc::new(arrow::array::Float64Array::from(y)),
+    ];
+    let batch =
+        RecordBatch::try_new(schema.clone(), columns).map_err(|e| PyPolymatchError(e.into()))?;
+    Ok(Some((schema, vec![batch])))
 }
 
 /// A bare array (or stream of arrays) as a one-column table; a struct array that is not

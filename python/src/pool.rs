@@ -64,3 +64,21 @@ pub fn run<T: Send>(
     }
     Ok(f())
 }
+
+/// [`run`] for a job of `size` points matched `chunk_size` at a time: a job of one chunk
+/// runs on the calling thread whatever `threads` is (the kernels run one chunk serially,
+/// so it uses one thread either way), without handing it to a pool and waiting.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_sized<T: Send>(
+    threads: Option<usize>,
+    size: usize,
+    chunk_size: usize,
+    f: impl FnOnce() -> T + Send,
+) -> Result<T, PolymatchError> {
+    if size <= chunk_size && !FORKED.load(Ordering::Relaxed) {
+        return Ok(f());
+    }
+    run(threads, f)
+}

@@ -87,6 +87,32 @@ def test_inputs_pyarrow_polars_pandas_numpy(article_index):
     assert article_index.match(as_f32).equals(article_index.match(ints))
 
 
+def test_numpy_points_every_layout_and_dtype(article_index):
+    """numpy (N, 2) points are read in Rust through the buffer protocol: C- and F-ordered,
+    strided views, float32 and integer dtypes (cast), empty; other shapes are refused."""
+    rng = np.random.default_rng(4)
+    pts = rng.uniform(0, 100, size=(300, 2))
+    want = article_index.match(pa.table({"x": pts[:, 0], "y": pts[:, 1]}), how="left")
+    assert article_index.match(pts, how="left").equals(want)
+    assert article_index.match(np.asfortranarray(pts), how="left").equals(want)
+    wide = np.zeros((300, 5))
+    wide[:, 1], wide[:, 3] = pts[:, 0], pts[:, 1]
+    assert article_index.match(wide[:, 1::2], how="left").equals(want)  # strided view
+    twice = np.repeat(pts, 2, axis=0)
+    assert article_index.match(twice[::2], how="left").equals(want)  # row stride
+    ints = (pts * 10).astype(np.int64)
+    for dtype in (np.float32, np.int64, np.int32, np.uint16, np.int8):
+        arr = (pts if dtype == np.float32 else ints % 100).astype(dtype)
+        ref = arr.astype(np.float64)
+        expect = article_index.match(pa.table({"x": ref[:, 0], "y": ref[:, 1]}))
+        assert article_index.match(arr).equals(expect), dtype
+    assert article_index.match(np.empty((0, 2))).num_rows == 0
+    with pytest.raises(ValueError, match=r"shape \(N, 2\)"):
+        article_index.match(np.zeros((4, 3)))
+    with pytest.raises(TypeError, match="numeric"):
+        article_index.match(np.array([["a", "b"]], dtype=object))
+
+
 def test_points_as_geoarrow_and_wkb(article_index):
     pts = np.array([[10.5, 20.25], [70.0, 30.0], [99.0, 1.0]])
     want = article_index.match(pts, how="left")
