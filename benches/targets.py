@@ -4,7 +4,8 @@
     .venv/bin/python benches/targets.py --skip-cli # without the 1M x 10M Parquet job
 
 Figures (this machine has 2 cores and is noisy: compare ratios within one run):
-- article workload: prepared `index.match(points)` end to end (pyarrow Table in and out),
+- article workload: prepared `index.match(points)` end to end (pyarrow Table in and out;
+  also a numpy (N, 2) array, threads=1, 0 and 1 points),
   and `compat.main(polygons, points)`;
 - building an index from Arrow columns for 1,000,000 polygons of 10 vertices, and its
   serialised size and save/load time (`to_bytes`/`from_bytes`, what Dask ships);
@@ -68,6 +69,17 @@ def main() -> None:
     table = pa.table({"x": np.array(points)[:, 0], "y": np.array(points)[:, 1]})
     print(
         f"article: index.match(pyarrow table)   {median_us(lambda: idx.match(table), 2000):8.1f} µs"
+    )
+    arr = np.array(points)
+    print(
+        f"article: index.match(numpy (N, 2))    {median_us(lambda: idx.match(arr), 2000):8.1f} µs"
+    )
+    print(
+        f"article: ... threads=1                {median_us(lambda: idx.match(table, threads=1), 2000):8.1f} µs"
+    )
+    print(
+        f"article: 0 points / 1 point           {median_us(lambda: idx.match(table.slice(0, 0)), 2000):8.1f} / "
+        f"{median_us(lambda: idx.match(table.slice(0, 1)), 2000):.1f} µs"
     )
     print(
         f"article: compat.main                  {median_us(lambda: compat.main(polygons, points), 500):8.1f} µs"
