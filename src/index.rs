@@ -884,23 +884,19 @@ impl SpatialIndex {
             out,
             prev,
         } = scratch;
-        let (mut gx0, mut gy0, mut gx1, mut gy1) = (
-            f64::INFINITY,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::NEG_INFINITY,
-        );
-        let mut first = None;
-        for (i, (&x, &y)) in xs.iter().zip(ys).enumerate() {
-            if x.is_finite() && y.is_finite() {
-                (gx0, gy0, gx1, gy1) = (gx0.min(x), gy0.min(y), gx1.max(x), gy1.max(y));
-                first.get_or_insert(i);
-            }
-        }
-        let Some(f) = first.filter(|_| !self.rank_row.is_empty() && k > 0) else {
+        let first = xs
+            .iter()
+            .zip(ys)
+            .position(|(x, y)| x.is_finite() && y.is_finite());
+        let (Some(f), Some(group)) = (first, finite_bounds(xs, ys)) else {
             counts.extend(std::iter::repeat_n(0, xs.len()));
-            return; // no polygon, or no finite point: none can match
+            return; // no finite point: none can match
         };
+        if self.rank_row.is_empty() || k == 0 {
+            counts.extend(std::iter::repeat_n(0, xs.len()));
+            return; // no polygon: none can match
+        }
+        let [gx0, gy0, gx1, gy1] = group;
         // The first point alone, seeded by the previous group's last answer.
         self.nearest_k_seeded(xs[f], ys[f], within, k, descending, prev, out);
         let first_answer = out.clone();
@@ -924,14 +920,10 @@ impl SpatialIndex {
             top -= 1;
             let (node, lo, hi) = stack[top];
             let b = self.node_box[node as usize];
-            let gx = (b[0] - gx1).max(gx0 - b[2]).max(0.0);
-            let gy = (b[1] - gy1).max(gy0 - b[3]).max(0.0);
-            if (gx * gx + gy * gy).sqrt() > near_reach {
+            if box_gap(&b, &group) > near_reach {
                 continue; // beyond every point's k best (or its disk)
             }
-            let fx = (gx1 - b[0]).max(b[2] - gx0);
-            let fy = (gy1 - b[1]).max(b[3] - gy0);
-            if (fx * fx + fy * fy).sqrt() < far_floor {
+            if box_span(&b, &group) < far_floor {
                 continue; // farthest first: nearer than every point's k-th farthest
             }
             if node >= leaves {
@@ -1005,20 +997,9 @@ impl SpatialIndex {
         if self.rank_row.is_empty() {
             return;
         }
-        let (mut gx0, mut gy0, mut gx1, mut gy1) = (
-            f64::INFINITY,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::NEG_INFINITY,
-        );
-        for (&x, &y) in xs.iter().zip(ys) {
-            if x.is_finite() && y.is_finite() {
-                (gx0, gy0, gx1, gy1) = (gx0.min(x), gy0.min(y), gx1.max(x), gy1.max(y));
-            }
-        }
-        if gx0 > gx1 {
+        let Some(group) = finite_bounds(xs, ys) else {
             return; // no finite point: none can match
-        }
+        };
         let reach = max_dist * (1.0 + 1e-9);
         let shrink = max_dist * (1.0 - 1e-9);
         let leaves = 1u32 << self.depth;
@@ -1035,14 +1016,10 @@ impl SpatialIndex {
                 continue;
             }
             let b = self.node_box[node as usize];
-            let gx = (b[0] - gx1).max(gx0 - b[2]).max(0.0);
-            let gy = (b[1] - gy1).max(gy0 - b[3]).max(0.0);
-            if (gx * gx + gy * gy).sqrt() > reach {
+            if box_gap(&b, &group) > reach {
                 continue; // no point of the group reaches this box
             }
-            let fx = (gx1 - b[0]).max(b[2] - gx0);
-            let fy = (gy1 - b[1]).max(b[3] - gy0);
-            if (fx * fx + fy * fy).sqrt() < shrink {
+            if box_span(&b, &group) < shrink {
                 // every center below is a candidate of every point of the group
                 entries.push(GroupEntry {
                     rank,
@@ -1123,21 +1100,11 @@ impl SpatialIndex {
             guaranteed,
             best,
         } = scratch;
-        let (mut gx0, mut gy0, mut gx1, mut gy1) = (
-            f64::INFINITY,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::NEG_INFINITY,
-        );
-        for (&x, &y) in xs.iter().zip(ys) {
-            if x.is_finite() && y.is_finite() {
-                (gx0, gy0, gx1, gy1) = (gx0.min(x), gy0.min(y), gx1.max(x), gy1.max(y));
-            }
-        }
-        if self.rank_row.is_empty() || gx0 > gx1 || k == 0 {
+        let Some(group) = finite_bounds(xs, ys).filter(|_| !self.rank_row.is_empty() && k > 0)
+        else {
             counts.extend(std::iter::repeat_n(0, xs.len()));
             return; // no polygon, or no finite point: none can match
-        }
+        };
         let reach = max_dist * (1.0 + 1e-9);
         let shrink = max_dist * (1.0 - 1e-9);
         let leaves = 1u32 << self.depth;
@@ -1156,14 +1123,10 @@ impl SpatialIndex {
             }
             let b = self.node_box[node as usize];
             let inside = inside || {
-                let gx = (b[0] - gx1).max(gx0 - b[2]).max(0.0);
-                let gy = (b[1] - gy1).max(gy0 - b[3]).max(0.0);
-                if (gx * gx + gy * gy).sqrt() > reach {
+                if box_gap(&b, &group) > reach {
                     continue; // no point of the group reaches this box
                 }
-                let fx = (gx1 - b[0]).max(b[2] - gx0);
-                let fy = (gy1 - b[1]).max(b[3] - gy0);
-                (fx * fx + fy * fy).sqrt() < shrink
+                box_span(&b, &group) < shrink
             };
             if node >= leaves {
                 entries.push(GroupEntry {
@@ -1403,6 +1366,40 @@ impl SpatialIndex {
         index.order = order;
         Ok(index)
     }
+}
+
+/// The bounding box `[min x, min y, max x, max y]` of the finite points, if any.
+fn finite_bounds(xs: &[f64], ys: &[f64]) -> Option<[f64; 4]> {
+    let mut g = [
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    for (&x, &y) in xs.iter().zip(ys) {
+        if x.is_finite() && y.is_finite() {
+            g = [g[0].min(x), g[1].min(y), g[2].max(x), g[3].max(y)];
+        }
+    }
+    (g[0] <= g[2]).then_some(g)
+}
+
+/// The distance between two boxes (0 if they overlap), rounded as SPEC's distance of a
+/// point of one to a point of the other would be: never more than any such distance.
+#[inline(always)]
+fn box_gap(b: &[f64; 4], g: &[f64; 4]) -> f64 {
+    let gx = (b[0] - g[2]).max(g[0] - b[2]).max(0.0);
+    let gy = (b[1] - g[3]).max(g[1] - b[3]).max(0.0);
+    (gx * gx + gy * gy).sqrt()
+}
+
+/// The largest distance between a point of one box and a point of the other, rounded:
+/// never less than SPEC's distance of any such pair.
+#[inline(always)]
+fn box_span(b: &[f64; 4], g: &[f64; 4]) -> f64 {
+    let fx = (g[2] - b[0]).max(b[2] - g[0]);
+    let fy = (g[3] - b[1]).max(b[3] - g[1]);
+    (fx * fx + fy * fy).sqrt()
 }
 
 /// Whether ranked areas and rows follow `order`: for an area order, strictly increasing
