@@ -1387,7 +1387,7 @@ fn finite_bounds(xs: &[f64], ys: &[f64]) -> Option<[f64; 4]> {
 /// The distance between two boxes (0 if they overlap), rounded as SPEC's distance of a
 /// point of one to a point of the other would be: never more than any such distance.
 #[inline(always)]
-fn box_gap(b: &[f64; 4], g: &[f64; 4]) -> f64 {
+pub(crate) fn box_gap(b: &[f64; 4], g: &[f64; 4]) -> f64 {
     let gx = (b[0] - g[2]).max(g[0] - b[2]).max(0.0);
     let gy = (b[1] - g[3]).max(g[1] - b[3]).max(0.0);
     (gx * gx + gy * gy).sqrt()

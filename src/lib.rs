@@ -12,6 +12,7 @@
 //! - [`matcher`]: the one Matcher every entry point matches through (columns, CRS,
 //!   kept columns, output schema);
 //! - [`io`]: Arrow schema detection, GeoArrow/WKB ingest, Parquet in and out;
+//! - [`partition`]: spatial tiles with halos, for joins whose polygons outgrow a worker;
 //! - [`pipeline`]: the streaming Parquet-to-Parquet job;
 //! - [`cli`]: the `polymatch` command line, over all of the above.
 #![warn(missing_docs)]
@@ -24,6 +25,7 @@ pub mod index;
 pub mod io;
 pub mod matcher;
 pub mod matching;
+pub mod partition;
 pub mod pipeline;
 pub mod polygons;
 pub mod ranking;
@@ -31,6 +33,7 @@ pub mod synth;
 
 pub use error::{PolymatchError, Result};
 pub use index::{Order, SpatialIndex};
+pub use partition::Tiling;
 pub use matching::{match_points, How, MatchOptions, PointSlices, RankBy};
 pub use polygons::PolygonColumns;
 pub use ranking::Rankings;
