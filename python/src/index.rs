@@ -10,7 +10,7 @@ use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema};
 use polymatch::io::arrow_ingest::polygons_from_coords;
 use polymatch::io::schema::{resolve_geometry, Crs, Request, Role};
-use polymatch::io::{polygons_from_batch, Keep, PointSpec};
+use polymatch::io::{index_from_centers, polygons_from_batch, Keep, PointSpec};
 use polymatch::matcher::{Matcher, PolygonSide};
 use polymatch::{
     How, MatchOptions, Order, PolygonColumns, PolymatchError, RankBy, Rankings, SpatialIndex,
@@ -93,6 +93,14 @@ fn crs_value(c: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
         .extract()?;
     serde_json::from_str(&text)
         .map_err(|e| PyValueError::new_err(format!("crs is not a string or a JSON object: {e}")))
+}
+
+/// An optional CRS argument (None or missing: no CRS).
+fn optional_crs(crs: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Crs>> {
+    Ok(match crs {
+        Some(c) if !c.is_none() => Some(Crs(crs_value(c)?)),
+        _ => None,
+    })
 }
 
 /// Every batch of `data` in one record batch (no copy if there is one).
@@ -279,16 +287,83 @@ impl PyPolygonIndex {
         data: &[u8],
         crs: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let crs = match crs {
-            None => None,
-            Some(c) if c.is_none() => None,
-            Some(c) => Some(Crs(crs_value(c)?)),
-        };
+        let crs = optional_crs(crs)?;
         let index = SpatialIndex::from_bytes(data).map_err(PyPolymatchError)?;
         Ok(Self {
             polygons: None,
             index: Arc::new(Rankings::new(Arc::new(index))),
             attributes: None,
+            crs,
+        })
+    }
+
+    /// Build an index from precomputed centers and areas: the table ``to_arrow()``
+    /// returns, or a share of it (the tiles of ``polymatch.dask``'s partitioned join).
+    ///
+    /// Args:
+    ///     data: an Arrow table-like object with float columns ``center_x``,
+    ///         ``center_y`` and ``area``; a row with a null or NaN in any of them is an
+    ///         unmatchable polygon. Every column is kept as a polygon attribute.
+    ///     crs: the CRS to carry (a string or a PROJJSON dict), checked against the
+    ///         points' CRS.
+    ///
+    /// Returns:
+    ///     A PolygonIndex without outlines; its matches are those of the polygons the
+    ///     centers and areas came from.
+    ///
+    /// Raises:
+    ///     SchemaError: a missing or non-numeric column.
+    ///     InvalidGeometryError: an infinite center or area, or a negative area (names
+    ///         the row).
+    #[classmethod]
+    #[pyo3(signature = (data, crs=None))]
+    fn from_centers(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        crs: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let crs = optional_crs(crs)?;
+        let batch = one_batch(py, data, Side::Polygons)?;
+        let index = py
+            .detach(|| crate::pool::run(None, || index_from_centers(&batch))?)
+            .map_err(PyPolymatchError)?;
+        Ok(Self {
+            polygons: None,
+            index: Arc::new(Rankings::new(Arc::new(index))),
+            attributes: Some(batch),
+            crs,
+        })
+    }
+
+    /// Unpickle: the index from bytes, with its CRS and attribute columns.
+    #[classmethod]
+    fn _from_pickle(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        data: &[u8],
+        crs: Option<&Bound<'_, PyAny>>,
+        attributes: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let crs = optional_crs(crs)?;
+        let attributes = match attributes {
+            Some(a) if !a.is_none() => Some(one_batch(py, a, Side::Polygons)?),
+            _ => None,
+        };
+        let index = SpatialIndex::from_bytes(data).map_err(PyPolymatchError)?;
+        if let Some(a) = &attributes {
+            if a.num_rows() != index.rows() {
+                return Err(PyValueError::new_err(format!(
+                    "pickled attributes have {} rows, the index {}",
+                    a.num_rows(),
+                    index.rows()
+                )));
+            }
+        }
+        Ok(Self {
+            polygons: None,
+            index: Arc::new(Rankings::new(Arc::new(index))),
+            attributes,
             crs,
         })
     }
@@ -318,13 +393,20 @@ impl PyPolygonIndex {
         slf: &Bound<'py, Self>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
         let py = slf.py();
-        let from_bytes = py.get_type::<Self>().getattr("from_bytes")?;
+        let from_pickle = py.get_type::<Self>().getattr("_from_pickle")?;
         let bytes = slf.get().to_bytes(py).into_any();
         let crs = match slf.get().py_crs(py)? {
             Some(c) => c,
             None => py.None().into_bound(py),
         };
-        Ok((from_bytes, PyTuple::new(py, [bytes, crs])?))
+        let attributes = match &slf.get().attributes {
+            Some(batch) => {
+                let schema = batch.schema();
+                PyTable::try_new(vec![batch.clone()], schema)?.into_pyarrow(py)?
+            }
+            None => py.None().into_bound(py),
+        };
+        Ok((from_pickle, PyTuple::new(py, [bytes, crs, attributes])?))
     }
 
     /// Prepare the index for a rank rule ahead of matching, and return an index whose

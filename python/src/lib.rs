@@ -5,6 +5,7 @@ mod error;
 mod files;
 mod index;
 mod input;
+mod partition;
 mod pool;
 
 use pyo3::prelude::*;
@@ -16,6 +17,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     error::register(m)?;
     m.add_class::<index::PyPolygonIndex>()?;
     m.add_class::<compat::PyPolygon>()?;
+    m.add_class::<partition::PyTiling>()?;
     m.add_function(wrap_pyfunction!(files::read_polygons, m)?)?;
     m.add_function(wrap_pyfunction!(files::match_parquet, m)?)?;
     m.add_function(wrap_pyfunction!(files::run_cli, m)?)?;

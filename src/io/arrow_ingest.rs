@@ -15,6 +15,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type};
 
 use crate::error::{PolymatchError, Result};
+use crate::index::SpatialIndex;
 use crate::io::schema::{resolve_geometry, GeometryColumns, Request, Role, EXTENSION_NAME};
 use crate::io::wkb::{read_point, PolygonBuilder};
 use crate::polygons::PolygonColumns;
@@ -326,6 +327,52 @@ pub fn polygons_from_coords(
         "polygon",
     )?;
     PolygonColumns::from_rings(xs, ys, offsets, None)
+}
+
+/// A spatial index over the precomputed centers and areas of `batch`: float columns
+/// `center_x`, `center_y` and `area` (what `PolygonIndex.to_arrow` writes), for polygons
+/// whose outlines were read elsewhere (a partition's share of a larger polygon set).
+/// A row with a null or NaN value in any of them is an unmatchable polygon, as a null or
+/// empty polygon is.
+///
+/// # Errors
+/// [`PolymatchError::MissingColumn`], [`PolymatchError::ColumnType`], or
+/// [`PolymatchError::InvalidGeometry`] naming the first row with an infinite value or a
+/// negative area.
+pub fn index_from_centers(batch: &RecordBatch) -> Result<SpatialIndex> {
+    let read = |name: &str| -> Result<(ScalarBuffer<f64>, Option<NullBuffer>)> {
+        let array = batch
+            .column_by_name(name)
+            .ok_or_else(|| PolymatchError::MissingColumn {
+                name: name.to_string(),
+                hint: " (an index from centers needs center_x, center_y and area)".into(),
+            })?;
+        validate(array, name)?;
+        Ok((numbers(array, name)?, array.logical_nulls()))
+    };
+    let (cx, nx) = read("center_x")?;
+    let (cy, ny) = read("center_y")?;
+    let (area, na) = read("area")?;
+    let nulls = NullBuffer::union_many([nx.as_ref(), ny.as_ref(), na.as_ref()]);
+    let keep = |r: usize| {
+        nulls.as_ref().is_none_or(|n| n.is_valid(r))
+            && !(cx[r].is_nan() || cy[r].is_nan() || area[r].is_nan())
+    };
+    if let Some(row) = (0..cx.len())
+        .find(|&r| keep(r) && !(cx[r].is_finite() && cy[r].is_finite() && area[r].is_finite()))
+    {
+        return Err(PolymatchError::InvalidGeometry {
+            row,
+            reason: "an infinite center or area".into(),
+        });
+    }
+    if let Some(row) = (0..cx.len()).find(|&r| keep(r) && area[r] < 0.0) {
+        return Err(PolymatchError::InvalidGeometry {
+            row,
+            reason: format!("a negative area ({})", area[row]),
+        });
+    }
+    Ok(SpatialIndex::from_centers(&cx, &cy, &area, keep))
 }
 
 /// Read the points of `batch` (see [`PointSpec`]): named `x`/`y` columns, else a named or
