@@ -3,6 +3,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Literal, final
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 from typing_extensions import Self, disjoint_base
 
@@ -50,9 +51,26 @@ class PolygonIndex:
     def from_bytes(cls, data: bytes, crs: str | dict[str, Any] | None = None) -> PolygonIndex:
         """Read what :meth:`to_bytes` wrote, carrying ``crs``."""
 
+    @classmethod
+    def from_centers(
+        cls,
+        data: Any,
+        crs: str | dict[str, Any] | None = None,
+        *,
+        center_x: str = "center_x",
+        center_y: str = "center_y",
+        area: str = "area",
+    ) -> PolygonIndex:
+        """Build from precomputed centers and areas (null/NaN: unmatchable); every
+        column is kept as an attribute."""
+
     @property
     def crs(self) -> str | dict[str, Any] | None:
         """The CRS the polygons were stated in."""
+
+    @property
+    def attributes(self) -> pa.Table | None:
+        """The polygon attribute columns (the source table), or None."""
 
     def to_bytes(self) -> bytes:
         """The match-ready index (centers, areas, tree, its rank order) as bytes."""
@@ -111,6 +129,26 @@ class Polygon:
 
 def find_close_polygons(polygon_subset: Any, point: Any, max_dist: float) -> list[Any]: ...
 def select_best_polygon(polygon_sets: Any) -> list[tuple[Any, Any]]: ...
+@final
+class Tiling:
+    """Rectangular tiles from a KD split of sampled polygon centers (see polymatch.dask)."""
+
+    def __init__(self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], tiles: int) -> None: ...
+    def route(
+        self, points: Any, *, x: str | None = None, y: str | None = None, geometry: str | None = None
+    ) -> npt.NDArray[np.uint32]:
+        """The one tile of every point, in row order."""
+
+    def assign(
+        self, center_x: npt.NDArray[np.float64], center_y: npt.NDArray[np.float64], max_dist: float
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint32]]:
+        """Each tile's polygon rows (own and halo) as ``(offsets, rows)``."""
+
+    def bounds(self, tile: int) -> tuple[float, float, float, float]:
+        """The closed bounds of ``tile``."""
+
+    def __len__(self) -> int: ...
+
 def find_all_close_polygons(
     polygons: Any, points: Any, max_dist: float
 ) -> list[tuple[Any, list[Any]]]: ...

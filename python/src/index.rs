@@ -306,6 +306,7 @@ impl PyPolygonIndex {
     ///         unmatchable polygon. Every column is kept as a polygon attribute.
     ///     crs: the CRS to carry (a string or a PROJJSON dict), checked against the
     ///         points' CRS.
+    ///     center_x, center_y, area: the names of those columns, if not these.
     ///
     /// Returns:
     ///     A PolygonIndex without outlines; its matches are those of the polygons the
@@ -316,17 +317,20 @@ impl PyPolygonIndex {
     ///     InvalidGeometryError: an infinite center or area, or a negative area (names
     ///         the row).
     #[classmethod]
-    #[pyo3(signature = (data, crs=None))]
+    #[pyo3(signature = (data, crs=None, *, center_x="center_x", center_y="center_y", area="area"))]
     fn from_centers(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
         data: &Bound<'_, PyAny>,
         crs: Option<&Bound<'_, PyAny>>,
+        center_x: &str,
+        center_y: &str,
+        area: &str,
     ) -> PyResult<Self> {
         let crs = optional_crs(crs)?;
         let batch = one_batch(py, data, Side::Polygons)?;
         let index = py
-            .detach(|| crate::pool::run(None, || index_from_centers(&batch))?)
+            .detach(|| crate::pool::run(None, || index_from_centers(&batch, [center_x, center_y, area]))?)
             .map_err(PyPolymatchError)?;
         Ok(Self {
             polygons: None,
@@ -368,6 +372,20 @@ impl PyPolygonIndex {
         })
     }
 
+    /// The polygon attribute columns (every column of the table the index was built
+    /// from) as a ``pyarrow.Table`` (no copy), or None for an index from coordinates or
+    /// bytes.
+    #[getter(attributes)]
+    fn py_attributes<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        match &self.attributes {
+            None => Ok(None),
+            Some(batch) => {
+                let schema = batch.schema();
+                Ok(Some(PyTable::try_new(vec![batch.clone()], schema)?.into_pyarrow(py)?))
+            }
+        }
+    }
+
     /// The CRS the polygons were stated in (a string or a PROJJSON dict), or None.
     #[getter(crs)]
     fn py_crs<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
@@ -383,7 +401,8 @@ impl PyPolygonIndex {
     /// The match-ready index as bytes: ranked rows, centers and areas and the tree
     /// order, 32 bytes per polygon (not the outlines, attributes or CRS; the tree's nodes
     /// are recomputed on load).
-    /// ``PolygonIndex.from_bytes`` reads it back; pickling uses it and keeps the CRS.
+    /// ``PolygonIndex.from_bytes`` reads it back; pickling uses it and keeps the CRS and
+    /// the attribute columns (not the outlines).
     fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         let bytes = py.detach(|| self.core().to_bytes());
         PyBytes::new(py, &bytes)

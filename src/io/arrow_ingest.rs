@@ -329,8 +329,8 @@ pub fn polygons_from_coords(
     PolygonColumns::from_rings(xs, ys, offsets, None)
 }
 
-/// A spatial index over the precomputed centers and areas of `batch`: float columns
-/// `center_x`, `center_y` and `area` (what `PolygonIndex.to_arrow` writes), for polygons
+/// A spatial index over the precomputed centers and areas of `batch`: the float columns
+/// `names` (`center_x`, `center_y` and `area` in what `PolygonIndex.to_arrow` writes), for polygons
 /// whose outlines were read elsewhere (a partition's share of a larger polygon set).
 /// A row with a null or NaN value in any of them is an unmatchable polygon, as a null or
 /// empty polygon is.
@@ -339,20 +339,20 @@ pub fn polygons_from_coords(
 /// [`PolymatchError::MissingColumn`], [`PolymatchError::ColumnType`], or
 /// [`PolymatchError::InvalidGeometry`] naming the first row with an infinite value or a
 /// negative area.
-pub fn index_from_centers(batch: &RecordBatch) -> Result<SpatialIndex> {
+pub fn index_from_centers(batch: &RecordBatch, names: [&str; 3]) -> Result<SpatialIndex> {
     let read = |name: &str| -> Result<(ScalarBuffer<f64>, Option<NullBuffer>)> {
         let array = batch
             .column_by_name(name)
             .ok_or_else(|| PolymatchError::MissingColumn {
                 name: name.to_string(),
-                hint: " (an index from centers needs center_x, center_y and area)".into(),
+                hint: format!(" (an index from centers needs {})", names.join(", ")),
             })?;
         validate(array, name)?;
         Ok((numbers(array, name)?, array.logical_nulls()))
     };
-    let (cx, nx) = read("center_x")?;
-    let (cy, ny) = read("center_y")?;
-    let (area, na) = read("area")?;
+    let (cx, nx) = read(names[0])?;
+    let (cy, ny) = read(names[1])?;
+    let (area, na) = read(names[2])?;
     let nulls = NullBuffer::union_many([nx.as_ref(), ny.as_ref(), na.as_ref()]);
     let keep = |r: usize| {
         nulls.as_ref().is_none_or(|n| n.is_valid(r))

@@ -1,0 +1,302 @@
+"""The spatially partitioned join of :mod:`polymatch.dask`: polygons that no process holds.
+
+Used when the polygons are a Dask DataFrame or a list of polygon files. The plan, in
+two phases (docs/scaling.md explains why the answer is exactly the single-process one):
+
+1. *Sample* (computed when the join is set up): one task per polygon partition computes
+   the exact centers and areas (:meth:`PolygonIndex.from_arrow`, the same arithmetic as
+   one process) and returns its row count, its CRS and an evenly spaced sample of its
+   centers. The client cuts the plane into tiles by a KD split of the sample
+   (:class:`~polymatch._core.Tiling`), sized by count: about ``polygons_per_tile``
+   polygons per tile.
+2. *Join* (lazy): each polygon partition is split into one *piece* per tile (centers,
+   areas, the carried columns and the global row, for every polygon whose center is
+   within ``max_dist`` of the tile: its own polygons and a halo); each tile's pieces are
+   concatenated in partition order (so global row order, which breaks ties) into an
+   index built on a worker (:meth:`PolygonIndex.from_centers`); each points partition is
+   routed, one tile per point, and each (tile, points partition) pair is one match task;
+   a points partition's results are put back in point order.
+
+No process holds all polygons: a partition task holds one partition, a tile task one
+tile (its share plus its halo). Work per task is bounded by one points partition
+against one tile, so points crowded into one tile spread over as many tasks as there
+are points partitions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from polymatch._core import PolygonIndex, PolymatchError, SchemaError, Tiling
+
+#: Centers sampled in all (spread over the polygon partitions) to cut the tiles.
+SAMPLE_SIZE = 200_000
+#: Default tile size: polygons per tile (before halos).
+POLYGONS_PER_TILE = 250_000
+#: Above this many copies per polygon (halo replication, estimated on the sample), use
+#: fewer, larger tiles.
+MAX_REPLICATION = 2.0
+
+_CX = "__polymatch_center_x"
+_CY = "__polymatch_center_y"
+_AREA = "__polymatch_area"
+_ROW = "__polymatch_row"
+_U32_MAX = 2**32 - 1
+
+
+# ---------------------------------------------------------------------------------------
+# Polygon partitions
+# ---------------------------------------------------------------------------------------
+
+
+def _polygon_table(part: Any) -> pa.Table:
+    """One polygon partition as Arrow: a Parquet file (its GeoParquet metadata, hence its
+    CRS, kept) or a pandas/geopandas partition."""
+    if isinstance(part, (str, os.PathLike)):
+        import pyarrow.parquet as pq
+
+        return pq.read_table(part)
+    from polymatch._convert import polygons_to_arrow
+
+    return pa.table(polygons_to_arrow(part))
+
+
+def _centers(
+    part: Any, geometry: str | None, carry: list[str], p: int
+) -> tuple[pa.Table, Any]:
+    """Partition ``p``'s exact centers and areas (null: unmatchable) and carried columns,
+    and its CRS. Errors name the partition (their row numbers are within it)."""
+    try:
+        table = _polygon_table(part)
+        index = PolygonIndex.from_arrow(table, geometry=geometry)
+    except (PolymatchError, OSError) as e:
+        e.add_note(f"in polygon partition {p}{f' ({part})' if isinstance(part, str) else ''}")
+        raise
+    missing = [c for c in carry if c not in table.column_names]
+    if missing:
+        raise SchemaError(
+            f"polygon partition {p} has no column {', '.join(map(repr, missing))} "
+            f"(columns: {', '.join(table.column_names)})"
+        )
+    derived = index.to_arrow()
+    columns = {
+        _CX: derived["center_x"],
+        _CY: derived["center_y"],
+        _AREA: derived["area"],
+        **{c: table[c] for c in carry},
+    }
+    return pa.table(columns), index.crs
+
+
+def _floats(column: pa.ChunkedArray) -> np.ndarray:
+    """A float column as numpy float64, nulls as NaN."""
+    return np.ascontiguousarray(
+        pc.fill_null(column, float("nan")).to_numpy(zero_copy_only=False), dtype=np.float64
+    )
+
+
+def summarise(part: Any, geometry: str | None, carry: list[str], p: int, sample: int) -> dict:
+    """Phase 1 for one polygon partition: rows, matchable rows, CRS, the carried schema,
+    and every ``step``-th matchable center (deterministic)."""
+    table, crs = _centers(part, geometry, carry, p)
+    cx, cy = _floats(table[_CX]), _floats(table[_CY])
+    ok = np.flatnonzero(~(np.isnan(cx) | np.isnan(cy)))
+    step = max(1, math.ceil(len(ok) / max(1, sample)))
+    chosen = ok[::step]
+    return {
+        "rows": table.num_rows,
+        "matchable": len(ok),
+        "x": cx[chosen],
+        "y": cy[chosen],
+        "crs": crs,
+        "schema": table.schema,
+    }
+
+
+def split(
+    part: Any,
+    geometry: str | None,
+    carry: list[str],
+    p: int,
+    offset: int,
+    tiling: Tiling,
+    max_dist: float,
+) -> list[pa.Table]:
+    """Phase 2 for one polygon partition: its piece of every tile (own polygons and halo),
+    each with the polygons' global rows in ``_ROW``, in row order."""
+    table, _ = _centers(part, geometry, carry, p)
+    offsets, rows = tiling.assign(_floats(table[_CX]), _floats(table[_CY]), max_dist)
+    table = table.append_column(
+        _ROW, pa.array(np.arange(offset, offset + table.num_rows, dtype=np.uint64))
+    )
+    return [table.take(rows[offsets[t] : offsets[t + 1]]) for t in range(len(tiling))]
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile's index (built from centers, carried columns as attributes) and the
+    global row of each of its polygons."""
+
+    index: PolygonIndex
+    rows: pa.UInt32Array
+
+
+def build_tile(
+    pieces: list[pa.Table], schema: pa.Schema, crs: Any, rank_by: str, descending: bool
+) -> Tile:
+    """Concatenate a tile's pieces (in partition order: global row order) into its index,
+    prepared for the rank rule."""
+    full = schema.append(pa.field(_ROW, pa.uint64()))
+    table = pa.concat_tables([p.cast(full) for p in pieces])
+    rows = table[_ROW].combine_chunks().cast(pa.uint32())
+    table = table.drop_columns([_ROW]).combine_chunks()
+    index = PolygonIndex.from_centers(table, crs, center_x=_CX, center_y=_CY, area=_AREA)
+    return Tile(index.prepare(rank_by, descending), rows)
+
+
+def empty_tile(schema: pa.Schema, crs: Any, rank_by: str, descending: bool) -> Tile:
+    """A tile without polygons, of the carried schema (for the output's meta)."""
+    piece = schema.append(pa.field(_ROW, pa.uint64())).empty_table()
+    return build_tile([piece], schema, crs, rank_by, descending)
+
+
+# ---------------------------------------------------------------------------------------
+# Points
+# ---------------------------------------------------------------------------------------
+
+
+def _one_batch(table: pa.Table) -> pa.RecordBatch:
+    """A table as one record batch (an empty one too: polymatch keeps columns only from
+    a stream with batches)."""
+    table = table.combine_chunks()
+    batches = table.to_batches()
+    if len(batches) == 1:
+        return batches[0]
+    return pa.RecordBatch.from_pylist([], schema=table.schema)
+
+
+def route(points: pa.Table, tiling: Tiling, spec: dict[str, Any]) -> list[tuple[Any, np.ndarray]]:
+    """One points partition as one piece per tile: the tile's points (a record batch) and
+    their rows in the partition (ascending)."""
+    tiles = tiling.route(points, **spec)
+    order = np.argsort(tiles, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(tiles, minlength=len(tiling)))])
+    return [
+        (_one_batch(points.take(order[bounds[t] : bounds[t + 1]])), order[bounds[t] : bounds[t + 1]])
+        for t in range(len(tiling))
+    ]
+
+
+def match_piece(tile: Tile, piece: tuple[Any, np.ndarray], options: dict, threads: int) -> pa.Table:
+    """Match one tile's points of one partition against the tile, and number the result
+    as the whole inputs are numbered: ``point_index`` the row in the points partition,
+    ``polygon_index`` the global polygon row."""
+    points, local = piece
+    result = tile.index.match(points, threads=threads, **options)
+    point_index = pc.take(pa.array(local.astype(np.uint64)), result["point_index"])
+    polygon_index = pc.take(tile.rows, result["polygon_index"])
+    result = result.set_column(0, result.schema.field(0), point_index)
+    return result.set_column(1, result.schema.field(1), polygon_index)
+
+
+def combine(results: list[pa.Table], schema: pa.Schema, offset: int) -> pa.Table:
+    """One points partition's results from every tile, in point order (each point is in
+    one tile, so a stable sort keeps each point's rows in their order), ``point_index``
+    shifted by ``offset``."""
+    table = pa.concat_tables([r.cast(schema) for r in results])
+    table = table.take(pc.sort_indices(table["point_index"]))
+    if offset:
+        shifted = pc.add(table["point_index"], pa.scalar(offset, pa.uint64()))
+        table = table.set_column(0, schema.field(0), shifted)
+    return table
+
+
+# ---------------------------------------------------------------------------------------
+# The plan
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """The tiles of a partitioned join, and the polygon partitions' global row offsets."""
+
+    tiling: Tiling
+    offsets: list[int]
+    schema: pa.Schema
+    crs: Any
+    replication: float
+    polygons: int
+
+    def token(self) -> str:
+        """A hash of the tiles and row offsets (part of a file job's identity)."""
+        text = json.dumps(
+            {"tiles": repr(self.tiling.__reduce__()[1]), "offsets": self.offsets},
+            sort_keys=True,
+        )
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _same_crs(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def plan(
+    parts: list[Any],
+    geometry: str | None,
+    carry: list[str],
+    max_dist: float,
+    polygons_per_tile: int,
+) -> Plan:
+    """Phase 1: sample every polygon partition (computed now, on the cluster) and cut
+    the tiles."""
+    import dask
+
+    if not (max_dist > 0):
+        raise ValueError(f"max_dist must be > 0, got {max_dist}")
+    if math.isinf(max_dist):
+        raise ValueError(
+            "max_dist=inf makes every polygon a candidate of every point, so the polygons "
+            "cannot be split into tiles; pass a PolygonIndex (broadcast to every worker) "
+            "instead of partitioned polygons"
+        )
+    if polygons_per_tile < 1:
+        raise ValueError(f"polygons_per_tile must be >= 1, got {polygons_per_tile}")
+    per_part = max(1, SAMPLE_SIZE // max(1, len(parts)))
+    task = dask.delayed(summarise, pure=True)
+    summaries = dask.compute(*[task(part, geometry, carry, p, per_part) for p, part in enumerate(parts)])
+    crs = None
+    for p, s in enumerate(summaries):
+        if s["crs"] is not None:
+            if crs is not None and not _same_crs(crs, s["crs"]):
+                raise SchemaError(
+                    f"polygon partition {p} states another CRS than an earlier one: "
+                    f"{s['crs']!r} vs {crs!r}"
+                )
+            crs = s["crs"]
+    total = sum(s["rows"] for s in summaries)
+    if total > _U32_MAX:
+        raise ValueError(f"{total} polygons: polygon_index (uint32) holds at most {_U32_MAX}")
+    offsets = list(np.cumsum([0] + [s["rows"] for s in summaries[:-1]]).tolist())
+    matchable = sum(s["matchable"] for s in summaries)
+    xs = np.concatenate([s["x"] for s in summaries]) if summaries else np.empty(0)
+    ys = np.concatenate([s["y"] for s in summaries]) if summaries else np.empty(0)
+    tiles = max(1, math.ceil(matchable / polygons_per_tile))
+    while True:
+        tiling = Tiling(xs, ys, tiles)
+        _, rows = tiling.assign(xs, ys, max_dist)
+        replication = len(rows) / max(1, len(xs))
+        if replication <= MAX_REPLICATION or tiles == 1:
+            break
+        tiles = max(1, tiles // 2)  # halos too wide for the tiles: fewer, larger tiles
+    schema = pa.unify_schemas([s["schema"] for s in summaries], promote_options="permissive")
+    return Plan(tiling, offsets, schema, crs, replication, total)
