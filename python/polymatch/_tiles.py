@@ -209,11 +209,15 @@ def match_piece(tile: Tile, piece: tuple[Any, np.ndarray], options: dict, thread
     return result.set_column(1, result.schema.field(1), polygon_index)
 
 
-def combine(results: list[pa.Table], schema: pa.Schema, offset: int) -> pa.Table:
+def combine(results: list[pa.Table], schema: pa.Schema | None, offset: int) -> pa.Table:
     """One points partition's results from every tile, in point order (each point is in
     one tile, so a stable sort keeps each point's rows in their order), ``point_index``
-    shifted by ``offset``."""
-    table = pa.concat_tables([r.cast(schema) for r in results])
+    shifted by ``offset``. Without ``schema``, the pieces' types are unified."""
+    if schema is None:
+        table = pa.concat_tables(results, promote_options="permissive")
+        schema = table.schema
+    else:
+        table = pa.concat_tables([r.cast(schema) for r in results])
     table = table.take(pc.sort_indices(table["point_index"]))
     if offset:
         shifted = pc.add(table["point_index"], pa.scalar(offset, pa.uint64()))

@@ -2,14 +2,26 @@
 
 Two entry points:
 
-- :func:`match`: a lazy ``dask.dataframe.DataFrame`` of matches from a Dask DataFrame of
-  points. ``point_index`` is the *global* row position of the point (its row in
+- :func:`match`: a lazy ``dask.dataframe.DataFrame`` of matches of a Dask DataFrame of
+  points to polygons, argument order as :func:`polymatch.match` (polygons first).
+  ``point_index`` is the *global* row position of the point (its row in
   ``points.compute()``), exactly what :meth:`polymatch.PolygonIndex.match` returns for
   the whole table in one process.
-- :func:`match_parquet`: one task per Parquet file of points, one output file per task,
-  each written atomically; a rerun after a failure skips the outputs that exist.
+- :func:`match_parquet`: one output file per Parquet file of points, each written
+  atomically; a rerun after a failure skips the outputs that exist.
 
-The broadcast pattern (the point of this module): the polygon index is built once on the
+Two ways to get the polygons to the points, chosen by what ``polygons`` is:
+
+- *broadcast* (a :class:`~polymatch.PolygonIndex`, a table, a single path): one index,
+  built on the client, shipped once to every worker. Best while the polygons fit one
+  process (about 32 bytes per polygon on the wire, plus kept attribute columns).
+- *partitioned* (a Dask DataFrame of polygons, or a list of polygon Parquet files): the
+  polygons are cut into spatial tiles, each extended by a halo of ``max_dist``, one index
+  per tile built on a worker; no process, the client included, ever holds every polygon.
+  The answers are the same, row for row (see :mod:`polymatch._tiles` and
+  docs/scaling.md).
+
+The broadcast pattern: the polygon index is built once on the
 client, serialised once with :meth:`~polymatch.PolygonIndex.to_bytes` (centers, areas and
 tree only: no outlines, no attribute columns), and placed in the task graph as a *single*
 key that every matching task depends on. The scheduler ships that key to each worker once
@@ -63,11 +75,14 @@ _cache_lock = threading.Lock()
 _cache_stats = {"loads": 0, "hits": 0}
 
 
-def cached_index(token: str, data: bytes, crs: Any = None) -> PolygonIndex:
+def cached_index(
+    token: str, data: bytes, crs: Any = None, attributes: bytes | None = None
+) -> PolygonIndex:
     """The index for ``token``, deserialised from ``data`` (``PolygonIndex.to_bytes()``,
-    with the original's ``index.crs``) only if this process has not done so yet;
-    ``token`` is any string that identifies the bytes and CRS (this module uses a
-    blake2b hash of them, computed once on the client).
+    with the original's ``index.crs``, and ``attributes``: polygon attribute columns as
+    an Arrow IPC stream, if any) only if this process has not done so yet; ``token`` is
+    any string that identifies all of them (this module uses a blake2b hash, computed
+    once on the client).
     Thread-safe: concurrent tasks in one process wait for a single load. The last few
     indexes are kept. Usable from any engine's workers (Spark, Ray): it needs no Dask."""
     with _cache_lock:
@@ -76,7 +91,11 @@ def cached_index(token: str, data: bytes, crs: Any = None) -> PolygonIndex:
             _cache.move_to_end(token)
             _cache_stats["hits"] += 1
             return index
-        index = PolygonIndex.from_bytes(data, crs=crs)
+        if attributes is None:
+            index = PolygonIndex.from_bytes(data, crs=crs)
+        else:
+            table = pa.ipc.open_stream(attributes).read_all()
+            index = PolygonIndex._from_pickle(data, crs, table)
         _cache_stats["loads"] += 1
         _cache[token] = index
         while len(_cache) > _CACHE_SIZE:
@@ -132,12 +151,16 @@ def _as_index(polygons: Any) -> PolygonIndex:
 
 
 def _broadcast(
-    polygons: Any, rank_by: str = "area", descending: bool = False
+    polygons: Any,
+    rank_by: str = "area",
+    descending: bool = False,
+    keep_polygons: Sequence[str] = (),
 ) -> tuple[str, Any, int, Any]:
     """Serialise the index once, prepared for the rank rule (so that workers need no
-    polygon column to rank by: the order travels in the bytes); return its token, a single
-    graph key holding it, its size in bytes, and its CRS (small: passed to each task, so
-    that workers check the points' CRS against it exactly as one process does)."""
+    polygon column to rank by: the order travels in the bytes), with the kept polygon
+    columns (Arrow IPC) if any; return its token, a single graph key holding
+    ``(bytes, attributes)``, its size in bytes, and its CRS (small: passed to each task,
+    so that workers check the points' CRS against it exactly as one process does)."""
     import json
 
     import dask
@@ -145,13 +168,32 @@ def _broadcast(
     index = _as_index(polygons).prepare(rank_by, descending)
     data = index.to_bytes()
     crs = index.crs
+    attributes = None
+    if keep_polygons:
+        table = index.attributes
+        missing = [c for c in keep_polygons if table is None or c not in table.column_names]
+        if missing:
+            from polymatch._core import SchemaError
+
+            have = ", ".join(table.column_names) if table is not None else "none"
+            raise SchemaError(
+                f"the polygons have no column {', '.join(map(repr, missing))} to keep "
+                f"(columns: {have})"
+            )
+        sink = pa.BufferOutputStream()
+        selected = table.select(list(dict.fromkeys(keep_polygons)))
+        with pa.ipc.new_stream(sink, selected.schema) as writer:
+            writer.write_table(selected)
+        attributes = sink.getvalue().to_pybytes()
     h = hashlib.blake2b(data, digest_size=16)
     h.update(json.dumps(crs, sort_keys=True).encode())
+    if attributes is not None:
+        h.update(attributes)
     token = h.hexdigest()
     # One key for the whole graph: every task depends on it, so it is shipped to each
     # worker once instead of being embedded in every task.
-    key = dask.delayed(data, name=f"polymatch-index-{token}", pure=True)
-    return token, key, len(data), crs
+    key = dask.delayed((data, attributes), name=f"polymatch-index-{token}", pure=True)
+    return token, key, len(data) + len(attributes or b""), crs
 
 
 def _resolve_threads(threads: int | None) -> int:
@@ -215,7 +257,7 @@ def _match_table(
 
 def _match_partition(
     part: Any,
-    data: bytes,
+    data: tuple[bytes, bytes | None],
     token: str,
     crs: Any,
     options: dict[str, Any],
@@ -226,7 +268,7 @@ def _match_partition(
     """Match one partition; ``point_index`` is the row within the partition."""
     import pandas as pd
 
-    table = _match_table(part, cached_index(token, data, crs), options, threads)
+    table = _match_table(part, cached_index(token, data[0], crs, data[1]), options, threads)
     if partition is not None:
         column = pa.array([partition] * table.num_rows, type=pa.uint32())
         table = table.append_column("partition", column)
@@ -279,9 +321,118 @@ def _global_offsets(lengths: list[Any]) -> list[Any]:
     return offsets
 
 
+def _is_dask_frame(obj: Any) -> bool:
+    try:
+        import dask.dataframe as dd
+    except ImportError:
+        return False
+    return isinstance(obj, dd.DataFrame)
+
+
+def _polygon_parts(polygons: Any) -> list[Any] | None:
+    """The polygon partitions of a partitioned join (delayed partitions of a Dask
+    DataFrame, or Parquet paths, checked to exist), or None: broadcast."""
+    if _is_dask_frame(polygons):
+        return list(polygons.to_delayed())
+    if isinstance(polygons, (list, tuple)) and polygons and all(
+        isinstance(p, (str, os.PathLike)) for p in polygons
+    ):
+        files, _ = _list_inputs(polygons, "polygons")
+        return [str(f) for f in files]
+    return None
+
+
+def _check_order(polygons: Any, points: Any) -> None:
+    """Refuse the argument order of polymatch 0.1 (points first) with a clear message."""
+    if points is None or polygons is None:
+        raise TypeError("match() needs polygons and points: match(polygons, points, ...)")
+    if not _is_dask_frame(points):
+        hint = ""
+        if _is_dask_frame(polygons):
+            hint = (
+                "; polymatch.dask.match takes the polygons first, as polymatch.match does: "
+                "match(polygons, points, ...) (the points came first in polymatch 0.1)"
+            )
+        raise TypeError(
+            f"points must be a Dask DataFrame, got a {type(points).__name__}{hint}"
+        )
+
+
+def _carried(keep_polygons: Sequence[str], rank_by: str) -> list[str]:
+    """The polygon columns a tile must carry: the kept ones and a rank column."""
+    rank_col = [] if rank_by in ("area", "distance") else [rank_by]
+    return list(dict.fromkeys([*keep_polygons, *rank_col]))
+
+
+def _routed_frame(part: Any, tiling: Any, spec: dict[str, Any]) -> list[Any]:
+    from polymatch import _tiles
+
+    return _tiles.route(pa.table(_to_arrow(part)), tiling, spec)
+
+
+def _match_piece(tile: Any, piece: Any, options: dict[str, Any], threads: int | None) -> pa.Table:
+    from polymatch import _tiles
+
+    return _tiles.match_piece(tile, piece, options, _resolve_threads(threads))
+
+
+def _combined_frame(
+    results: list[pa.Table], schema: pa.Schema, offset: int, partition: int | None
+) -> Any:
+    import pandas as pd
+
+    from polymatch import _tiles
+
+    table = _tiles.combine(results, schema.remove(schema.get_field_index("partition"))
+                           if partition is not None else schema, offset)
+    if partition is not None:
+        column = pa.array([partition] * table.num_rows, type=pa.uint32())
+        table = table.append_column("partition", column)
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def _tile_keys(
+    parts: list[Any],
+    plan: Any,
+    tiling: Any,
+    geometry: str | None,
+    carry: list[str],
+    max_dist: float,
+    rank_by: str,
+    descending: bool,
+) -> list[Any]:
+    """Phase 2's polygon side: one split task per polygon partition (a piece per tile)
+    and one build task per tile (its index, on a worker)."""
+    import dask
+
+    from polymatch import _tiles
+
+    n = len(plan.tiling)
+    split = dask.delayed(_tiles.split, pure=True, nout=n)
+    pieces = [
+        split(part, geometry, carry, p, plan.offsets[p], tiling, max_dist)
+        for p, part in enumerate(parts)
+    ]
+    build = dask.delayed(_tiles.build_tile, pure=True)
+    return [
+        build([piece[t] for piece in pieces], plan.schema, plan.crs, rank_by, descending)
+        for t in range(n)
+    ]
+
+
+def _matched_pieces(
+    routed: Any, tiles: list[Any], options: dict[str, Any], threads: int | None
+) -> list[Any]:
+    """One match task per tile for one routed points partition."""
+    import dask
+
+    task = dask.delayed(_match_piece, pure=True)
+    return [task(tile, routed[t], options, threads) for t, tile in enumerate(tiles)]
+
+
 def match(
-    points: Any,
-    polygons: Any,
+    polygons: Any = None,
+    points: Any = None,
     max_dist: float = 10.0,
     how: Literal["inner", "left"] = "inner",
     keep: Sequence[str] | None = None,
@@ -290,30 +441,46 @@ def match(
     threads: int | None = None,
     *,
     geometry: str | None = None,
+    keep_polygons: Sequence[str] | None = None,
+    polygon_geometry: str | None = None,
     all_candidates: bool = False,
     rank_by: str = "area",
     descending: bool = False,
     k: int = 1,
     point_index: Literal["global", "partition"] = "global",
+    polygons_per_tile: int | None = None,
 ) -> Any:
     """Match a Dask DataFrame of points to polygons; returns a lazy Dask DataFrame.
 
     The result has the columns of :meth:`polymatch.PolygonIndex.match` (``point_index``
-    uint64, ``polygon_index`` uint32, ``distance``, ``area``, then the ``keep`` columns),
-    pyarrow-backed (``pd.ArrowDtype``), one Dask partition per points partition, rows in
-    point order within each partition. Its divisions are unknown and each partition has
-    its own ``RangeIndex``: identify rows by ``point_index`` or by the columns you keep.
+    uint64, ``polygon_index`` uint32, ``distance``, ``area``, then the ``keep`` and
+    ``keep_polygons`` columns), pyarrow-backed (``pd.ArrowDtype``), one Dask partition
+    per points partition, rows in point order within each partition: row for row what
+    one process gives for the whole table. Its divisions are unknown and each partition
+    has its own ``RangeIndex``: identify rows by ``point_index`` or by the columns you
+    keep.
 
     Args:
+        polygons: either what fits one process, *broadcast*: a
+            :class:`~polymatch.PolygonIndex`, anything
+            :meth:`~polymatch.PolygonIndex.from_arrow` takes, or a (Geo)Parquet path,
+            indexed on the client, serialised once and deserialised at most once per
+            worker process; or polygons to *partition*: a Dask DataFrame of polygons
+            (dask-geopandas, or ``dd.read_parquet`` of GeoParquet (WKB) or of the
+            article's ``x``/``y`` list layout) or a list of polygon Parquet files. Then
+            the plane is cut into tiles of about ``polygons_per_tile`` polygons each,
+            extended by a halo of ``max_dist``, and no process ever holds every polygon.
+            Setting up a partitioned join reads every polygon partition once, now, on
+            the cluster, to sample its centers; the join itself reads them again.
+            ``polygon_index`` is the polygon's global row (its row in
+            ``polygons.compute()``, or counted across the files in order).
         points: a ``dask.dataframe.DataFrame`` with ``x``/``y`` columns, or a point
             geometry column named by ``geometry`` (WKB, e.g. ``pd.ArrowDtype(pa.binary())``).
-        polygons: a :class:`~polymatch.PolygonIndex`, anything
-            :meth:`~polymatch.PolygonIndex.from_arrow` takes, or a (Geo)Parquet path.
-            It is serialised once and deserialised at most once per worker process.
         max_dist: candidates are polygons whose center is at distance ``< max_dist``.
+            A partitioned join needs it finite (``inf`` makes every polygon a candidate
+            of every point: pass a PolygonIndex to broadcast instead).
         how: ``"inner"`` keeps matched points only, ``"left"`` every point.
-        keep: point columns carried into the result (ids, attributes). Polygon attribute
-            columns are not shipped with the index: join them on ``polygon_index``.
+        keep: point columns carried into the result (ids, attributes).
         x, y: the coordinate columns. By default the columns are chosen by the rule
             of :meth:`polymatch.PolygonIndex.match` (docs/SPEC.md): a dask-geopandas
             GeoDataFrame's geometry, else ``x``/``y``, else a column named
@@ -321,17 +488,29 @@ def match(
         threads: rayon threads per task; default ``RAYON_NUM_THREADS`` of the worker if
             set, else 1 (Dask's workers and threads give the parallelism).
         geometry: a point geometry column to use instead of ``x``/``y``.
+        keep_polygons: polygon attribute columns carried into the result (shipped with
+            the broadcast index, or carried through the tiles), named as
+            :meth:`~polymatch.PolygonIndex.match` names them.
+        polygon_geometry: the polygons' geometry column (partitioned polygons), if the
+            detection rule would not find it.
         all_candidates: every (point, candidate) pair instead of the best match.
         rank_by, descending, k: the rank rule, as for :meth:`polymatch.PolygonIndex.match`
-            (``k > 1`` adds a ``rank`` column). A ``rank_by`` column is taken from the
-            polygons on the client and its order shipped with the index
-            (:meth:`~polymatch.PolygonIndex.prepare`), so workers never see the column.
+            (``k > 1`` adds a ``rank`` column). A broadcast index is prepared for it on
+            the client and its order shipped in the bytes; partitioned tiles carry the
+            column and are prepared on the workers.
         point_index: ``"global"`` (default): the point's row in the whole DataFrame,
             which needs every partition's length (computed lazily, in the same graph:
             ``len`` of each partition and two-level prefix sums; no extra pass over the
             data, and no known divisions required). ``"partition"``: the row within its
             partition plus a ``partition`` column (uint32); no dependency between
             partitions at all.
+        polygons_per_tile: the tile size of a partitioned join (default 250,000):
+            smaller tiles, less memory per task, more halo copies and tasks.
+
+    Raises:
+        TypeError: the points came first (the order of polymatch 0.1).
+        ValueError: a partitioned join with ``max_dist=inf``; bad options.
+        SchemaError: missing columns, different CRS across polygon partitions.
 
     Example::
 
@@ -341,12 +520,17 @@ def match(
 
         index = pm.read_polygons("polygons.parquet")
         points = dd.read_parquet("points/*.parquet")
-        matches = pmd.match(points, index, max_dist=10.0, keep=["point_id"])
+        matches = pmd.match(index, points, max_dist=10.0, keep=["point_id"])
         matches.to_parquet("matches/")                 # or .compute()
+
+        # polygons that do not fit one process: partition them too
+        footprints = dd.read_parquet("footprints/*.parquet")
+        matches = pmd.match(footprints, points, max_dist=10.0, keep_polygons=["id"])
     """
     _require_dask(dataframe=True)
     import dask
 
+    _check_order(polygons, points)
     if point_index not in ("global", "partition"):
         raise ValueError(f"point_index must be 'global' or 'partition', got {point_index!r}")
     if point_index == "partition" and "partition" in (keep or []):
@@ -354,6 +538,7 @@ def match(
     if how not in ("inner", "left"):
         raise ValueError(f"how must be 'inner' or 'left', got {how!r}")
     keep = list(keep or [])
+    keep_polygons = list(keep_polygons or [])
     coords = _point_columns(points, x, y, geometry)
     columns = list(dict.fromkeys(coords + keep))
     missing = [c for c in columns if c not in points.columns]
@@ -373,43 +558,84 @@ def match(
         "descending": descending,
         "k": k,
         "keep": keep or None,
+        "keep_polygons": keep_polygons or None,
     }
+    spec: dict[str, Any] = {}
     if geometry is not None:
-        options["geometry"] = geometry
+        spec["geometry"] = geometry
     elif x is not None or y is not None:
-        options.update(x=x, y=y)
-    index = _as_index(polygons).prepare(rank_by, descending)
+        spec.update(x=x, y=y)
+    options.update(spec)
+    per_partition = point_index == "partition"
+    parts = points.to_delayed()
+    import pandas as pd
 
-    # meta: run the real thing on Dask's non-empty fake partition (so object columns get
-    # a real Arrow type), then keep the schema; every partition is cast to it.
+    polygon_parts = _polygon_parts(polygons)
+    if polygon_parts is None:
+        index = _as_index(polygons).prepare(rank_by, descending)
+        schema = _meta_schema(points, index, options, per_partition)
+        token, data, _, crs = _broadcast(index, rank_by, descending, keep_polygons)
+        match_part = dask.delayed(_match_partition, pure=True)
+        results = [
+            match_part(part, data, token, crs, options, threads, schema, i if per_partition else None)
+            for i, part in enumerate(parts)
+        ]
+        if not per_partition:
+            length = dask.delayed(len, pure=True)
+            offsets = _global_offsets([length(part) for part in parts])
+            shift = dask.delayed(_shift, pure=True)
+            results = [shift(r, off) for r, off in zip(results, offsets)]
+    else:
+        from polymatch import _tiles
 
+        carry = _carried(keep_polygons, rank_by)
+        plan = _tiles.plan(
+            polygon_parts,
+            polygon_geometry,
+            carry,
+            max_dist,
+            polygons_per_tile or _tiles.POLYGONS_PER_TILE,
+        )
+        empty = _tiles.empty_tile(plan.schema, plan.crs, rank_by, descending)
+        schema = _meta_schema(points, empty.index, options, per_partition)
+        tiling = dask.delayed(plan.tiling, name=f"polymatch-tiling-{plan.token()}", pure=True)
+        tiles = _tile_keys(
+            polygon_parts, plan, tiling, polygon_geometry, carry, max_dist, rank_by, descending
+        )
+        if per_partition:
+            offsets: list[Any] = [0] * len(parts)
+        else:
+            length = dask.delayed(len, pure=True)
+            offsets = _global_offsets([length(part) for part in parts])
+        route = dask.delayed(_routed_frame, pure=True, nout=len(tiles))
+        combine = dask.delayed(_combined_frame, pure=True)
+        results = [
+            combine(
+                _matched_pieces(route(part, tiling, spec), tiles, options, threads),
+                schema,
+                off,
+                i if per_partition else None,
+            )
+            for i, (part, off) in enumerate(zip(parts, offsets))
+        ]
+    meta = schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
+    import dask.dataframe as dd
+
+    return dd.from_delayed(results, meta=meta, verify_meta=False)
+
+
+def _meta_schema(
+    points: Any, index: PolygonIndex, options: dict[str, Any], per_partition: bool
+) -> pa.Schema:
+    """The output schema: the real thing run on Dask's non-empty fake partition (so that
+    object columns get a real Arrow type); every partition is cast to it."""
     try:
         sample = _match_table(points._meta_nonempty, index, options, 1)
     except PolymatchError:  # fake values Dask made up, e.g. for a WKB column
         sample = _match_table(points._meta, index, options, 1)
-    if point_index == "partition":
+    if per_partition:
         sample = sample.append_column("partition", pa.array([0] * sample.num_rows, pa.uint32()))
-    schema = sample.schema
-    import pandas as pd
-
-    meta = schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
-
-    token, data, _, crs = _broadcast(index, rank_by, descending)
-    parts = points.to_delayed()
-    match_part = dask.delayed(_match_partition, pure=True)
-    per_partition = point_index == "partition"
-    results = [
-        match_part(part, data, token, crs, options, threads, schema, i if per_partition else None)
-        for i, part in enumerate(parts)
-    ]
-    if not per_partition:
-        length = dask.delayed(len, pure=True)
-        offsets = _global_offsets([length(part) for part in parts])
-        shift = dask.delayed(_shift, pure=True)
-        results = [shift(r, off) for r, off in zip(results, offsets)]
-    import dask.dataframe as dd
-
-    return dd.from_delayed(results, meta=meta, verify_meta=False)
+    return sample.schema
 
 
 # ---------------------------------------------------------------------------------------
@@ -464,7 +690,7 @@ def _remove_stale_temps(out: Path) -> None:
 
 
 def _match_file(
-    data: bytes,
+    data: tuple[bytes, bytes | None],
     token: str,
     crs: Any,
     src: str,
@@ -482,7 +708,7 @@ def _match_file(
     if out.exists() and _recorded_job(out) == job:
         return {"out": dst, "skipped": True}
     out.parent.mkdir(parents=True, exist_ok=True)
-    index = cached_index(token, data, crs)
+    index = cached_index(token, data[0], crs, data[1])
     try:
         summary = _match_parquet_file(
             index, src, dst, threads=_resolve_threads(threads), job_id=job, **options
@@ -493,7 +719,7 @@ def _match_file(
     return {"out": dst, "skipped": False, **summary}
 
 
-def _list_inputs(points: Any) -> tuple[list[Path], Path | None]:
+def _list_inputs(points: Any, what: str = "points") -> tuple[list[Path], Path | None]:
     """Input files, and the directory their output paths are relative to (None: flat).
     Every file is checked to exist here, on the client, before anything is computed: a
     missing one is a ``FileNotFoundError`` naming it (the others missing in a note)."""
@@ -515,21 +741,21 @@ def _list_inputs(points: Any) -> tuple[list[Path], Path | None]:
         files = [Path(f) for f in points]
     else:
         raise TypeError(
-            "points must be a list of Parquet paths, a glob pattern or a directory; "
+            f"{what} must be a list of Parquet paths, a glob pattern or a directory; "
             f"got {type(points).__name__}"
         )
     missing = [f for f in files if not f.exists()]
     if missing:
-        e = FileNotFoundError(errno.ENOENT, "no such points file", str(missing[0]))
+        e = FileNotFoundError(errno.ENOENT, f"no such {what} file", str(missing[0]))
         if len(missing) > 1:
             more = ", ".join(map(str, missing[1:]))
-            e.add_note(f"{len(missing) - 1} more points file(s) do not exist: {more}")
+            e.add_note(f"{len(missing) - 1} more {what} file(s) do not exist: {more}")
         raise e
     for f in files:
         if f.is_dir():
             raise IsADirectoryError(
                 errno.EISDIR,
-                "points path is a directory (pass a directory alone to match every "
+                f"{what} path is a directory (pass a directory alone to match every "
                 "Parquet file below it)",
                 str(f),
             )
