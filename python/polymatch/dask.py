@@ -138,16 +138,16 @@ def _require_dask(dataframe: bool = False) -> None:
         raise ImportError(_DASK_MISSING) from e
 
 
-def _as_index(polygons: Any) -> PolygonIndex:
+def _as_index(polygons: Any, geometry: str | None = None) -> PolygonIndex:
     if isinstance(polygons, PolygonIndex):
         return polygons
     if isinstance(polygons, (str, os.PathLike)):
         from polymatch._core import read_polygons
 
-        return read_polygons(polygons)
+        return read_polygons(polygons, geometry=geometry)
     from polymatch._convert import polygons_to_arrow
 
-    return PolygonIndex.from_arrow(polygons_to_arrow(polygons))
+    return PolygonIndex.from_arrow(polygons_to_arrow(polygons), geometry=geometry)
 
 
 def _broadcast(
@@ -572,7 +572,7 @@ def match(
 
     polygon_parts = _polygon_parts(polygons)
     if polygon_parts is None:
-        index = _as_index(polygons).prepare(rank_by, descending)
+        index = _as_index(polygons, polygon_geometry).prepare(rank_by, descending)
         schema = _meta_schema(points, index, options, per_partition)
         token, data, _, crs = _broadcast(index, rank_by, descending, keep_polygons)
         match_part = dask.delayed(_match_partition, pure=True)
@@ -816,11 +816,14 @@ def match_parquet(
     x: str | None = None,
     y: str | None = None,
     geometry: str | None = None,
+    keep_polygons: Sequence[str] | None = None,
+    polygon_geometry: str | None = None,
     all_candidates: bool = False,
     rank_by: str = "area",
     descending: bool = False,
     k: int = 1,
     batch_rows: int = 262_144,
+    polygons_per_tile: int | None = None,
 ) -> list[str]:
     """Match Parquet files of points on the current Dask scheduler, one task per file.
 
@@ -843,9 +846,12 @@ def match_parquet(
     Args:
         points: a list of Parquet paths, a glob pattern (``"points/*.parquet"``) or a
             directory (every ``*.parquet`` below it, skipping ``.``/``_`` names).
-        polygons: a :class:`~polymatch.PolygonIndex`, anything
+        polygons: broadcast: a :class:`~polymatch.PolygonIndex`, anything
             :meth:`~polymatch.PolygonIndex.from_arrow` takes, or a (Geo)Parquet path
-            (read once, here, on the client).
+            (read once, here, on the client); or partitioned (see :func:`match`): a
+            Dask DataFrame of polygons or a list of polygon Parquet files. A
+            partitioned job reads each points file in one task, matches it against each
+            tile in one task per tile, and writes its output in one more.
         out_dir: where the outputs go (created if needed, after the inputs and the
             polygons were checked; removed again, with any sub-directory this call
             created, if the job fails before any output is complete).
@@ -854,6 +860,7 @@ def match_parquet(
             ``point_geometry``. A ``rank_by`` column is read on the client and its order
             shipped with the index (see :func:`match`).
         threads: rayon threads per task (see :func:`match`).
+        keep_polygons, polygon_geometry, polygons_per_tile: as for :func:`match`.
 
     Returns:
         The output paths, in input order (including the ones a rerun skipped).
@@ -888,8 +895,17 @@ def match_parquet(
         "descending": descending,
         "k": k,
         "batch_rows": batch_rows,
+        "keep_polygons": list(keep_polygons) if keep_polygons else None,
     }
-    token, data, nbytes, crs = _broadcast(polygons, rank_by, descending)
+    polygon_parts = _polygon_parts(polygons)
+    if polygon_parts is not None:
+        return _match_parquet_tiles(
+            polygons, polygon_parts, files, outs, out_root, options, threads,
+            polygon_geometry, polygons_per_tile,
+        )
+    token, data, nbytes, crs = _broadcast(
+        _as_index(polygons, polygon_geometry), rank_by, descending, keep_polygons or ()
+    )
     created = _new_dirs(out_root, outs)
     out_root.mkdir(parents=True, exist_ok=True)
     task = dask.delayed(_match_file, pure=True)
@@ -924,3 +940,173 @@ def match_parquet(
             _remove_empty(created)
         raise first
     return [r["out"] for r in results]
+
+
+# ---------------------------------------------------------------------------------------
+# match_parquet with partitioned polygons
+# ---------------------------------------------------------------------------------------
+
+
+def _file_point_columns(
+    schema: pa.Schema, x: str | None, y: str | None, geometry: str | None, keep: list[str]
+) -> list[str] | None:
+    """The columns of a points file that matching reads (None: all of them), by the
+    single-process rule: named, then declared (GeoParquet), then x/y, then by name."""
+    import json
+
+    names = schema.names
+    if geometry is not None:
+        coords = [geometry]
+    elif x is not None or y is not None:
+        coords = [x or "x", y or "y"]
+    elif schema.metadata and b"geo" in schema.metadata:
+        try:
+            coords = [json.loads(schema.metadata[b"geo"])["primary_column"]]
+        except (ValueError, KeyError, TypeError):
+            return None
+    elif "x" in names and "y" in names:
+        coords = ["x", "y"]
+    else:
+        coords = [n for n in ("geometry", "geom", "wkb", "wkb_geometry") if n in names][:1]
+    wanted = list(dict.fromkeys(coords + keep))
+    return wanted if all(c in names for c in wanted) else None
+
+
+def _routed_file(src: str, tiling: Any, spec: dict[str, Any], keep: list[str]) -> list[Any]:
+    """Read one points file (only the columns matching needs) and route it."""
+    import pyarrow.parquet as pq
+
+    from polymatch import _tiles
+
+    try:
+        schema = pq.read_schema(src)
+        columns = _file_point_columns(
+            schema, spec.get("x"), spec.get("y"), spec.get("geometry"), keep
+        )
+        table = pq.read_table(src, columns=columns)
+        return _tiles.route(table, tiling, spec)
+    except (PolymatchError, OSError, pa.ArrowException) as e:
+        e.add_note(f"in points file {src}")
+        raise
+
+
+def _write_tiles_output(results: list[pa.Table], dst: str, job: str) -> dict[str, Any]:
+    """Put one points file's results in point order and write them atomically (a
+    temporary file beside ``dst``, then a rename), recording ``job``."""
+    import json
+    import uuid
+
+    import pyarrow.parquet as pq
+
+    from polymatch import __version__, _tiles
+
+    table = _tiles.combine(results, None, 0)
+    metadata = dict(table.schema.metadata or {})
+    metadata[b"polymatch"] = json.dumps({"version": __version__, "job": job}).encode()
+    table = table.replace_schema_metadata(metadata)
+    out = Path(dst)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temp = out.with_name(f".{out.name}.polymatch-{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, temp, compression="zstd")
+        os.replace(temp, out)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _remove_stale_temps(out)
+    matched_rows = pc.filter(table["point_index"], pc.is_valid(table["polygon_index"]))
+    matched = pc.count_distinct(matched_rows).as_py()
+    return {"out": dst, "skipped": False, "matched": matched, "rows_written": table.num_rows}
+
+
+def _match_parquet_tiles(
+    polygons: Any,
+    polygon_parts: list[Any],
+    files: list[Path],
+    outs: list[Path],
+    out_root: Path,
+    options: dict[str, Any],
+    threads: int | None,
+    polygon_geometry: str | None,
+    polygons_per_tile: int | None,
+) -> list[str]:
+    """:func:`match_parquet` with partitioned polygons: per points file, one read-and-route
+    task, one match task per tile and one write task; files whose output is complete
+    from this very job are left out of the graph."""
+    import dask
+    from dask.base import tokenize
+
+    from polymatch import _tiles
+
+    keep = list(options["keep"] or [])
+    keep_polygons = list(options["keep_polygons"] or [])
+    rank_by, descending = options["rank_by"], options["descending"]
+    spec = {
+        k: v
+        for k, v in (("x", options["x"]), ("y", options["y"]), ("geometry", options["point_geometry"]))
+        if v is not None
+    }
+    match_options = {
+        "max_dist": options["max_dist"],
+        "how": options["how"],
+        "all_candidates": options["all_candidates"],
+        "rank_by": rank_by,
+        "descending": descending,
+        "k": options["k"],
+        "keep": keep or None,
+        "keep_polygons": keep_polygons or None,
+        **spec,
+    }
+    carry = _carried(keep_polygons, rank_by)
+    plan = _tiles.plan(
+        polygon_parts,
+        polygon_geometry,
+        carry,
+        options["max_dist"],
+        polygons_per_tile or _tiles.POLYGONS_PER_TILE,
+    )
+    if isinstance(polygons, (list, tuple)):
+        sources = [(str(Path(f).resolve()), Path(f).stat().st_size, Path(f).stat().st_mtime_ns)
+                   for f in polygon_parts]
+    else:
+        sources = tokenize(polygons)
+    what = hashlib.blake2b(
+        repr((plan.token(), sources, polygon_geometry, polygons_per_tile)).encode(),
+        digest_size=16,
+    ).hexdigest()
+    jobs = [_job_id(what, f, options) for f in files]
+    todo = [i for i, (o, job) in enumerate(zip(outs, jobs)) if not (o.exists() and _recorded_job(o) == job)]
+    results: dict[int, dict[str, Any]] = {
+        i: {"out": str(outs[i]), "skipped": True} for i in range(len(files)) if i not in todo
+    }
+    created = _new_dirs(out_root, outs)
+    out_root.mkdir(parents=True, exist_ok=True)
+    if todo:
+        tiling = dask.delayed(plan.tiling, name=f"polymatch-tiling-{plan.token()}", pure=True)
+        tiles = _tile_keys(
+            polygon_parts, plan, tiling, polygon_geometry, carry, options["max_dist"],
+            rank_by, descending,
+        )
+        route = dask.delayed(_routed_file, pure=True, nout=len(tiles))
+        write = dask.delayed(_write_tiles_output, pure=True)
+        tasks = [
+            write(
+                _matched_pieces(route(str(files[i]), tiling, spec, keep), tiles, match_options, threads),
+                str(outs[i]),
+                jobs[i],
+            )
+            for i in todo
+        ]
+        try:
+            done = dask.compute(*tasks)
+        except Exception as e:
+            complete = [o for o in outs if o.exists()]
+            if complete:
+                e.add_note(
+                    f"{len(complete)} output file(s) are complete; rerun to finish the job"
+                )
+            else:
+                _remove_empty(created)
+            raise
+        results.update(zip(todo, done))
+    return [results[i]["out"] for i in range(len(files))]
