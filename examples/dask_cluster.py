@@ -15,7 +15,7 @@ import polymatch.dask as pmd
 def main() -> None:
     index = pm.read_polygons("sample_data/synthetic/polygons.parquet")
     points = dd.read_parquet("sample_data/synthetic/points.parquet")
-    matches = pmd.match(points, index, max_dist=10.0, keep=["point_id"])  # lazy
+    matches = pmd.match(index, points, max_dist=10.0, keep=["point_id"])  # lazy
     print(matches.compute().head())
 
     with tempfile.TemporaryDirectory() as tmp:  # files in, files out: one task per file

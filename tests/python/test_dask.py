@@ -115,7 +115,7 @@ def worker_pids(client) -> set[int]:
 @pytest.mark.parametrize("how", ["inner", "left"])
 def test_match_equals_single_process(client, index, points, how):
     ddf = dd.from_pandas(points, npartitions=6)
-    result = pmd.match(ddf, index, max_dist=MAX_DIST, how=how, keep=["point_id"])
+    result = pmd.match(index, ddf, max_dist=MAX_DIST, how=how, keep=["point_id"])
     assert isinstance(result, dd.DataFrame)  # lazy
     assert result.npartitions == 6
     got = result.compute()
@@ -139,12 +139,12 @@ def test_match_from_polygon_table_and_options(client, index, points):
     sub = renamed[(renamed.point_id < 3000) | (renamed.point_id >= 9000)]
     sub = sub.reset_index(drop=True)
     got = pmd.match(
-        ddf, polygons, max_dist=MAX_DIST, how="left", keep=["point_id"], x="px", y="py", threads=2
+        polygons, ddf, max_dist=MAX_DIST, how="left", keep=["point_id"], x="px", y="py", threads=2
     ).compute()
     exp = index.match(sub, max_dist=MAX_DIST, how="left", keep=["point_id"], x="px", y="py")
     pd.testing.assert_frame_equal(sort(got), exp.to_pandas(types_mapper=pd.ArrowDtype))
 
-    got = pmd.match(ddf, index, max_dist=MAX_DIST, x="px", y="py", all_candidates=True).compute()
+    got = pmd.match(index, ddf, max_dist=MAX_DIST, x="px", y="py", all_candidates=True).compute()
     exp = index.match(sub, max_dist=MAX_DIST, x="px", y="py", all_candidates=True)
     got = got.sort_values(["point_index", "polygon_index"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(got, exp.to_pandas(types_mapper=pd.ArrowDtype))
@@ -157,7 +157,7 @@ def test_match_keep_columns_and_partition_index(client, index, points):
     )
     ddf = dd.from_pandas(df, npartitions=4)
     keep = ["point_id", "name", "weight"]
-    got = pmd.match(ddf, index, max_dist=MAX_DIST, keep=keep).compute()
+    got = pmd.match(index, ddf, max_dist=MAX_DIST, keep=keep).compute()
     assert list(got.columns) == ["point_index", "polygon_index", "distance", "area", *keep]
     exp = index.match(df, max_dist=MAX_DIST, keep=keep)
     exp = exp.to_pandas(types_mapper=pd.ArrowDtype)
@@ -167,7 +167,7 @@ def test_match_keep_columns_and_partition_index(client, index, points):
     pd.testing.assert_frame_equal(got.drop(columns="name"), exp.drop(columns="name"))
 
     # point_index="partition": row within the partition plus the partition number
-    local = pmd.match(ddf, index, max_dist=MAX_DIST, keep=["point_id"], point_index="partition")
+    local = pmd.match(index, ddf, max_dist=MAX_DIST, keep=["point_id"], point_index="partition")
     local = local.compute()
     lengths = np.asarray(ddf.map_partitions(len).compute(), dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)])
@@ -189,7 +189,7 @@ def test_match_geometry_column(client, index, points):
             "geom": pd.array(list(wkb), dtype=pd.ArrowDtype(pa.binary())),
         }
     )
-    got = pmd.match(dd.from_pandas(df, npartitions=4), index, max_dist=MAX_DIST, geometry="geom")
+    got = pmd.match(index, dd.from_pandas(df, npartitions=4), max_dist=MAX_DIST, geometry="geom")
     exp = expected(index, points)
     pd.testing.assert_frame_equal(sort(got.compute()), exp)
 
@@ -198,7 +198,7 @@ def test_index_shipped_once_and_deserialised_once_per_worker(client, index, poin
     client.run(pmd.clear_cache)
     nparts = 8
     ddf = dd.from_pandas(points, npartitions=nparts)
-    result = pmd.match(ddf, index, max_dist=MAX_DIST, keep=["point_id"])
+    result = pmd.match(index, ddf, max_dist=MAX_DIST, keep=["point_id"])
 
     # the serialised index is one key of the graph, not a literal inside every task
     graph = dict(result.__dask_graph__())
@@ -216,7 +216,7 @@ def test_index_shipped_once_and_deserialised_once_per_worker(client, index, poin
     assert sum(info["loads"] + info["hits"] for info in infos.values()) == nparts
 
     # a second job with the same index: no worker deserialises it again
-    result = pmd.match(ddf, index, max_dist=MAX_DIST, how="left")
+    result = pmd.match(index, ddf, max_dist=MAX_DIST, how="left")
     assert len(result.compute()) == len(points)
     again = client.run(pmd.cache_info)
     assert all(again[w]["loads"] == infos[w]["loads"] for w in infos), (infos, again)
@@ -231,7 +231,7 @@ def test_worker_killed_during_match(client, index, points, tmp_path):
     client.register_plugin(kill_worker_plugin("_match_partition", marker, after=3))
     try:
         ddf = dd.from_pandas(points, npartitions=10)
-        got = pmd.match(ddf, index, max_dist=MAX_DIST, how="left", keep=["point_id"]).compute()
+        got = pmd.match(index, ddf, max_dist=MAX_DIST, how="left", keep=["point_id"]).compute()
     finally:
         client.unregister_worker_plugin("polymatch-test-kill-once")
     assert marker.exists(), "no worker was killed"
@@ -323,7 +323,7 @@ def test_rank_rules_equal_single_process(client, index, points, point_files, tmp
     """The rank rules through Dask: the order of a rank column is prepared on the client
     and travels in the index bytes; answers equal the single process's."""
     ddf = dd.from_pandas(points, npartitions=4)
-    got = pmd.match(ddf, index, max_dist=MAX_DIST, how="left", **rule).compute()
+    got = pmd.match(index, ddf, max_dist=MAX_DIST, how="left", **rule).compute()
     exp = expected(index, points, how="left", **rule)
     pd.testing.assert_frame_equal(sort(got), exp)  # stable: a point's rows stay in rank order
     outs = pmd.match_parquet(point_files, index, tmp_path / "out", max_dist=MAX_DIST, **rule)
@@ -410,9 +410,9 @@ def test_adversarial_cases(client, case, tmp_path):
     for polygons in (case.polygons(), path):
         if isinstance(case.expect, Raises):
             with pytest.raises(case.expect.error, match=re.escape(case.expect.fragment)):
-                pmd.match(points, polygons, case.max_dist, how="left").compute()
+                pmd.match(polygons, points, case.max_dist, how="left").compute()
             continue
-        got = pmd.match(points, polygons, case.max_dist, how="left").compute()
+        got = pmd.match(polygons, points, case.max_dist, how="left").compute()
         assert left_indices(pa.Table.from_pandas(got, preserve_index=False)) == case.expect
 
 
@@ -421,7 +421,7 @@ def test_adversarial_max_dist_refused(client):
     index = pm.PolygonIndex.from_coords(np.zeros(3), np.arange(3.0), np.array([0, 3]))
     for max_dist in MAX_DIST_BAD:
         with pytest.raises(ValueError, match="max_dist"):
-            pmd.match(points, index, max_dist).compute()
+            pmd.match(index, points, max_dist).compute()
 
 
 def test_adversarial_broken_files(client, index, point_files, tmp_path):
@@ -436,7 +436,7 @@ def test_adversarial_broken_files(client, index, point_files, tmp_path):
     points = dd.from_pandas(pd.DataFrame({"x": [0.5], "y": [0.5]}), npartitions=1)
     for bad in [*CORRUPT, broken_geo]:
         with pytest.raises(pm.PolymatchError) as info:
-            pmd.match(points, bad, 1.0)
+            pmd.match(bad, points, 1.0)
         assert str(bad) in str(info.value)
     inputs = tmp_path / "mixed_inputs"
     inputs.mkdir()

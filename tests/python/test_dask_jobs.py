@@ -74,9 +74,9 @@ def test_dask_match_uses_the_same_column_rule(client, index):  # noqa: F811
     )
     want = index.match(pa.Table.from_pandas(df, preserve_index=False), MAX_DIST, how="left")
     assert want["polygon_index"].null_count == 50
-    got = pmd.match(dd.from_pandas(df, npartitions=3), index, MAX_DIST, how="left").compute()
+    got = pmd.match(index, dd.from_pandas(df, npartitions=3), MAX_DIST, how="left").compute()
     assert got["polygon_index"].isna().all() and len(got) == 50
-    named = pmd.match(dd.from_pandas(df, npartitions=3), index, MAX_DIST, geometry="geometry")
+    named = pmd.match(index, dd.from_pandas(df, npartitions=3), MAX_DIST, geometry="geometry")
     assert len(named.compute()) == 50
 
 

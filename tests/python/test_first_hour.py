@@ -32,7 +32,7 @@ def test_dask_functions_name_the_extra(monkeypatch, tmp_path, missing):
     index, _, _ = small_job()
     monkeypatch.setitem(sys.modules, missing, None)
     with pytest.raises(ImportError) as info:
-        pmd.match(object(), index)
+        pmd.match(index, object())
     assert str(info.value) == DASK_HINT
     assert isinstance(info.value.__cause__, ImportError)
     if missing == "dask":  # match_parquet does not need dask.dataframe
