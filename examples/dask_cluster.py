@@ -18,6 +18,12 @@ def main() -> None:
     matches = pmd.match(index, points, max_dist=10.0, keep=["point_id"])  # lazy
     print(matches.compute().head())
 
+    # Polygons too many for one process: pass them partitioned (a Dask DataFrame or a
+    # list of files); they are cut into tiles with halos, the answer is the same.
+    polygons = dd.read_parquet("sample_data/synthetic/polygons.parquet", dtype_backend="pyarrow")
+    tiled = pmd.match(polygons, points, max_dist=10.0, keep=["point_id"]).compute()
+    print("partitioned, same answer:", tiled.equals(matches.compute()))
+
     with tempfile.TemporaryDirectory() as tmp:  # files in, files out: one task per file
         inputs, out_dir = Path(tmp, "points"), Path(tmp, "matches")
         points.repartition(npartitions=4).to_parquet(inputs)  # four files

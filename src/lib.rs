@@ -33,7 +33,7 @@ pub mod synth;
 
 pub use error::{PolymatchError, Result};
 pub use index::{Order, SpatialIndex};
-pub use partition::Tiling;
 pub use matching::{match_points, How, MatchOptions, PointSlices, RankBy};
+pub use partition::Tiling;
 pub use polygons::PolygonColumns;
 pub use ranking::Rankings;

@@ -80,7 +80,11 @@ impl Tiling {
         let id = self.nodes.len() as u32;
         self.nodes.push(Node::Tile(0));
         self.node_box.push(bbox);
-        let cut = if budget > 1 { Self::cut(pts, budget) } else { None };
+        let cut = if budget > 1 {
+            Self::cut(pts, budget)
+        } else {
+            None
+        };
         match cut {
             None => {
                 let tile = self.tile_node.len() as u32;
@@ -183,7 +187,10 @@ impl Tiling {
 
     /// The tile of each point, in parallel order.
     pub fn route(&self, xs: &[f64], ys: &[f64]) -> Vec<u32> {
-        xs.iter().zip(ys).map(|(&x, &y)| self.tile_of(x, y)).collect()
+        xs.iter()
+            .zip(ys)
+            .map(|(&x, &y)| self.tile_of(x, y))
+            .collect()
     }
 
     /// Push onto `out`, in increasing order, every tile that a point within `max_dist`
@@ -349,7 +356,10 @@ mod tests {
         for &tile in &t.route(&xs, &ys) {
             counts[tile as usize] += 1;
         }
-        assert!(counts.iter().all(|&c| (90..=160).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (90..=160).contains(&c)),
+            "{counts:?}"
+        );
         assert_eq!(Tiling::from_nodes(&t.nodes()).unwrap(), t);
         assert!(Tiling::from_nodes(&[(0, 1.0, 0, 0)]).is_err());
         assert!(Tiling::from_nodes(&[(2, 0.0, 1, 0)]).is_err());

@@ -129,13 +129,21 @@ class Polygon:
 
 def find_close_polygons(polygon_subset: Any, point: Any, max_dist: float) -> list[Any]: ...
 def select_best_polygon(polygon_sets: Any) -> list[tuple[Any, Any]]: ...
+
 @final
 class Tiling:
     """Rectangular tiles from a KD split of sampled polygon centers (see polymatch.dask)."""
 
-    def __init__(self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], tiles: int) -> None: ...
+    def __init__(
+        self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], tiles: int
+    ) -> None: ...
     def route(
-        self, points: Any, *, x: str | None = None, y: str | None = None, geometry: str | None = None
+        self,
+        points: Any,
+        *,
+        x: str | None = None,
+        y: str | None = None,
+        geometry: str | None = None,
     ) -> npt.NDArray[np.uint32]:
         """The one tile of every point, in row order."""
 

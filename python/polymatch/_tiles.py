@@ -30,7 +30,6 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,9 +70,7 @@ def _polygon_table(part: Any) -> pa.Table:
     return pa.table(polygons_to_arrow(part))
 
 
-def _centers(
-    part: Any, geometry: str | None, carry: list[str], p: int
-) -> tuple[pa.Table, Any]:
+def _centers(part: Any, geometry: str | None, carry: list[str], p: int) -> tuple[pa.Table, Any]:
     """Partition ``p``'s exact centers and areas (null: unmatchable) and carried columns,
     and its CRS. Errors name the partition (their row numbers are within it)."""
     try:
@@ -192,7 +189,10 @@ def route(points: pa.Table, tiling: Tiling, spec: dict[str, Any]) -> list[tuple[
     order = np.argsort(tiles, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(tiles, minlength=len(tiling)))])
     return [
-        (_one_batch(points.take(order[bounds[t] : bounds[t + 1]])), order[bounds[t] : bounds[t + 1]])
+        (
+            _one_batch(points.take(order[bounds[t] : bounds[t + 1]])),
+            order[bounds[t] : bounds[t + 1]],
+        )
         for t in range(len(tiling))
     ]
 
@@ -277,7 +277,9 @@ def plan(
         raise ValueError(f"polygons_per_tile must be >= 1, got {polygons_per_tile}")
     per_part = max(1, SAMPLE_SIZE // max(1, len(parts)))
     task = dask.delayed(summarise, pure=True)
-    summaries = dask.compute(*[task(part, geometry, carry, p, per_part) for p, part in enumerate(parts)])
+    summaries = dask.compute(
+        *[task(part, geometry, carry, p, per_part) for p, part in enumerate(parts)]
+    )
     crs = None
     for p, s in enumerate(summaries):
         if s["crs"] is not None:

@@ -334,8 +334,10 @@ def _polygon_parts(polygons: Any) -> list[Any] | None:
     DataFrame, or Parquet paths, checked to exist), or None: broadcast."""
     if _is_dask_frame(polygons):
         return list(polygons.to_delayed())
-    if isinstance(polygons, (list, tuple)) and polygons and all(
-        isinstance(p, (str, os.PathLike)) for p in polygons
+    if (
+        isinstance(polygons, (list, tuple))
+        and polygons
+        and all(isinstance(p, (str, os.PathLike)) for p in polygons)
     ):
         files, _ = _list_inputs(polygons, "polygons")
         return [str(f) for f in files]
@@ -353,9 +355,7 @@ def _check_order(polygons: Any, points: Any) -> None:
                 "; polymatch.dask.match takes the polygons first, as polymatch.match does: "
                 "match(polygons, points, ...) (the points came first in polymatch 0.1)"
             )
-        raise TypeError(
-            f"points must be a Dask DataFrame, got a {type(points).__name__}{hint}"
-        )
+        raise TypeError(f"points must be a Dask DataFrame, got a {type(points).__name__}{hint}")
 
 
 def _carried(keep_polygons: Sequence[str], rank_by: str) -> list[str]:
@@ -383,8 +383,11 @@ def _combined_frame(
 
     from polymatch import _tiles
 
-    table = _tiles.combine(results, schema.remove(schema.get_field_index("partition"))
-                           if partition is not None else schema, offset)
+    table = _tiles.combine(
+        results,
+        schema.remove(schema.get_field_index("partition")) if partition is not None else schema,
+        offset,
+    )
     if partition is not None:
         column = pa.array([partition] * table.num_rows, type=pa.uint32())
         table = table.append_column("partition", column)
@@ -577,7 +580,9 @@ def match(
         token, data, _, crs = _broadcast(index, rank_by, descending, keep_polygons)
         match_part = dask.delayed(_match_partition, pure=True)
         results = [
-            match_part(part, data, token, crs, options, threads, schema, i if per_partition else None)
+            match_part(
+                part, data, token, crs, options, threads, schema, i if per_partition else None
+            )
             for i, part in enumerate(parts)
         ]
         if not per_partition:
@@ -900,8 +905,15 @@ def match_parquet(
     polygon_parts = _polygon_parts(polygons)
     if polygon_parts is not None:
         return _match_parquet_tiles(
-            polygons, polygon_parts, files, outs, out_root, options, threads,
-            polygon_geometry, polygons_per_tile,
+            polygons,
+            polygon_parts,
+            files,
+            outs,
+            out_root,
+            options,
+            threads,
+            polygon_geometry,
+            polygons_per_tile,
         )
     token, data, nbytes, crs = _broadcast(
         _as_index(polygons, polygon_geometry), rank_by, descending, keep_polygons or ()
@@ -1043,7 +1055,11 @@ def _match_parquet_tiles(
     rank_by, descending = options["rank_by"], options["descending"]
     spec = {
         k: v
-        for k, v in (("x", options["x"]), ("y", options["y"]), ("geometry", options["point_geometry"]))
+        for k, v in (
+            ("x", options["x"]),
+            ("y", options["y"]),
+            ("geometry", options["point_geometry"]),
+        )
         if v is not None
     }
     match_options = {
@@ -1066,8 +1082,10 @@ def _match_parquet_tiles(
         polygons_per_tile or _tiles.POLYGONS_PER_TILE,
     )
     if isinstance(polygons, (list, tuple)):
-        sources = [(str(Path(f).resolve()), Path(f).stat().st_size, Path(f).stat().st_mtime_ns)
-                   for f in polygon_parts]
+        sources = [
+            (str(Path(f).resolve()), Path(f).stat().st_size, Path(f).stat().st_mtime_ns)
+            for f in polygon_parts
+        ]
     else:
         sources = tokenize(polygons)
     what = hashlib.blake2b(
@@ -1075,7 +1093,11 @@ def _match_parquet_tiles(
         digest_size=16,
     ).hexdigest()
     jobs = [_job_id(what, f, options) for f in files]
-    todo = [i for i, (o, job) in enumerate(zip(outs, jobs)) if not (o.exists() and _recorded_job(o) == job)]
+    todo = [
+        i
+        for i, (o, job) in enumerate(zip(outs, jobs))
+        if not (o.exists() and _recorded_job(o) == job)
+    ]
     results: dict[int, dict[str, Any]] = {
         i: {"out": str(outs[i]), "skipped": True} for i in range(len(files)) if i not in todo
     }
@@ -1084,14 +1106,22 @@ def _match_parquet_tiles(
     if todo:
         tiling = dask.delayed(plan.tiling, name=f"polymatch-tiling-{plan.token()}", pure=True)
         tiles = _tile_keys(
-            polygon_parts, plan, tiling, polygon_geometry, carry, options["max_dist"],
-            rank_by, descending,
+            polygon_parts,
+            plan,
+            tiling,
+            polygon_geometry,
+            carry,
+            options["max_dist"],
+            rank_by,
+            descending,
         )
         route = dask.delayed(_routed_file, pure=True, nout=len(tiles))
         write = dask.delayed(_write_tiles_output, pure=True)
         tasks = [
             write(
-                _matched_pieces(route(str(files[i]), tiling, spec, keep), tiles, match_options, threads),
+                _matched_pieces(
+                    route(str(files[i]), tiling, spec, keep), tiles, match_options, threads
+                ),
                 str(outs[i]),
                 jobs[i],
             )
@@ -1102,9 +1132,7 @@ def _match_parquet_tiles(
         except Exception as e:
             complete = [o for o in outs if o.exists()]
             if complete:
-                e.add_note(
-                    f"{len(complete)} output file(s) are complete; rerun to finish the job"
-                )
+                e.add_note(f"{len(complete)} output file(s) are complete; rerun to finish the job")
             else:
                 _remove_empty(created)
             raise

@@ -330,7 +330,11 @@ impl PyPolygonIndex {
         let crs = optional_crs(crs)?;
         let batch = one_batch(py, data, Side::Polygons)?;
         let index = py
-            .detach(|| crate::pool::run(None, || index_from_centers(&batch, [center_x, center_y, area]))?)
+            .detach(|| {
+                crate::pool::run(None, || {
+                    index_from_centers(&batch, [center_x, center_y, area])
+                })?
+            })
             .map_err(PyPolymatchError)?;
         Ok(Self {
             polygons: None,
@@ -381,7 +385,9 @@ impl PyPolygonIndex {
             None => Ok(None),
             Some(batch) => {
                 let schema = batch.schema();
-                Ok(Some(PyTable::try_new(vec![batch.clone()], schema)?.into_pyarrow(py)?))
+                Ok(Some(
+                    PyTable::try_new(vec![batch.clone()], schema)?.into_pyarrow(py)?,
+                ))
             }
         }
     }

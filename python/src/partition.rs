@@ -25,7 +25,11 @@ pub struct PyTiling(Tiling);
 #[pymethods]
 impl PyTiling {
     #[new]
-    fn new(x: PyReadonlyArray1<'_, f64>, y: PyReadonlyArray1<'_, f64>, tiles: usize) -> PyResult<Self> {
+    fn new(
+        x: PyReadonlyArray1<'_, f64>,
+        y: PyReadonlyArray1<'_, f64>,
+        tiles: usize,
+    ) -> PyResult<Self> {
         let (x, y) = (x.as_slice()?, y.as_slice()?);
         if x.len() != y.len() {
             return Err(PyValueError::new_err(format!(
@@ -94,7 +98,9 @@ impl PyTiling {
             )));
         }
         if cx.len() > u32::MAX as usize {
-            return Err(PyValueError::new_err("more than 2**32 - 1 polygons in one call"));
+            return Err(PyValueError::new_err(
+                "more than 2**32 - 1 polygons in one call",
+            ));
         }
         if !(max_dist > 0.0) || max_dist.is_infinite() {
             return Err(PyValueError::new_err(format!(
@@ -102,7 +108,10 @@ impl PyTiling {
             )));
         }
         let (offsets, rows) = py.detach(|| self.0.assign(cx, cy, max_dist, |_| true));
-        Ok((PyArray1::from_vec(py, offsets), PyArray1::from_vec(py, rows)))
+        Ok((
+            PyArray1::from_vec(py, offsets),
+            PyArray1::from_vec(py, rows),
+        ))
     }
 
     /// The closed bounds ``(xmin, ymin, xmax, ymax)`` of ``tile`` (infinite at the edges).
@@ -123,7 +132,9 @@ impl PyTiling {
         Ok(Self(Tiling::from_nodes(&nodes).map_err(PyPolymatchError)?))
     }
 
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
         let py = slf.py();
         let from_nodes = py.get_type::<Self>().getattr("_from_nodes")?;
         let nodes = slf.get().0.nodes().into_pyobject(py)?;

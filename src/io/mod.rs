@@ -8,5 +8,7 @@ pub mod parquet;
 pub mod schema;
 pub mod wkb;
 
-pub use arrow_ingest::{index_from_centers, points_from_batch, polygons_from_batch, PointColumns, PointSpec};
+pub use arrow_ingest::{
+    index_from_centers, points_from_batch, polygons_from_batch, PointColumns, PointSpec,
+};
 pub use keep::Keep;

@@ -24,4 +24,5 @@ mod index;
 mod ingest;
 mod kernels;
 mod matcher;
+mod partition;
 mod ranking;

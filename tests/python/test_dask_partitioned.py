@@ -160,8 +160,9 @@ def test_partitioned_point_index_per_partition_and_empty_tiles(client):
     points = pa.concat_tables([points_table("clustered", n=500), far])
     index = pm.PolygonIndex.from_arrow(polygons)
     dpolygons, dpoints = to_dask(polygons, 2), to_dask(points, 3)
-    got = pmd.match(dpolygons, dpoints, MAX_DIST, "left", point_index="partition",
-                    polygons_per_tile=40).compute()
+    got = pmd.match(
+        dpolygons, dpoints, MAX_DIST, "left", point_index="partition", polygons_per_tile=40
+    ).compute()
     assert got["partition"].nunique() == 3
     sizes = [len(p) for p in dpoints.partitions]
     starts = np.cumsum([0] + sizes[:-1])
@@ -192,7 +193,10 @@ def test_partitioned_refusals(client):
     """max_dist=inf cannot be partitioned (a clear message: broadcast instead); the
     points-first order of polymatch 0.1 is refused by name; a CRS conflict between
     polygon partitions is refused."""
-    polygons, points = to_dask(polygons_table("uniform", n=50), 2), to_dask(points_table("uniform", n=20), 1)
+    polygons, points = (
+        to_dask(polygons_table("uniform", n=50), 2),
+        to_dask(points_table("uniform", n=20), 1),
+    )
     with pytest.raises(ValueError, match="max_dist=inf .* PolygonIndex"):
         pmd.match(polygons, points, float("inf"))
     index = pm.PolygonIndex.from_arrow(polygons_table("uniform", n=50))
@@ -248,7 +252,11 @@ def test_partitioned_worker_killed(client, tmp_path):
     client.register_plugin(kill_worker_plugin("_match_piece", marker, after=3))
     try:
         got = pmd.match(
-            to_dask(polygons, 3), to_dask(points, 6), MAX_DIST, "left", keep=["point_id"],
+            to_dask(polygons, 3),
+            to_dask(points, 6),
+            MAX_DIST,
+            "left",
+            keep=["point_id"],
             polygons_per_tile=60,
         ).compute()
     finally:
@@ -257,8 +265,11 @@ def test_partitioned_worker_killed(client, tmp_path):
     assert int(marker.read_text()) in pids
     client.wait_for_workers(2, timeout=60)
     assert got["point_index"].is_unique
-    exp = frame(pm.PolygonIndex.from_arrow(polygons).match(points, max_dist=MAX_DIST, how="left",
-                                                           keep=["point_id"]))
+    exp = frame(
+        pm.PolygonIndex.from_arrow(polygons).match(
+            points, max_dist=MAX_DIST, how="left", keep=["point_id"]
+        )
+    )
     pd.testing.assert_frame_equal(got.reset_index(drop=True), exp)
 
 
@@ -319,16 +330,23 @@ def test_partitioned_memory_stays_far_below_one_process(client, tmp_path):
     files = _write_footprints(tmp_path, files=8, per_file=100_000)
     one = subprocess.run(
         [sys.executable, "-c", ONE_PROCESS, *map(str, files)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     one_process = int(one.stdout.strip())
     rng = np.random.default_rng(5)
-    points = pd.DataFrame({"x": rng.uniform(0, 10_000, 40_000), "y": rng.uniform(0, 10_000, 40_000)})
+    points = pd.DataFrame(
+        {"x": rng.uniform(0, 10_000, 40_000), "y": rng.uniform(0, 10_000, 40_000)}
+    )
     dpoints = dd.from_pandas(points, npartitions=4)
     client.run(_reset_peak)
     _reset_peak()
     got = pmd.match(
-        [str(f) for f in files], dpoints, max_dist=5.0, keep_polygons=["id"],
+        [str(f) for f in files],
+        dpoints,
+        max_dist=5.0,
+        keep_polygons=["id"],
         polygons_per_tile=100_000,
     ).compute()
     workers = client.run(_grow_kib)
