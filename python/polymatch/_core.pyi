@@ -15,6 +15,7 @@ __all__ = [
     "InvalidGeometryError",
     "PolygonIndex",
     "Polygon",
+    "Tiling",
     "read_polygons",
     "match_parquet",
     "run_cli",
@@ -134,9 +135,9 @@ def select_best_polygon(polygon_sets: Any) -> list[tuple[Any, Any]]: ...
 class Tiling:
     """Rectangular tiles from a KD split of sampled polygon centers (see polymatch.dask)."""
 
-    def __init__(
-        self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], tiles: int
-    ) -> None: ...
+    def __new__(
+        cls, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], tiles: int
+    ) -> Self: ...
     def route(
         self,
         points: Any,
