@@ -202,7 +202,8 @@ impl Tiling {
         let mut stack = vec![0u32];
         while let Some(node) = stack.pop() {
             // NaN gaps (a NaN center) fail the test: such a polygon is in no tile.
-            if !(box_gap(&self.node_box[node as usize], &c) < max_dist) {
+            let within = box_gap(&self.node_box[node as usize], &c) < max_dist;
+            if !within {
                 continue;
             }
             match self.nodes[node as usize] {

@@ -11,6 +11,9 @@ use pyo3::types::{PyTuple, PyType};
 use crate::error::PyPolymatchError;
 use crate::input::{read_table, Side};
 
+/// `(offsets, rows)` of [`PyTiling::assign`], as numpy arrays.
+type Assigned<'py> = (Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u32>>);
+
 /// Rectangular tiles covering the plane, from a KD split of a sample of polygon
 /// centers (each tile holds about the same share of the sample).
 ///
@@ -88,7 +91,7 @@ impl PyTiling {
         center_x: PyReadonlyArray1<'py, f64>,
         center_y: PyReadonlyArray1<'py, f64>,
         max_dist: f64,
-    ) -> PyResult<(Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u32>>)> {
+    ) -> PyResult<Assigned<'py>> {
         let (cx, cy) = (center_x.as_slice()?, center_y.as_slice()?);
         if cx.len() != cy.len() {
             return Err(PyValueError::new_err(format!(
@@ -102,7 +105,7 @@ impl PyTiling {
                 "more than 2**32 - 1 polygons in one call",
             ));
         }
-        if !(max_dist > 0.0) || max_dist.is_infinite() {
+        if max_dist.is_nan() || max_dist <= 0.0 || max_dist.is_infinite() {
             return Err(PyValueError::new_err(format!(
                 "max_dist must be finite and > 0 for tiles, got {max_dist}"
             )));
