@@ -13,8 +13,8 @@ threads_per_worker=1)`, each run from an empty output directory, medians of `--r
 - partitioned: `polymatch.dask.match_parquet(files, polygon_files, out)`: tiles of
   `--polygons-per-tile`, no process holds every polygon.
 
-Peak memory: each worker's and the client's peak RSS during one partitioned run (Linux
-`clear_refs` resets the peak; `VmHWM` is read after), against a fresh process that reads
+Peak memory: each worker's and the client's peak RSS during one run on a fresh cluster
+(Linux `clear_refs` resets the peak; `VmHWM` is read after), against a fresh process that reads
 every polygon file and indexes them all (`PolygonIndex.from_arrow`). The partitioned
 outputs are checked to equal the broadcast ones, file by file.
 """
@@ -151,36 +151,39 @@ def main() -> None:
     )
     one_base, one_peak = map(int, one.stdout.split())
 
-    with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cl,
-        distributed.Client(cl) as client,
-    ):
-        kw = {"max_dist": args.max_dist}
-        bout, pout = d / "out_broadcast", d / "out_partitioned"
-        rows["Dask broadcast (index built on the client)"] = timed(
-            lambda: pmd.match_parquet(files, d / "polygons.parquet", bout, **kw), args.repeat, bout
-        )
-        rows["Dask partitioned (tiles built on the workers)"] = timed(
-            lambda: pmd.match_parquet(
-                files, polygon_files, pout, polygons_per_tile=args.polygons_per_tile, **kw
-            ),
-            args.repeat,
-            pout,
-        )
-        for a, b in zip(sorted(bout.glob("*.parquet")), sorted(pout.glob("*.parquet"))):
-            assert pq.read_table(a).equals(pq.read_table(b)), f"{a} != {b}"
-        shutil.rmtree(pout)
-        bases = client.run(reset_peak)
-        base = reset_peak()
+    kw = {"max_dist": args.max_dist}
+    bout, pout = d / "out_broadcast", d / "out_partitioned"
+
+    def partitioned():
         pmd.match_parquet(
             files, polygon_files, pout, polygons_per_tile=args.polygons_per_tile, **kw
         )
-        worker_peaks = client.run(peak)
-        client_peak = peak()
-        shutil.rmtree(bout)
-        bases_b = client.run(reset_peak)
+
+    def broadcast():
         pmd.match_parquet(files, d / "polygons.parquet", bout, **kw)
-        worker_peaks_b = client.run(peak)
+
+    def cluster():
+        return distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0")
+
+    with cluster() as cl, distributed.Client(cl):
+        rows["Dask broadcast (index built on the client)"] = timed(broadcast, args.repeat, bout)
+        rows["Dask partitioned (tiles built on the workers)"] = timed(
+            partitioned, args.repeat, pout
+        )
+    for a, b in zip(sorted(bout.glob("*.parquet")), sorted(pout.glob("*.parquet"))):
+        assert pq.read_table(a).equals(pq.read_table(b)), f"{a} != {b}"
+
+    def fresh_peaks(fn, out):
+        """Each worker's and the client's peak RSS during one run on a fresh cluster."""
+        shutil.rmtree(out, ignore_errors=True)
+        with cluster() as cl, distributed.Client(cl) as client:
+            bases = client.run(reset_peak)
+            base = reset_peak()
+            fn()
+            return bases, client.run(peak), base, peak()
+
+    bases, worker_peaks, base, client_peak = fresh_peaks(partitioned, pout)
+    bases_b, worker_peaks_b, _, _ = fresh_peaks(broadcast, bout)
 
     mib = 1024
     cli_t = rows["CLI, one process, one points file"][0]

@@ -358,3 +358,27 @@ def test_partitioned_memory_stays_far_below_one_process(client, tmp_path):
     assert me < limit, f"client grew {me} KiB, one process {one_process} KiB"
     for addr, grow in workers.items():
         assert grow < limit, f"worker {addr} grew {grow} KiB, one process {one_process} KiB"
+
+    # The points side too: match_parquet with two 500k-point files (routed, matched per
+    # tile, combined and written per file) stays under the same bound.
+    sources = []
+    for i in range(2):
+        sources.append(tmp_path / f"points{i}.parquet")
+        xy = rng.uniform(0, 10_000, (500_000, 2))
+        pq.write_table(pa.table({"x": xy[:, 0], "y": xy[:, 1]}), sources[-1])
+    client.run(_reset_peak)
+    _reset_peak()
+    outs = pmd.match_parquet(
+        sources,
+        [str(f) for f in files],
+        tmp_path / "out",
+        max_dist=5.0,
+        polygons_per_tile=100_000,
+    )
+    workers = client.run(_grow_kib)
+    me = _grow_kib()
+    assert sum(pq.read_metadata(o).num_rows for o in outs) > 0
+    print(f"match_parquet: client {me} KiB, workers {workers}")
+    assert me < limit, f"client grew {me} KiB, one process {one_process} KiB"
+    for addr, grow in workers.items():
+        assert grow < limit, f"worker {addr} grew {grow} KiB, one process {one_process} KiB"
