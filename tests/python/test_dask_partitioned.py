@@ -132,6 +132,40 @@ def test_partitioned_equals_one_process(client, kind):
         pd.testing.assert_frame_equal(got.reset_index(drop=True), exp, obj=f"{kind} {options}")
 
 
+def test_partitioned_dask_geopandas(client):
+    """A dask-geopandas GeoDataFrame as polygons: partitioned, the one-process answer,
+    and its CRS checked against the points' (a GeoDataFrame of points in another CRS
+    is refused, as one process refuses it)."""
+    gpd = pytest.importorskip("geopandas")
+    dgpd = pytest.importorskip("dask_geopandas")
+    polygons, points = polygons_table("uniform"), points_table("uniform")
+    gdf = gpd.GeoDataFrame(
+        {"pid": polygons["pid"].to_numpy(), "pop": polygons["pop"].to_numpy()},
+        geometry=shapely.from_wkb(polygons["geometry"].to_numpy(zero_copy_only=False)),
+        crs="EPSG:3857",
+    )
+    dpolygons = dgpd.from_geopandas(gdf, npartitions=3)
+    dpoints = to_dask(points, 4)
+    options = {"how": "left", "keep_polygons": ["pid"], "rank_by": "pop", "k": 2}
+    got = pmd.match(dpolygons, dpoints, max_dist=MAX_DIST, polygons_per_tile=50, **options)
+    exp = frame(pm.match(gdf, points, max_dist=MAX_DIST, **options))
+    pd.testing.assert_frame_equal(got.compute().reset_index(drop=True), exp)
+
+    far = gpd.GeoDataFrame(
+        geometry=gpd.points_from_xy(points["x"].to_numpy(), points["y"].to_numpy()),
+        crs="EPSG:4326",
+    )
+    with pytest.raises(pm.SchemaError, match="different CRS"):
+        pm.match(gdf, far, max_dist=MAX_DIST)
+    with pytest.raises(pm.SchemaError, match="different CRS"):
+        pmd.match(
+            dpolygons,
+            dgpd.from_geopandas(far, npartitions=2),
+            max_dist=MAX_DIST,
+            polygons_per_tile=50,
+        ).compute()
+
+
 def test_tiles_and_halos_cover_every_candidate():
     """The property the exactness rests on (docs/scaling.md): for every point, every
     polygon within max_dist of it is in the polygon set of the point's one tile."""
