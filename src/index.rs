@@ -22,10 +22,15 @@
 //! `2k + 1`); every leaf is at the same depth and holds at most [`LEAF_SIZE`] centers,
 //! sorted by rank so a leaf scan stops at the first rank that cannot win.
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 
 use crate::error::{PolymatchError, Result};
 use crate::polygons::PolygonColumns;
+
+mod cells;
+pub use cells::CellGrid;
 
 /// Most centers in a leaf.
 pub const LEAF_SIZE: usize = 32;
@@ -399,6 +404,8 @@ pub struct SpatialIndex {
     /// Per node (heap order, index 0 unused): min x, min y, max x, max y, and min rank.
     node_box: Vec<[f64; 4]>,
     node_rank: Vec<u32>,
+    /// Cell lists per radius, built once they pay (not serialised; a clone starts empty).
+    cells: cells::CellCache,
 }
 
 #[derive(Clone, Copy)]
@@ -492,6 +499,7 @@ impl SpatialIndex {
             item_rank: items.iter().map(|it| it.rank).collect(),
             node_box,
             node_rank,
+            cells: cells::CellCache::default(),
         }
     }
 
@@ -581,6 +589,14 @@ impl SpatialIndex {
     /// Number of polygon rows indexed (matchable or not).
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// The cell lists for `max_dist` ([`CellGrid`]), counting `points` more points asked
+    /// for at that radius: built (once, then cached on this index) when the radius has
+    /// been asked for about as many points as there are polygons; `None` before that, or
+    /// where the lists do not apply ([`CellGrid::build`]).
+    pub fn cell_lists(&self, max_dist: f64, points: usize) -> Option<Arc<CellGrid>> {
+        self.cells.get(self, max_dist, points)
     }
 
     /// Number of matchable polygons.

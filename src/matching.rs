@@ -239,14 +239,23 @@ pub fn best_ranks(
     cancel: Option<&AtomicBool>,
 ) -> Result<Vec<u32>> {
     let mut out = vec![NO_MATCH; points.len()];
+    let cells = if max_dist.is_finite() {
+        index.cell_lists(max_dist, points.len())
+    } else {
+        None
+    };
     let kernel = |start: usize, out: &mut [u32]| {
         if cancelled(cancel) {
             return;
         }
         let xs = &points.x[start..start + out.len()];
         let ys = &points.y[start..start + out.len()];
-        for ((slot, &px), &py) in out.iter_mut().zip(xs).zip(ys) {
-            *slot = index.best_within(px, py, max_dist);
+        if let Some(cells) = &cells {
+            cells.best_within_many(index, xs, ys, out);
+        } else {
+            for ((slot, &px), &py) in out.iter_mut().zip(xs).zip(ys) {
+                *slot = index.best_within(px, py, max_dist);
+            }
         }
         if let Some(nulls) = points.nulls {
             for (i, slot) in out.iter_mut().enumerate() {
@@ -257,7 +266,9 @@ pub fn best_ranks(
         }
     };
     // With max_dist = inf a query is O(1) (the root is inside the disk): order cannot help.
-    if sort_pays(index, points, max_dist) {
+    // With cell lists a query reads one short list: input order streams the points, where
+    // Z-order would gather them from all over memory (measured slower).
+    if cells.is_none() && sort_pays(index, points, max_dist) {
         spatially_sorted(index, points, max_dist, chunk_size, cancel, &mut out);
     } else {
         for_chunks(&mut out, chunk_size, |c, out| kernel(c * chunk_size, out));

@@ -2,7 +2,7 @@
 //! by point (`best_within`, `for_each_within`), a group at a time (`best_within_group`,
 //! the Z-ordered path's search), and through its bytes.
 
-use polymatch::index::{distance, GroupEntry, NO_MATCH};
+use polymatch::index::{distance, CellGrid, GroupEntry, NO_MATCH};
 use polymatch::SpatialIndex;
 use proptest::prelude::*;
 
@@ -239,8 +239,76 @@ fn check_group_case(case: &IndexCase) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Cell lists (`CellGrid`, what `match_points` runs once a radius has served as many
+/// points as there are polygons) against brute force, point by point: the case's points,
+/// the same points pulled close to the first, and points on cell edges and corners (the
+/// half-open cell boundaries), for every radius where the lists apply.
+fn check_cells_case(case: &IndexCase) -> Result<(), TestCaseError> {
+    let index = case.index();
+    let (x0, y0) = case.points[0];
+    let mut radii = radii_for(case, x0, y0);
+    radii.retain(|&r| r.is_finite());
+    for &r in &radii {
+        let Some(grid) = CellGrid::build(&index, r) else {
+            continue;
+        };
+        let (xe, ye) = grid.edges();
+        let mut points = case.points.clone();
+        points.extend(
+            case.points
+                .iter()
+                .map(|&(x, y)| (x0 + (x - x0) * 1e-3, y0 + (y - y0) * 1e-3)),
+        );
+        let step = xe.len() / 7 + 1;
+        for (k, &x) in xe.iter().enumerate().step_by(step) {
+            let y = ye[k.min(ye.len() - 1)];
+            points.extend([
+                (x, y),
+                (x, y0),
+                (x0, y),
+                (next_down(x), y),
+                (x, next_down(y)),
+            ]);
+        }
+        let (xs, ys): (Vec<f64>, Vec<f64>) = points.iter().copied().unzip();
+        let mut out = vec![0u32; xs.len()];
+        grid.best_within_many(&index, &xs, &ys, &mut out);
+        for (k, &rank) in out.iter().enumerate() {
+            prop_assert_eq!(rank, grid.best_within(&index, xs[k], ys[k]));
+            let got = (rank != NO_MATCH).then(|| index.row_of(rank));
+            let want = brute_best(&case.cx, &case.cy, &case.area, &case.keep, xs[k], ys[k], r);
+            prop_assert_eq!(
+                got,
+                want,
+                "cell lists: point {} ({}, {}), max_dist {}, grid {:?}",
+                k,
+                xs[k],
+                ys[k],
+                r,
+                grid.size()
+            );
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+
+    #[test]
+    fn cell_lists_equal_brute_force_uniform(case in uniform_case()) {
+        check_cells_case(&case)?;
+    }
+
+    #[test]
+    fn cell_lists_equal_brute_force_clustered(case in clustered_case()) {
+        check_cells_case(&case)?;
+    }
+
+    #[test]
+    fn cell_lists_equal_brute_force_equal_areas(case in equal_area_case()) {
+        check_cells_case(&case)?;
+    }
 
     #[test]
     fn index_equals_brute_force_uniform(case in uniform_case()) {

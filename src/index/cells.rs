@@ -1,0 +1,368 @@
+//! Cell lists: for one `max_dist`, a uniform grid over the index's centers where each cell
+//! keeps, in rank order, the short list of polygons that can be a candidate of a point in
+//! the cell, cut after the first one that is a candidate of *every* point in the cell.
+//!
+//! A point then finds its cell (two comparisons per axis against stored edges) and tests
+//! the list in order: the first entry that is a candidate is its match, and the entry that
+//! covers the whole cell ends the list. With cells a fraction of `max_dist` wide, a list
+//! holds a few entries however many candidates a disk has, so a match costs a handful of
+//! distance tests instead of a tree walk.
+//!
+//! # Exactness
+//! A point is assigned to cell `(i, j)` only if `xe[i] <= x < xe[i + 1]` and
+//! `ye[j] <= y < ye[j + 1]`, compared with the stored edges themselves: the cell's closed
+//! box contains every point assigned to it, whatever the rounding of the arithmetic that
+//! guessed `i`. Lists are built with the group search's tests (see
+//! [`SpatialIndex::best_within_group`]): a polygon is left out only if
+//! [`box_gap`] of its center to the box exceeds `max_dist (1 + 1e-9)`, which is never
+//! more than SPEC's distance from the center to any point of the box; an entry is marked
+//! as covering only if [`box_span`] is below `max_dist (1 - 1e-9)`, never less than
+//! any such distance. Entries are pushed polygon by polygon in rank order, so each list is
+//! in rank order and every polygon of better rank than the covering entry that reaches the
+//! cell is on it. Each point's own decisions are [`Within`]'s exact test. Points outside
+//! the grid (or non-finite) are answered by the tree ([`SpatialIndex::best_within`]).
+
+use std::sync::{Arc, Mutex};
+
+use super::{box_gap, box_span, SpatialIndex, Within, NO_MATCH};
+
+/// Cell width as a fraction of `max_dist` (measured: see docs/benchmarks.md).
+const CELL_FRACTION: f64 = 0.35;
+/// Never more cells than this many per matchable polygon (plus a floor): sparse or widely
+/// spread centers with a small radius use the tree instead.
+const CELLS_PER_POLYGON: usize = 4;
+const MIN_CELLS: usize = 1 << 14;
+/// Radii whose cell lists (or whose refusal) an index keeps.
+const CACHED_RADII: usize = 4;
+
+/// One list entry: a polygon's center and rank, and whether it is a candidate of every
+/// point of the cell (then it is the last entry).
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    x: f64,
+    y: f64,
+    rank: u32,
+    covers: bool,
+}
+
+/// The cell lists of one index for one `max_dist`.
+#[derive(Debug)]
+pub struct CellGrid {
+    max_dist: f64,
+    within: Within,
+    /// Cell edges: `nx + 1` and `ny + 1` strictly increasing values.
+    xe: Vec<f64>,
+    ye: Vec<f64>,
+    /// Origin and inverse width, to guess a cell before checking it against the edges.
+    x0: f64,
+    y0: f64,
+    inv: f64,
+    /// Cell `c = j * nx + i` has `entries[starts[c]..starts[c + 1]]`.
+    starts: Vec<u32>,
+    entries: Vec<Entry>,
+}
+
+impl CellGrid {
+    /// The cell lists of `index` for `max_dist`, or `None` where they would not pay or
+    /// cannot be built exactly: no matchable polygon, a radius whose square is not a normal
+    /// float (or infinite), more cells than [`CELLS_PER_POLYGON`] allows, or edges that
+    /// do not increase (cells narrower than the float spacing of the coordinates).
+    ///
+    /// # Implementation
+    /// One pass over the polygons in rank order, each visiting the cells around its center
+    /// (about `(2 / CELL_FRACTION + 3)^2`); then a counting sort of the entries by cell.
+    pub fn build(index: &SpatialIndex, max_dist: f64) -> Option<Self> {
+        if !max_dist.is_finite() || !SpatialIndex::group_search_applies(max_dist) {
+            return None;
+        }
+        let [bx0, by0, bx1, by1] = index.bounds()?;
+        let reach = max_dist * (1.0 + 1e-9);
+        let shrink = max_dist * (1.0 - 1e-9);
+        let s = max_dist * CELL_FRACTION;
+        let (x0, y0) = (bx0 - reach, by0 - reach);
+        let nx = ((bx1 + reach - x0) / s).ceil() + 1.0;
+        let ny = ((by1 + reach - y0) / s).ceil() + 1.0;
+        let limit = (index.matchable() * CELLS_PER_POLYGON).max(MIN_CELLS) as f64;
+        let cells = nx * ny;
+        if !cells.is_finite() || cells > limit {
+            return None;
+        }
+        let (nx, ny) = (nx as usize, ny as usize);
+        let xe: Vec<f64> = (0..=nx).map(|i| x0 + i as f64 * s).collect();
+        let ye: Vec<f64> = (0..=ny).map(|j| y0 + j as f64 * s).collect();
+        let increasing = |e: &[f64]| e.windows(2).all(|w| w[0] < w[1]);
+        if !increasing(&xe) || !increasing(&ye) {
+            return None;
+        }
+        let inv = 1.0 / s;
+        // A generous range of cells around a coordinate: the exact tests below decide.
+        let span = |v: f64, o: f64, n: usize| -> (usize, usize) {
+            let lo = ((v - reach - o) * inv).floor() - 1.0;
+            let hi = ((v + reach - o) * inv).floor() + 1.0;
+            (lo.max(0.0) as usize, (hi.max(0.0) as usize).min(n - 1))
+        };
+        let cells = nx * ny;
+        let mut closed = vec![false; cells];
+        let mut cell_of: Vec<u32> = Vec::new();
+        let mut pushed: Vec<Entry> = Vec::new();
+        for rank in 0..index.matchable() as u32 {
+            let (cx, cy) = index.center_of(rank);
+            let center = [cx, cy, cx, cy];
+            let (i0, i1) = span(cx, x0, nx);
+            let (j0, j1) = span(cy, y0, ny);
+            for j in j0..=j1 {
+                for i in i0..=i1 {
+                    let c = j * nx + i;
+                    if closed[c] {
+                        continue;
+                    }
+                    let cell = [xe[i], ye[j], xe[i + 1], ye[j + 1]];
+                    if box_gap(&center, &cell) > reach {
+                        continue;
+                    }
+                    let covers = box_span(&center, &cell) < shrink;
+                    closed[c] = covers;
+                    cell_of.push(c as u32);
+                    pushed.push(Entry {
+                        x: cx,
+                        y: cy,
+                        rank,
+                        covers,
+                    });
+                }
+            }
+        }
+        if pushed.len() >= u32::MAX as usize {
+            return None;
+        }
+        // Counting sort by cell; stable, so each list stays in rank order.
+        let mut starts = vec![0u32; cells + 1];
+        for &c in &cell_of {
+            starts[c as usize + 1] += 1;
+        }
+        for c in 1..=cells {
+            starts[c] += starts[c - 1];
+        }
+        let mut next = starts.clone();
+        let empty = Entry {
+            x: f64::NAN,
+            y: f64::NAN,
+            rank: NO_MATCH,
+            covers: false,
+        };
+        let mut entries = vec![empty; pushed.len()];
+        for (&c, e) in cell_of.iter().zip(pushed) {
+            let slot = &mut next[c as usize];
+            entries[*slot as usize] = e;
+            *slot += 1;
+        }
+        Some(Self {
+            max_dist,
+            within: Within::new(max_dist),
+            xe,
+            ye,
+            x0,
+            y0,
+            inv,
+            starts,
+            entries,
+        })
+    }
+
+    /// The radius these lists are for.
+    pub fn max_dist(&self) -> f64 {
+        self.max_dist
+    }
+
+    /// Number of cells and of list entries (for sizing and tests).
+    pub fn size(&self) -> (usize, usize) {
+        (self.starts.len() - 1, self.entries.len())
+    }
+
+    /// The cell edges along x and along y (for tests: points placed on them).
+    pub fn edges(&self) -> (&[f64], &[f64]) {
+        (&self.xe, &self.ye)
+    }
+
+    /// The cell holding `v` along one axis, or `None` outside the edges (NaN included).
+    #[inline(always)]
+    fn locate(edges: &[f64], origin: f64, inv: f64, v: f64) -> Option<usize> {
+        let n = edges.len() - 1;
+        if !(v >= edges[0] && v < edges[n]) {
+            return None;
+        }
+        let mut i = (((v - origin) * inv) as usize).min(n - 1);
+        while v < edges[i] {
+            i -= 1;
+        }
+        while v >= edges[i + 1] {
+            i += 1;
+        }
+        Some(i)
+    }
+
+    /// The best rank within `max_dist` of `(px, py)`, or [`NO_MATCH`]: the answer of
+    /// [`SpatialIndex::best_within`] (`index` must be the one these lists were built from).
+    #[inline]
+    pub fn best_within(&self, index: &SpatialIndex, px: f64, py: f64) -> u32 {
+        let (Some(i), Some(j)) = (
+            Self::locate(&self.xe, self.x0, self.inv, px),
+            Self::locate(&self.ye, self.y0, self.inv, py),
+        ) else {
+            return index.best_within(px, py, self.max_dist);
+        };
+        let c = j * (self.xe.len() - 1) + i;
+        let list = &self.entries[self.starts[c] as usize..self.starts[c + 1] as usize];
+        for e in list {
+            if e.covers || self.within.test(px, py, e.x, e.y) {
+                return e.rank;
+            }
+        }
+        NO_MATCH
+    }
+}
+
+impl CellGrid {
+    /// [`CellGrid::best_within`] for many points, `out[i]` for `(xs[i], ys[i])`.
+    ///
+    /// # Implementation
+    /// In blocks of [`BLOCK`] points, three passes: locate each point's cell (the edges
+    /// are small and cached); load each cell's list bounds; load each list's first entry;
+    /// then scan. Each pass's loads are independent of one another, so their cache misses
+    /// overlap instead of queueing behind each point's scan (measured: the scan of points
+    /// in input order was otherwise mostly waiting for its first entry).
+    pub fn best_within_many(&self, index: &SpatialIndex, xs: &[f64], ys: &[f64], out: &mut [u32]) {
+        const OUTSIDE: u32 = u32::MAX;
+        let nx = self.xe.len() - 1;
+        let mut cell = [0u32; BLOCK];
+        let mut lo = [0u32; BLOCK];
+        let mut hi = [0u32; BLOCK];
+        let mut first = [Entry {
+            x: 0.0,
+            y: 0.0,
+            rank: NO_MATCH,
+            covers: false,
+        }; BLOCK];
+        for ((out, xs), ys) in out
+            .chunks_mut(BLOCK)
+            .zip(xs.chunks(BLOCK))
+            .zip(ys.chunks(BLOCK))
+        {
+            let n = out.len();
+            for k in 0..n {
+                cell[k] = match (
+                    Self::locate(&self.xe, self.x0, self.inv, xs[k]),
+                    Self::locate(&self.ye, self.y0, self.inv, ys[k]),
+                ) {
+                    (Some(i), Some(j)) => (j * nx + i) as u32,
+                    _ => OUTSIDE,
+                };
+            }
+            for k in 0..n {
+                let c = cell[k] as usize;
+                (lo[k], hi[k]) = if cell[k] == OUTSIDE {
+                    (0, 0)
+                } else {
+                    (self.starts[c], self.starts[c + 1])
+                };
+            }
+            for k in 0..n {
+                if lo[k] < hi[k] {
+                    first[k] = self.entries[lo[k] as usize];
+                }
+            }
+            for k in 0..n {
+                let (px, py) = (xs[k], ys[k]);
+                out[k] = if cell[k] == OUTSIDE {
+                    index.best_within(px, py, self.max_dist)
+                } else if lo[k] == hi[k] {
+                    NO_MATCH
+                } else if first[k].covers || self.within.test(px, py, first[k].x, first[k].y) {
+                    first[k].rank
+                } else {
+                    let rest = &self.entries[lo[k] as usize + 1..hi[k] as usize];
+                    rest.iter()
+                        .find(|e| e.covers || self.within.test(px, py, e.x, e.y))
+                        .map_or(NO_MATCH, |e| e.rank)
+                };
+            }
+        }
+    }
+}
+
+/// Points per block in [`CellGrid::best_within_many`].
+const BLOCK: usize = 64;
+
+/// The cell lists an index has built, per radius, and how many points each radius has
+/// been asked for (lists are built once a radius has served about as many points as the
+/// index has polygons, when building costs about what it saves).
+#[derive(Default)]
+pub(crate) struct CellCache {
+    state: Mutex<Vec<Slot>>,
+}
+
+struct Slot {
+    bits: u64,
+    points: usize,
+    grid: Option<Option<Arc<CellGrid>>>,
+}
+
+impl CellCache {
+    /// The lists of `index` for `max_dist` if they exist or now pay, counting `points`
+    /// toward that radius.
+    pub(crate) fn get(
+        &self,
+        index: &SpatialIndex,
+        max_dist: f64,
+        points: usize,
+    ) -> Option<Arc<CellGrid>> {
+        let bits = max_dist.to_bits();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let at = match state.iter().position(|s| s.bits == bits) {
+            Some(at) => at,
+            None => {
+                if state.len() == CACHED_RADII {
+                    state.remove(0);
+                }
+                state.push(Slot {
+                    bits,
+                    points: 0,
+                    grid: None,
+                });
+                state.len() - 1
+            }
+        };
+        let slot = &mut state[at];
+        if let Some(grid) = &slot.grid {
+            return grid.clone();
+        }
+        slot.points = slot.points.saturating_add(points);
+        if slot.points < index.matchable() {
+            return None;
+        }
+        let grid = CellGrid::build(index, max_dist).map(Arc::new);
+        slot.grid = Some(grid.clone());
+        grid
+    }
+}
+
+impl Clone for CellCache {
+    /// A copy starts empty (the lists belong to one index's ranks).
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for CellCache {
+    /// A cache never makes two indexes differ.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for CellCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.state.lock().map(|s| s.len()).unwrap_or(0);
+        write!(f, "CellCache({n} radii)")
+    }
+}
