@@ -647,8 +647,13 @@ impl SpatialIndex {
         if self.rank_row.is_empty() {
             return NO_MATCH;
         }
-        let leaves = 1u32 << self.depth;
         let within = Within::new(max_dist);
+        if let Reach::Inside = self.classify(&within, px, py, 1) {
+            // Every center is a candidate (max_dist = inf, or a disk around all of them):
+            // the best rank of all, before setting up a walk.
+            return self.node_rank[1];
+        }
+        let leaves = 1u32 << self.depth;
         let mut best = NO_MATCH;
         // (node, lo, hi); the stack never holds more than depth + 2 entries.
         let mut stack = [(0u32, 0u32, 0u32); 40];

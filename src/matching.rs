@@ -238,7 +238,9 @@ pub fn best_ranks(
     chunk_size: usize,
     cancel: Option<&AtomicBool>,
 ) -> Result<Vec<u32>> {
-    let mut out = vec![NO_MATCH; points.len()];
+    // Every slot is written below (zeroed pages are mapped lazily, on the threads that
+    // write them, where a fill value would be written first by this one).
+    let mut out = vec![0u32; points.len()];
     let cells = if max_dist.is_finite() {
         index.cell_lists(max_dist, points.len())
     } else {
@@ -657,10 +659,11 @@ fn build_output<'r>(
     let total: usize = counts.iter().sum();
     let mut point_index = vec![0u64; total];
     let mut polygon = vec![0u32; total];
-    let mut distance = vec![f64::NAN; total];
-    let mut area = vec![f64::NAN; total];
+    // Zeroed (mapped lazily, on the threads that fill them); every row is written below.
+    let mut distance = vec![0.0f64; total];
+    let mut area = vec![0.0f64; total];
     let mut rank = vec![0u32; if with_rank { total } else { 0 }];
-    let mut valid = vec![true; if left { total } else { 0 }];
+    let mut valid = vec![false; if left { total } else { 0 }];
     {
         let mut tasks = Vec::with_capacity(counts.len());
         let (mut pi, mut po, mut di, mut ar, mut rk, mut va) = (
@@ -688,8 +691,9 @@ fn build_output<'r>(
                 let list = ranked(i);
                 if list.is_empty() && left {
                     pi[j] = first_point + i as u64;
-                    va[j] = false;
-                    j += 1;
+                    di[j] = f64::NAN;
+                    ar[j] = f64::NAN;
+                    j += 1; // va[j] stays false: a null row
                     continue;
                 }
                 for (r, &rank) in list.iter().enumerate() {
@@ -700,6 +704,9 @@ fn build_output<'r>(
                     ar[j] = index.area_of(rank);
                     if with_rank {
                         rk[j] = r as u32 + 1;
+                    }
+                    if left {
+                        va[j] = true;
                     }
                     j += 1;
                 }
