@@ -593,7 +593,7 @@ impl SpatialIndex {
 
     /// The cell lists for `max_dist` ([`CellGrid`]), counting `points` more points asked
     /// for at that radius: built (once, then cached on this index) when the radius has
-    /// been asked for about as many points as there are polygons; `None` before that, or
+    /// been asked for a few points per polygon; `None` before that, or
     /// where the lists do not apply ([`CellGrid::build`]).
     pub fn cell_lists(&self, max_dist: f64, points: usize) -> Option<Arc<CellGrid>> {
         self.cells.get(self, max_dist, points)

@@ -24,6 +24,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use rayon::prelude::*;
+
 use super::{box_gap, box_span, SpatialIndex, Within, NO_MATCH};
 
 /// Cell width as a fraction of `max_dist` (measured: see docs/benchmarks.md).
@@ -32,6 +34,10 @@ const CELL_FRACTION: f64 = 0.35;
 /// spread centers with a small radius use the tree instead.
 const CELLS_PER_POLYGON: usize = 4;
 const MIN_CELLS: usize = 1 << 14;
+/// Lists are built once a radius has been asked for this many points per polygon: the
+/// build visits about 70 cells per polygon, and each point then saves most of a tree walk
+/// (measured break-even: a few points per polygon).
+const BUILD_AFTER: usize = 2;
 /// Radii whose cell lists (or whose refusal) an index keeps.
 const CACHED_RADII: usize = 4;
 
@@ -69,8 +75,10 @@ impl CellGrid {
     /// do not increase (cells narrower than the float spacing of the coordinates).
     ///
     /// # Implementation
-    /// One pass over the polygons in rank order, each visiting the cells around its center
-    /// (about `(2 / CELL_FRACTION + 3)^2`); then a counting sort of the entries by cell.
+    /// In parallel over bands of cell rows: one pass over the band's polygons in rank
+    /// order, each visiting the cells around its center (about
+    /// `(2 / CELL_FRACTION + 3)^2`), skipping cells already covered; then a counting sort
+    /// of the band's entries by cell.
     pub fn build(index: &SpatialIndex, max_dist: f64) -> Option<Self> {
         if !max_dist.is_finite() || !SpatialIndex::group_search_applies(max_dist) {
             return None;
@@ -101,60 +109,94 @@ impl CellGrid {
             let hi = ((v + reach - o) * inv).floor() + 1.0;
             (lo.max(0.0) as usize, (hi.max(0.0) as usize).min(n - 1))
         };
-        let cells = nx * ny;
-        let mut closed = vec![false; cells];
-        let mut cell_of: Vec<u32> = Vec::new();
-        let mut pushed: Vec<Entry> = Vec::new();
+        // Bands of cell rows, built in parallel: each band takes the polygons whose reach
+        // overlaps its rows, in rank order, and lists its own cells. The lists do not
+        // depend on the bands (each cell's list is a function of the polygons alone), so
+        // neither on the thread count.
+        let rows_per_band = ny.div_ceil((rayon::current_num_threads() * 4).clamp(1, ny));
+        let bands = ny.div_ceil(rows_per_band);
+        let mut members: Vec<Vec<u32>> = vec![Vec::new(); bands];
         for rank in 0..index.matchable() as u32 {
-            let (cx, cy) = index.center_of(rank);
-            let center = [cx, cy, cx, cy];
-            let (i0, i1) = span(cx, x0, nx);
-            let (j0, j1) = span(cy, y0, ny);
-            for j in j0..=j1 {
-                for i in i0..=i1 {
-                    let c = j * nx + i;
-                    if closed[c] {
-                        continue;
-                    }
-                    let cell = [xe[i], ye[j], xe[i + 1], ye[j + 1]];
-                    if box_gap(&center, &cell) > reach {
-                        continue;
-                    }
-                    let covers = box_span(&center, &cell) < shrink;
-                    closed[c] = covers;
-                    cell_of.push(c as u32);
-                    pushed.push(Entry {
-                        x: cx,
-                        y: cy,
-                        rank,
-                        covers,
-                    });
-                }
+            let (j0, j1) = span(index.center_of(rank).1, y0, ny);
+            for band in members
+                .iter_mut()
+                .take(j1 / rows_per_band + 1)
+                .skip(j0 / rows_per_band)
+            {
+                band.push(rank);
             }
         }
-        if pushed.len() >= u32::MAX as usize {
+        let band = |b: usize| -> (Vec<u32>, Vec<Entry>) {
+            let (r0, r1) = (b * rows_per_band, ((b + 1) * rows_per_band).min(ny));
+            let cells = (r1 - r0) * nx;
+            let mut closed = vec![false; cells];
+            let mut cell_of: Vec<u32> = Vec::new();
+            let mut pushed: Vec<Entry> = Vec::new();
+            for &rank in &members[b] {
+                let (cx, cy) = index.center_of(rank);
+                let center = [cx, cy, cx, cy];
+                let (i0, i1) = span(cx, x0, nx);
+                let (j0, j1) = span(cy, y0, ny);
+                for j in j0.max(r0)..=j1.min(r1 - 1) {
+                    for i in i0..=i1 {
+                        let c = (j - r0) * nx + i;
+                        if closed[c] {
+                            continue;
+                        }
+                        let cell = [xe[i], ye[j], xe[i + 1], ye[j + 1]];
+                        if box_gap(&center, &cell) > reach {
+                            continue;
+                        }
+                        let covers = box_span(&center, &cell) < shrink;
+                        closed[c] = covers;
+                        cell_of.push(c as u32);
+                        pushed.push(Entry {
+                            x: cx,
+                            y: cy,
+                            rank,
+                            covers,
+                        });
+                    }
+                }
+            }
+            // Counting sort by cell; stable, so each list stays in rank order.
+            let mut counts = vec![0u32; cells];
+            for &c in &cell_of {
+                counts[c as usize] += 1;
+            }
+            let mut next: Vec<usize> = Vec::with_capacity(cells);
+            let mut at = 0usize;
+            for &n in &counts {
+                next.push(at);
+                at += n as usize;
+            }
+            let empty = Entry {
+                x: f64::NAN,
+                y: f64::NAN,
+                rank: NO_MATCH,
+                covers: false,
+            };
+            let mut entries = vec![empty; pushed.len()];
+            for (&c, e) in cell_of.iter().zip(pushed) {
+                let slot = &mut next[c as usize];
+                entries[*slot] = e;
+                *slot += 1;
+            }
+            (counts, entries)
+        };
+        let built: Vec<(Vec<u32>, Vec<Entry>)> = (0..bands).into_par_iter().map(band).collect();
+        let total: usize = built.iter().map(|b| b.1.len()).sum();
+        if total >= u32::MAX as usize {
             return None;
         }
-        // Counting sort by cell; stable, so each list stays in rank order.
-        let mut starts = vec![0u32; cells + 1];
-        for &c in &cell_of {
-            starts[c as usize + 1] += 1;
-        }
-        for c in 1..=cells {
-            starts[c] += starts[c - 1];
-        }
-        let mut next = starts.clone();
-        let empty = Entry {
-            x: f64::NAN,
-            y: f64::NAN,
-            rank: NO_MATCH,
-            covers: false,
-        };
-        let mut entries = vec![empty; pushed.len()];
-        for (&c, e) in cell_of.iter().zip(pushed) {
-            let slot = &mut next[c as usize];
-            entries[*slot as usize] = e;
-            *slot += 1;
+        let mut starts = Vec::with_capacity(nx * ny + 1);
+        let mut entries = Vec::with_capacity(total);
+        starts.push(0u32);
+        for (counts, list) in built {
+            for n in counts {
+                starts.push(starts[starts.len() - 1] + n);
+            }
+            entries.extend_from_slice(&list);
         }
         Some(Self {
             max_dist,
@@ -294,8 +336,8 @@ impl CellGrid {
 const BLOCK: usize = 64;
 
 /// The cell lists an index has built, per radius, and how many points each radius has
-/// been asked for (lists are built once a radius has served about as many points as the
-/// index has polygons, when building costs about what it saves).
+/// been asked for (lists are built once a radius has served [`BUILD_AFTER`] points per
+/// polygon, when building costs about what it saves).
 #[derive(Default)]
 pub(crate) struct CellCache {
     state: Mutex<Vec<Slot>>,
@@ -337,7 +379,7 @@ impl CellCache {
             return grid.clone();
         }
         slot.points = slot.points.saturating_add(points);
-        if slot.points < index.matchable() {
+        if slot.points < BUILD_AFTER * index.matchable() {
             return None;
         }
         let grid = CellGrid::build(index, max_dist).map(Arc::new);
