@@ -3,17 +3,24 @@
     .venv/bin/python benches/compare.py            # full run (minutes), writes docs/benchmarks.md
     .venv/bin/python benches/compare.py --quick    # small sizes, checks agreement (CI smoke test)
     .venv/bin/python benches/compare.py --rank-rules   # the rank rules and cKDTree only
+    .venv/bin/python benches/compare.py --sql-engines  # DuckDB spatial and SedonaDB, 100k x 200k
 
 Everything runs in one process on identical data; each timing is the median of repeated
 runs. Every peer's answers are checked against polymatch where the semantics agree (the
 peers' `<=` against our `<`: the data has no distance exactly at max_dist). A peer whose
 estimated time at a size exceeds --budget seconds is skipped there, with a note.
+
+The SQL engines (DuckDB spatial, SedonaDB) get the polygons as WKB with their center and
+area as columns (polymatch's, so "best by area" means the same thing) and the points as
+x/y columns; loading those into the engine is timed apart from the query. A peer whose
+package is missing is skipped with a printed note.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.metadata
 import json
 import math
 import platform
@@ -183,6 +190,215 @@ def peer_geopandas(w, cx, cy, rank):
     return out
 
 
+# --- SQL engines: DuckDB spatial and SedonaDB ------------------------------------------------
+# Their inputs: `polygons(polygon_row, geometry WKB, center_x, center_y, area)` and
+# `points(point_row, x, y)` as Arrow tables. Loading makes the geometry columns (timed
+# apart); the query is an ST_DWithin spatial join on the centers, a strict `<` residual
+# (ST_DWithin is `<=`), and the smallest (area, polygon_row) per point; LEFT JOIN for the
+# points without a candidate, in point order.
+
+DUCKDB_LOAD = [
+    """CREATE OR REPLACE TABLE polygons AS
+    SELECT polygon_row, ST_GeomFromWKB(geometry) AS geom,
+           ST_Point(center_x, center_y) AS center, area
+    FROM polygons_arrow""",
+    """CREATE OR REPLACE TABLE points AS
+    SELECT point_row, ST_Point(x, y) AS geom FROM points_arrow""",
+]
+
+# The residual is the aggregate's FILTER: DuckDB 1.4.4 pushes a WHERE on the pairs into the
+# join's condition even through a MATERIALIZED CTE, and any extra join condition turns its
+# SPATIAL_JOIN into a BLOCKWISE_NL_JOIN (all pairs). MATERIALIZED is kept: it was faster.
+DUCKDB_QUERY = """
+WITH pairs AS MATERIALIZED (
+    SELECT pt.point_row, pg.polygon_row, pg.area, ST_Distance(pt.geom, pg.center) AS dist
+    FROM points pt JOIN polygons pg ON ST_DWithin(pt.geom, pg.center, $max_dist)
+),
+best AS (
+    SELECT point_row,
+           arg_min(polygon_row, (area, polygon_row)) FILTER (WHERE dist < $max_dist)
+               AS polygon_row
+    FROM pairs
+    GROUP BY point_row
+)
+SELECT pt.point_row, best.polygon_row
+FROM points pt LEFT JOIN best ON pt.point_row = best.point_row
+ORDER BY pt.point_row
+"""
+
+SEDONA_LOAD = [
+    (
+        "polygons",
+        """SELECT polygon_row, geometry AS geom,
+           ST_Point(center_x, center_y) AS center, area
+    FROM polygons_arrow""",
+    ),
+    ("points", "SELECT point_row, ST_Point(x, y) AS geom FROM points_arrow"),
+]
+
+# The residual is the aggregate's FILTER here too: SedonaDB 0.5.0 folds a WHERE
+# `ST_Distance(a, b) < d` into its distance join (SpatialJoinExec `on=ST_Distance(..) < d`),
+# which then keeps the pairs at exactly d (`<=`): boundary_case() catches it.
+SEDONA_QUERY = """
+WITH pairs AS (
+    SELECT pt.point_row, pg.polygon_row, pg.area, ST_Distance(pt.geom, pg.center) AS dist
+    FROM points pt JOIN polygons pg ON ST_DWithin(pt.geom, pg.center, $max_dist)
+),
+best AS (
+    SELECT point_row,
+           first_value(polygon_row ORDER BY area, polygon_row) FILTER (WHERE dist < $max_dist)
+               AS polygon_row
+    FROM pairs
+    GROUP BY point_row
+)
+SELECT pt.point_row, best.polygon_row
+FROM points pt LEFT JOIN best ON pt.point_row = best.point_row
+ORDER BY pt.point_row
+"""
+
+
+def polygons_wkb(rings_x: np.ndarray, rings_y: np.ndarray) -> pa.Array:
+    """Little-endian WKB polygons, one closed ring each, from (P, V) open rings."""
+    p, v = rings_x.shape
+    dt = np.dtype([("order", "u1"), ("type", "<u4"), ("rings", "<u4"), ("n", "<u4"),
+                   ("xy", "<f8", (v + 1, 2))])  # fmt: skip
+    a = np.zeros(p, dt)
+    a["order"], a["type"], a["rings"], a["n"] = 1, 3, 1, v + 1
+    a["xy"][:, :v, 0], a["xy"][:, :v, 1] = rings_x, rings_y
+    a["xy"][:, v] = a["xy"][:, 0]
+    offsets = np.arange(0, (p + 1) * dt.itemsize, dt.itemsize, dtype=np.int32)
+    return pa.Array.from_buffers(
+        pa.binary(), p, [None, pa.py_buffer(offsets), pa.py_buffer(a.tobytes())]
+    )
+
+
+def engine_inputs(w, cx, cy, area) -> tuple[pa.Table, pa.Table]:
+    p, n = len(cx), len(w.points)
+    polygons = pa.table({"polygon_row": np.arange(p, dtype=np.int64),
+                         "geometry": polygons_wkb(w.rings_x, w.rings_y),
+                         "center_x": cx, "center_y": cy, "area": area})  # fmt: skip
+    points = pa.table({"point_row": np.arange(n, dtype=np.int64),
+                       "x": w.points[:, 0], "y": w.points[:, 1]})  # fmt: skip
+    return polygons, points
+
+
+class DuckDBSpatial:
+    name = "DuckDB spatial ST_DWithin + arg_min"
+
+    def __init__(self):
+        import duckdb
+        import duckdb_ext
+
+        # duckdb-ext ships the spatial extension: LOAD without a download.
+        self.con = duckdb_ext.init(duckdb.connect())
+        try:
+            self.con.execute("LOAD spatial")
+        except duckdb.Error as e:  # no duckdb-ext-spatial, or one built for another duckdb
+            raise ImportError(f"LOAD spatial: {e}", name="duckdb-ext-spatial") from e
+
+    def load(self, polygons: pa.Table, points: pa.Table) -> None:
+        self.con.register("polygons_arrow", polygons)
+        self.con.register("points_arrow", points)
+        for sql in DUCKDB_LOAD:
+            self.con.execute(sql)
+        self.con.unregister("polygons_arrow")
+        self.con.unregister("points_arrow")
+
+    def plan(self, max_dist: float) -> str:
+        return self.con.execute("EXPLAIN " + DUCKDB_QUERY, {"max_dist": max_dist}).fetchall()[0][1]
+
+    def check_plan(self, max_dist: float) -> None:
+        plan = self.plan(max_dist)
+        if "SPATIAL_JOIN" not in plan or "NL_JOIN" in plan or "NESTED_LOOP" in plan:
+            raise RuntimeError(f"DuckDB did not plan a SPATIAL_JOIN:\n{plan}")
+
+    def query(self, max_dist: float) -> pa.Table:
+        return self.con.execute(DUCKDB_QUERY, {"max_dist": max_dist}).fetch_arrow_table()
+
+
+class SedonaDB:
+    name = "SedonaDB ST_DWithin + first_value"
+
+    def __init__(self):
+        import geoarrow.pyarrow as ga
+        import sedonadb
+
+        self.ga = ga
+        self.sd = sedonadb.connect()
+
+    def load(self, polygons: pa.Table, points: pa.Table) -> None:
+        geometry = polygons.column("geometry").combine_chunks()
+        polygons = polygons.set_column(1, "geometry", self.ga.wkb().wrap_array(geometry))
+        self.sd.create_data_frame(polygons).to_view("polygons_arrow", overwrite=True)
+        self.sd.create_data_frame(points).to_view("points_arrow", overwrite=True)
+        for name, sql in SEDONA_LOAD:
+            self.sd.sql(sql).to_memtable().to_view(name, overwrite=True)
+
+    def plan(self, max_dist: float) -> str:
+        t = self.sd.sql("EXPLAIN " + SEDONA_QUERY, params={"max_dist": max_dist}).to_arrow_table()
+        return "\n".join(t.column(1).to_pylist())
+
+    def check_plan(self, max_dist: float) -> None:
+        plan = self.plan(max_dist)
+        if "SpatialJoinExec" not in plan or "NestedLoopJoinExec" in plan:
+            raise RuntimeError(f"SedonaDB did not plan a SpatialJoinExec:\n{plan}")
+
+    def query(self, max_dist: float) -> pa.Table:
+        return self.sd.sql(SEDONA_QUERY, params={"max_dist": max_dist}).to_arrow_table()
+
+
+def boundary_case() -> tuple:
+    """Two squares and two points at exactly max_dist = 5 from the small square's center
+    ((3, 4) and (0, -5): 3*3 + 4*4 = 25). ST_DWithin keeps those pairs (`<=`); the strict
+    residual must drop them, so the first point gets the large square and the second none."""
+    rx = np.array([[-0.5, 0.5, 0.5, -0.5], [-1.0, 1.0, 1.0, -1.0]])
+    ry = np.array([[-0.5, -0.5, 0.5, 0.5], [2.0, 2.0, 4.0, 4.0]])
+    w = Workload("boundary 2 x 2 d=5", rx, ry, np.array([[3.0, 4.0], [0.0, -5.0]]), 5.0)
+    index = pm.PolygonIndex.from_coords(rx.ravel(), ry.ravel(), np.array([0, 4, 8]))
+    res = index.match(pa.table({"x": w.points[:, 0], "y": w.points[:, 1]}), 5.0, how="left")
+    ours = np.array([-1 if v is None else v for v in res["polygon_index"].to_pylist()])
+    assert ours.tolist() == [1, -1], ours
+    d = index.to_arrow()
+    base = {"workload": w.name, "polygons": 2, "points": 2}
+    return w, base, ours, d["center_x"].to_numpy(), d["center_y"].to_numpy(), d["area"].to_numpy()
+
+
+def engine_rows(args, w, base, ours, cx, cy, area) -> list[dict]:
+    """DuckDB spatial and SedonaDB on one workload: loading and the query, timed apart."""
+    rows = []
+    polygons, points = engine_inputs(w, cx, cy, area)
+    for cls in (DuckDBSpatial, SedonaDB):
+        try:
+            engine = cls()
+        except ImportError as e:
+            print(f"skipping {cls.name}: {e.name} is not installed (pip install -r .ci/requirements.txt)")  # fmt: skip
+            rows.append({**base, "system": cls.name, "seconds": None, "agrees": None, "note": f"not installed: {e.name}"})  # fmt: skip
+            continue
+        if math.isinf(w.max_dist):
+            rows.append({**base, "system": cls.name, "seconds": None, "agrees": None, "note": "skipped: every pair is a candidate (1e11 pairs)"})  # fmt: skip
+            continue
+        k = min(len(w.points), 2_000)  # estimate from a slice, scaled linearly
+        engine.load(polygons, points.slice(0, k))
+        engine.check_plan(w.max_dist)
+        t = time.perf_counter()
+        engine.query(w.max_dist)
+        est = (time.perf_counter() - t) * len(w.points) / k
+        if est > args.budget:
+            rows.append({**base, "system": cls.name, "seconds": None, "agrees": None, "note": f"skipped: estimated {est:.0f} s > {args.budget:.0f} s budget"})  # fmt: skip
+            continue
+        repeat = args.repeat if est <= 5 else min(args.repeat, 3)
+        print(f"{cls.name}: estimated {est:.1f} s from {k:,} points; {repeat} runs per median", flush=True)  # fmt: skip
+        t_load, _ = median_time(lambda: engine.load(polygons, points), repeat)
+        engine.check_plan(w.max_dist)
+        t_query, res = median_time(lambda: engine.query(w.max_dist), repeat)
+        got = res.column("polygon_row").fill_null(-1).to_numpy().astype(np.int64)
+        agrees = bool(np.array_equal(res.column("point_row").to_numpy(), np.arange(len(ours))) and np.array_equal(got, ours))  # fmt: skip
+        rows.append({**base, "system": f"{cls.name} (query, tables loaded)", "seconds": t_query, "agrees": agrees})  # fmt: skip
+        rows.append({**base, "system": f"{cls.name} (load tables)", "seconds": t_load, "agrees": agrees})  # fmt: skip
+        rows.append({**base, "system": f"{cls.name} (load + query)", "seconds": t_load + t_query, "agrees": agrees})  # fmt: skip
+    return rows
+
+
 # --- timing ----------------------------------------------------------------------------
 
 
@@ -197,16 +413,20 @@ def median_time(fn, repeat):
 
 def run(args) -> list[dict]:
     rows: list[dict] = []
+    engines: list[tuple] = []
     wl, article_polys, article_points = article_workload()
     workloads = [wl]
     if args.rank_rules:
         workloads = [synthetic(100_000, 1_000_000, False, 10.0)]
+    elif args.sql_engines:
+        workloads = [synthetic(100_000, 200_000, False, 10.0)]
     elif args.quick:
         workloads += [synthetic(2_000, 20_000, False, 10.0), synthetic(2_000, 20_000, True, 10.0)]
     else:
         workloads += [
             synthetic(100_000, 10_000, False, 10.0),
             synthetic(100_000, 100_000, False, 10.0),
+            synthetic(100_000, 200_000, False, 10.0),
             synthetic(100_000, 1_000_000, False, 10.0),
             synthetic(100_000, 1_000_000, True, 10.0),
             synthetic(100_000, 1_000_000, False, math.inf),
@@ -266,7 +486,7 @@ def run(args) -> list[dict]:
             )
         peers = [("numpy all-pairs (chunked)", peer_numpy), ("scipy cKDTree + group-min", peer_scipy),
                  ("shapely STRtree dwithin + group-min", peer_shapely), ("geopandas sjoin dwithin + groupby", peer_geopandas)]  # fmt: skip
-        for name, fn in [] if args.rank_rules else peers:
+        for name, fn in [] if args.rank_rules or args.sql_engines else peers:
             if math.isinf(w.max_dist) and name != "numpy all-pairs (chunked)":
                 rows.append({**base, "system": name, "seconds": None, "agrees": None, "note": "skipped: every pair is a candidate (1e11 pairs)"})  # fmt: skip
                 continue
@@ -282,17 +502,34 @@ def run(args) -> list[dict]:
             rows.append(
                 {**base, "system": name, "seconds": t, "agrees": bool(np.array_equal(got, ours))}
             )
-        if not w.name.startswith("article") and math.isfinite(w.max_dist):
+        if not args.rank_rules:
+            engines.append((w, base, ours, cx, cy, area))
+        if not w.name.startswith("article") and math.isfinite(w.max_dist) and not args.sql_engines:
             rows += rank_rule_rows(args, w, base, flat_x, flat_y, offsets, pts, cx, cy)
-        for row in rows:
-            if row["workload"] == w.name and "printed" not in row:
-                row["printed"] = True
-                secs = "skipped" if row["seconds"] is None else f"{row['seconds'] * 1e3:10.3f} ms"
-                print(
-                    f"{w.name:38s} {row['system']:42s} {secs:>14s}  agrees={row['agrees']}",
-                    flush=True,
-                )
+        print_rows(rows, w.name)
+    # The SQL engines run last: SedonaDB imports geoarrow.pyarrow, whose pyarrow extension
+    # types (geoarrow-types 0.4.1) reject the large_list storage of polymatch's
+    # `index.to_arrow()` geometry column, so `to_arrow()` fails in the same process after it.
+    if args.quick:
+        engines.append(boundary_case())
+    for w, base, ours, cx, cy, area in engines:
+        rows += engine_rows(args, w, base, ours, cx, cy, area)
+        print_rows(rows, w.name)
+    order = {w.name: i for i, w in enumerate(workloads)}
+    # A stable sort: each workload's rows keep their order.
+    rows.sort(key=lambda r: order.get(r["workload"], len(order)))
     return rows
+
+
+def print_rows(rows, workload) -> None:
+    for row in rows:
+        if row["workload"] == workload and "printed" not in row:
+            row["printed"] = True
+            secs = "skipped" if row["seconds"] is None else f"{row['seconds'] * 1e3:10.3f} ms"
+            print(
+                f"{workload:38s} {row['system']:56s} {secs:>14s}  agrees={row['agrees']}",
+                flush=True,
+            )
 
 
 def kdtree_agrees(res, d, j, p, max_dist, k) -> bool:
@@ -380,11 +617,23 @@ def estimate(fn, w, cx, cy, rank) -> float:
 
 def versions() -> dict:
     out = {"python": platform.python_version(), "polymatch": pm.__version__}
-    for mod in ("numpy", "pyarrow", "scipy", "shapely", "geopandas"):
+    for mod in ("numpy", "pyarrow", "scipy", "shapely", "geopandas", "duckdb", "sedonadb"):
         try:
             out[mod] = __import__(mod).__version__
         except ImportError:
             out[mod] = "not installed"
+    for dist in ("duckdb-ext", "duckdb-ext-spatial", "geoarrow-pyarrow"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    try:
+        con = DuckDBSpatial().con
+        out["duckdb spatial extension"] = con.execute(
+            "SELECT extension_version FROM duckdb_extensions() WHERE extension_name = 'spatial'"
+        ).fetchone()[0]
+    except ImportError:
+        pass
     return out
 
 
@@ -400,10 +649,8 @@ def write_docs(rows, path: Path, command: str) -> None:
             continue
         s = r["seconds"]
         shown = f"{s * 1e6:.1f} µs" if s < 1e-3 else f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
-        ratio = s / ref[r["workload"]]
-        lines.append(
-            f"| {r['workload']} | {r['system']} | {shown} | {ratio:.1f}x | {r['agrees']} |"
-        )
+        ratio = f"{s / ref[r['workload']]:.1f}x" if r["workload"] in ref else ""
+        lines.append(f"| {r['workload']} | {r['system']} | {shown} | {ratio} | {r['agrees']} |")
     path.write_text("\n".join(lines) + "\n")
     print(f"wrote {path} ({command})")
 
@@ -420,7 +667,7 @@ def write_plot(rows, path: Path) -> None:
     ]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for system in dict.fromkeys(r["system"] for r in sweep):
-        if system == "polymatch index build":
+        if system == "polymatch index build" or "(load" in system:
             continue
         pts = sorted(
             (r["points"], r["points"] / r["seconds"])
@@ -450,6 +697,11 @@ def main() -> None:
         "--rank-rules",
         action="store_true",
         help="only the rank rules (and cKDTree) on 100k polygons x 1M uniform points",
+    )
+    ap.add_argument(
+        "--sql-engines",
+        action="store_true",
+        help="only polymatch, DuckDB spatial and SedonaDB on 100k polygons x 200k uniform points",
     )
     ap.add_argument("--out", type=Path, default=None, help="write the results table (markdown)")
     ap.add_argument("--plot", type=Path, default=None, help="write the points/s plot (PNG)")
