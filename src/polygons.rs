@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Float64Array, LargeListArray, RecordBatch, StructArray};
 use arrow::buffer::{BooleanBuffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Fields, Schema};
 use rayon::prelude::*;
 
@@ -271,9 +272,14 @@ impl PolygonColumns {
 
     /// The polygon columns as a record batch: `geometry` (GeoArrow multipolygon),
     /// `center_x`, `center_y`, `area` (null where the row is not matchable).
+    ///
+    /// The geometry has `List` offsets (GeoArrow's usual layout, which every reader takes,
+    /// geoarrow-pyarrow's extension types included) where they fit in `i32`, `LargeList`
+    /// otherwise; converting copies the offsets, not the coordinates.
     pub fn to_record_batch(&self) -> Result<RecordBatch> {
-        let geometry = self.geometry_array();
-        let mut columns: Vec<ArrayRef> = vec![Arc::new(geometry)];
+        let large: ArrayRef = Arc::new(self.geometry_array());
+        let geometry = cast(&large, &small_lists(large.data_type())).unwrap_or(large);
+        let mut columns: Vec<ArrayRef> = vec![geometry];
         let mut fields = vec![geometry_field(columns[0].data_type().clone())];
         for (name, values) in [
             ("center_x", &self.center_x),
@@ -290,6 +296,18 @@ impl PolygonColumns {
             Arc::new(Schema::new(fields)),
             columns,
         )?)
+    }
+}
+
+/// `data_type` with every `LargeList` made a `List`.
+fn small_lists(data_type: &DataType) -> DataType {
+    match data_type {
+        DataType::LargeList(f) => DataType::List(Arc::new(Field::new(
+            f.name(),
+            small_lists(f.data_type()),
+            f.is_nullable(),
+        ))),
+        other => other.clone(),
     }
 }
 
@@ -480,6 +498,8 @@ mod tests {
         let batch = p.to_record_batch().unwrap();
         assert_eq!(batch.num_rows(), 3);
         assert_eq!(batch.column(3).null_count(), 1);
+        // GeoArrow's usual (i32) offsets where they fit
+        assert!(matches!(batch.column(0).data_type(), DataType::List(_)));
     }
 
     #[test]

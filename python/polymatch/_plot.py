@@ -20,6 +20,8 @@ def _outlines(index: Any, limit: int) -> list[np.ndarray]:
     if "geometry" not in geometry.column_names:
         return []
     geom = geometry["geometry"].combine_chunks()
+    if isinstance(geom, pa.ExtensionArray):  # geoarrow-pyarrow registered: its own type
+        geom = geom.storage
     parts = geom.values  # polygon -> parts
     rings = parts.values  # part -> rings
     coords = rings.values  # ring -> coordinates

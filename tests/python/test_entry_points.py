@@ -297,3 +297,29 @@ def test_cli_column_lists_and_output_directory(polys, tmp_path):
             tmp_path / "nope" / "o.parquet", check=False)  # fmt: skip
     assert r.returncode == 1 and "output directory" in r.stderr, r.stderr
     assert not (tmp_path / "nope").exists()
+
+
+GEOARROW_ROUND_TRIP = """
+import geoarrow.pyarrow as ga, pyarrow as pa, polymatch as pm
+square = [(0.0, 0.0), (2.0, 0.0), (2.0, 2.0), (0.0, 2.0)]
+index = pm.PolygonIndex.from_coords(
+    [x for x, _ in square], [y for _, y in square], [0, 4]
+)
+table = index.to_arrow()  # raised once geoarrow-pyarrow's types were registered
+assert isinstance(table["geometry"].type, pa.ExtensionType), table.schema
+again = pm.PolygonIndex.from_arrow(table)
+assert again.match(pa.table({"x": [1.0], "y": [1.0]}), max_dist=5.0).num_rows == 1
+print("ok")
+"""
+
+
+def test_derived_columns_with_geoarrow_pyarrow_registered():
+    """With geoarrow-pyarrow imported (SedonaDB imports it), its extension types read
+    ``to_arrow``'s GeoArrow geometry (List offsets), and polymatch reads theirs back. In a
+    subprocess: registering the types changes how every later Arrow read behaves."""
+    pytest.importorskip("geoarrow.pyarrow")
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", GEOARROW_ROUND_TRIP], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
