@@ -28,12 +28,17 @@ use rayon::prelude::*;
 
 use super::{box_gap, box_span, SpatialIndex, Within, NO_MATCH};
 
-/// Cell width as a fraction of `max_dist` (measured: see docs/benchmarks.md).
+/// Cell width as a fraction of `max_dist`, where the cell count allows (measured: see
+/// docs/benchmarks.md).
 const CELL_FRACTION: f64 = 0.35;
 /// Never more cells than this many per matchable polygon (plus a floor): sparse or widely
 /// spread centers with a small radius use the tree instead.
 const CELLS_PER_POLYGON: usize = 4;
 const MIN_CELLS: usize = 1 << 14;
+/// Widest cells, as a multiple of `max_dist`.
+const MAX_CELL_WIDTH: f64 = 2.0;
+/// Most list entries per matchable polygon (24 bytes each).
+const ENTRIES_PER_POLYGON: usize = 12;
 /// Lists are built once a radius has been asked for this many points per polygon: the
 /// build visits about 70 cells per polygon, and each point then saves most of a tree walk
 /// (measured break-even: a few points per polygon).
@@ -71,8 +76,10 @@ pub struct CellGrid {
 impl CellGrid {
     /// The cell lists of `index` for `max_dist`, or `None` where they would not pay or
     /// cannot be built exactly: no matchable polygon, a radius whose square is not a normal
-    /// float (or infinite), more cells than [`CELLS_PER_POLYGON`] allows, or edges that
-    /// do not increase (cells narrower than the float spacing of the coordinates).
+    /// float (or infinite), cells that would have to be wider than [`MAX_CELL_WIDTH`]
+    /// radii to stay within [`CELLS_PER_POLYGON`], more than [`ENTRIES_PER_POLYGON`]
+    /// entries, or edges that do not increase (cells narrower than the float spacing of
+    /// the coordinates).
     ///
     /// # Implementation
     /// In parallel over bands of cell rows: one pass over the band's polygons in rank
@@ -86,13 +93,19 @@ impl CellGrid {
         let [bx0, by0, bx1, by1] = index.bounds()?;
         let reach = max_dist * (1.0 + 1e-9);
         let shrink = max_dist * (1.0 - 1e-9);
-        let s = max_dist * CELL_FRACTION;
         let (x0, y0) = (bx0 - reach, by0 - reach);
+        // Cells a fraction of the radius wide, or wider where that would make too many
+        // (centers sparse for the radius: then few reach a cell anyway), up to a limit.
+        let limit = (index.matchable() * CELLS_PER_POLYGON).max(MIN_CELLS) as f64;
+        let extent = (bx1 + reach - x0) * (by1 + reach - y0);
+        let s = (max_dist * CELL_FRACTION).max((extent / limit).sqrt());
+        if !(s <= max_dist * MAX_CELL_WIDTH) {
+            return None;
+        }
         let nx = ((bx1 + reach - x0) / s).ceil() + 1.0;
         let ny = ((by1 + reach - y0) / s).ceil() + 1.0;
-        let limit = (index.matchable() * CELLS_PER_POLYGON).max(MIN_CELLS) as f64;
         let cells = nx * ny;
-        if !cells.is_finite() || cells > limit {
+        if !cells.is_finite() || cells > 2.0 * limit {
             return None;
         }
         let (nx, ny) = (nx as usize, ny as usize);
@@ -186,8 +199,9 @@ impl CellGrid {
         };
         let built: Vec<(Vec<u32>, Vec<Entry>)> = (0..bands).into_par_iter().map(band).collect();
         let total: usize = built.iter().map(|b| b.1.len()).sum();
-        if total >= u32::MAX as usize {
-            return None;
+        if total >= u32::MAX as usize || total > ENTRIES_PER_POLYGON * index.matchable() + MIN_CELLS
+        {
+            return None; // dense clusters in wide cells: the tree is the better structure
         }
         let mut starts = Vec::with_capacity(nx * ny + 1);
         let mut entries = Vec::with_capacity(total);
