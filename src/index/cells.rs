@@ -99,7 +99,7 @@ impl CellGrid {
         let limit = (index.matchable() * CELLS_PER_POLYGON).max(MIN_CELLS) as f64;
         let extent = (bx1 + reach - x0) * (by1 + reach - y0);
         let s = (max_dist * CELL_FRACTION).max((extent / limit).sqrt());
-        if !(s <= max_dist * MAX_CELL_WIDTH) {
+        if s.is_nan() || s > max_dist * MAX_CELL_WIDTH {
             return None;
         }
         let nx = ((bx1 + reach - x0) / s).ceil() + 1.0;
