@@ -112,6 +112,12 @@ def test_subclass_area_override_is_used():
     polys = [Weighted([0.0, 1.0, 0.0], [0.0, 0.0, 1.0]), Weighted([3.0, 4.0, 3.0], [0.0, 0.0, 1.0])]
     res = poly_match.main(polys, [np.array([2.0, 0.0])])
     assert res[0][1] is polys[1]
+    # many points (main then indexes the centers): the same order, and non-finite points
+    # match nothing
+    many = [np.array([2.0, 0.0])] * 20 + [np.array([np.nan, 0.0]), np.array([np.inf, 0.0])]
+    res = poly_match.main(polys, many)
+    assert len(res) == 20 and all(poly is polys[1] for _, poly in res)
+    assert len(poly_match.main(polys, many, float("inf"))) == 20
 
 
 def test_points_as_one_array_and_empty_results():
