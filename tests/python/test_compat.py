@@ -3,15 +3,21 @@ identity, subclasses and the exact oracle)."""
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import polymatch as pm
 from polymatch import compat as poly_match
 
 from conftest import exact_area, exact_center, oracle_match
+
+SCALE = int(os.environ.get("POLYMATCH_EXAMPLES_SCALE", "1"))
+SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
 
 
 def test_area():
@@ -140,3 +146,96 @@ def test_equality_and_errors():
         poly_match.Polygon([0, np.nan, 0], [0, 0, 1])
     with pytest.raises(TypeError, match="Polygon objects"):
         poly_match.main([object()], [np.zeros(2)])
+
+
+# --- main and find_all_close_polygons bucket the centers in a grid (32+ polygons): -------
+# --- both must equal the plain scans of find_close_polygons / select_best_polygon --------
+
+
+class Scored(poly_match.Polygon):
+    """Areas chosen by the test (ties, negatives, infinities), through an override."""
+
+    score: float = 0.0
+
+    def area(self) -> float:
+        return self.score
+
+
+@st.composite
+def grid_cases(draw):
+    base = draw(st.sampled_from([0.0, -1e3, 1e6, 3e8, 1e12]))
+    max_dist = draw(st.sampled_from([1e-3, 0.5, 1.0, 2.5, 7.0, 1e3, 1e9]))
+    spread = draw(st.sampled_from([1.0, 10.0, 100.0, 1e4]))
+    n = draw(st.integers(32, 90))
+    offsets = draw(
+        st.lists(st.tuples(st.integers(0, 64), st.integers(0, 64)), min_size=n, max_size=n)
+    )
+    scale = spread / 64
+    polys = []
+    for ox, oy in offsets:
+        x0, y0 = base + ox * scale, base - oy * scale
+        polys.append(((x0, x0 + 1.0, x0), (y0, y0, y0 + 1.0)))
+    scores = draw(
+        st.none()
+        | st.lists(
+            st.sampled_from([0.0, -0.0, 1.0, 2.0, -3.5, np.inf, -np.inf, np.nan]),
+            min_size=n,
+            max_size=n,
+        )
+    )
+    n_points = draw(st.integers(2, 30))
+    points = []
+    for _ in range(n_points):
+        kind = draw(st.sampled_from(["near", "edge", "free", "odd"]))
+        i = draw(st.integers(0, n - 1))
+        cx = sum(polys[i][0]) / 3
+        cy = sum(polys[i][1]) / 3
+        if kind == "near":
+            fx, fy = draw(st.floats(-1.5, 1.5)), draw(st.floats(-1.5, 1.5))
+            points.append((cx + fx * max_dist, cy + fy * max_dist))
+        elif kind == "edge":  # at max_dist along an axis, and one ulp either side
+            step = draw(st.sampled_from([-1, 0, 1]))
+            sign = draw(st.sampled_from([-1.0, 1.0]))
+            px = np.nextafter(cx + sign * max_dist, np.inf * step) if step else cx + sign * max_dist
+            points.append((float(px), cy))
+        elif kind == "free":
+            points.append(
+                (base + draw(st.floats(-2, 2)) * spread, base - draw(st.floats(-2, 2)) * spread)
+            )
+        else:
+            points.append(
+                draw(st.sampled_from([(np.nan, cy), (cx, np.inf), (-1e300, 1e300), (cx, cy)]))
+            )
+    return polys, scores, points, max_dist
+
+
+@settings(max_examples=150 * SCALE, **SETTINGS)
+@given(grid_cases())
+def test_main_and_find_all_equal_the_plain_scans(case):
+    polys, scores, points, max_dist = case
+    if scores is None:
+        polygons = [poly_match.Polygon(np.array(x), np.array(y)) for x, y in polys]
+    else:
+        polygons = []
+        for (x, y), s in zip(polys, scores):
+            p = Scored(np.array(x), np.array(y))
+            p.score = s
+            polygons.append(p)
+    pts = [np.array(p, dtype=np.float64) for p in points]
+    sets = [(p, poly_match.find_close_polygons(polygons, p, max_dist)) for p in pts]
+    sets = [s for s in sets if s[1]]
+    want = poly_match.select_best_polygon(sets)
+    got = poly_match.main(polygons, pts, max_dist)
+    assert [(a is c, b is d) for (a, b), (c, d) in zip(got, want)] == [(True, True)] * len(want)
+    assert len(got) == len(want)
+    centers = [tuple(map(float, p.center)) for p in polygons]
+    areas = [p.area() for p in polygons]
+    oracle = oracle_match(centers, areas, [tuple(map(float, p)) for p in pts], max_dist)
+    if not any(np.isnan(areas)):  # the oracle's (area, row) order has no place for NaN
+        positions = [next(i for i, q in enumerate(polygons) if q is b) for _, b in got]
+        assert positions == [w for w in oracle if w is not None]
+    allc = poly_match.find_all_close_polygons(polygons, pts, max_dist)
+    assert [
+        (p is q, [id(x) for x in a] == [id(x) for x in b]) for (p, a), (q, b) in zip(allc, sets)
+    ] == [(True, True)] * len(sets)
+    assert len(allc) == len(sets)
