@@ -330,17 +330,27 @@ pub fn polygon_columns_to_read(keep_polygons: &[String], options: &MatchOptions)
 
 /// Points with at least one match in a result (rows are grouped by point).
 fn matched_points(result: &RecordBatch) -> u64 {
+    // Rows come grouped by point, in point order; a point without a match has one row,
+    // with a null polygon (a left join). So: the runs of equal point_index among the
+    // valid rows.
     let points = result.column(0).as_primitive::<UInt64Type>().values();
-    let polygons = result.column(1);
-    let mut count = 0u64;
-    let mut last = None;
-    for (i, &p) in points.iter().enumerate() {
-        if polygons.is_valid(i) && last != Some(p) {
-            count += 1;
-            last = Some(p);
+    match result.column(1).logical_nulls() {
+        None => {
+            let steps = points.windows(2).filter(|w| w[0] != w[1]).count();
+            (steps + usize::from(!points.is_empty())) as u64
+        }
+        Some(nulls) => {
+            let mut count = 0u64;
+            let mut last = None;
+            for (i, &p) in points.iter().enumerate() {
+                if nulls.is_valid(i) && last != Some(p) {
+                    count += 1;
+                    last = Some(p);
+                }
+            }
+            count
         }
     }
-    count
 }
 
 /// Make a row number relative to one batch global to the input.

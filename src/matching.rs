@@ -238,9 +238,8 @@ pub fn best_ranks(
     chunk_size: usize,
     cancel: Option<&AtomicBool>,
 ) -> Result<Vec<u32>> {
-    // Every slot is written below (zeroed pages are mapped lazily, on the threads that
-    // write them, where a fill value would be written first by this one).
-    let mut out = vec![0u32; points.len()];
+    // Every slot is written below.
+    let mut out = zeroed(points.len(), chunk_size);
     let cells = if max_dist.is_finite() {
         index.cell_lists(max_dist, points.len())
     } else {
@@ -279,6 +278,19 @@ pub fn best_ranks(
         return Err(PolymatchError::Cancelled);
     }
     Ok(out)
+}
+
+/// A buffer of `n` zeros (`T::default()`), zeroed in parallel when it is more than one
+/// chunk. The allocator's `calloc` would zero memory it reuses (after the first call,
+/// large buffers come back from its free lists) on this one thread, serially; written
+/// by the pool instead, the pages are also first touched by the threads that fill them.
+fn zeroed<T: Default + Copy + Send + Sync>(n: usize, chunk: usize) -> Vec<T> {
+    if n <= chunk {
+        return vec![T::default(); n];
+    }
+    let mut v = Vec::with_capacity(n);
+    v.par_extend(rayon::iter::repeat_n(T::default(), n).with_min_len(chunk));
+    v
 }
 
 /// `f(c, chunk)` for each chunk `c` of `data`, in parallel; a single chunk (a small call)
@@ -657,13 +669,13 @@ fn build_output<'r>(
         (0..chunks).into_par_iter().map(count).collect()
     };
     let total: usize = counts.iter().sum();
-    let mut point_index = vec![0u64; total];
-    let mut polygon = vec![0u32; total];
-    // Zeroed (mapped lazily, on the threads that fill them); every row is written below.
-    let mut distance = vec![0.0f64; total];
-    let mut area = vec![0.0f64; total];
-    let mut rank = vec![0u32; if with_rank { total } else { 0 }];
-    let mut valid = vec![false; if left { total } else { 0 }];
+    // Every row is written below.
+    let mut point_index = zeroed(total, chunk);
+    let mut polygon = zeroed(total, chunk);
+    let mut distance = zeroed(total, chunk);
+    let mut area = zeroed(total, chunk);
+    let mut rank = zeroed(if with_rank { total } else { 0 }, chunk);
+    let mut valid = zeroed(if left { total } else { 0 }, chunk);
     {
         let mut tasks = Vec::with_capacity(counts.len());
         let (mut pi, mut po, mut di, mut ar, mut rk, mut va) = (
