@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -27,6 +28,10 @@ import tempfile
 import time
 import timeit
 from pathlib import Path
+
+# numpy's OpenBLAS threads spin for a while after numpy work, and on a 2-core machine
+# they took 3-6% of the samples of the timed calls (perf); no BLAS is timed here.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 import pyarrow as pa
