@@ -335,21 +335,16 @@ struct Prepared<'py> {
 fn prepare<'py>(py: Python<'py>, polygons: &Bound<'py, PyAny>) -> PyResult<Prepared<'py>> {
     let polys = polygons_of(polygons)?;
     let mut areas = AreaOf::new(py)?;
-    let mut keys = Vec::with_capacity(polys.len());
-    let mut any_nan = false;
-    for (i, p) in polys.iter().enumerate() {
-        let a = areas.area(p)?;
-        any_nan |= a.is_nan();
-        keys.push(((total_order_key(a + 0.0) as u128) << 32) | i as u128);
+    let mut all = Vec::with_capacity(polys.len());
+    for p in &polys {
+        all.push(areas.area(p)?);
     }
-    let nan_areas = match any_nan {
-        true => Some(
-            keys.iter()
-                .map(|&k| area_of_key((k >> 32) as u64))
-                .collect(),
-        ),
-        false => None,
-    };
+    let keys = all
+        .iter()
+        .enumerate()
+        .map(|(i, &a)| ((total_order_key(a + 0.0) as u128) << 32) | i as u128)
+        .collect();
+    let nan_areas = all.iter().any(|a| a.is_nan()).then_some(all);
     let centers = Centers::of(polys.iter().map(|p| p.get()));
     Ok(Prepared {
         polys,
@@ -364,12 +359,6 @@ fn prepare<'py>(py: Python<'py>, polygons: &Bound<'py, PyAny>) -> PyResult<Prepa
 fn total_order_key(a: f64) -> u64 {
     let bits = a.to_bits() as i64;
     (bits ^ ((((bits >> 63) as u64) >> 1) as i64)) as u64 ^ (1 << 63)
-}
-
-/// The inverse of [`total_order_key`].
-fn area_of_key(key: u64) -> f64 {
-    let bits = (key ^ (1 << 63)) as i64;
-    f64::from_bits((bits ^ ((((bits >> 63) as u64) >> 1) as i64)) as u64)
 }
 
 /// Visits, once each, every polygon whose center can be within `max_dist` of `(px, py)`:
