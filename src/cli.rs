@@ -12,13 +12,13 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::io::parquet::{file_info, read_polygons, write_parquet};
+use crate::io::parquet::{file_info, index_polygons, write_parquet};
 use crate::io::{Keep, PointSpec};
 use crate::matcher::{polygon_columns_to_read, Matcher, PolygonSide};
 use crate::matching::with_threads;
 use crate::pipeline::{match_parquet, ParquetJob};
 use crate::synth::SynthSpec;
-use crate::{How, MatchOptions, PolymatchError, RankBy, Rankings, SpatialIndex};
+use crate::{How, MatchOptions, PolymatchError, RankBy, Rankings};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use parquet::file::metadata::KeyValue;
@@ -234,9 +234,8 @@ fn run(cli: Cli, cancel: &AtomicBool) -> Result<(), PolymatchError> {
             with_threads(threads, || {
                 let start = Instant::now();
                 let load = polygon_columns_to_read(&keep_polygons, &options);
-                let file = read_polygons(&polygons, polygon_geometry.as_deref(), Some(&load))?;
-                let index = Rankings::new(Arc::new(SpatialIndex::new(&file.polygons)));
-                drop(file.polygons); // matching needs the index only
+                let file = index_polygons(&polygons, polygon_geometry.as_deref(), &load)?;
+                let index = Rankings::new(Arc::new(file.index));
                 let job = ParquetJob {
                     matcher: Matcher {
                         polygons: PolygonSide {

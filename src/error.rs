@@ -32,7 +32,10 @@ pub enum PolymatchError {
     #[error("no geometry column found: {0}")]
     NoGeometry(String),
     /// A geometry type polymatch does not match on (e.g. a LineString as a polygon).
-    #[error("unsupported geometry type {found} in column {column:?}: expected {expected}")]
+    #[error(
+        "unsupported geometry type {found}{} in column {column:?}: expected {expected}",
+        .row.map(|r| format!(" (row {r})")).unwrap_or_default()
+    )]
     UnsupportedGeometry {
         /// The column name.
         column: String,
@@ -40,6 +43,8 @@ pub enum PolymatchError {
         found: String,
         /// What would have been accepted.
         expected: String,
+        /// The row, when one value (not the column's type) is the problem.
+        row: Option<usize>,
     },
     /// One row's geometry is malformed (empty ring, NaN coordinate, bad WKB, ...).
     #[error("invalid geometry at row {row}: {reason}")]
@@ -106,6 +111,35 @@ impl PolymatchError {
     pub fn root(&self) -> &Self {
         match self {
             Self::File { source, .. } => source.root(),
+            other => other,
+        }
+    }
+
+    /// The same error about rows numbered from `first_row`: a part of an input (one
+    /// batch of a file) was read on its own, and its rows are rows `first_row..` of the
+    /// input the caller gave.
+    #[must_use]
+    pub fn rows_from(self, first_row: usize) -> Self {
+        match self {
+            Self::InvalidGeometry { row, reason } => Self::InvalidGeometry {
+                row: row + first_row,
+                reason,
+            },
+            Self::UnsupportedGeometry {
+                column,
+                found,
+                expected,
+                row,
+            } => Self::UnsupportedGeometry {
+                column,
+                found,
+                expected,
+                row: row.map(|r| r + first_row),
+            },
+            Self::File { path, source } => Self::File {
+                path,
+                source: Box::new(source.rows_from(first_row)),
+            },
             other => other,
         }
     }

@@ -11,16 +11,14 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
-use parquet::arrow::{ArrowWriter, ProjectionMask};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use serde_json::Value;
 
 use crate::error::{PolymatchError, Result};
-use crate::io::parquet::{
-    build, next_batch, open, roots, total_rows, TempOutput, OUTPUT_ROW_GROUP_ROWS,
-};
+use crate::io::parquet::{build, next_batch, open, roots, total_rows, TempOutput};
+use crate::io::writer::{result_properties, ParallelWriter};
 use crate::io::PointSpec;
 use crate::matcher::{BoundMatcher, Matcher};
 
@@ -162,24 +160,21 @@ pub fn match_parquet(
     if let Some(geo) = bound.schema().metadata().get("geo") {
         kv.push(KeyValue::new("geo".into(), geo.clone()));
     }
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-        .set_max_row_group_row_count(Some(OUTPUT_ROW_GROUP_ROWS))
-        .set_key_value_metadata(Some(kv))
-        .build();
+    let props = result_properties(kv)?;
     let summary = stream(job, &bound, reader, file, props, total, &mut progress)?;
     std::fs::rename(&temp.path, out).map_err(|e| PolymatchError::from(e).in_file(out))?;
     temp.committed = true;
     Ok(summary)
 }
 
-/// Batches in flight between the reader, matcher and writer threads.
+/// Batches in flight between the reader thread and the matcher.
 const PIPELINE_DEPTH: usize = 2;
 
-/// Read, match and write as a pipeline: a reader thread decodes the next batches and a
-/// writer thread encodes the previous results while this thread matches. Channels are
+/// Read, match and write as a pipeline: a reader thread decodes the next batches while
+/// this thread matches batch `k` and, beside it on the same rayon pool, encodes the
+/// result of batch `k - 1` (its columns in parallel, [`ParallelWriter`]). The channel is
 /// bounded, so memory stays a few batches whatever the file size. Output order is input
-/// order: one matcher, FIFO channels.
+/// order: one matcher, one writer, a FIFO channel.
 fn stream(
     job: &ParquetJob<'_>,
     bound: &BoundMatcher<'_>,
@@ -193,6 +188,9 @@ fn stream(
     let out = job.out_path;
     // The writer's schema, without the `geo` key (written as file metadata already).
     let out_schema: SchemaRef = Arc::new(Schema::new(bound.schema().fields().clone()));
+    let written = |e: PolymatchError| e.in_file(out);
+    let mut writer =
+        ParallelWriter::try_new(file.try_clone()?, out_schema, props).map_err(written)?;
     std::thread::scope(|scope| {
         let (to_matcher, from_reader) = sync_channel::<Result<RecordBatch>>(PIPELINE_DEPTH);
         scope.spawn(move || {
@@ -209,54 +207,34 @@ fn stream(
                 }
             }
         });
-        let (to_writer, from_matcher) = sync_channel::<RecordBatch>(PIPELINE_DEPTH);
-        let writer = scope.spawn(move || -> Result<()> {
-            let mut writer = ArrowWriter::try_new(file.try_clone()?, out_schema, Some(props))
-                .map_err(|e| PolymatchError::from(e).in_file(out))?;
-            for batch in from_matcher {
-                writer
-                    .write(&batch)
-                    .map_err(|e| PolymatchError::from(e).in_file(out))?;
-            }
-            writer
-                .close()
-                .map_err(|e| PolymatchError::from(e).in_file(out))?;
-            file.sync_all()
-                .map_err(|e| PolymatchError::from(e).in_file(out))?;
-            Ok(())
-        });
         let mut summary = MatchSummary {
             points: 0,
             matched: 0,
             rows_written: 0,
         };
-        let matched = (|| -> Result<()> {
-            for batch in from_reader {
-                let batch = batch?;
-                if job.cancel.load(Ordering::Relaxed) {
-                    return Err(PolymatchError::Cancelled);
-                }
-                let (result, matched) = bound
-                    .match_batch(&batch, summary.points, Some(job.cancel))
-                    .map_err(|e| e.in_file(path))?;
-                summary.points += batch.num_rows() as u64;
-                summary.matched += matched;
-                summary.rows_written += result.num_rows() as u64;
-                if to_writer.send(result).is_err() {
-                    break; // the writer failed: its error is reported below
-                }
-                progress(summary.points, total);
+        let mut pending: Option<RecordBatch> = None;
+        for batch in from_reader {
+            let batch = batch?;
+            if job.cancel.load(Ordering::Relaxed) {
+                return Err(PolymatchError::Cancelled);
             }
-            Ok(())
-        })();
-        drop(to_writer);
-        let written = writer.join().unwrap_or_else(|_| {
-            Err(PolymatchError::Io(std::io::Error::other(
-                "the Parquet writer thread panicked",
-            )))
-        });
-        matched?;
-        written?;
+            let (wrote, matched) = rayon::join(
+                || pending.take().map_or(Ok(()), |b| writer.write(&b)),
+                || bound.match_batch(&batch, summary.points, Some(job.cancel)),
+            );
+            let (result, matched) = matched.map_err(|e| e.in_file(path))?;
+            wrote.map_err(written)?;
+            summary.points += batch.num_rows() as u64;
+            summary.matched += matched;
+            summary.rows_written += result.num_rows() as u64;
+            pending = Some(result);
+            progress(summary.points, total);
+        }
+        if let Some(b) = pending {
+            writer.write(&b).map_err(written)?;
+        }
+        writer.close().map_err(written)?;
+        file.sync_all().map_err(|e| written(e.into()))?;
         Ok(summary)
     })
 }

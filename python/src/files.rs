@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use polymatch::io::parquet::read_polygons as core_read_polygons;
+use polymatch::io::parquet::{index_polygons, read_polygons as core_read_polygons};
 use polymatch::io::{Keep, PointSpec};
 use polymatch::matcher::{polygon_columns_to_read, Matcher, PolygonSide};
 use polymatch::pipeline::{match_parquet as core_match_parquet, ParquetJob};
-use polymatch::{How, MatchOptions, Rankings, SpatialIndex};
+use polymatch::{How, MatchOptions, Rankings};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -123,19 +123,16 @@ pub fn match_parquet<'py>(
             )
         } else {
             let path: PathBuf = polygons.extract()?;
-            let (file, index) = py
+            let file = py
                 .detach(|| {
                     crate::pool::run(None, || {
                         let load = polygon_columns_to_read(&keep_polygons, &options);
-                        let file =
-                            core_read_polygons(&path, polygon_geometry.as_deref(), Some(&load))?;
-                        let index = SpatialIndex::new(&file.polygons);
-                        Ok((file, index))
+                        index_polygons(&path, polygon_geometry.as_deref(), &load)
                     })?
                 })
                 .map_err(PyPolymatchError)?;
             (
-                Arc::new(Rankings::new(Arc::new(index))),
+                Arc::new(Rankings::new(Arc::new(file.index))),
                 Some(file.attributes),
                 file.crs,
                 Some(path),

@@ -107,6 +107,7 @@ pub fn polygons_from_array(field: &Field, array: &ArrayRef) -> Result<PolygonCol
                 column: name.clone(),
                 found: ext.to_string(),
                 expected: "polygon or multipolygon".into(),
+                row: None,
             });
         }
     }
@@ -418,6 +419,7 @@ pub fn points_from_array(field: &Field, array: &ArrayRef) -> Result<PointColumns
                 column: name.clone(),
                 found: ext.to_string(),
                 expected: "points".into(),
+                row: None,
             });
         }
     }
@@ -463,11 +465,15 @@ pub fn points_from_array(field: &Field, array: &ArrayRef) -> Result<PointColumns
 fn name_column(e: PolymatchError, column: &str) -> PolymatchError {
     match e {
         PolymatchError::UnsupportedGeometry {
-            found, expected, ..
+            found,
+            expected,
+            row,
+            ..
         } => PolymatchError::UnsupportedGeometry {
             column: column.to_string(),
             found,
             expected,
+            row,
         },
         PolymatchError::InvalidGeometry { row, reason } => PolymatchError::InvalidGeometry {
             row,

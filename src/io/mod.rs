@@ -7,6 +7,7 @@ pub mod keep;
 pub mod parquet;
 pub mod schema;
 pub mod wkb;
+pub mod writer;
 
 pub use arrow_ingest::{
     index_from_centers, points_from_batch, polygons_from_batch, PointColumns, PointSpec,

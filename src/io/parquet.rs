@@ -6,30 +6,35 @@
 //! (`WKB`, `polygon`, `multipolygon`, `point`), its CRS and its `edges`; files without it
 //! are read by Arrow schema detection (see [`crate::io::arrow_ingest`]).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, RecordBatchReader};
-use arrow::compute::concat_batches;
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::array::{
+    new_empty_array, Array, ArrayRef, BooleanBufferBuilder, RecordBatch, RecordBatchOptions,
+    RecordBatchReader,
+};
+use arrow::compute::{concat, concat_batches};
+use arrow::datatypes::{FieldRef, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
-use parquet::arrow::{ArrowWriter, ProjectionMask};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::{KeyValue, ParquetMetaData};
-use parquet::file::properties::WriterProperties;
 use parquet::file::statistics::Statistics;
 
 use crate::error::{PolymatchError, Result};
+use crate::index::SpatialIndex;
 use crate::io::arrow_ingest::{polygons_from_array, polygons_from_xy_lists, validate};
 use crate::io::guard;
-use crate::io::schema::{resolve_geometry, Crs, CrsEntry, GeometryColumns, Request, Role};
+use crate::io::schema::{
+    resolve_geometry, Crs, CrsEntry, GeometryColumns, Request, Resolved, Role,
+};
+use crate::io::writer::{output_properties, ParallelWriter};
 use crate::polygons::PolygonColumns;
 
 /// Rows per batch when loading polygons.
 const POLYGON_BATCH_ROWS: usize = 65_536;
-/// Rows per row group in files polymatch writes.
-pub const OUTPUT_ROW_GROUP_ROWS: usize = 1 << 20;
 
 /// Open a Parquet file, naming it in every error.
 pub(crate) fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
@@ -103,6 +108,107 @@ pub(crate) fn roots(schema: &Schema, names: &[&str], path: &Path) -> Result<Vec<
         .collect()
 }
 
+/// A polygon file opened for reading: only the geometry and the kept columns are read.
+struct PolygonReader {
+    reader: ParquetRecordBatchReader,
+    /// Where the geometry is, its CRS.
+    resolved: Resolved,
+    /// The kept columns, in the caller's order.
+    keep: Vec<String>,
+    /// The file's schema metadata (`geo`), which stays on the kept attributes.
+    metadata: HashMap<String, String>,
+    /// Rows in the file.
+    rows: u64,
+}
+
+fn open_polygons(
+    path: &Path,
+    geometry: Option<&str>,
+    keep: Option<&[String]>,
+) -> Result<PolygonReader> {
+    let builder = open(path)?.with_batch_size(POLYGON_BATCH_ROWS);
+    let schema = builder.schema().clone();
+    let rows = total_rows(builder.metadata());
+    let request = Request {
+        geometry,
+        ..Request::default()
+    };
+    let resolved =
+        resolve_geometry(&schema, Role::Polygons, request).map_err(|e| e.in_file(path))?;
+    let keep: Vec<String> = match keep {
+        Some(k) => k.to_vec(),
+        None => schema.fields().iter().map(|f| f.name().clone()).collect(),
+    };
+    let geometry_names = resolved.columns.names();
+    let mut wanted = geometry_names.clone();
+    wanted.extend(
+        keep.iter()
+            .map(String::as_str)
+            .filter(|k| !geometry_names.contains(k)),
+    );
+    let indices = roots(&schema, &wanted, path)?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
+    let reader = build(builder.with_projection(mask), path)?;
+    Ok(PolygonReader {
+        reader,
+        resolved,
+        keep,
+        metadata: schema.metadata().clone(),
+        rows,
+    })
+}
+
+/// The polygons of one batch of a polygon file (rows numbered from 0 in the batch).
+fn batch_polygons(batch: &RecordBatch, columns: &GeometryColumns) -> Result<PolygonColumns> {
+    let column = |name: &str| -> Result<(FieldRef, ArrayRef)> {
+        let i = batch.schema_ref().index_of(name)?;
+        Ok((
+            batch.schema_ref().fields()[i].clone(),
+            batch.column(i).clone(),
+        ))
+    };
+    match columns {
+        GeometryColumns::Xy(x, y) => polygons_from_xy_lists(&column(x)?.1, &column(y)?.1),
+        GeometryColumns::Geometry(g) => {
+            let (field, array) = column(g)?;
+            polygons_from_array(&field, &array)
+        }
+    }
+}
+
+/// The kept columns of `batches` (all of them schema `schema`) as one batch of `rows`
+/// rows, with the file's metadata.
+fn kept_columns(
+    schema: &Schema,
+    keep: &[String],
+    batches: &[RecordBatch],
+    rows: usize,
+    metadata: HashMap<String, String>,
+) -> Result<RecordBatch> {
+    let keep_idx: Vec<usize> = keep
+        .iter()
+        .map(|k| schema.index_of(k))
+        .collect::<std::result::Result<_, _>>()?;
+    let projected = Arc::new(schema.project(&keep_idx)?.with_metadata(metadata));
+    let columns = keep_idx
+        .iter()
+        .map(|&i| {
+            let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(i).as_ref()).collect();
+            match parts.as_slice() {
+                [] => Ok(new_empty_array(schema.field(i).data_type())),
+                [_] => Ok(batches[0].column(i).clone()),
+                _ => concat(&parts),
+            }
+            .map_err(PolymatchError::from)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new_with_options(
+        projected,
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?)
+}
+
 /// Load the polygons of a (Geo)Parquet file, plus attribute columns: the `keep` ones, or
 /// every column when `keep` is `None` (as `PolygonIndex.from_arrow` keeps every column).
 /// Only the geometry and the kept columns are read.
@@ -114,33 +220,13 @@ pub fn read_polygons(
     geometry: Option<&str>,
     keep: Option<&[String]>,
 ) -> Result<PolygonFile> {
-    let builder = open(path)?.with_batch_size(POLYGON_BATCH_ROWS);
-    let schema = builder.schema().clone();
-    let request = Request {
-        geometry,
-        ..Request::default()
-    };
-    let resolved =
-        resolve_geometry(&schema, Role::Polygons, request).map_err(|e| e.in_file(path))?;
-    let geometry_names: Vec<String> = resolved
-        .columns
-        .names()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let keep: Vec<String> = match keep {
-        Some(k) => k.to_vec(),
-        None => schema.fields().iter().map(|f| f.name().clone()).collect(),
-    };
-    let mut wanted: Vec<&str> = geometry_names.iter().map(String::as_str).collect();
-    wanted.extend(
-        keep.iter()
-            .map(String::as_str)
-            .filter(|k| !geometry_names.iter().any(|g| g == k)),
-    );
-    let indices = roots(&schema, &wanted, path)?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
-    let mut reader = build(builder.with_projection(mask), path)?;
+    let PolygonReader {
+        mut reader,
+        resolved,
+        keep,
+        metadata,
+        ..
+    } = open_polygons(path, geometry, keep)?;
     let projected = reader.schema();
     let mut batches = Vec::new();
     while let Some(batch) = next_batch(&mut reader, path)? {
@@ -149,34 +235,113 @@ pub fn read_polygons(
     let whole =
         concat_batches(&projected, &batches).map_err(|e| PolymatchError::from(e).in_file(path))?;
     drop(batches);
-    let column = |name: &str| -> Result<(arrow::datatypes::FieldRef, ArrayRef)> {
-        let i = whole
-            .schema()
-            .index_of(name)
-            .map_err(PolymatchError::from)?;
-        Ok((whole.schema().fields()[i].clone(), whole.column(i).clone()))
-    };
-    let polygons = match &resolved.columns {
-        GeometryColumns::Xy(x, y) => polygons_from_xy_lists(&column(x)?.1, &column(y)?.1),
-        GeometryColumns::Geometry(g) => {
-            let (field, array) = column(g)?;
-            polygons_from_array(&field, &array)
-        }
-    }
-    .map_err(|e| e.in_file(path))?;
-    let keep_idx: Vec<usize> = keep
-        .iter()
-        .map(|k| whole.schema().index_of(k))
-        .collect::<std::result::Result<_, _>>()?;
-    // The file's metadata (`geo`) stays on the attributes: it describes kept geometry.
-    let projected = whole.schema().project(&keep_idx)?;
-    let attributes = RecordBatch::try_new_with_options(
-        Arc::new(projected.with_metadata(schema.metadata().clone())),
-        keep_idx.iter().map(|&i| whole.column(i).clone()).collect(),
-        &RecordBatchOptions::new().with_row_count(Some(whole.num_rows())),
+    let polygons = batch_polygons(&whole, &resolved.columns).map_err(|e| e.in_file(path))?;
+    let attributes = kept_columns(
+        &projected,
+        &keep,
+        std::slice::from_ref(&whole),
+        whole.num_rows(),
+        metadata,
     )?;
     Ok(PolygonFile {
         polygons,
+        attributes,
+        crs: resolved.crs,
+    })
+}
+
+/// The polygons of a file, indexed, with the attribute columns that were asked for:
+/// what a streaming match needs (the coordinates are not kept).
+#[derive(Debug)]
+pub struct IndexedPolygonFile {
+    /// The index of the polygons' centers and areas.
+    pub index: SpatialIndex,
+    /// The kept attribute columns (one batch, possibly with no columns).
+    pub attributes: RecordBatch,
+    /// The CRS of the geometry column, if the file states one.
+    pub crs: Option<Crs>,
+}
+
+/// Index the polygons of a (Geo)Parquet file, keeping the `keep` attribute columns: the
+/// index [`read_polygons`] + [`SpatialIndex::new`] would give, and the same errors
+/// (rows numbered in the file), without holding the file's geometry in memory.
+///
+/// # Implementation
+/// Batch by batch: a reader thread decodes the next batch while this one parses the
+/// geometry, derives the centers and areas (in parallel) and drops the coordinates.
+/// Peak memory is the index and the kept columns plus a few batches, instead of the
+/// whole geometry column twice (decoded and parsed).
+///
+/// # Errors
+/// Any ingest error, wrapped with the file's path.
+pub fn index_polygons(
+    path: &Path,
+    geometry: Option<&str>,
+    keep: &[String],
+) -> Result<IndexedPolygonFile> {
+    let PolygonReader {
+        reader,
+        resolved,
+        keep,
+        metadata,
+        rows,
+    } = open_polygons(path, geometry, Some(keep))?;
+    let projected = reader.schema();
+    let keep_idx: Vec<usize> = keep
+        .iter()
+        .map(|k| projected.index_of(k))
+        .collect::<std::result::Result<_, _>>()?;
+    let kept_schema = Arc::new(projected.project(&keep_idx)?);
+    // The row count is the footer's claim: a reservation, not a promise.
+    let capacity = usize::try_from(rows).unwrap_or(0).min(1 << 22);
+    let (mut cx, mut cy, mut area) = (
+        Vec::with_capacity(capacity),
+        Vec::with_capacity(capacity),
+        Vec::with_capacity(capacity),
+    );
+    let mut matchable = BooleanBufferBuilder::new(capacity);
+    let mut kept = Vec::new();
+    std::thread::scope(|scope| -> Result<()> {
+        let (to_parser, from_reader) = sync_channel::<Result<RecordBatch>>(2);
+        scope.spawn(move || {
+            let mut reader = reader;
+            loop {
+                let batch = next_batch(&mut reader, path).transpose();
+                let Some(batch) = batch else { break };
+                let failed = batch.is_err();
+                if to_parser.send(batch).is_err() || failed {
+                    break; // the parser stopped (an error), or the file did
+                }
+            }
+        });
+        for batch in from_reader {
+            let batch = batch?;
+            let first_row = cx.len();
+            let polygons = batch_polygons(&batch, &resolved.columns)
+                .map_err(|e| e.rows_from(first_row).in_file(path))?;
+            if first_row + polygons.len() >= u32::MAX as usize {
+                return Err(PolymatchError::InvalidLayout(format!(
+                    "more than {} polygons are not supported",
+                    u32::MAX - 1
+                ))
+                .in_file(path));
+            }
+            cx.extend_from_slice(polygons.center_x());
+            cy.extend_from_slice(polygons.center_y());
+            area.extend_from_slice(polygons.area());
+            matchable.append_buffer(polygons.matchable().inner());
+            if !keep.is_empty() {
+                kept.push(batch.project(&keep_idx)?);
+            }
+        }
+        Ok(())
+    })?;
+    let rows = cx.len();
+    let attributes = kept_columns(&kept_schema, &keep, &kept, rows, metadata)?;
+    let matchable = matchable.finish();
+    let index = SpatialIndex::from_centers(&cx, &cy, &area, |row| matchable.value(row));
+    Ok(IndexedPolygonFile {
+        index,
         attributes,
         crs: resolved.crs,
     })
@@ -322,21 +487,12 @@ pub fn write_parquet(
         committed: false,
     };
     let file = File::create(&temp.path).map_err(|e| PolymatchError::from(e).in_file(path))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-        .set_max_row_group_row_count(Some(OUTPUT_ROW_GROUP_ROWS))
-        .set_key_value_metadata((!kv.is_empty()).then_some(kv))
-        .build();
-    let mut writer = ArrowWriter::try_new(file, schema, Some(props))
-        .map_err(|e| PolymatchError::from(e).in_file(path))?;
+    let mut writer = ParallelWriter::try_new(file, schema, output_properties(kv)?)
+        .map_err(|e| e.in_file(path))?;
     for b in batches {
-        writer
-            .write(b)
-            .map_err(|e| PolymatchError::from(e).in_file(path))?;
+        writer.write(b).map_err(|e| e.in_file(path))?;
     }
-    writer
-        .close()
-        .map_err(|e| PolymatchError::from(e).in_file(path))?;
+    writer.close().map_err(|e| e.in_file(path))?;
     std::fs::rename(&temp.path, path).map_err(|e| PolymatchError::from(e).in_file(path))?;
     temp.committed = true;
     Ok(())

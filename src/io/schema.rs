@@ -521,6 +521,7 @@ fn check_encoding(column: &str, role: Role, encoding: &str, what: &str) -> Resul
             Role::Points => "points (WKB, or GeoArrow/GeoParquet point)".into(),
             _ => "polygons (WKB, or GeoArrow/GeoParquet polygon/multipolygon)".into(),
         },
+        row: None,
     })
 }
 

@@ -65,8 +65,9 @@ impl PolygonBuilder {
             other => {
                 return Err(PolymatchError::UnsupportedGeometry {
                     column: String::new(),
-                    found: format!("{} (row {row})", type_name(other)),
+                    found: type_name(other).into(),
                     expected: "Polygon or MultiPolygon".into(),
+                    row: Some(row),
                 })
             }
         }
@@ -102,8 +103,9 @@ pub fn read_point(wkb: &[u8], row: usize) -> Result<(f64, f64)> {
     if header.kind != 1 {
         return Err(PolymatchError::UnsupportedGeometry {
             column: String::new(),
-            found: format!("{} (row {row})", type_name(header.kind)),
+            found: type_name(header.kind).into(),
             expected: "Point".into(),
+            row: Some(row),
         });
     }
     let xy = r.coord(header)?;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, BinaryArray, Float64Array, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
-use polymatch::io::parquet::read_polygons;
+use polymatch::io::parquet::{index_polygons, read_polygons};
 use polymatch::io::schema::Crs;
 use polymatch::io::{Keep, PointSpec};
 use polymatch::matcher::{Matcher, PolygonSide};
@@ -287,4 +287,88 @@ fn read_polygons_keeps_every_column_unless_told() {
         (none.attributes.num_columns(), none.attributes.num_rows()),
         (0, 1)
     );
+}
+
+/// A WKB polygon file of `rows` rows across several reader batches: squares of varying
+/// size on a grid, with null and EMPTY rows, and a `name` column; `bad` replaces one row.
+fn many_polygons(path: &std::path::Path, rows: usize, bad: Option<(usize, Vec<u8>)>) {
+    let wkb = Wkb::LE;
+    let values: Vec<Option<Vec<u8>>> = (0..rows)
+        .map(|i| {
+            if let Some((row, bytes)) = &bad {
+                if *row == i {
+                    return Some(bytes.clone());
+                }
+            }
+            match i % 97 {
+                13 => None,
+                29 => Some(wkb.polygon(&[])),
+                _ => {
+                    let (x, y) = ((i % 500) as f64 * 3.0, (i / 500) as f64 * 3.0);
+                    let s = 0.5 + (i % 7) as f64 * 0.25;
+                    Some(wkb.polygon(&[vec![(x, y), (x + s, y), (x + s, y + s), (x, y + s)]]))
+                }
+            }
+        })
+        .collect();
+    let geometry: ArrayRef = Arc::new(BinaryArray::from_iter(values));
+    let name: ArrayRef = Arc::new(arrow::array::StringArray::from_iter_values(
+        (0..rows).map(|i| format!("p{i}")),
+    ));
+    let batch =
+        RecordBatch::try_from_iter(vec![("geometry", geometry), ("name", name)]).expect("batch");
+    write_parquet(path, &batch, None);
+}
+
+#[test]
+fn index_polygons_equals_read_polygons_then_index_across_batches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("polys.parquet");
+    // 65,536 rows per reader batch: three batches, the last one short.
+    many_polygons(&path, 150_001, None);
+    for keep in [vec![], vec!["name".to_string()]] {
+        let read = read_polygons(&path, None, Some(&keep)).expect("read");
+        let indexed = index_polygons(&path, None, &keep).expect("index");
+        assert_eq!(
+            indexed.index.to_bytes(),
+            SpatialIndex::new(&read.polygons).to_bytes()
+        );
+        assert_eq!(indexed.attributes, read.attributes);
+        assert_eq!(indexed.attributes.num_rows(), 150_001);
+    }
+}
+
+#[test]
+fn index_polygons_names_the_row_of_the_file_in_a_later_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("polys.parquet");
+    let nan = Wkb::LE.polygon(&[vec![(0.0, 0.0), (1.0, f64::NAN), (1.0, 1.0)]]);
+    many_polygons(&path, 70_000, Some((69_999, nan)));
+    for e in [
+        index_polygons(&path, None, &[]).expect_err("a NaN vertex"),
+        read_polygons(&path, None, Some(&[])).expect_err("a NaN vertex"),
+    ] {
+        assert!(
+            matches!(
+                e.root(),
+                PolymatchError::InvalidGeometry { row: 69_999, .. }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("polys.parquet"), "{e}");
+    }
+    let line = Wkb::LE.linestring(&[(0.0, 0.0), (1.0, 1.0)]);
+    many_polygons(&path, 70_000, Some((66_000, line)));
+    let e = index_polygons(&path, None, &[]).expect_err("a LineString");
+    assert!(
+        matches!(
+            e.root(),
+            PolymatchError::UnsupportedGeometry {
+                row: Some(66_000),
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("LineString (row 66000)"), "{e}");
 }
