@@ -434,15 +434,22 @@ impl SpatialIndex {
         cx: &[f64],
         cy: &[f64],
         area: &[f64],
-        keep: impl Fn(usize) -> bool,
+        keep: impl Fn(usize) -> bool + Sync,
     ) -> Self {
         let rows = cx.len();
-        let mut by_rank: Vec<u32> = (0..rows as u32).filter(|&r| keep(r as usize)).collect();
-        // The row breaks ties, so the (unstable) sort has one answer.
-        by_rank.par_sort_unstable_by_key(|&r| (order_key(area[r as usize]), r));
-        let rank_area: Vec<f64> = by_rank.iter().map(|&r| area[r as usize]).collect();
-        let rank_x: Vec<f64> = by_rank.iter().map(|&r| cx[r as usize]).collect();
-        let rank_y: Vec<f64> = by_rank.iter().map(|&r| cy[r as usize]).collect();
+        // Sorted as (key, row) pairs, not rows compared through `area`: no random reads
+        // per comparison. The row breaks ties, so the (unstable) sort has one answer.
+        let mut keyed: Vec<(u64, u32)> = (0..rows as u32)
+            .into_par_iter()
+            .filter(|&r| keep(r as usize))
+            .map(|r| (order_key(area[r as usize]), r))
+            .collect();
+        keyed.par_sort_unstable();
+        let by_rank: Vec<u32> = keyed.par_iter().map(|&(_, r)| r).collect();
+        drop(keyed);
+        let rank_area: Vec<f64> = by_rank.par_iter().map(|&r| area[r as usize]).collect();
+        let rank_x: Vec<f64> = by_rank.par_iter().map(|&r| cx[r as usize]).collect();
+        let rank_y: Vec<f64> = by_rank.par_iter().map(|&r| cy[r as usize]).collect();
         Self::from_ranked(rows, by_rank, rank_area, rank_x, rank_y)
     }
 
@@ -456,6 +463,7 @@ impl SpatialIndex {
     ) -> Self {
         let n = rank_row.len();
         let mut items: Vec<Item> = (0..n)
+            .into_par_iter()
             .map(|k| Item {
                 x: rank_x[k],
                 y: rank_y[k],
@@ -467,9 +475,18 @@ impl SpatialIndex {
         if n > 0 {
             let mut ranges = Vec::with_capacity(1usize << depth);
             leaf_ranges(0, n, depth, &mut ranges);
+            // The leaves are contiguous, in order: cut `items` into them, sort each.
+            let mut leaves = Vec::with_capacity(ranges.len());
+            let mut rest = items.as_mut_slice();
             for &(lo, hi) in &ranges {
-                items[lo..hi].sort_unstable_by_key(|it| it.rank);
+                let (leaf, after) = std::mem::take(&mut rest).split_at_mut(hi - lo);
+                leaves.push(leaf);
+                rest = after;
             }
+            leaves
+                .into_par_iter()
+                .with_min_len(64)
+                .for_each(|leaf| leaf.sort_unstable_by_key(|it| it.rank));
         }
         Self::from_items(rows, depth, rank_row, rank_area, rank_x, rank_y, &items)
     }
@@ -494,9 +511,9 @@ impl SpatialIndex {
             rank_area,
             rank_x,
             rank_y,
-            item_x: items.iter().map(|it| it.x).collect(),
-            item_y: items.iter().map(|it| it.y).collect(),
-            item_rank: items.iter().map(|it| it.rank).collect(),
+            item_x: items.par_iter().map(|it| it.x).collect(),
+            item_y: items.par_iter().map(|it| it.y).collect(),
+            item_rank: items.par_iter().map(|it| it.rank).collect(),
             node_box,
             node_rank,
             cells: cells::CellCache::default(),
@@ -564,9 +581,18 @@ impl SpatialIndex {
         if n > 0 {
             let mut ranges = Vec::with_capacity(1usize << self.depth);
             leaf_ranges(0, n, self.depth, &mut ranges);
+            // The leaves are contiguous, in order: cut `items` into them, sort each.
+            let mut leaves = Vec::with_capacity(ranges.len());
+            let mut rest = items.as_mut_slice();
             for &(lo, hi) in &ranges {
-                items[lo..hi].sort_unstable_by_key(|it| it.rank);
+                let (leaf, after) = std::mem::take(&mut rest).split_at_mut(hi - lo);
+                leaves.push(leaf);
+                rest = after;
             }
+            leaves
+                .into_par_iter()
+                .with_min_len(64)
+                .for_each(|leaf| leaf.sort_unstable_by_key(|it| it.rank));
         }
         let mut out = Self::from_items(
             self.rows,

@@ -13,15 +13,19 @@ use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 
 use arrow::array::{
-    new_empty_array, Array, ArrayRef, BooleanBufferBuilder, RecordBatch, RecordBatchOptions,
-    RecordBatchReader,
+    new_empty_array, Array, ArrayRef, RecordBatch, RecordBatchOptions, RecordBatchReader,
 };
 use arrow::compute::{concat, concat_batches};
 use arrow::datatypes::{FieldRef, Schema, SchemaRef};
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+};
 use parquet::arrow::ProjectionMask;
+use parquet::file::metadata::PageIndexPolicy;
 use parquet::file::metadata::{KeyValue, ParquetMetaData};
 use parquet::file::statistics::Statistics;
+use rayon::prelude::*;
 
 use crate::error::{PolymatchError, Result};
 use crate::index::SpatialIndex;
@@ -35,9 +39,21 @@ use crate::polygons::PolygonColumns;
 
 /// Rows per batch when loading polygons.
 const POLYGON_BATCH_ROWS: usize = 65_536;
+/// Rows parsed as one task by [`index_polygons`] (a batch is parsed in parallel).
+const PARSE_ROWS: usize = 8_192;
 
 /// Open a Parquet file, naming it in every error.
 pub(crate) fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+    let meta = open_metadata(path, ArrowReaderOptions::new())?;
+    let file = File::open(path).map_err(|e| PolymatchError::from(e).in_file(path))?;
+    Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(
+        file, meta,
+    ))
+}
+
+/// Read a Parquet file's footer (and what `options` ask for), naming the file in every
+/// error.
+fn open_metadata(path: &Path, options: ArrowReaderOptions) -> Result<ArrowReaderMetadata> {
     let file = File::open(path).map_err(|e| PolymatchError::from(e).in_file(path))?;
     if file.metadata().is_ok_and(|m| m.is_dir()) {
         let e = std::io::Error::new(
@@ -46,10 +62,8 @@ pub(crate) fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>>
         );
         return Err(PolymatchError::from(e).in_file(path));
     }
-    guard::decoding(DECODER, || {
-        Ok(ParquetRecordBatchReaderBuilder::try_new(file)?)
-    })
-    .map_err(|e| e.in_file(path))
+    guard::decoding(DECODER, || Ok(ArrowReaderMetadata::load(&file, options)?))
+        .map_err(|e| e.in_file(path))
 }
 
 const DECODER: &str = "Parquet decoder";
@@ -109,26 +123,37 @@ pub(crate) fn roots(schema: &Schema, names: &[&str], path: &Path) -> Result<Vec<
 }
 
 /// A polygon file opened for reading: only the geometry and the kept columns are read.
-struct PolygonReader {
-    reader: ParquetRecordBatchReader,
+struct PolygonSource {
+    /// The footer, and the offset index if the file has one, read once for every reader.
+    meta: ArrowReaderMetadata,
+    /// The geometry and kept columns.
+    mask: ProjectionMask,
     /// Where the geometry is, its CRS.
     resolved: Resolved,
     /// The kept columns, in the caller's order.
     keep: Vec<String>,
     /// The file's schema metadata (`geo`), which stays on the kept attributes.
     metadata: HashMap<String, String>,
-    /// Rows in the file.
-    rows: u64,
+}
+
+/// Rows `skip..skip + rows` of row group `row_group`, which are rows `first_row..` of
+/// the file.
+#[derive(Debug, Clone, Copy)]
+struct Part {
+    row_group: usize,
+    first_row: usize,
+    skip: usize,
+    rows: usize,
 }
 
 fn open_polygons(
     path: &Path,
     geometry: Option<&str>,
     keep: Option<&[String]>,
-) -> Result<PolygonReader> {
-    let builder = open(path)?.with_batch_size(POLYGON_BATCH_ROWS);
-    let schema = builder.schema().clone();
-    let rows = total_rows(builder.metadata());
+) -> Result<PolygonSource> {
+    let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
+    let meta = open_metadata(path, options)?;
+    let schema = meta.schema().clone();
     let request = Request {
         geometry,
         ..Request::default()
@@ -147,15 +172,70 @@ fn open_polygons(
             .filter(|k| !geometry_names.contains(k)),
     );
     let indices = roots(&schema, &wanted, path)?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
-    let reader = build(builder.with_projection(mask), path)?;
-    Ok(PolygonReader {
-        reader,
+    let mask = ProjectionMask::roots(meta.parquet_schema(), indices.iter().copied());
+    Ok(PolygonSource {
+        meta,
+        mask,
         resolved,
         keep,
         metadata: schema.metadata().clone(),
-        rows,
     })
+}
+
+impl PolygonSource {
+    /// A reader of the whole file, or of one part of it. Each reader opens the file
+    /// anew: readers in parallel must not share a file offset.
+    fn reader(&self, path: &Path, part: Option<Part>) -> Result<ParquetRecordBatchReader> {
+        let file = File::open(path).map_err(|e| PolymatchError::from(e).in_file(path))?;
+        let mut builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone())
+                .with_batch_size(POLYGON_BATCH_ROWS)
+                .with_projection(self.mask.clone());
+        if let Some(part) = part {
+            builder = builder
+                .with_row_groups(vec![part.row_group])
+                .with_row_selection(RowSelection::from(vec![
+                    RowSelector::skip(part.skip),
+                    RowSelector::select(part.rows),
+                ]));
+        }
+        build(builder, path)
+    }
+
+    /// The file cut into parts to read in parallel, about `want` of them: whole row
+    /// groups, or pieces of row groups when the file has an offset index (which lets a
+    /// reader skip the pages before its piece instead of decoding them).
+    fn parts(&self, want: usize) -> Vec<Part> {
+        let meta = self.meta.metadata();
+        let groups = meta.row_groups();
+        let indexed = meta.offset_index().is_some_and(|index| {
+            index.len() == groups.len() && index.iter().all(|g| !g.is_empty())
+        });
+        let pieces = if indexed && groups.len() < want {
+            want.div_ceil(groups.len().max(1))
+        } else {
+            1
+        };
+        let mut parts = Vec::new();
+        let mut first_row = 0usize;
+        for (row_group, group) in groups.iter().enumerate() {
+            let n = usize::try_from(group.num_rows()).unwrap_or(0);
+            let step = n.div_ceil(pieces).max(1);
+            let mut skip = 0;
+            while skip < n {
+                let rows = step.min(n - skip);
+                parts.push(Part {
+                    row_group,
+                    first_row: first_row.saturating_add(skip),
+                    skip,
+                    rows,
+                });
+                skip += rows;
+            }
+            first_row = first_row.saturating_add(n);
+        }
+        parts
+    }
 }
 
 /// The polygons of one batch of a polygon file (rows numbered from 0 in the batch).
@@ -220,14 +300,15 @@ pub fn read_polygons(
     geometry: Option<&str>,
     keep: Option<&[String]>,
 ) -> Result<PolygonFile> {
-    let PolygonReader {
-        mut reader,
+    let source = open_polygons(path, geometry, keep)?;
+    let mut reader = source.reader(path, None)?;
+    let projected = reader.schema();
+    let PolygonSource {
         resolved,
         keep,
         metadata,
         ..
-    } = open_polygons(path, geometry, keep)?;
-    let projected = reader.schema();
+    } = source;
     let mut batches = Vec::new();
     while let Some(batch) = next_batch(&mut reader, path)? {
         batches.push(batch);
@@ -248,6 +329,76 @@ pub fn read_polygons(
         attributes,
         crs: resolved.crs,
     })
+}
+
+/// What [`index_polygons`] keeps of the rows of one part of a file.
+#[derive(Default)]
+struct Parsed {
+    cx: Vec<f64>,
+    cy: Vec<f64>,
+    area: Vec<f64>,
+    matchable: Vec<bool>,
+    /// The kept columns, batch by batch.
+    kept: Vec<RecordBatch>,
+}
+
+/// Read one part of a polygon file: a reader thread decodes the next batch while this
+/// one parses the geometry of the current one (in slices, in parallel), derives the
+/// centers and areas and drops the coordinates.
+fn parse_part(
+    source: &PolygonSource,
+    path: &Path,
+    part: Part,
+    keep_idx: &[usize],
+) -> Result<Parsed> {
+    let reader = source.reader(path, Some(part))?;
+    let mut out = Parsed {
+        cx: Vec::with_capacity(part.rows),
+        cy: Vec::with_capacity(part.rows),
+        area: Vec::with_capacity(part.rows),
+        matchable: Vec::with_capacity(part.rows),
+        kept: Vec::new(),
+    };
+    std::thread::scope(|scope| -> Result<()> {
+        let (to_parser, from_reader) = sync_channel::<Result<RecordBatch>>(2);
+        scope.spawn(move || {
+            let mut reader = reader;
+            loop {
+                let batch = next_batch(&mut reader, path).transpose();
+                let Some(batch) = batch else { break };
+                let failed = batch.is_err();
+                if to_parser.send(batch).is_err() || failed {
+                    break; // the parser stopped (an error), or the file did
+                }
+            }
+        });
+        for batch in from_reader {
+            let batch = batch?;
+            let first_row = part.first_row + out.cx.len();
+            // The first error in row order wins.
+            let slices: Vec<usize> = (0..batch.num_rows()).step_by(PARSE_ROWS).collect();
+            let parsed: Vec<Result<PolygonColumns>> = slices
+                .par_iter()
+                .map(|&start| {
+                    let rows = PARSE_ROWS.min(batch.num_rows() - start);
+                    batch_polygons(&batch.slice(start, rows), &source.resolved.columns)
+                        .map_err(|e| e.rows_from(first_row + start).in_file(path))
+                })
+                .collect();
+            for polygons in parsed {
+                let polygons = polygons?;
+                out.cx.extend_from_slice(polygons.center_x());
+                out.cy.extend_from_slice(polygons.center_y());
+                out.area.extend_from_slice(polygons.area());
+                out.matchable.extend(polygons.matchable().iter());
+            }
+            if !keep_idx.is_empty() {
+                out.kept.push(batch.project(keep_idx)?);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// The polygons of a file, indexed, with the attribute columns that were asked for:
@@ -279,67 +430,52 @@ pub fn index_polygons(
     geometry: Option<&str>,
     keep: &[String],
 ) -> Result<IndexedPolygonFile> {
-    let PolygonReader {
-        reader,
-        resolved,
-        keep,
-        metadata,
-        rows,
-    } = open_polygons(path, geometry, Some(keep))?;
-    let projected = reader.schema();
-    let keep_idx: Vec<usize> = keep
+    let source = open_polygons(path, geometry, Some(keep))?;
+    let projected = source.reader(path, None)?.schema();
+    let keep_idx: Vec<usize> = source
+        .keep
         .iter()
         .map(|k| projected.index_of(k))
         .collect::<std::result::Result<_, _>>()?;
     let kept_schema = Arc::new(projected.project(&keep_idx)?);
-    // The row count is the footer's claim: a reservation, not a promise.
-    let capacity = usize::try_from(rows).unwrap_or(0).min(1 << 22);
-    let (mut cx, mut cy, mut area) = (
-        Vec::with_capacity(capacity),
-        Vec::with_capacity(capacity),
-        Vec::with_capacity(capacity),
-    );
-    let mut matchable = BooleanBufferBuilder::new(capacity);
-    let mut kept = Vec::new();
-    std::thread::scope(|scope| -> Result<()> {
-        let (to_parser, from_reader) = sync_channel::<Result<RecordBatch>>(2);
-        scope.spawn(move || {
-            let mut reader = reader;
-            loop {
-                let batch = next_batch(&mut reader, path).transpose();
-                let Some(batch) = batch else { break };
-                let failed = batch.is_err();
-                if to_parser.send(batch).is_err() || failed {
-                    break; // the parser stopped (an error), or the file did
-                }
-            }
-        });
-        for batch in from_reader {
-            let batch = batch?;
-            let first_row = cx.len();
-            let polygons = batch_polygons(&batch, &resolved.columns)
-                .map_err(|e| e.rows_from(first_row).in_file(path))?;
-            if first_row + polygons.len() >= u32::MAX as usize {
-                return Err(PolymatchError::InvalidLayout(format!(
-                    "more than {} polygons are not supported",
-                    u32::MAX - 1
-                ))
-                .in_file(path));
-            }
-            cx.extend_from_slice(polygons.center_x());
-            cy.extend_from_slice(polygons.center_y());
-            area.extend_from_slice(polygons.area());
-            matchable.append_buffer(polygons.matchable().inner());
-            if !keep.is_empty() {
-                kept.push(batch.project(&keep_idx)?);
-            }
-        }
-        Ok(())
-    })?;
+    let parts = source.parts(2 * rayon::current_num_threads());
+    let parsed: Vec<Result<Parsed>> = parts
+        .par_iter()
+        .map(|&part| parse_part(&source, path, part, &keep_idx))
+        .collect();
+    // Parts in file order: the first error in row order wins.
+    let mut whole = Parsed::default();
+    for part in parsed {
+        let part = part?;
+        whole.cx.extend_from_slice(&part.cx);
+        whole.cy.extend_from_slice(&part.cy);
+        whole.area.extend_from_slice(&part.area);
+        whole.matchable.extend_from_slice(&part.matchable);
+        whole.kept.extend(part.kept);
+    }
+    let Parsed {
+        cx,
+        cy,
+        area,
+        matchable,
+        kept,
+    } = whole;
+    if cx.len() >= u32::MAX as usize {
+        return Err(PolymatchError::InvalidLayout(format!(
+            "more than {} polygons are not supported",
+            u32::MAX - 1
+        ))
+        .in_file(path));
+    }
     let rows = cx.len();
+    let PolygonSource {
+        keep,
+        metadata,
+        resolved,
+        ..
+    } = source;
     let attributes = kept_columns(&kept_schema, &keep, &kept, rows, metadata)?;
-    let matchable = matchable.finish();
-    let index = SpatialIndex::from_centers(&cx, &cy, &area, |row| matchable.value(row));
+    let index = SpatialIndex::from_centers(&cx, &cy, &area, |row| matchable[row]);
     Ok(IndexedPolygonFile {
         index,
         attributes,

@@ -291,7 +291,14 @@ fn read_polygons_keeps_every_column_unless_told() {
 
 /// A WKB polygon file of `rows` rows across several reader batches: squares of varying
 /// size on a grid, with null and EMPTY rows, and a `name` column; `bad` replaces one row.
-fn many_polygons(path: &std::path::Path, rows: usize, bad: Option<(usize, Vec<u8>)>) {
+/// One row group with an offset index, or (`groups_of`) row groups of that many rows and
+/// no offset index.
+fn many_polygons(
+    path: &std::path::Path,
+    rows: usize,
+    bad: Option<(usize, Vec<u8>)>,
+    groups_of: Option<usize>,
+) {
     let wkb = Wkb::LE;
     let values: Vec<Option<Vec<u8>>> = (0..rows)
         .map(|i| {
@@ -317,16 +324,32 @@ fn many_polygons(path: &std::path::Path, rows: usize, bad: Option<(usize, Vec<u8
     ));
     let batch =
         RecordBatch::try_from_iter(vec![("geometry", geometry), ("name", name)]).expect("batch");
-    write_parquet(path, &batch, None);
+    let Some(group) = groups_of else {
+        return write_parquet(path, &batch, None);
+    };
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(group))
+        .set_offset_index_disabled(true)
+        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
+        .build();
+    let file = std::fs::File::create(path).expect("create");
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
 }
 
 #[test]
 fn index_polygons_equals_read_polygons_then_index_across_batches() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("polys.parquet");
-    // 65,536 rows per reader batch: three batches, the last one short.
-    many_polygons(&path, 150_001, None);
-    for keep in [vec![], vec!["name".to_string()]] {
+    // 65,536 rows per reader batch: three batches, the last one short; read in parts
+    // (pieces of the one row group, or whole row groups of 40,000 rows).
+    for (groups_of, keep) in [
+        (None, vec![]),
+        (None, vec!["name".to_string()]),
+        (Some(40_000), vec!["name".to_string()]),
+    ] {
+        many_polygons(&path, 150_001, None, groups_of);
         let read = read_polygons(&path, None, Some(&keep)).expect("read");
         let indexed = index_polygons(&path, None, &keep).expect("index");
         assert_eq!(
@@ -343,7 +366,7 @@ fn index_polygons_names_the_row_of_the_file_in_a_later_batch() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("polys.parquet");
     let nan = Wkb::LE.polygon(&[vec![(0.0, 0.0), (1.0, f64::NAN), (1.0, 1.0)]]);
-    many_polygons(&path, 70_000, Some((69_999, nan)));
+    many_polygons(&path, 70_000, Some((69_999, nan.clone())), None);
     for e in [
         index_polygons(&path, None, &[]).expect_err("a NaN vertex"),
         read_polygons(&path, None, Some(&[])).expect_err("a NaN vertex"),
@@ -357,8 +380,18 @@ fn index_polygons_names_the_row_of_the_file_in_a_later_batch() {
         );
         assert!(e.to_string().contains("polys.parquet"), "{e}");
     }
+    // A bad row in the fourth of four row groups (no offset index): its row in the file.
+    many_polygons(&path, 120_000, Some((100_001, nan)), Some(30_000));
+    let e = index_polygons(&path, None, &[]).expect_err("a NaN vertex");
+    assert!(
+        matches!(
+            e.root(),
+            PolymatchError::InvalidGeometry { row: 100_001, .. }
+        ),
+        "{e}"
+    );
     let line = Wkb::LE.linestring(&[(0.0, 0.0), (1.0, 1.0)]);
-    many_polygons(&path, 70_000, Some((66_000, line)));
+    many_polygons(&path, 70_000, Some((66_000, line)), None);
     let e = index_polygons(&path, None, &[]).expect_err("a LineString");
     assert!(
         matches!(
