@@ -472,22 +472,7 @@ impl SpatialIndex {
             .collect();
         let depth = leaf_depth(n);
         partition(&mut items, depth);
-        if n > 0 {
-            let mut ranges = Vec::with_capacity(1usize << depth);
-            leaf_ranges(0, n, depth, &mut ranges);
-            // The leaves are contiguous, in order: cut `items` into them, sort each.
-            let mut leaves = Vec::with_capacity(ranges.len());
-            let mut rest = items.as_mut_slice();
-            for &(lo, hi) in &ranges {
-                let (leaf, after) = std::mem::take(&mut rest).split_at_mut(hi - lo);
-                leaves.push(leaf);
-                rest = after;
-            }
-            leaves
-                .into_par_iter()
-                .with_min_len(64)
-                .for_each(|leaf| leaf.sort_unstable_by_key(|it| it.rank));
-        }
+        sort_leaves(&mut items, depth);
         Self::from_items(rows, depth, rank_row, rank_area, rank_x, rank_y, &items)
     }
 
@@ -578,22 +563,7 @@ impl SpatialIndex {
                 rank: new_of_old[self.item_rank[i] as usize],
             })
             .collect();
-        if n > 0 {
-            let mut ranges = Vec::with_capacity(1usize << self.depth);
-            leaf_ranges(0, n, self.depth, &mut ranges);
-            // The leaves are contiguous, in order: cut `items` into them, sort each.
-            let mut leaves = Vec::with_capacity(ranges.len());
-            let mut rest = items.as_mut_slice();
-            for &(lo, hi) in &ranges {
-                let (leaf, after) = std::mem::take(&mut rest).split_at_mut(hi - lo);
-                leaves.push(leaf);
-                rest = after;
-            }
-            leaves
-                .into_par_iter()
-                .with_min_len(64)
-                .for_each(|leaf| leaf.sort_unstable_by_key(|it| it.rank));
-        }
+        sort_leaves(&mut items, self.depth);
         let mut out = Self::from_items(
             self.rows,
             self.depth,
@@ -1481,6 +1451,28 @@ fn leaf_depth(n: usize) -> u32 {
         depth += 1;
     }
     depth
+}
+
+/// Sort each leaf of a tree of `depth` levels over `items` (in tree order) by rank, the
+/// leaves in parallel.
+fn sort_leaves(items: &mut [Item], depth: u32) {
+    if items.is_empty() {
+        return;
+    }
+    let mut ranges = Vec::with_capacity(1usize << depth);
+    leaf_ranges(0, items.len(), depth, &mut ranges);
+    // The leaves are contiguous, in order: cut `items` into them.
+    let mut leaves = Vec::with_capacity(ranges.len());
+    let mut rest = items;
+    for &(lo, hi) in &ranges {
+        let (leaf, after) = std::mem::take(&mut rest).split_at_mut(hi - lo);
+        leaves.push(leaf);
+        rest = after;
+    }
+    leaves
+        .into_par_iter()
+        .with_min_len(64)
+        .for_each(|leaf| leaf.sort_unstable_by_key(|it| it.rank));
 }
 
 /// Reorder `items` into k-d tree order: median split along the wider axis, `depth` levels.
