@@ -3,6 +3,9 @@
 //! - `index_build`: `SpatialIndex::from_centers` for 1e3, 1e5 and 1e6 polygons;
 //! - `match_uniform`: `match_points`, 100k polygons x 1M points, uniform on a square, with
 //!   `max_dist` set for ~1, ~30 and ~1000 candidates per point, and `inf` (all);
+//! - `match_left_200k`: the SQL engines' workload of benches/compare.py --sql-engines,
+//!   100k polygons x 200k uniform points, ~30 candidates, `how = left`: the search alone
+//!   (`best_ranks`) and the whole match (`match_points`, output columns included);
 //! - `match_clustered`: the same sizes, points and polygons in gaussian clusters, with
 //!   `max_dist` calibrated for ~30 candidates per point on average;
 //! - `polygons_from_rings`: deriving center and area for 1M polygons of 10 vertices;
@@ -27,9 +30,10 @@ use criterion::{
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array};
+use polymatch::matching::{best_ranks, CHUNK};
 use polymatch::ranking::column_order;
 use polymatch::{
-    match_points, MatchOptions, Order, PointSlices, PolygonColumns, RankBy, SpatialIndex,
+    match_points, How, MatchOptions, Order, PointSlices, PolygonColumns, RankBy, SpatialIndex,
 };
 
 /// Side of the square the uniform data lives on.
@@ -190,6 +194,40 @@ fn bench_match_uniform(c: &mut Criterion) {
             b.iter(|| run_match(&index, black_box(&xs), black_box(&ys), max_dist))
         });
     }
+    group.finish();
+}
+
+fn bench_match_left_200k(c: &mut Criterion) {
+    const POINTS_200K: usize = 200_000;
+    let data = uniform_polygons(POLYGONS, 0x5eed_0003);
+    let index = index_of(&data);
+    let (xs, ys) = uniform_xy(POINTS_200K, &mut SplitMix64(0x5eed_0004));
+    let max_dist = radius_for(30.0, POLYGONS);
+    let points = PointSlices::new(&xs, &ys, None).expect("same lengths");
+    let options = MatchOptions {
+        max_dist,
+        how: How::Left,
+        ..MatchOptions::default()
+    };
+    // The cell lists are built on the first calls at a radius: build them before timing.
+    match_points(&index, points, &options, 0, None).expect("valid options");
+    let mut group = c.benchmark_group("match_left_200k");
+    configure(&mut group, 5);
+    group.throughput(Throughput::Elements(POINTS_200K as u64));
+    group.bench_function("search", |b| {
+        b.iter(|| {
+            best_ranks(&index, black_box(points), max_dist, CHUNK, None)
+                .expect("no cancel")
+                .len()
+        })
+    });
+    group.bench_function("match", |b| {
+        b.iter(|| {
+            match_points(&index, black_box(points), &options, 0, None)
+                .expect("valid options")
+                .num_rows()
+        })
+    });
     group.finish();
 }
 
@@ -355,6 +393,7 @@ mod groups {
         benches,
         bench_index_build,
         bench_match_uniform,
+        bench_match_left_200k,
         bench_match_clustered,
         bench_from_rings,
         bench_rank_rules
