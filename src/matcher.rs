@@ -260,7 +260,7 @@ impl BoundMatcher<'_> {
         let cols = points_from_batch(batch, spec).map_err(|e| shift_row(e, first_point))?;
         let slices = PointSlices::new(&cols.x, &cols.y, cols.nulls.as_ref())?;
         let result = match_points(&self.index, slices, &m.options, first_point, cancel)?;
-        let matched = matched_points(&result);
+        let matched = matched_points(&result, &m.options);
         let mut columns: Vec<ArrayRef> = result.columns().to_vec();
         if !m.keep.points.is_empty() {
             let local: UInt64Array = result
@@ -329,7 +329,11 @@ pub fn polygon_columns_to_read(keep_polygons: &[String], options: &MatchOptions)
 }
 
 /// Points with at least one match in a result (rows are grouped by point).
-fn matched_points(result: &RecordBatch) -> u64 {
+fn matched_points(result: &RecordBatch, options: &MatchOptions) -> u64 {
+    if options.k == 1 && !options.all_candidates {
+        // At most one row per point, null where it has no match.
+        return (result.num_rows() - result.column(1).null_count()) as u64;
+    }
     // Rows come grouped by point, in point order; a point without a match has one row,
     // with a null polygon (a left join). So: the runs of equal point_index among the
     // valid rows.

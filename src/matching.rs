@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, UInt32Array, UInt64Array};
-use arrow::buffer::{NullBuffer, ScalarBuffer};
+use arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use rayon::prelude::*;
 
@@ -617,6 +617,9 @@ pub fn match_points(
     }
     if options.k == 1 && options.rank_by != RankBy::Distance {
         let ranks = best_ranks(index, points, options.max_dist, options.chunk_size, cancel)?;
+        if options.how == How::Left {
+            return best_per_point(index, points, options, first_point, ranks);
+        }
         let none: &[u32] = &[];
         return build_output(index, points, options, first_point, |i| {
             if ranks[i] == NO_MATCH {
@@ -630,6 +633,73 @@ pub fn match_points(
     build_output(index, points, options, first_point, |i| {
         &ranks[offsets[i]..offsets[i + 1]]
     })
+}
+
+/// `f(i, &items[i])` for every item, collected in order: in parallel, `chunk` items per
+/// task, when there is more than one chunk (rayon's indexed collect writes each result in
+/// place: no zeroed buffer, no second copy).
+fn map_chunked<T: Sync, U: Send>(
+    items: &[T],
+    chunk: usize,
+    f: impl Fn(usize, &T) -> U + Sync,
+) -> Vec<U> {
+    if items.len() <= chunk {
+        items.iter().enumerate().map(|(i, t)| f(i, t)).collect()
+    } else {
+        items
+            .par_iter()
+            .enumerate()
+            .with_min_len(chunk)
+            .map(|(i, t)| f(i, t))
+            .collect()
+    }
+}
+
+/// The result with one row per point (`k = 1`, [`How::Left`]) from each point's best rank
+/// ([`NO_MATCH`] where none): every column is a map over `ranks`, and `ranks` itself
+/// becomes the polygon column.
+fn best_per_point(
+    index: &SpatialIndex,
+    points: PointSlices<'_>,
+    options: &MatchOptions,
+    first_point: u64,
+    mut ranks: Vec<u32>,
+) -> Result<RecordBatch> {
+    let chunk = options.chunk_size;
+    let valid = NullBuffer::from(BooleanBuffer::collect_bool(ranks.len(), |i| {
+        ranks[i] != NO_MATCH
+    }));
+    let point_index = map_chunked(&ranks, chunk, |i, _| first_point + i as u64);
+    let distance = map_chunked(&ranks, chunk, |i, &rank| {
+        if rank == NO_MATCH {
+            f64::NAN
+        } else {
+            let (cx, cy) = index.center_of(rank);
+            crate::index::distance(points.x[i], points.y[i], cx, cy)
+        }
+    });
+    let area = map_chunked(&ranks, chunk, |_, &rank| {
+        if rank == NO_MATCH {
+            f64::NAN
+        } else {
+            index.area_of(rank)
+        }
+    });
+    let to_row = |r: &mut u32| *r = if *r == NO_MATCH { 0 } else { index.row_of(*r) };
+    if ranks.len() <= chunk {
+        ranks.iter_mut().for_each(to_row);
+    } else {
+        ranks.par_iter_mut().with_min_len(chunk).for_each(to_row);
+    }
+    build_batch(
+        options,
+        point_index,
+        ranks,
+        distance,
+        area,
+        None,
+        Some(valid),
+    )
 }
 
 /// One task's share of the output rows: its first point, then its slices of
