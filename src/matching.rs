@@ -617,8 +617,9 @@ pub fn match_points(
     }
     if options.k == 1 && options.rank_by != RankBy::Distance {
         let ranks = best_ranks(index, points, options.max_dist, options.chunk_size, cancel)?;
-        if options.how == How::Left {
-            return best_per_point(index, points, options, first_point, ranks);
+        let matched = BooleanBuffer::collect_bool(ranks.len(), |i| ranks[i] != NO_MATCH);
+        if options.how == How::Left || matched.count_set_bits() == ranks.len() {
+            return best_per_point(index, points, options, first_point, ranks, matched);
         }
         let none: &[u32] = &[];
         return build_output(index, points, options, first_point, |i| {
@@ -655,20 +656,20 @@ fn map_chunked<T: Sync, U: Send>(
     }
 }
 
-/// The result with one row per point (`k = 1`, [`How::Left`]) from each point's best rank
-/// ([`NO_MATCH`] where none): every column is a map over `ranks`, and `ranks` itself
-/// becomes the polygon column.
+/// The result with one row per point (`k = 1`; [`How::Left`], or every point matched) from
+/// each point's best rank ([`NO_MATCH`] where none; `matched` marks the others): every
+/// column is a map over `ranks`, and `ranks` itself becomes the polygon column.
 fn best_per_point(
     index: &SpatialIndex,
     points: PointSlices<'_>,
     options: &MatchOptions,
     first_point: u64,
     mut ranks: Vec<u32>,
+    matched: BooleanBuffer,
 ) -> Result<RecordBatch> {
     let chunk = options.chunk_size;
-    let valid = NullBuffer::from(BooleanBuffer::collect_bool(ranks.len(), |i| {
-        ranks[i] != NO_MATCH
-    }));
+    // An inner result comes here only when every point matched: no validity at all.
+    let valid = (options.how == How::Left).then(|| NullBuffer::new(matched));
     let point_index = map_chunked(&ranks, chunk, |i, _| first_point + i as u64);
     let distance = map_chunked(&ranks, chunk, |i, &rank| {
         if rank == NO_MATCH {
@@ -691,15 +692,7 @@ fn best_per_point(
     } else {
         ranks.par_iter_mut().with_min_len(chunk).for_each(to_row);
     }
-    build_batch(
-        options,
-        point_index,
-        ranks,
-        distance,
-        area,
-        None,
-        Some(valid),
-    )
+    build_batch(options, point_index, ranks, distance, area, None, valid)
 }
 
 /// One task's share of the output rows: its first point, then its slices of
