@@ -457,6 +457,82 @@ fn max_dist_inf_picks_global_smallest() {
     }
 }
 
+/// With `k = 1`, an inner result where every point matched is built like a left one (a map
+/// over the best ranks, no compaction): it must be the left result without a validity
+/// bitmap, column for column and bit for bit, for every chunk size and on two threads; an
+/// inner result with one unmatched point goes through the compaction and must be the left
+/// result's valid rows.
+#[test]
+fn inner_equals_left_where_every_point_matched() {
+    let mut rng = Rng::new(0x1e_f7);
+    let p = 5_000;
+    let cx: Vec<f64> = (0..p).map(|_| 1000.0 * rng.uniform()).collect();
+    let cy: Vec<f64> = (0..p).map(|_| 1000.0 * rng.uniform()).collect();
+    let area: Vec<f64> = (0..p).map(|_| 1.0 + rng.uniform()).collect();
+    let index = SpatialIndex::from_centers(&cx, &cy, &area, |_| true);
+    let n = 20_000;
+    let (mut px, mut py): (Vec<f64>, Vec<f64>) = (0..n)
+        .map(|_| (1000.0 * rng.uniform(), 1000.0 * rng.uniform()))
+        .unzip();
+    for max_dist in [f64::INFINITY, 2000.0, 60.0] {
+        for chunk_size in [1, 7, 4096, 8192, 1 << 20] {
+            let run = |how: How, px: &[f64], py: &[f64]| {
+                let points = PointSlices::new(px, py, None).unwrap();
+                let options = MatchOptions {
+                    max_dist,
+                    how,
+                    chunk_size,
+                    ..MatchOptions::default()
+                };
+                with_threads(Some(2), || {
+                    match_points(&index, points, &options, 3, None).unwrap()
+                })
+                .unwrap()
+            };
+            let what = format!("max_dist {max_dist}, chunk_size {chunk_size}");
+            let left = run(How::Left, &px, &py);
+            assert_eq!(
+                left.column(1).null_count(),
+                0,
+                "{what}: every point matched"
+            );
+            let inner = run(How::Inner, &px, &py);
+            assert_eq!(inner.num_rows(), n, "{what}");
+            for c in 0..4 {
+                assert!(
+                    inner.column(c).nulls().is_none(),
+                    "{what}: column {c} has no validity"
+                );
+                assert_eq!(
+                    inner.column(c).to_data().buffers(),
+                    left.column(c).to_data().buffers(),
+                    "{what}: column {c}"
+                );
+            }
+            // One point far away: it has no match, the others keep theirs.
+            (px[17], py[17]) = (1e9, 1e9);
+            let left = run(How::Left, &px, &py);
+            let inner = run(How::Inner, &px, &py);
+            (px[17], py[17]) = (1000.0 * rng.uniform(), 1000.0 * rng.uniform());
+            if max_dist.is_finite() {
+                assert_eq!(left.column(1).null_count(), 1, "{what}");
+                let kept = arrow::compute::filter_record_batch(
+                    &left,
+                    &arrow::compute::is_not_null(left.column(1)).unwrap(),
+                )
+                .unwrap();
+                for c in 0..4 {
+                    assert_eq!(
+                        inner.column(c).as_ref().to_data().buffers(),
+                        kept.column(c).as_ref().to_data().buffers(),
+                        "{what}, one point unmatched: column {c}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn match_points_with_null_and_empty_polygons() {
     // Row 1 is null, row 2 is EMPTY (a polygon with no rings): neither can match,
