@@ -686,12 +686,11 @@ fn best_per_point(
             index.area_of(rank)
         }
     });
-    let to_row = |r: &mut u32| *r = if *r == NO_MATCH { 0 } else { index.row_of(*r) };
-    if ranks.len() <= chunk {
-        ranks.iter_mut().for_each(to_row);
-    } else {
-        ranks.par_iter_mut().with_min_len(chunk).for_each(to_row);
-    }
+    for_chunks(&mut ranks, chunk, |_, ranks| {
+        for r in ranks {
+            *r = if *r == NO_MATCH { 0 } else { index.row_of(*r) };
+        }
+    });
     build_batch(options, point_index, ranks, distance, area, None, valid)
 }
 
