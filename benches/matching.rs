@@ -8,6 +8,8 @@
 //!   (`best_ranks`) and the whole match (`match_points`, output columns included);
 //! - `match_clustered`: the same sizes, points and polygons in gaussian clusters, with
 //!   `max_dist` calibrated for ~30 candidates per point on average;
+//! - `cell_lists`: building the per-radius cell lists (`CellGrid::build`, what the first
+//!   calls at a radius pay) for 100k and 1M uniform polygons, ~30 candidates per point;
 //! - `polygons_from_rings`: deriving center and area for 1M polygons of 10 vertices;
 //! - `rank_rules`: the uniform ~30-candidate match under each rank rule (area, a float
 //!   column, descending, distance, k = 5), and preparing a column order
@@ -35,6 +37,7 @@ use polymatch::ranking::column_order;
 use polymatch::{
     match_points, How, MatchOptions, Order, PointSlices, PolygonColumns, RankBy, SpatialIndex,
 };
+use polymatch::index::CellGrid;
 
 /// Side of the square the uniform data lives on.
 const SIDE: f64 = 1000.0;
@@ -231,6 +234,21 @@ fn bench_match_left_200k(c: &mut Criterion) {
     group.finish();
 }
 
+fn bench_cell_lists(c: &mut Criterion) {
+    let mut group = c.benchmark_group("cell_lists");
+    configure(&mut group, 5);
+    for n in [100_000, 1_000_000] {
+        let data = uniform_polygons(n, 0x5eed_0005);
+        let index = index_of(&data);
+        let max_dist = radius_for(30.0, n);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::new("build", n), &index, |b, index| {
+            b.iter(|| CellGrid::build(black_box(index), max_dist).expect("lists pay here"))
+        });
+    }
+    group.finish();
+}
+
 fn bench_match_clustered(c: &mut Criterion) {
     let mut rng = SplitMix64(0xc105_7e45);
     let centers: Vec<(f64, f64)> = (0..200)
@@ -395,6 +413,7 @@ mod groups {
         bench_match_uniform,
         bench_match_left_200k,
         bench_match_clustered,
+        bench_cell_lists,
         bench_from_rings,
         bench_rank_rules
     );
