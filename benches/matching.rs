@@ -32,12 +32,12 @@ use criterion::{
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array};
+use polymatch::index::CellGrid;
 use polymatch::matching::{best_ranks, CHUNK};
 use polymatch::ranking::column_order;
 use polymatch::{
     match_points, How, MatchOptions, Order, PointSlices, PolygonColumns, RankBy, SpatialIndex,
 };
-use polymatch::index::CellGrid;
 
 /// Side of the square the uniform data lives on.
 const SIDE: f64 = 1000.0;

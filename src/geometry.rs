@@ -184,7 +184,7 @@ impl ExactSum {
 }
 
 /// `a * b = p + e` exactly, with `p` the rounded product (barring overflow/underflow).
-#[inline]
+#[inline(always)]
 pub fn two_product(a: f64, b: f64) -> (f64, f64) {
     let p = a * b;
     (p, a.mul_add(b, -p))
@@ -224,68 +224,167 @@ pub fn ring_area_filtered(xs: &[f64], ys: &[f64]) -> Option<f64> {
     if n < 3 {
         return Some(0.0);
     }
-    let (mut px, mut py) = (xs[n - 1], ys[n - 1]);
-    let (mut s, mut c, mut a) = (0.0f64, 0.0f64, 0.0f64);
+    let mut acc = AreaFilter::starting_at(xs[n - 1], ys[n - 1]);
     for (&x, &y) in xs.iter().zip(ys) {
-        let (p1, e1) = two_product(x, py);
-        let (p2, e2) = two_product(y, px);
-        let (s1, f1) = two_sum(s, p1);
-        let (s2, f2) = two_sum(s1, -p2);
-        s = s2;
-        c += (f1 + f2) + (e1 - e2);
-        a += (f1.abs() + f2.abs()) + (e1.abs() + e2.abs());
-        px = x;
-        py = y;
+        acc.step(x, y);
     }
-    let (t, r) = two_sum(s, c);
-    let m = 4.0 * n as f64 + 4.0;
-    let bound = 2.0 * m * EPS * a + f64::from_bits(1) * m;
-    certainly_rounds_to(t, r, bound).then(|| t.abs() * 0.5)
+    acc.finish(n)
+}
+
+/// The running state of [`ring_area_filtered`]: the previous vertex, the compensated sum
+/// `s + c`, and the sum `a` of the error terms' magnitudes.
+#[derive(Clone, Copy)]
+struct AreaFilter {
+    px: f64,
+    py: f64,
+    s: f64,
+    c: f64,
+    a: f64,
+}
+
+impl AreaFilter {
+    #[inline(always)]
+    fn starting_at(px: f64, py: f64) -> Self {
+        Self {
+            px,
+            py,
+            s: 0.0,
+            c: 0.0,
+            a: 0.0,
+        }
+    }
+
+    #[inline(always)]
+    fn step(&mut self, x: f64, y: f64) {
+        let (p1, e1) = two_product(x, self.py);
+        let (p2, e2) = two_product(y, self.px);
+        let (s1, f1) = two_sum(self.s, p1);
+        let (s2, f2) = two_sum(s1, -p2);
+        self.s = s2;
+        self.c += (f1 + f2) + (e1 - e2);
+        self.a += (f1.abs() + f2.abs()) + (e1.abs() + e2.abs());
+        self.px = x;
+        self.py = y;
+    }
+
+    #[inline(always)]
+    fn finish(self, n: usize) -> Option<f64> {
+        let (t, r) = two_sum(self.s, self.c);
+        let m = 4.0 * n as f64 + 4.0;
+        let bound = 2.0 * m * EPS * self.a + f64::from_bits(1) * m;
+        certainly_rounds_to(t, r, bound).then(|| t.abs() * 0.5)
+    }
 }
 
 /// The mean of `xs`, correctly rounded, by a fast filter (see [`ring_area_filtered`]);
 /// `None` when it cannot certify the result.
 #[inline]
 pub fn mean_filtered(xs: &[f64]) -> Option<f64> {
-    let n = xs.len();
-    if n == 0 {
-        return None;
-    }
-    let (mut s, mut c, mut a) = (0.0f64, 0.0f64, 0.0f64);
+    let mut acc = MeanFilter::default();
     for &x in xs {
-        let (s1, e) = two_sum(s, x);
-        s = s1;
-        c += e;
-        a += e.abs();
+        acc.step(x);
     }
-    // sum = t + r + delta exactly, |delta| <= b1.
-    let (t, r) = two_sum(s, c);
-    let nf = n as f64;
-    let b1 = 2.0 * (nf + 2.0) * EPS * a;
-    let mut q = t / nf;
-    if !q.is_finite() || !t.is_finite() || q == 0.0 {
-        return None;
+    acc.finish(xs.len())
+}
+
+/// The running state of [`mean_filtered`]: the compensated sum `s + c` and the sum `a` of
+/// the error terms' magnitudes.
+#[derive(Clone, Copy, Default)]
+struct MeanFilter {
+    s: f64,
+    c: f64,
+    a: f64,
+}
+
+impl MeanFilter {
+    #[inline(always)]
+    fn step(&mut self, x: f64) {
+        let (s1, e) = two_sum(self.s, x);
+        self.s = s1;
+        self.c += e;
+        self.a += e.abs();
     }
-    // `t / n` ignores `r`, so it can be an ulp off: one correction step fixes that.
-    for _ in 0..2 {
-        // sum - q*n = (t - p) + r - ep + delta; t - p is exact (Sterbenz: p is within a
-        // few ulps of t).
-        let (p, ep) = two_product(q, nf);
-        let d = t - p;
-        let resid = (d + r) - ep;
-        let bound = b1 + 4.0 * EPS * (d.abs() + r.abs() + ep.abs()) + f64::from_bits(1) * 4.0;
-        // q is the correctly rounded quotient iff |sum - q*n| < n * gap / 2 on each side.
-        let up = (q.next_up() - q) * 0.5 * nf;
-        let down = (q - q.next_down()) * 0.5 * nf;
-        if resid + bound < up && resid - bound > -down && bound.is_finite() {
-            return Some(q);
-        }
-        q += resid / nf;
-        if !q.is_finite() || q == 0.0 {
+
+    #[inline(always)]
+    fn finish(self, n: usize) -> Option<f64> {
+        if n == 0 {
             return None;
         }
+        // sum = t + r + delta exactly, |delta| <= b1.
+        let (t, r) = two_sum(self.s, self.c);
+        let nf = n as f64;
+        let b1 = 2.0 * (nf + 2.0) * EPS * self.a;
+        let mut q = t / nf;
+        if !q.is_finite() || !t.is_finite() || q == 0.0 {
+            return None;
+        }
+        // `t / n` ignores `r`, so it can be an ulp off: one correction step fixes that.
+        for _ in 0..2 {
+            // sum - q*n = (t - p) + r - ep + delta; t - p is exact (Sterbenz: p is within
+            // a few ulps of t).
+            let (p, ep) = two_product(q, nf);
+            let d = t - p;
+            let resid = (d + r) - ep;
+            let bound = b1 + 4.0 * EPS * (d.abs() + r.abs() + ep.abs()) + f64::from_bits(1) * 4.0;
+            // q is the correctly rounded quotient iff |sum - q*n| < n * gap / 2 on each side.
+            let up = (q.next_up() - q) * 0.5 * nf;
+            let down = (q - q.next_down()) * 0.5 * nf;
+            if resid + bound < up && resid - bound > -down && bound.is_finite() {
+                return Some(q);
+            }
+            q += resid / nf;
+            if !q.is_finite() || q == 0.0 {
+                return None;
+            }
+        }
+        None
     }
-    None
+}
+
+/// `(area, center x, center y)` of one open ring by the fast filters, each `None` where
+/// it cannot certify its result: [`ring_area_filtered`], [`mean_filtered`] of `xs` and of
+/// `ys`, in one pass.
+///
+/// The three accumulators do exactly the operations of the separate functions, so the
+/// results are theirs bit for bit; one pass lets their dependency chains overlap. Where
+/// the CPU has FMA, a copy compiled for it is used: `mul_add` is then one instruction
+/// instead of a call into a software fused multiply-add, and correctly rounded either
+/// way, so the answer does not depend on which copy ran.
+#[inline]
+pub fn ring_filtered(xs: &[f64], ys: &[f64]) -> (Option<f64>, Option<f64>, Option<f64>) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports FMA, the only feature the copy is compiled for.
+        return unsafe { ring_filtered_fma(xs, ys) };
+    }
+    ring_filtered_generic(xs, ys)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+unsafe fn ring_filtered_fma(xs: &[f64], ys: &[f64]) -> (Option<f64>, Option<f64>, Option<f64>) {
+    ring_filtered_generic(xs, ys)
+}
+
+#[inline(always)]
+fn ring_filtered_generic(xs: &[f64], ys: &[f64]) -> (Option<f64>, Option<f64>, Option<f64>) {
+    let n = xs.len().min(ys.len());
+    let (xs, ys) = (&xs[..n], &ys[..n]);
+    let (mut mx, mut my) = (MeanFilter::default(), MeanFilter::default());
+    if n < 3 {
+        for (&x, &y) in xs.iter().zip(ys) {
+            mx.step(x);
+            my.step(y);
+        }
+        return (Some(0.0), mx.finish(n), my.finish(n));
+    }
+    let mut area = AreaFilter::starting_at(xs[n - 1], ys[n - 1]);
+    for (&x, &y) in xs.iter().zip(ys) {
+        area.step(x, y);
+        mx.step(x);
+        my.step(y);
+    }
+    (area.finish(n), mx.finish(n), my.finish(n))
 }
 
 /// Number of vertices of a ring once it is taken open: a last vertex equal to the first
@@ -364,16 +463,39 @@ impl PolygonAccumulator {
     /// `(center_x, center_y, area)` of a polygon made of one open ring, correctly rounded:
     /// the fast filters where they certify the result, the exact path otherwise.
     pub fn single_ring(&mut self, xs: &[f64], ys: &[f64]) -> (f64, f64, f64) {
-        let area = ring_area_filtered(xs, ys);
-        let cx = mean_filtered(xs);
-        let cy = mean_filtered(ys);
+        let (area, cx, cy) = ring_filtered(xs, ys);
         if let (Some(area), Some(cx), Some(cy)) = (area, cx, cy) {
+            return (cx, cy, area);
+        }
+        if let (Some(area), false) = (area, xs.is_empty()) {
+            // Only a mean declined. Typically an exact tie: vertices sharing an exponent sum
+            // to a multiple of their ulp, so the mean of `n` of them is a half-way case
+            // once in `n` for even `n` (a filter cannot certify a tie). The exact sum of
+            // that axis alone settles it, as `finish` would.
+            let cx = match cx {
+                Some(cx) => cx,
+                None => self.exact_mean(xs),
+            };
+            let cy = match cy {
+                Some(cy) => cy,
+                None => self.exact_mean(ys),
+            };
             return (cx, cy, area);
         }
         self.reset();
         self.add_exterior(xs, ys);
         let (ex, ey, ea) = self.finish();
         (cx.unwrap_or(ex), cy.unwrap_or(ey), area.unwrap_or(ea))
+    }
+
+    /// The mean of `vs` (not empty), correctly rounded: what [`Self::finish`] gives for the
+    /// center of a ring with these coordinates.
+    fn exact_mean(&mut self, vs: &[f64]) -> f64 {
+        self.sum_x.clear();
+        for &v in vs {
+            self.sum_x.add(v);
+        }
+        self.sum_x.div_round(vs.len() as f64, &mut self.scratch)
     }
 
     /// `(center_x, center_y, area)` of the polygon so far, each correctly rounded.
@@ -508,6 +630,22 @@ mod tests {
                 assert_eq!(m.to_bits(), ey.to_bits(), "mean {ys:?}");
             }
             assert_eq!(acc.single_ring(&xs, &ys), (ex, ey, ea));
+            // The one-pass filter (FMA copy where the CPU has it) and the portable copy
+            // certify exactly what the separate filters certify, bit for bit.
+            let separate = (
+                ring_area_filtered(&xs, &ys).map(f64::to_bits),
+                mean_filtered(&xs).map(f64::to_bits),
+                mean_filtered(&ys).map(f64::to_bits),
+            );
+            let bits = |(a, x, y): (Option<f64>, Option<f64>, Option<f64>)| {
+                (
+                    a.map(f64::to_bits),
+                    x.map(f64::to_bits),
+                    y.map(f64::to_bits),
+                )
+            };
+            assert_eq!(bits(ring_filtered(&xs, &ys)), separate, "{xs:?} {ys:?}");
+            assert_eq!(bits(ring_filtered_generic(&xs, &ys)), separate);
         }
         assert!(
             certified > 15_000,
@@ -517,6 +655,41 @@ mod tests {
             certified_mean > 15_000,
             "the filter should certify most means, got {certified_mean}"
         );
+    }
+
+    #[test]
+    fn tied_means_take_the_exact_sum_of_their_axis() {
+        // Ten vertices in [512, 1024) sum to a multiple of their ulp; this sum, divided by
+        // 10, is exactly half-way between two floats: the filter declines, the exact
+        // path rounds half to even.
+        let xs = [
+            809.2619741005005,
+            809.0517948541309,
+            808.6364720689809,
+            807.9312877428225,
+            807.5681436959336,
+            807.5282612514374,
+            807.7196519889421,
+            808.2035454323803,
+            808.8491199292745,
+            809.1693001545862,
+        ];
+        let ys: Vec<f64> = xs.iter().rev().map(|x| x - 300.0).collect();
+        assert_eq!(mean_filtered(&xs), None);
+        let mut exact = PolygonAccumulator::default();
+        exact.add_exterior(&xs, &ys);
+        let expected = exact.finish();
+        let mut acc = PolygonAccumulator::default();
+        let got = acc.single_ring(&xs, &ys);
+        assert_eq!(
+            (got.0.to_bits(), got.1.to_bits(), got.2.to_bits()),
+            (
+                expected.0.to_bits(),
+                expected.1.to_bits(),
+                expected.2.to_bits()
+            )
+        );
+        assert_eq!(got.0, 808.391955121899);
     }
 
     #[test]
