@@ -595,6 +595,17 @@ impl SpatialIndex {
         self.cells.get(self, max_dist, points)
     }
 
+    /// Announce `points` points that will be matched at `max_dist` (a file's row count,
+    /// before it is streamed in batches): they count toward building the cell lists, so
+    /// the first call at that radius builds them when the whole job makes them pay,
+    /// instead of the batches before the count is reached taking the slower tree path.
+    /// Answers do not depend on it; only which path computes them.
+    pub fn expect_points(&self, max_dist: f64, points: usize) {
+        if max_dist.is_finite() {
+            self.cells.expect(max_dist, points);
+        }
+    }
+
     /// Number of matchable polygons.
     pub fn matchable(&self) -> usize {
         self.rank_row.len()

@@ -297,6 +297,15 @@ impl BoundMatcher<'_> {
         Ok((out, matched))
     }
 
+    /// Announce the number of points the batches to come hold in all (see
+    /// [`SpatialIndex::expect_points`]), so that a streamed job takes the cell lists from
+    /// its first batch when it has enough points to make them pay.
+    pub fn expect_points(&self, points: u64) {
+        let points = usize::try_from(points).unwrap_or(usize::MAX);
+        self.index
+            .expect_points(self.matcher.options.max_dist, points);
+    }
+
     /// Match every batch, in order, numbering points across batches.
     ///
     /// # Errors

@@ -402,8 +402,31 @@ impl CellCache {
         max_dist: f64,
         points: usize,
     ) -> Option<Arc<CellGrid>> {
-        let bits = max_dist.to_bits();
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = Self::slot(&mut state, max_dist);
+        if let Some(grid) = &slot.grid {
+            return grid.clone();
+        }
+        slot.points = slot.points.saturating_add(points);
+        if slot.points < BUILD_AFTER * index.matchable() {
+            return None;
+        }
+        let grid = CellGrid::build(index, max_dist).map(Arc::new);
+        slot.grid = Some(grid.clone());
+        grid
+    }
+
+    /// Count `points` toward `max_dist` without building: points a caller will ask for
+    /// later (see [`SpatialIndex::expect_points`]).
+    pub(crate) fn expect(&self, max_dist: f64, points: usize) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = Self::slot(&mut state, max_dist);
+        slot.points = slot.points.saturating_add(points);
+    }
+
+    /// The slot of `max_dist`, made (dropping the oldest beyond [`CACHED_RADII`]) if new.
+    fn slot(state: &mut Vec<Slot>, max_dist: f64) -> &mut Slot {
+        let bits = max_dist.to_bits();
         let at = match state.iter().position(|s| s.bits == bits) {
             Some(at) => at,
             None => {
@@ -418,17 +441,7 @@ impl CellCache {
                 state.len() - 1
             }
         };
-        let slot = &mut state[at];
-        if let Some(grid) = &slot.grid {
-            return grid.clone();
-        }
-        slot.points = slot.points.saturating_add(points);
-        if slot.points < BUILD_AFTER * index.matchable() {
-            return None;
-        }
-        let grid = CellGrid::build(index, max_dist).map(Arc::new);
-        slot.grid = Some(grid.clone());
-        grid
+        &mut state[at]
     }
 }
 

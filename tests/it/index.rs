@@ -409,3 +409,40 @@ fn from_centers_ranks_areas_as_numbers() {
         );
     }
 }
+
+#[test]
+fn expected_points_make_the_first_call_build_the_cell_lists() {
+    // 2,000 centers on a 1000 x 1000 square, ~30 candidates per point at r = 69.
+    let n = 2_000usize;
+    let mut state = 0x5eed_u64;
+    let mut unit = || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let cx: Vec<f64> = (0..n).map(|_| unit() * 1000.0).collect();
+    let cy: Vec<f64> = (0..n).map(|_| unit() * 1000.0).collect();
+    let area: Vec<f64> = (0..n).map(|_| 1.0 + unit()).collect();
+    let r = 69.0;
+    let index = SpatialIndex::from_centers(&cx, &cy, &area, |_| true);
+    // One point asked for: far too few for the lists to pay.
+    assert!(index.cell_lists(r, 1).is_none());
+    let announced = SpatialIndex::from_centers(&cx, &cy, &area, |_| true);
+    announced.expect_points(r, 10 * n);
+    let grid = announced
+        .cell_lists(r, 1)
+        .expect("announced points make the first call build the lists");
+    // Another radius is not affected; an infinite one is ignored.
+    assert!(announced.cell_lists(2.0 * r, 1).is_none());
+    announced.expect_points(f64::INFINITY, 10 * n);
+    // Same answers as the tree, whichever path computed them.
+    for k in 0..500 {
+        let (px, py) = (unit() * 1000.0, unit() * 1000.0);
+        assert_eq!(
+            grid.best_within(&announced, px, py),
+            index.best_within(px, py, r),
+            "point {k}"
+        );
+    }
+}

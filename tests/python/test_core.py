@@ -206,6 +206,10 @@ def test_from_coords_zero_copy_in(article):
     x, y, offsets = flat(article[0])
     idx = pm.PolygonIndex.from_coords(x, y, offsets)
     geom = idx.to_arrow()["geometry"].chunks[0]
+    if isinstance(geom, pa.ExtensionArray):
+        # Once a test has imported geoarrow.pyarrow, the column comes back as its
+        # registered extension type: the storage is the same buffers.
+        geom = geom.storage
     coords = geom.values.values.values  # parts -> rings -> coords
     assert coords.field("x").buffers()[1].address == x.ctypes.data
 
