@@ -351,7 +351,8 @@ impl MeanFilter {
 /// instead of a call into a software fused multiply-add, and correctly rounded either
 /// way, so the answer does not depend on which copy ran.
 #[inline]
-pub fn ring_filtered(xs: &[f64], ys: &[f64]) -> (Option<f64>, Option<f64>, Option<f64>) {
+pub(crate) fn ring_filtered(xs: &[f64], ys: &[f64]) -> (Option<f64>, Option<f64>, Option<f64>) {
+    debug_assert_eq!(xs.len(), ys.len());
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU supports FMA, the only feature the copy is compiled for.
@@ -489,7 +490,8 @@ impl PolygonAccumulator {
     }
 
     /// The mean of `vs` (not empty), correctly rounded: what [`Self::finish`] gives for the
-    /// center of a ring with these coordinates.
+    /// center of a ring with these coordinates. Either axis: `sum_x` is only working space
+    /// here, and `single_ring`'s callers [`reset`](Self::reset) before the next polygon.
     fn exact_mean(&mut self, vs: &[f64]) -> f64 {
         self.sum_x.clear();
         for &v in vs {
@@ -675,7 +677,10 @@ mod tests {
             809.1693001545862,
         ];
         let ys: Vec<f64> = xs.iter().rev().map(|x| x - 300.0).collect();
+        // Only the x mean declines: the branch that settles one axis alone runs.
         assert_eq!(mean_filtered(&xs), None);
+        assert!(mean_filtered(&ys).is_some());
+        assert!(ring_area_filtered(&xs, &ys).is_some());
         let mut exact = PolygonAccumulator::default();
         exact.add_exterior(&xs, &ys);
         let expected = exact.finish();

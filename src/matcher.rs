@@ -300,10 +300,14 @@ impl BoundMatcher<'_> {
     /// Announce the number of points the batches to come hold in all (see
     /// [`SpatialIndex::expect_points`]), so that a streamed job takes the cell lists from
     /// its first batch when it has enough points to make them pay.
+    /// Nothing is counted for options that do not use the lists, or for no points.
     pub fn expect_points(&self, points: u64) {
+        let options = &self.matcher.options;
+        if points == 0 || !options.best_rank_path() {
+            return;
+        }
         let points = usize::try_from(points).unwrap_or(usize::MAX);
-        self.index
-            .expect_points(self.matcher.options.max_dist, points);
+        self.index.expect_points(options.max_dist, points);
     }
 
     /// Match every batch, in order, numbering points across batches.

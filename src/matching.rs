@@ -133,6 +133,12 @@ impl MatchOptions {
         Ok(())
     }
 
+    /// Whether a match takes one best rank per point ([`best_ranks`]: `k = 1`, a rank
+    /// order, not all candidates), the only path that uses the index's cell lists.
+    pub fn best_rank_path(&self) -> bool {
+        !self.all_candidates && self.k == 1 && self.rank_by != RankBy::Distance
+    }
+
     /// The order the index must be ranked in for these options, or `None` for
     /// [`RankBy::Distance`] and all candidates (any index: neither compares ranks).
     pub fn index_order(&self) -> Option<Order> {
@@ -615,7 +621,7 @@ pub fn match_points(
     if options.all_candidates {
         return match_all_candidates(index, points, options, first_point, cancel);
     }
-    if options.k == 1 && options.rank_by != RankBy::Distance {
+    if options.best_rank_path() {
         let ranks = best_ranks(index, points, options.max_dist, options.chunk_size, cancel)?;
         let matched = BooleanBuffer::collect_bool(ranks.len(), |i| ranks[i] != NO_MATCH);
         if options.how == How::Left || matched.count_set_bits() == ranks.len() {

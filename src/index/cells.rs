@@ -389,7 +389,11 @@ pub(crate) struct CellCache {
 
 struct Slot {
     bits: u64,
+    /// Points asked for at this radius so far.
     points: usize,
+    /// Points announced for it ([`CellCache::expect`]): a job's total, counting the
+    /// points it will ask for, so it is compared with `points`, not added to it.
+    expected: usize,
     grid: Option<Option<Arc<CellGrid>>>,
 }
 
@@ -408,7 +412,8 @@ impl CellCache {
             return grid.clone();
         }
         slot.points = slot.points.saturating_add(points);
-        if slot.points < BUILD_AFTER * index.matchable() {
+        // Announced points include those asked for since: the larger count is the job's.
+        if slot.points.max(slot.expected) < BUILD_AFTER * index.matchable() {
             return None;
         }
         let grid = CellGrid::build(index, max_dist).map(Arc::new);
@@ -421,7 +426,7 @@ impl CellCache {
     pub(crate) fn expect(&self, max_dist: f64, points: usize) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let slot = Self::slot(&mut state, max_dist);
-        slot.points = slot.points.saturating_add(points);
+        slot.expected = slot.expected.saturating_add(points);
     }
 
     /// The slot of `max_dist`, made (dropping the oldest beyond [`CACHED_RADII`]) if new.
@@ -436,6 +441,7 @@ impl CellCache {
                 state.push(Slot {
                     bits,
                     points: 0,
+                    expected: 0,
                     grid: None,
                 });
                 state.len() - 1

@@ -433,9 +433,18 @@ fn expected_points_make_the_first_call_build_the_cell_lists() {
     let grid = announced
         .cell_lists(r, 1)
         .expect("announced points make the first call build the lists");
-    // Another radius is not affected; an infinite one is ignored.
+    // Another radius is not affected; infinite and NaN radii (no lists) are ignored.
     assert!(announced.cell_lists(2.0 * r, 1).is_none());
-    announced.expect_points(f64::INFINITY, 10 * n);
+    for odd in [f64::INFINITY, f64::NAN] {
+        announced.expect_points(odd, 10 * n);
+        assert!(announced.cell_lists(odd, 10 * n).is_none());
+    }
+    // Announced points are a total, not added to the points asked for: announcing 1.5
+    // points per polygon and then asking for as many does not build the lists.
+    let half = SpatialIndex::from_centers(&cx, &cy, &area, |_| true);
+    half.expect_points(r, 3 * n / 2);
+    assert!(half.cell_lists(r, 3 * n / 2).is_none());
+    assert!(half.cell_lists(r, n).is_some());
     // Same answers as the tree, whichever path computed them.
     for k in 0..500 {
         let (px, py) = (unit() * 1000.0, unit() * 1000.0);
