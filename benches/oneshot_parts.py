@@ -23,15 +23,7 @@ import polymatch as pm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare import index_source, synthetic  # noqa: E402
-
-
-def median_ms(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+from targets import median_ms  # noqa: E402
 
 
 def main() -> None:
