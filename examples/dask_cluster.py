@@ -4,7 +4,6 @@ python examples/dask_cluster.py"""
 import tempfile
 from pathlib import Path
 
-import dask.dataframe as dd
 import pyarrow.parquet as pq
 from distributed import Client, LocalCluster
 
@@ -14,13 +13,13 @@ import polymatch.dask as pmd
 
 def main() -> None:
     index = pm.read_polygons("sample_data/synthetic/polygons.parquet")
-    points = dd.read_parquet("sample_data/synthetic/points.parquet")
+    points = pmd.read_parquet("sample_data/synthetic/points.parquet")  # Arrow types, CRS
     matches = pmd.match(index, points, max_dist=10.0, keep=["point_id"])  # lazy
     print(matches.compute().head())
 
     # Polygons too many for one process: pass them partitioned (a Dask DataFrame or a
     # list of files); they are cut into tiles with halos, the answer is the same.
-    polygons = dd.read_parquet("sample_data/synthetic/polygons.parquet", dtype_backend="pyarrow")
+    polygons = pmd.read_parquet("sample_data/synthetic/polygons.parquet")
     tiled = pmd.match(polygons, points, max_dist=10.0, keep=["point_id"]).compute()
     print("partitioned, same answer:", tiled.equals(matches.compute()))
 

@@ -12,13 +12,14 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::io::parquet::{file_info, index_polygons, write_parquet};
+use crate::io::parquet::{file_info, read_polygon_centers};
+use crate::io::writer::{output_properties, write_parquet};
 use crate::io::{Keep, PointSpec};
 use crate::matcher::{polygon_columns_to_read, Matcher, PolygonSide};
 use crate::matching::with_threads;
 use crate::pipeline::{match_parquet, ParquetJob};
 use crate::synth::SynthSpec;
-use crate::{How, MatchOptions, PolymatchError, RankBy, Rankings};
+use crate::{How, MatchOptions, PolymatchError, RankBy, Rankings, SpatialIndex};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use parquet::file::metadata::KeyValue;
@@ -50,6 +51,52 @@ enum HowArg {
     Left,
 }
 
+/// The match options, as every subcommand that matches takes them: the one place they
+/// are spelled out for the command line (Python's are parsed once in the binding crate).
+#[derive(clap::Args)]
+struct MatchArgs {
+    /// Candidates are polygons whose center is at distance < max-dist ("inf" allowed).
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
+    max_dist: f64,
+    /// inner: matched points only; left: every point.
+    #[arg(long, value_enum, default_value = "inner")]
+    how: HowArg,
+    /// Write every (point, candidate) pair instead of the best match.
+    #[arg(long)]
+    all_candidates: bool,
+    /// What makes a candidate the best: "area" (smallest), "distance" (nearest center)
+    /// or the name of a numeric polygon column (smallest value; nulls last).
+    #[arg(long, default_value = "area")]
+    rank_by: String,
+    /// The largest area, distance or value is best instead of the smallest.
+    #[arg(long)]
+    descending: bool,
+    /// Write the k best candidates of each point, in rank order, with a "rank" column
+    /// (1-based) when k > 1.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    k: u32,
+}
+
+impl MatchArgs {
+    /// The library's options, checked.
+    fn options(&self) -> Result<MatchOptions, PolymatchError> {
+        let options = MatchOptions {
+            max_dist: self.max_dist,
+            how: match self.how {
+                HowArg::Inner => How::Inner,
+                HowArg::Left => How::Left,
+            },
+            all_candidates: self.all_candidates,
+            rank_by: self.rank_by.parse::<RankBy>()?,
+            descending: self.descending,
+            k: self.k,
+            ..MatchOptions::default()
+        };
+        options.validate()?;
+        Ok(options)
+    }
+}
+
 #[derive(Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once per run: its size does not matter
 enum Command {
@@ -64,26 +111,9 @@ enum Command {
         /// Output Parquet file (written atomically).
         #[arg(long)]
         out: PathBuf,
-        /// Candidates are polygons whose center is at distance < max-dist ("inf" allowed).
-        #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
-        max_dist: f64,
-        /// inner: matched points only; left: every point.
-        #[arg(long, value_enum, default_value = "inner")]
-        how: HowArg,
-        /// Write every (point, candidate) pair instead of the best match.
-        #[arg(long)]
-        all_candidates: bool,
-        /// What makes a candidate the best: "area" (smallest), "distance" (nearest center)
-        /// or the name of a numeric polygon column (smallest value; nulls last).
-        #[arg(long, default_value = "area")]
-        rank_by: String,
-        /// The largest area, distance or value is best instead of the smallest.
-        #[arg(long)]
-        descending: bool,
-        /// Write the k best candidates of each point, in rank order, with a "rank" column
-        /// (1-based) when k > 1.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-        k: u32,
+        /// What a candidate is, and which is best.
+        #[command(flatten)]
+        options: MatchArgs,
         /// Point columns to carry into the output (comma-separated; a name that collides
         /// with another output column gets the suffix "_left").
         #[arg(long, value_delimiter = ',')]
@@ -199,12 +229,7 @@ fn run(cli: Cli, cancel: &AtomicBool) -> Result<(), PolymatchError> {
             polygons,
             points,
             out,
-            max_dist,
-            how,
-            all_candidates,
-            rank_by,
-            descending,
-            k,
+            options,
             keep,
             keep_polygons,
             x,
@@ -218,24 +243,13 @@ fn run(cli: Cli, cancel: &AtomicBool) -> Result<(), PolymatchError> {
         } => {
             let keep = column_list(keep);
             let keep_polygons = column_list(keep_polygons);
-            let options = MatchOptions {
-                max_dist,
-                how: match how {
-                    HowArg::Inner => How::Inner,
-                    HowArg::Left => How::Left,
-                },
-                all_candidates,
-                rank_by: rank_by.parse::<RankBy>()?,
-                descending,
-                k,
-                ..MatchOptions::default()
-            };
-            options.validate()?;
+            let options = options.options()?;
             with_threads(threads, || {
                 let start = Instant::now();
                 let load = polygon_columns_to_read(&keep_polygons, &options);
-                let file = index_polygons(&polygons, polygon_geometry.as_deref(), &load)?;
-                let index = Rankings::new(Arc::new(file.index));
+                let file = read_polygon_centers(&polygons, polygon_geometry.as_deref(), &load)?;
+                let index =
+                    Rankings::new(Arc::new(SpatialIndex::from_polygon_centers(&file.centers)));
                 let job = ParquetJob {
                     matcher: Matcher {
                         polygons: PolygonSide {
@@ -346,9 +360,9 @@ fn run(cli: Cli, cancel: &AtomicBool) -> Result<(), PolymatchError> {
             let poly_path = out_dir.join("polygons.parquet");
             write_parquet(
                 &poly_path,
-                schema,
+                &schema,
                 &batches,
-                vec![KeyValue::new("geo".into(), geo.to_string())],
+                output_properties(vec![KeyValue::new("geo".into(), geo.to_string())])?,
             )?;
             let point_path = out_dir.join("points.parquet");
             let rows = 1 << 20;
@@ -357,9 +371,9 @@ fn run(cli: Cli, cancel: &AtomicBool) -> Result<(), PolymatchError> {
                 .collect();
             write_parquet(
                 &point_path,
-                SynthSpec::point_schema(),
+                &SynthSpec::point_schema(),
                 &point_batches,
-                vec![],
+                output_properties(vec![])?,
             )?;
             eprintln!(
                 "polymatch: wrote {polygons} polygons to {} and {points} points to {} (square of side {:.1})",

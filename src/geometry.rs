@@ -183,6 +183,19 @@ impl ExactSum {
     }
 }
 
+/// A `u64` that sorts as the float does: numerically for every non-NaN value, -0.0
+/// equal to 0.0 (SPEC's comparisons are numeric), so that a sort by key is a sort by
+/// value. NaN gets some key; callers that rank NaN (last, as nulls) test it first.
+#[inline]
+pub fn float_key(x: f64) -> u64 {
+    let b = (x + 0.0).to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | (1 << 63)
+    }
+}
+
 /// `a * b = p + e` exactly, with `p` the rounded product (barring overflow/underflow).
 #[inline(always)]
 pub fn two_product(a: f64, b: f64) -> (f64, f64) {

@@ -27,7 +27,8 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::error::{PolymatchError, Result};
-use crate::polygons::PolygonColumns;
+use crate::geometry::float_key;
+use crate::polygons::{PolygonCenters, PolygonColumns};
 
 mod cells;
 pub use cells::CellGrid;
@@ -82,6 +83,14 @@ impl Order {
                     ..
                 }
         )
+    }
+
+    /// The rank rule this order serves (its text form is `rank_by=`'s).
+    pub fn rank_by(&self) -> crate::matching::RankBy {
+        match self {
+            Order::Area { .. } => crate::matching::RankBy::Area,
+            Order::Column { name, .. } => crate::matching::RankBy::Column(name.clone()),
+        }
     }
 
     /// Words for messages: `area`, `area (descending)`, `column "pop" (descending)`.
@@ -429,6 +438,13 @@ impl SpatialIndex {
         )
     }
 
+    /// Index the matchable rows of polygons read as centers and areas.
+    pub fn from_polygon_centers(polygons: &PolygonCenters) -> Self {
+        Self::from_centers(&polygons.x, &polygons.y, &polygons.area, |row| {
+            polygons.matchable[row]
+        })
+    }
+
     /// Index rows `i` with `keep(i)`, given their centers and areas (finite).
     pub fn from_centers(
         cx: &[f64],
@@ -442,7 +458,7 @@ impl SpatialIndex {
         let mut keyed: Vec<(u64, u32)> = (0..rows as u32)
             .into_par_iter()
             .filter(|&r| keep(r as usize))
-            .map(|r| (order_key(area[r as usize]), r))
+            .map(|r| (float_key(area[r as usize]), r))
             .collect();
         keyed.par_sort_unstable();
         let by_rank: Vec<u32> = keyed.par_iter().map(|&(_, r)| r).collect();
@@ -1436,22 +1452,11 @@ fn box_span(b: &[f64; 4], g: &[f64; 4]) -> f64 {
 fn follows(order: &Order, rank_area: &[f64], rank_row: &[u32]) -> bool {
     match order {
         Order::Area { descending } => (1..rank_area.len()).all(|k| {
-            let (a, b) = (order_key(rank_area[k - 1]), order_key(rank_area[k]));
+            let (a, b) = (float_key(rank_area[k - 1]), float_key(rank_area[k]));
             let (a, b) = if *descending { (!a, !b) } else { (a, b) };
             (a, rank_row[k - 1]) < (b, rank_row[k])
         }),
         Order::Column { .. } => true,
-    }
-}
-
-/// A `u64` that sorts as the float does (numerically for finite values; -0.0 equals 0.0).
-#[inline]
-fn order_key(x: f64) -> u64 {
-    let b = (x + 0.0).to_bits();
-    if b >> 63 == 1 {
-        !b
-    } else {
-        b | (1 << 63)
     }
 }
 

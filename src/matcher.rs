@@ -20,10 +20,11 @@ use serde_json::Value;
 
 use crate::error::{PolymatchError, Result};
 use crate::index::SpatialIndex;
-use crate::io::arrow_ingest::points_from_batch;
+use crate::io::arrow_ingest::points_from_columns;
+use crate::io::crs::{common_crs, Crs};
 use crate::io::schema::{
-    column_names, common_crs, describe_column, is_geometry_field, resolve_geometry, Crs,
-    GeoParquetMetadata, GeometryColumns, Request, Role,
+    column_names, describe_column, is_geometry_field, resolve_geometry, GeoParquetMetadata,
+    GeometryColumns, Request, Role,
 };
 use crate::io::{Keep, PointSpec};
 use crate::matching::{match_points, result_schema, MatchOptions, PointSlices};
@@ -94,16 +95,27 @@ impl<'a> Matcher<'a> {
             self.allow_crs_mismatch,
         )?;
         let schema = self.output_schema(points, crs.as_ref())?;
-        let index = match self.options.index_order() {
-            Some(order) => self.polygons.index.get(&order, self.polygons.attributes)?,
-            None => self.polygons.index.base().clone(),
-        };
+        let index = self.ranked_index()?;
         Ok(BoundMatcher {
             matcher: self.clone(),
             index,
             columns: resolved.columns,
             schema,
             crs,
+        })
+    }
+
+    /// The index ranked by the options' rule (prepared and cached on first use, see
+    /// [`Rankings::get`]). [`Matcher::bind`] calls it; a caller that reads the polygons
+    /// from a file calls it first, so that a bad rank column is reported against the
+    /// polygons, not the points.
+    ///
+    /// # Errors
+    /// A rank column missing from the polygons or not numeric.
+    pub fn ranked_index(&self) -> Result<Arc<SpatialIndex>> {
+        Ok(match self.options.index_order() {
+            Some(order) => self.polygons.index.get(&order, self.polygons.attributes)?,
+            None => self.polygons.index.base().clone(),
         })
     }
 
@@ -245,19 +257,9 @@ impl BoundMatcher<'_> {
         first_point: u64,
         cancel: Option<&AtomicBool>,
     ) -> Result<(RecordBatch, u64)> {
-        let spec = match &self.columns {
-            GeometryColumns::Geometry(g) => PointSpec {
-                geometry: Some(g),
-                ..PointSpec::default()
-            },
-            GeometryColumns::Xy(x, y) => PointSpec {
-                x: Some(x),
-                y: Some(y),
-                geometry: None,
-            },
-        };
         let m = &self.matcher;
-        let cols = points_from_batch(batch, spec).map_err(|e| shift_row(e, first_point))?;
+        let cols = points_from_columns(batch, &self.columns)
+            .map_err(|e| e.rows_from(first_point as usize))?;
         let slices = PointSlices::new(&cols.x, &cols.y, cols.nulls.as_ref())?;
         let result = match_points(&self.index, slices, &m.options, first_point, cancel)?;
         let matched = matched_points(&result, &m.options);
@@ -367,16 +369,5 @@ fn matched_points(result: &RecordBatch, options: &MatchOptions) -> u64 {
             }
             count
         }
-    }
-}
-
-/// Make a row number relative to one batch global to the input.
-pub fn shift_row(e: PolymatchError, offset: u64) -> PolymatchError {
-    match e {
-        PolymatchError::InvalidGeometry { row, reason } => PolymatchError::InvalidGeometry {
-            row: row + offset as usize,
-            reason,
-        },
-        other => other,
     }
 }

@@ -29,6 +29,16 @@ pub enum How {
     Left,
 }
 
+impl How {
+    /// The text form, `"inner"` or `"left"` (what [`FromStr`] parses).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Inner => "inner",
+            Self::Left => "left",
+        }
+    }
+}
+
 impl FromStr for How {
     type Err = PolymatchError;
     fn from_str(s: &str) -> Result<Self> {
@@ -53,6 +63,38 @@ pub enum RankBy {
     Distance,
     /// The values of a numeric polygon column (nulls and NaN rank last).
     Column(String),
+}
+
+impl RankBy {
+    /// The text form: `"area"`, `"distance"`, or the column name (what [`FromStr`]
+    /// parses, what Python's `rank_by=`, the CLI's `--rank-by` and the output files'
+    /// `polymatch` metadata say).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Area => "area",
+            Self::Distance => "distance",
+            Self::Column(name) => name,
+        }
+    }
+
+    /// The order an index must be ranked in to pick the best by this rule, or `None`
+    /// for [`RankBy::Distance`] (computed per point: any index serves).
+    pub fn order(&self, descending: bool) -> Option<Order> {
+        match self {
+            Self::Area => Some(Order::Area { descending }),
+            Self::Distance => None,
+            Self::Column(name) => Some(Order::Column {
+                name: name.clone(),
+                descending,
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for RankBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl FromStr for RankBy {
@@ -145,15 +187,7 @@ impl MatchOptions {
         if self.all_candidates {
             return None;
         }
-        let descending = self.descending;
-        match &self.rank_by {
-            RankBy::Area => Some(Order::Area { descending }),
-            RankBy::Distance => None,
-            RankBy::Column(name) => Some(Order::Column {
-                name: name.clone(),
-                descending,
-            }),
-        }
+        self.rank_by.order(self.descending)
     }
 }
 

@@ -6,7 +6,6 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
-use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
@@ -17,10 +16,14 @@ use parquet::file::properties::WriterProperties;
 use serde_json::Value;
 
 use crate::error::{PolymatchError, Result};
-use crate::io::parquet::{build, next_batch, open, roots, total_rows, TempOutput};
-use crate::io::writer::{result_properties, ParallelWriter};
-use crate::io::PointSpec;
+use crate::io::crs::Crs;
+use crate::io::parquet::{build, next_batch, open, roots, total_rows};
+use crate::io::writer::{
+    result_properties, schema_with_metadata, write_parquet, ParallelWriter, TempOutput,
+};
+use crate::io::{Keep, PointSpec};
 use crate::matcher::{BoundMatcher, Matcher};
+use crate::matching::MatchOptions;
 
 /// What a streaming match did.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -91,6 +94,13 @@ pub fn match_parquet(
             )));
         }
     }
+    // The polygons' side first: a bad rank column is about the polygons file.
+    job.matcher
+        .ranked_index()
+        .map_err(|e| match job.polygons_path {
+            Some(p) => e.in_file(p),
+            None => e,
+        })?;
     let path = job.points_path;
     let builder = open(path)?.with_batch_size(job.batch_rows);
     let total = total_rows(builder.metadata());
@@ -107,68 +117,109 @@ pub fn match_parquet(
     let reader = build(builder.with_projection(mask), path)?;
 
     let out = job.out_path;
-    let name = out.file_name().ok_or_else(|| {
-        PolymatchError::InvalidArgument(format!("output path {} has no file name", out.display()))
-    })?;
-    let dir = match out.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
+    let (temp, file) = TempOutput::create(out)?;
+    let record = JobRecord {
+        options,
+        keep: job.matcher.keep,
+        crs: bound.crs(),
+        points: Some(job.points_path),
+        polygons: job.polygons_path,
+        job_id: job.job_id,
     };
-    if !dir.is_dir() {
-        return Err(PolymatchError::Io(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            format!("the output directory {} does not exist", dir.display()),
-        ))
-        .in_file(out));
-    }
-    let mut temp = TempOutput {
-        path: out.with_file_name(format!(
-            ".{}.polymatch-{}.tmp",
-            name.to_string_lossy(),
-            std::process::id()
-        )),
-        committed: false,
-    };
-    let file = File::create(&temp.path).map_err(|e| PolymatchError::from(e).in_file(out))?;
-    let mut metadata = serde_json::json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "max_dist": options.max_dist,
-        "how": format!("{:?}", options.how).to_lowercase(),
-        "all_candidates": options.all_candidates,
-        "rank_by": match &options.rank_by {
-            crate::matching::RankBy::Area => "area",
-            crate::matching::RankBy::Distance => "distance",
-            crate::matching::RankBy::Column(name) => name.as_str(),
-        },
-        "descending": options.descending,
-        "k": options.k,
-        "keep": job.matcher.keep.points,
-        "keep_polygons": job.matcher.keep.polygons,
-        "points": job.points_path.display().to_string(),
-    });
-    if let Some(p) = job.polygons_path {
-        metadata["polygons"] = Value::String(p.display().to_string());
-    }
-    if let Some(crs) = bound.crs() {
-        metadata["crs"] = crs.0.clone();
-    }
-    if let Some(id) = job.job_id {
-        metadata["job"] = Value::String(id.to_string());
-    }
-    let mut kv = vec![KeyValue::new("polymatch".into(), metadata.to_string())];
-    // Kept geometry columns stay GeoParquet geometry columns.
-    if let Some(geo) = bound.schema().metadata().get("geo") {
-        kv.push(KeyValue::new("geo".into(), geo.clone()));
-    }
-    let props = result_properties(kv)?;
+    let output = result_file(bound.schema(), &record)?;
     // The file's row count is known: with enough points, the first batch builds the
     // cell lists (measured: 1M polygons x 10M points spent 12% of its samples matching
     // its first 2M points on the tree, before the lists were built).
     bound.expect_points(total);
-    let summary = stream(job, &bound, reader, file, props, total, &mut progress)?;
-    std::fs::rename(&temp.path, out).map_err(|e| PolymatchError::from(e).in_file(out))?;
-    temp.committed = true;
+    let summary = stream(job, &bound, reader, file, output, total, &mut progress)?;
+    temp.commit(out)?;
     Ok(summary)
+}
+
+/// What a result file records about the job that made it: its `polymatch` metadata.
+#[derive(Debug, Clone, Copy)]
+pub struct JobRecord<'a> {
+    /// The match options.
+    pub options: &'a MatchOptions,
+    /// The kept columns.
+    pub keep: Keep<'a>,
+    /// The CRS of the result.
+    pub crs: Option<&'a Crs>,
+    /// The points file.
+    pub points: Option<&'a Path>,
+    /// The polygons file (`None`: polygons from memory).
+    pub polygons: Option<&'a Path>,
+    /// The caller's identifier of the whole job (`"job"`), if any.
+    pub job_id: Option<&'a str>,
+}
+
+impl JobRecord<'_> {
+    /// The `polymatch` metadata: polymatch's version, every option, the kept columns,
+    /// the input files, the CRS and the job.
+    pub fn to_json(&self) -> Value {
+        let options = self.options;
+        let mut metadata = serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "max_dist": options.max_dist,
+            "how": options.how.as_str(),
+            "all_candidates": options.all_candidates,
+            "rank_by": options.rank_by.as_str(),
+            "descending": options.descending,
+            "k": options.k,
+            "keep": self.keep.points,
+            "keep_polygons": self.keep.polygons,
+        });
+        if let Some(p) = self.points {
+            metadata["points"] = Value::String(p.display().to_string());
+        }
+        if let Some(p) = self.polygons {
+            metadata["polygons"] = Value::String(p.display().to_string());
+        }
+        if let Some(crs) = self.crs {
+            metadata["crs"] = crs.0.clone();
+        }
+        if let Some(id) = self.job_id {
+            metadata["job"] = Value::String(id.to_string());
+        }
+        metadata
+    }
+}
+
+/// The schema and writer properties of a result file: `result`'s columns, its `geo`
+/// metadata (kept geometry columns stay GeoParquet geometry columns) and the job's
+/// `polymatch` record, as file key-values and in the embedded Arrow schema.
+///
+/// # Errors
+/// None in practice (typed for the writer properties).
+pub fn result_file(
+    result: &Schema,
+    record: &JobRecord<'_>,
+) -> Result<(SchemaRef, WriterProperties)> {
+    let mut kv = vec![KeyValue::new(
+        "polymatch".into(),
+        record.to_json().to_string(),
+    )];
+    if let Some(geo) = result.metadata().get("geo") {
+        kv.push(KeyValue::new("geo".into(), geo.clone()));
+    }
+    let schema = schema_with_metadata(&Schema::new(result.fields().clone()), &kv);
+    Ok((schema, result_properties(kv)?))
+}
+
+/// Write a whole result (batches of `schema`, e.g. a Dask partitioned job's output put
+/// together from its tiles) to `out` as the streaming job writes one: atomically, with
+/// [`result_file`]'s metadata.
+///
+/// # Errors
+/// I/O or Parquet errors, naming the file.
+pub fn write_results(
+    out: &Path,
+    schema: &Schema,
+    batches: &[RecordBatch],
+    record: &JobRecord<'_>,
+) -> Result<()> {
+    let (schema, props) = result_file(schema, record)?;
+    write_parquet(out, &schema, batches, props)
 }
 
 /// Batches in flight between the reader thread and the matcher.
@@ -184,14 +235,12 @@ fn stream(
     bound: &BoundMatcher<'_>,
     reader: ParquetRecordBatchReader,
     file: File,
-    props: WriterProperties,
+    (out_schema, props): (SchemaRef, WriterProperties),
     total: u64,
     progress: &mut impl FnMut(u64, u64),
 ) -> Result<MatchSummary> {
     let path = job.points_path;
     let out = job.out_path;
-    // The writer's schema, without the `geo` key (written as file metadata already).
-    let out_schema: SchemaRef = Arc::new(Schema::new(bound.schema().fields().clone()));
     let written = |e: PolymatchError| e.in_file(out);
     let mut writer =
         ParallelWriter::try_new(file.try_clone()?, out_schema, props).map_err(written)?;

@@ -15,6 +15,21 @@ use crate::geometry::{open_len, PolygonAccumulator};
 /// Rows per rayon task when deriving centers and areas.
 const DERIVE_CHUNK: usize = 2048;
 
+/// Polygons reduced to what matching by center needs: exact centers and areas (SPEC.md)
+/// and which rows can match, without their coordinates. What a polygon file streamed
+/// for a match, or a table of precomputed centers, is read into.
+#[derive(Debug, Clone, Default)]
+pub struct PolygonCenters {
+    /// Center x, one per polygon row.
+    pub x: ScalarBuffer<f64>,
+    /// Center y.
+    pub y: ScalarBuffer<f64>,
+    /// Area.
+    pub area: ScalarBuffer<f64>,
+    /// Whether each row can match (not null, not EMPTY, finite center and area).
+    pub matchable: Vec<bool>,
+}
+
 /// A set of polygons as structure-of-arrays columns.
 ///
 /// Layout (GeoArrow's multipolygon, with separated coordinates): polygon `i` has parts

@@ -13,12 +13,13 @@ use std::sync::{Arc, Mutex};
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{
-    DataType, Decimal128Type, Decimal32Type, Decimal64Type, Float16Type, Float32Type, Float64Type,
-    Int64Type, UInt64Type,
+    i256, DataType, Decimal128Type, Decimal256Type, Decimal32Type, Decimal64Type, Float16Type,
+    Float32Type, Float64Type, Int64Type, UInt64Type,
 };
 use rayon::prelude::*;
 
 use crate::error::{PolymatchError, Result};
+use crate::geometry::float_key;
 use crate::index::{Order, SpatialIndex};
 use crate::io::schema::column_names;
 
@@ -31,17 +32,11 @@ fn sort_keys(name: &str, column: &ArrayRef) -> Result<Vec<Option<u128>>> {
     let unsupported = || PolymatchError::ColumnType {
         column: name.to_string(),
         found: column.data_type().to_string(),
-        expected: "a numeric column to rank by (integer, float, decimal, date, time, \
-                   timestamp or duration)"
+        expected: "a numeric polygon column to rank by (integer, float, decimal, date, \
+                   time, timestamp or duration)"
             .into(),
     };
-    let float = |v: f64| -> Option<u128> {
-        (!v.is_nan()).then(|| {
-            // -0.0 ties with 0.0: SPEC's comparisons are numeric.
-            let b = (v + 0.0).to_bits();
-            u128::from(if b >> 63 == 1 { !b } else { b | (1 << 63) })
-        })
-    };
+    let float = |v: f64| -> Option<u128> { (!v.is_nan()).then(|| u128::from(float_key(v))) };
     let signed = |v: i128| -> u128 { (v as u128) ^ (1u128 << 127) };
     let keys: Vec<Option<u128>> = match column.data_type() {
         DataType::Float64 => column
@@ -106,6 +101,18 @@ fn sort_keys(name: &str, column: &ArrayRef) -> Result<Vec<Option<u128>>> {
             .iter()
             .map(|v| v.map(signed))
             .collect(),
+        DataType::Decimal256(_, _) => {
+            // An i256 does not fit the u128 key: rank the distinct values instead (the
+            // key only has to sort as the value does).
+            let values = column.as_primitive::<Decimal256Type>();
+            let mut distinct: Vec<i256> = values.iter().flatten().collect();
+            distinct.par_sort_unstable();
+            distinct.dedup();
+            values
+                .iter()
+                .map(|v| v.map(|v| distinct.binary_search(&v).unwrap_or_default() as u128))
+                .collect()
+        }
         DataType::Dictionary(_, value) if value.is_numeric() || value.is_temporal() => {
             let plain = cast(column, value)?;
             return sort_keys(name, &plain);
@@ -157,8 +164,7 @@ pub fn column_order(
 fn area_order(index: &SpatialIndex, descending: bool) -> Vec<u32> {
     let mut ranks: Vec<u32> = (0..index.matchable() as u32).collect();
     let key = |r: u32| {
-        let b = (index.area_of(r) + 0.0).to_bits();
-        let k = if b >> 63 == 1 { !b } else { b | (1 << 63) };
+        let k = float_key(index.area_of(r));
         if descending {
             !k
         } else {

@@ -17,6 +17,9 @@ __all__ = [
     "Polygon",
     "Tiling",
     "read_polygons",
+    "same_crs",
+    "resolve_columns",
+    "write_results",
     "match_parquet",
     "run_cli",
     "find_close_polygons",
@@ -110,7 +113,9 @@ class PolygonIndex:
     def __copy__(self) -> Self: ...
     def __deepcopy__(self, memo: Any, /) -> Self: ...
     def __len__(self) -> int: ...
-    def __reduce__(self) -> tuple[Any, tuple[bytes, Any]]: ...
+    def __reduce__(
+        self,
+    ) -> tuple[Any, tuple[bytes, str | dict[str, Any] | None, pa.Table | None]]: ...
 
 @disjoint_base
 class Polygon:
@@ -162,6 +167,38 @@ def find_all_close_polygons(
     polygons: Any, points: Any, max_dist: float
 ) -> list[tuple[Any, list[Any]]]: ...
 def main(polygons: Any, points: Any, max_dist: float = 10.0) -> list[tuple[Any, Any]]: ...
+def same_crs(a: str | dict[str, Any] | None, b: str | dict[str, Any] | None) -> bool:
+    """Whether two CRS statements name the same CRS (None: unstated, never a conflict)."""
+
+def resolve_columns(
+    schema: Any,
+    role: Literal["points", "polygons"] = "points",
+    *,
+    x: str | None = None,
+    y: str | None = None,
+    geometry: str | None = None,
+) -> tuple[list[str], str | dict[str, Any] | None]:
+    """The geometry columns of ``schema`` by the rule of every entry point, and their CRS."""
+
+def write_results(
+    result: Any,
+    out: str | os.PathLike[str],
+    max_dist: float = 10.0,
+    how: Literal["inner", "left"] = "inner",
+    all_candidates: bool = False,
+    *,
+    rank_by: str = "area",
+    descending: bool = False,
+    k: int = 1,
+    keep: _Columns | None = None,
+    keep_polygons: _Columns | None = None,
+    crs: str | dict[str, Any] | None = None,
+    points: str | os.PathLike[str] | None = None,
+    polygons: str | os.PathLike[str] | None = None,
+    job_id: str | None = None,
+) -> None:
+    """Write a match result as ``match_parquet`` writes its output (metadata included)."""
+
 def read_polygons(
     path: str | os.PathLike[str], geometry: str | None = None, keep: _Columns | None = None
 ) -> PolygonIndex: ...

@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from polymatch._core import PolygonIndex, PolymatchError, SchemaError, Tiling
+from polymatch._core import PolygonIndex, PolymatchError, SchemaError, Tiling, same_crs
 
 #: Centers sampled in all (spread over the polygon partitions) to cut the tiles.
 SAMPLE_SIZE = 200_000
@@ -86,13 +86,35 @@ def _centers(part: Any, geometry: str | None, carry: list[str], p: int) -> tuple
             f"(columns: {', '.join(table.column_names)})"
         )
     derived = index.to_arrow()
-    columns = {
-        _CX: derived["center_x"],
-        _CY: derived["center_y"],
-        _AREA: derived["area"],
-        **{c: table[c] for c in carry},
-    }
-    return pa.table(columns), index.crs
+    fields = [derived.schema.field(c).with_name(n) for c, n in _DERIVED.items()]
+    fields += [table.schema.field(c) for c in carry]  # field metadata (GeoArrow) kept
+    arrays = [derived[c] for c in _DERIVED] + [table[c] for c in carry]
+    schema = pa.schema(fields, metadata=_carried_geo(table.schema, carry))
+    return pa.Table.from_arrays(arrays, schema=schema), index.crs
+
+
+#: The columns of ``PolygonIndex.to_arrow`` a tile is built from, and their names there.
+_DERIVED = {"center_x": _CX, "center_y": _CY, "area": _AREA}
+
+
+def _carried_geo(schema: pa.Schema, carry: list[str]) -> dict[bytes, bytes] | None:
+    """The partition's GeoParquet ``geo`` metadata for the carried columns only, so
+    that a kept polygon geometry column is described in the output as one process
+    describes it (encoding, geometry types, CRS)."""
+    raw = (schema.metadata or {}).get(b"geo")
+    if raw is None:
+        return None
+    try:
+        geo = json.loads(raw)
+        columns = {c: v for c, v in geo["columns"].items() if c in carry}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None  # malformed: PolygonIndex.from_arrow refused it already, or ignores it
+    if not columns:
+        return None
+    geo["columns"] = columns
+    if geo.get("primary_column") not in columns:
+        geo["primary_column"] = next(iter(columns))
+    return {b"geo": json.dumps(geo).encode()}
 
 
 def _floats(column: pa.ChunkedArray) -> np.ndarray:
@@ -250,10 +272,6 @@ class Plan:
         return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def _same_crs(a: Any, b: Any) -> bool:
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-
-
 def plan(
     parts: list[Any],
     geometry: str | None,
@@ -283,7 +301,7 @@ def plan(
     crs = None
     for p, s in enumerate(summaries):
         if s["crs"] is not None:
-            if crs is not None and not _same_crs(crs, s["crs"]):
+            if crs is not None and not same_crs(crs, s["crs"]):
                 raise SchemaError(
                     f"polygon partition {p} states another CRS than an earlier one: "
                     f"{s['crs']!r} vs {crs!r}"

@@ -1,6 +1,6 @@
 """Run polymatch on a Dask cluster: the same matches, on points that outgrow one machine.
 
-Two entry points:
+Two entry points, and a reader:
 
 - :func:`match`: a lazy ``dask.dataframe.DataFrame`` of matches of a Dask DataFrame of
   points to polygons, argument order as :func:`polymatch.match` (polygons first).
@@ -8,7 +8,10 @@ Two entry points:
   ``points.compute()``), exactly what :meth:`polymatch.PolygonIndex.match` returns for
   the whole table in one process.
 - :func:`match_parquet`: one output file per Parquet file of points, each written
-  atomically; a rerun after a failure skips the outputs that exist.
+  atomically; a rerun after a failure skips the outputs that are complete and record
+  the same job, and redoes the others.
+- :func:`read_parquet`: ``dd.read_parquet`` that keeps Arrow types (lists, binary,
+  integers with nulls) and the GeoParquet CRS, for polygons and points alike.
 
 Two ways to get the polygons to the points, chosen by what ``polygons`` is:
 
@@ -22,9 +25,11 @@ Two ways to get the polygons to the points, chosen by what ``polygons`` is:
   docs/scaling.md).
 
 The broadcast pattern: the polygon index is built once on the
-client, serialised once with :meth:`~polymatch.PolygonIndex.to_bytes` (centers, areas and
-tree only: no outlines, no attribute columns), and placed in the task graph as a *single*
-key that every matching task depends on. The scheduler ships that key to each worker once
+client, serialised once with :meth:`~polymatch.PolygonIndex.to_bytes` (the match-ready
+index only: centers, areas, tree and rank order; no outlines, attribute columns or CRS),
+with the kept ``keep_polygons`` columns beside it as an Arrow IPC stream (the CRS is
+passed to each task: it is small), and placed in the task graph as a *single* key that
+every matching task depends on. The scheduler ships that key to each worker once
 (workers fetch it from each other like any other dependency), and each worker process
 deserialises it at most once: :func:`cached_index` keeps a small per-process cache keyed by
 a hash of the bytes (see :func:`cache_info`, :func:`clear_cache`).
@@ -53,6 +58,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from math import isqrt
 from pathlib import Path
 from typing import Any, Literal
@@ -64,7 +70,7 @@ import pyarrow.compute as pc
 from polymatch._core import PolygonIndex, PolymatchError
 from polymatch._core import match_parquet as _match_parquet_file
 
-__all__ = ["cache_info", "cached_index", "clear_cache", "match", "match_parquet"]
+__all__ = ["cache_info", "cached_index", "clear_cache", "match", "match_parquet", "read_parquet"]
 
 # ---------------------------------------------------------------------------------------
 # Per-process index cache (lives in each worker process)
@@ -211,29 +217,238 @@ def _resolve_threads(threads: int | None) -> int:
 
 
 # ---------------------------------------------------------------------------------------
+# read_parquet: Arrow types and the GeoParquet CRS kept
+# ---------------------------------------------------------------------------------------
+
+#: The GeoParquet ``geo`` metadata (None: the files state none) of each frame that
+#: :func:`read_parquet` made, by the name of its Parquet-reading expression (which every
+#: frame derived from it, projected or filtered, keeps as a leaf of its graph).
+_read_geo: dict[str, bytes | None] = {}
+_LOST_HINT = (
+    "read the polygons with polymatch.dask.read_parquet(...), which keeps Arrow types and the CRS"
+)
+
+
+def read_parquet(path: Any, columns: Sequence[str] | None = None, **kwargs: Any) -> Any:
+    """Read (Geo)Parquet files as a Dask DataFrame for :func:`match`, losing nothing.
+
+    ``dd.read_parquet`` with its defaults turns list columns (the ``x``/``y`` list
+    layout) into Python objects (several times the memory), integers with nulls into
+    float64 (ranks beyond 2**53 tie, and the wrong polygon may win) and drops the
+    GeoParquet CRS (so a CRS mismatch goes unrefused). This reads with
+    ``dtype_backend="pyarrow"`` (every column stays exactly its Arrow type) and
+    remembers the files' GeoParquet ``geo`` metadata (read from the first file's
+    footer) for :func:`match` and :func:`match_parquet`: the CRS of polygons and of
+    points read here is checked as one process checks it (``allow_crs_mismatch``), and
+    every partition reaches the matcher as an Arrow table carrying that metadata. Frames
+    derived from the result (column selections, filters) keep it.
+
+    Args:
+        path: what ``dd.read_parquet`` takes: a file, a directory, a glob pattern or a
+            list of files.
+        columns: the columns to read (default: all).
+        **kwargs: passed on to ``dd.read_parquet`` (``dtype_backend`` is always
+            ``"pyarrow"``).
+
+    Returns:
+        A lazy ``dask.dataframe.DataFrame`` with ``pd.ArrowDtype`` columns.
+
+    Raises:
+        ImportError: Dask is not installed (``pip install "polymatch[dask]"``).
+        ValueError: ``dtype_backend`` other than ``"pyarrow"``.
+
+    Example::
+
+        import polymatch.dask as pmd
+
+        footprints = pmd.read_parquet("footprints/*.parquet")
+        points = pmd.read_parquet("gps/*.parquet")
+        matches = pmd.match(footprints, points, max_dist=10.0, keep_polygons=["id"])
+    """
+    _require_dask(dataframe=True)
+    import dask.dataframe as dd
+
+    backend = kwargs.pop("dtype_backend", "pyarrow")
+    if backend != "pyarrow":
+        raise ValueError(
+            f"read_parquet keeps Arrow types: dtype_backend must be 'pyarrow', got {backend!r}"
+        )
+    frame = dd.read_parquet(
+        path,
+        columns=list(columns) if columns is not None else None,
+        dtype_backend="pyarrow",
+        **kwargs,
+    )
+    for leaf in _parquet_leaves(frame):
+        known, geo = _leaf_geo(leaf)
+        if not known:
+            geo = _first_file_geo(path)
+        _read_geo[leaf._name] = geo
+    return frame
+
+
+def _parquet_leaves(frame: Any) -> list[Any]:
+    """The Parquet-reading expressions a Dask DataFrame is computed from."""
+    try:
+        return [e for e in frame.expr.walk() if type(e).__name__.startswith("ReadParquet")]
+    except Exception:  # another Dask: no expressions to look into
+        return []
+
+
+def _leaf_geo(leaf: Any) -> tuple[bool, bytes | None]:
+    """``(known, geo)``: a Parquet-reading expression's GeoParquet metadata, remembered
+    by :func:`read_parquet` or read from its first file's footer (not known when this
+    Dask's reader does not tell its files)."""
+    if leaf._name in _read_geo:
+        return True, _read_geo[leaf._name]
+    try:
+        import pyarrow.parquet as pq
+
+        info = leaf._dataset_info
+        files = info["ds"].files
+        if not files:
+            return True, None
+        schema = pq.read_schema(files[0], filesystem=info.get("fs"))
+    except Exception:
+        return False, None
+    return True, (schema.metadata or {}).get(b"geo")
+
+
+def _first_file_geo(path: Any) -> bytes | None:
+    """The ``geo`` metadata of the first file of a local ``path`` (file, directory,
+    glob or list), or None."""
+    import pyarrow.parquet as pq
+
+    try:
+        if isinstance(path, (list, tuple)):
+            first = str(path[0])
+        else:
+            files, _ = _list_inputs(path, "Parquet")
+            first = str(files[0])
+        return (pq.read_schema(first).metadata or {}).get(b"geo")
+    except Exception:
+        return None
+
+
+def _frame_geo(frame: Any) -> tuple[bool, bytes | None]:
+    """``(known, geo)`` of a Dask DataFrame: known if it reads no Parquet (its
+    partitions carry what they carry, e.g. a dask-geopandas CRS) or if the ``geo``
+    metadata of every Parquet source is known; ``geo`` the first one stated."""
+    known, geo = True, None
+    for leaf in _parquet_leaves(frame):
+        k, g = _leaf_geo(leaf)
+        known = known and k
+        geo = geo if geo is not None else g
+    return known, geo
+
+
+def _from_integers(leaves: list[Any], column: str) -> bool:
+    """Whether ``column`` is an integer column in its Parquet source (True if unknown)."""
+    for leaf in leaves:
+        try:
+            schema = leaf._dataset_info["physical_schema"]
+        except Exception:
+            return True
+        if column in schema.names:
+            return pa.types.is_integer(schema.field(column).type)
+    return True
+
+
+def _with_geo(part: Any, geo: bytes) -> pa.Table:
+    """A pandas partition as an Arrow table carrying GeoParquet metadata ``geo`` (only
+    the columns the partition has: a projection may have dropped some), so that the
+    matcher resolves the geometry column and its CRS as it would from the file."""
+    import json
+
+    from polymatch._convert import points_to_arrow
+
+    table = pa.table(points_to_arrow(part))
+    metadata = dict(table.schema.metadata or {})
+    if b"geo" not in metadata:
+        try:
+            meta = json.loads(geo)
+            described = {
+                k: v for k, v in meta.get("columns", {}).items() if k in table.column_names
+            }
+            if described and meta.get("primary_column") in described:
+                metadata[b"geo"] = json.dumps({**meta, "columns": described}).encode()
+        except (ValueError, TypeError, AttributeError):
+            pass  # unreadable metadata: the matcher would refuse it; pass the table as is
+    return table.replace_schema_metadata(metadata)
+
+
+def _carrying_geo(parts: list[Any], frame: Any) -> list[Any]:
+    """The delayed partitions of ``frame``, each as an Arrow table carrying its Parquet
+    source's GeoParquet metadata if it states one (else unchanged)."""
+    import dask
+
+    _, geo = _frame_geo(frame)
+    if geo is None:
+        return parts
+    task = dask.delayed(_with_geo, pure=True)
+    return [task(part, geo) for part in parts]
+
+
+def _warn_lossy(polygons: Any, rank_by: str, polygon_geometry: str | None) -> None:
+    """One ``UserWarning`` naming what a Dask DataFrame of polygons lost on its way from
+    Parquet (``dd.read_parquet``'s defaults): list columns as Python objects, an integer
+    ``rank_by`` column as float64, a CRS that cannot be read."""
+    import warnings
+
+    leaves = _parquet_leaves(polygons)
+    if not leaves or all(leaf._name in _read_geo for leaf in leaves):
+        return
+    meta = polygons._meta
+    geometry = (
+        {polygon_geometry} if polygon_geometry else {"geometry", "geom", "wkb", "wkb_geometry"}
+    )
+    problems = []
+    objects = [
+        str(c)
+        for c, t in meta.dtypes.items()
+        if isinstance(t, np.dtype) and t.kind == "O" and c not in geometry
+    ]
+    if objects:
+        problems.append(
+            f"column(s) {', '.join(map(repr, objects))} arrive as Python objects "
+            "(list columns: several times the memory)"
+        )
+    rank_type = meta[rank_by].dtype if rank_by in meta.columns else None
+    if (
+        isinstance(rank_type, np.dtype)
+        and rank_type.kind in "iuf"
+        and _from_integers(leaves, rank_by)
+    ):
+        # the meta may say int64 while a partition with nulls arrives as float64
+        problems.append(
+            f"the integer rank_by column {rank_by!r} arrives as float64 wherever it has "
+            "nulls (integers beyond 2**53 then tie, and the wrong polygon may win)"
+        )
+    if not _frame_geo(polygons)[0]:
+        problems.append("the polygons' CRS is unknown (a CRS mismatch cannot be refused)")
+    if problems:
+        warnings.warn(
+            f"polygons from dd.read_parquet: {'; '.join(problems)}; {_LOST_HINT}",
+            UserWarning,
+            stacklevel=4,  # the caller of match / match_parquet
+        )
+
+
+# ---------------------------------------------------------------------------------------
 # match: Dask DataFrame in, lazy Dask DataFrame out
 # ---------------------------------------------------------------------------------------
 
 
 def _point_columns(points: Any, x: str | None, y: str | None, geometry: str | None) -> list[str]:
-    """The point columns a partition is matched on, by the single-process rule (named,
-    then declared, then x/y, then by name), so that only those are read."""
-    from polymatch._convert import _geopandas_to_arrow
+    """The point columns a partition is matched on, by the single-process rule (the
+    core's resolver, :func:`polymatch._core.resolve_columns`, on the Arrow schema of
+    the frame's meta), so that only those are read."""
+    from polymatch._convert import points_to_arrow
+    from polymatch._core import resolve_columns
 
-    if geometry is not None:
-        return [geometry]
-    if x is not None or y is not None:
-        return [x or "x", y or "y"]
-    meta = points._meta
-    if _geopandas_to_arrow(meta) is not None and getattr(meta, "_geometry_column_name", None):
-        return [meta._geometry_column_name]
-    cols = list(points.columns)
-    if "x" in cols and "y" in cols:
-        return ["x", "y"]
-    for name in ("geometry", "geom", "wkb", "wkb_geometry"):
-        if name in cols:
-            return [name]
-    return [c for c in ("x", "y") if c in cols] or ["x", "y"]
+    schema = pa.table(points_to_arrow(points._meta)).schema
+    columns, _ = resolve_columns(schema, "points", x=x, y=y, geometry=geometry)
+    return columns
 
 
 def _to_arrow(part: Any) -> pa.Table | pa.RecordBatch:
@@ -266,10 +481,15 @@ def _match_partition(
     schema: pa.Schema,
     partition: int | None,
 ) -> Any:
-    """Match one partition; ``point_index`` is the row within the partition."""
+    """Match one partition; ``point_index`` is the row within the partition. A bad
+    point's error is returned (not raised) when the global row is wanted: the
+    partition's offset is known only to :func:`_shift`, which raises it there."""
     import pandas as pd
 
-    table = _match_table(part, cached_index(token, data[0], crs, data[1]), options, threads)
+    try:
+        table = _match_table(part, cached_index(token, data[0], crs, data[1]), options, threads)
+    except PolymatchError as e:
+        return _row_error(e, partition)
     if partition is not None:
         column = pa.array([partition] * table.num_rows, type=pa.uint32())
         table = table.append_column("partition", column)
@@ -279,10 +499,44 @@ def _match_partition(
     return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
+@dataclass(frozen=True)
+class _RowError:
+    """The error of a partition's bad point (a ``row`` within the partition), passed on
+    as a value to the task that knows the partition's global offset."""
+
+    error: PolymatchError
+
+
+def _row_error(e: PolymatchError, partition: int | None) -> _RowError:
+    """Hold ``e`` for a task that knows the offset if it names a row and rows are global
+    (``partition`` is None); else raise it, saying which partition its row is in."""
+    if getattr(e, "row", None) is None:
+        raise e
+    if partition is not None:
+        e.add_note(f"row numbered within points partition {partition} (point_index='partition')")
+        raise e
+    return _RowError(e)
+
+
+def _raise_at(failure: _RowError, offset: int) -> None:
+    """Raise a partition's row error with the row numbered in the whole frame, as one
+    process numbers it (``point_index``)."""
+    e = failure.error
+    row = int(e.row)  # type: ignore[attr-defined]
+    shifted = type(e)(str(e).replace(f"row {row}", f"row {row + offset}", 1))
+    shifted.row = row + offset  # type: ignore[attr-defined]
+    for note in getattr(e, "__notes__", []):
+        shifted.add_note(note)
+    raise shifted from None
+
+
 def _shift(df: Any, offset: int) -> Any:
-    """Turn partition-local ``point_index`` values into global row positions."""
+    """Turn partition-local ``point_index`` values into global row positions (and a
+    held row error into the error about the global row)."""
     import pandas as pd
 
+    if isinstance(df, _RowError):
+        _raise_at(df, offset)
     if offset == 0 or len(df) == 0:
         return df
     local = pa.array(df["point_index"].array)
@@ -330,11 +584,16 @@ def _is_dask_frame(obj: Any) -> bool:
     return isinstance(obj, dd.DataFrame)
 
 
-def _polygon_parts(polygons: Any) -> list[Any] | None:
+def _polygon_parts(
+    polygons: Any, rank_by: str = "area", polygon_geometry: str | None = None
+) -> list[Any] | None:
     """The polygon partitions of a partitioned join (delayed partitions of a Dask
-    DataFrame, or Parquet paths, checked to exist), or None: broadcast."""
+    DataFrame, carrying their Parquet source's GeoParquet metadata, or Parquet paths,
+    checked to exist), or None: broadcast. Warns about what a Dask DataFrame read by
+    ``dd.read_parquet``'s defaults lost (see :func:`read_parquet`)."""
     if _is_dask_frame(polygons):
-        return list(polygons.to_delayed())
+        _warn_lossy(polygons, rank_by, polygon_geometry)
+        return _carrying_geo(list(polygons.to_delayed()), polygons)
     if (
         isinstance(polygons, (list, tuple))
         and polygons
@@ -365,15 +624,26 @@ def _carried(keep_polygons: Sequence[str], rank_by: str) -> list[str]:
     return list(dict.fromkeys([*keep_polygons, *rank_col]))
 
 
-def _routed_frame(part: Any, tiling: Any, spec: dict[str, Any]) -> list[Any]:
+def _routed_frame(
+    part: Any, tiling: Any, spec: dict[str, Any], tiles: int, partition: int | None
+) -> list[Any]:
+    """Route one points partition (a held row error for each tile if a point is bad;
+    see :func:`_row_error`)."""
     from polymatch import _tiles
 
-    return _tiles.route(pa.table(_to_arrow(part)), tiling, spec)
+    try:
+        return _tiles.route(pa.table(_to_arrow(part)), tiling, spec)
+    except PolymatchError as e:
+        return [_row_error(e, partition)] * tiles
 
 
-def _match_piece(tile: Any, piece: Any, options: dict[str, Any], threads: int | None) -> pa.Table:
+def _match_piece(
+    tile: Any, piece: Any, options: dict[str, Any], threads: int | None
+) -> pa.Table | _RowError:
     from polymatch import _tiles
 
+    if isinstance(piece, _RowError):
+        return piece
     return _tiles.match_piece(tile, piece, options, _resolve_threads(threads))
 
 
@@ -384,6 +654,9 @@ def _combined_frame(
 
     from polymatch import _tiles
 
+    failed = [r for r in results if isinstance(r, _RowError)]
+    if failed:
+        _raise_at(failed[0], offset)
     table = _tiles.combine(
         results,
         schema.remove(schema.get_field_index("partition")) if partition is not None else schema,
@@ -453,6 +726,7 @@ def match(
     k: int = 1,
     point_index: Literal["global", "partition"] = "global",
     polygons_per_tile: int | None = None,
+    allow_crs_mismatch: bool = False,
 ) -> Any:
     """Match a Dask DataFrame of points to polygons; returns a lazy Dask DataFrame.
 
@@ -470,8 +744,10 @@ def match(
             :meth:`~polymatch.PolygonIndex.from_arrow` takes, or a (Geo)Parquet path,
             indexed on the client, serialised once and deserialised at most once per
             worker process; or polygons to *partition*: a Dask DataFrame of polygons
-            (dask-geopandas, or ``dd.read_parquet`` of GeoParquet (WKB) or of the
-            article's ``x``/``y`` list layout) or a list of polygon Parquet files. Then
+            (dask-geopandas, or :func:`read_parquet` of GeoParquet (WKB) or of the
+            article's ``x``/``y`` list layout: it keeps Arrow types and the CRS;
+            ``dd.read_parquet``'s defaults lose them, and a ``UserWarning`` says so)
+            or a list of polygon Parquet files. Then
             the plane is cut into tiles of about ``polygons_per_tile`` polygons each,
             extended by a halo of ``max_dist``, and no process ever holds every polygon.
             Setting up a partitioned join reads every polygon partition once, now, on
@@ -510,25 +786,29 @@ def match(
             partitions at all.
         polygons_per_tile: the tile size of a partitioned join (default 250,000):
             smaller tiles, less memory per task, more halo copies and tasks.
+        allow_crs_mismatch: match even if the points and the polygons state different
+            CRS, as for :meth:`polymatch.PolygonIndex.match` (the CRS of points and
+            polygons read by :func:`read_parquet` or dask-geopandas is known).
 
     Raises:
         TypeError: the points came first (the order of polymatch 0.1).
         ValueError: a partitioned join with ``max_dist=inf``; bad options.
-        SchemaError: missing columns, different CRS across polygon partitions.
+        SchemaError: missing columns, different CRS across polygon partitions, points
+            and polygons in different CRS (without ``allow_crs_mismatch``; raised when
+            the partitions are matched, i.e. on compute).
 
     Example::
 
-        import dask.dataframe as dd
         import polymatch as pm
         import polymatch.dask as pmd
 
         index = pm.read_polygons("polygons.parquet")
-        points = dd.read_parquet("points/*.parquet")
+        points = pmd.read_parquet("points/*.parquet")  # Arrow types and CRS kept
         matches = pmd.match(index, points, max_dist=10.0, keep=["point_id"])
         matches.to_parquet("matches/")                 # or .compute()
 
         # polygons that do not fit one process: partition them too
-        footprints = dd.read_parquet("footprints/*.parquet")
+        footprints = pmd.read_parquet("footprints/*.parquet")
         matches = pmd.match(footprints, points, max_dist=10.0, keep_polygons=["id"])
     """
     _require_dask(dataframe=True)
@@ -563,6 +843,7 @@ def match(
         "k": k,
         "keep": keep or None,
         "keep_polygons": keep_polygons or None,
+        "allow_crs_mismatch": allow_crs_mismatch,
     }
     spec: dict[str, Any] = {}
     if geometry is not None:
@@ -571,10 +852,10 @@ def match(
         spec.update(x=x, y=y)
     options.update(spec)
     per_partition = point_index == "partition"
-    parts = points.to_delayed()
+    parts = _carrying_geo(points.to_delayed(), points)
     import pandas as pd
 
-    polygon_parts = _polygon_parts(polygons)
+    polygon_parts = _polygon_parts(polygons, rank_by, polygon_geometry)
     if polygon_parts is None:
         index = _as_index(polygons, polygon_geometry).prepare(rank_by, descending)
         schema = _meta_schema(points, index, options, per_partition)
@@ -617,7 +898,12 @@ def match(
         combine = dask.delayed(_combined_frame, pure=True)
         results = [
             combine(
-                _matched_pieces(route(part, tiling, spec), tiles, options, threads),
+                _matched_pieces(
+                    route(part, tiling, spec, len(tiles), i if per_partition else None),
+                    tiles,
+                    options,
+                    threads,
+                ),
                 schema,
                 off,
                 i if per_partition else None,
@@ -830,6 +1116,7 @@ def match_parquet(
     k: int = 1,
     batch_rows: int = 262_144,
     polygons_per_tile: int | None = None,
+    allow_crs_mismatch: bool = False,
 ) -> list[str]:
     """Match Parquet files of points on the current Dask scheduler, one task per file.
 
@@ -867,6 +1154,8 @@ def match_parquet(
             shipped with the index (see :func:`match`).
         threads: rayon threads per task (see :func:`match`).
         keep_polygons, polygon_geometry, polygons_per_tile: as for :func:`match`.
+        allow_crs_mismatch: match even if the points and the polygons state different
+            CRS (as for :func:`polymatch.match_parquet`); part of the job's identity.
 
     Returns:
         The output paths, in input order (including the ones a rerun skipped).
@@ -902,8 +1191,9 @@ def match_parquet(
         "k": k,
         "batch_rows": batch_rows,
         "keep_polygons": list(keep_polygons) if keep_polygons else None,
+        "allow_crs_mismatch": allow_crs_mismatch,
     }
-    polygon_parts = _polygon_parts(polygons)
+    polygon_parts = _polygon_parts(polygons, rank_by, polygon_geometry)
     if polygon_parts is not None:
         return _match_parquet_tiles(
             polygons,
@@ -961,28 +1251,17 @@ def match_parquet(
 
 
 def _file_point_columns(
-    schema: pa.Schema, x: str | None, y: str | None, geometry: str | None, keep: list[str]
-) -> list[str] | None:
-    """The columns of a points file that matching reads (None: all of them), by the
-    single-process rule: named, then declared (GeoParquet), then x/y, then by name."""
-    import json
+    schema: pa.Schema, spec: dict[str, Any], keep: list[str]
+) -> tuple[list[str], Any]:
+    """The columns of a points file that matching reads (the point columns by the
+    single-process rule, :func:`polymatch._core.resolve_columns`, then the kept ones that
+    exist: a missing one is then refused by the match, as one process refuses it), and
+    the CRS the file states."""
+    from polymatch._core import resolve_columns
 
-    names = schema.names
-    if geometry is not None:
-        coords = [geometry]
-    elif x is not None or y is not None:
-        coords = [x or "x", y or "y"]
-    elif schema.metadata and b"geo" in schema.metadata:
-        try:
-            coords = [json.loads(schema.metadata[b"geo"])["primary_column"]]
-        except (ValueError, KeyError, TypeError):
-            return None
-    elif "x" in names and "y" in names:
-        coords = ["x", "y"]
-    else:
-        coords = [n for n in ("geometry", "geom", "wkb", "wkb_geometry") if n in names][:1]
+    coords, crs = resolve_columns(schema, "points", **spec)
     wanted = list(dict.fromkeys(coords + keep))
-    return wanted if all(c in names for c in wanted) else None
+    return [c for c in wanted if c in schema.names], crs
 
 
 def _routed_file(src: str, tiling: Any, spec: dict[str, Any], keep: list[str]) -> list[Any]:
@@ -992,10 +1271,7 @@ def _routed_file(src: str, tiling: Any, spec: dict[str, Any], keep: list[str]) -
     from polymatch import _tiles
 
     try:
-        schema = pq.read_schema(src)
-        columns = _file_point_columns(
-            schema, spec.get("x"), spec.get("y"), spec.get("geometry"), keep
-        )
+        columns, _ = _file_point_columns(pq.read_schema(src), spec, keep)
         table = pq.read_table(src, columns=columns)
         return _tiles.route(table, tiling, spec)
     except (PolymatchError, OSError, pa.ArrowException) as e:
@@ -1003,29 +1279,45 @@ def _routed_file(src: str, tiling: Any, spec: dict[str, Any], keep: list[str]) -
         raise
 
 
-def _write_tiles_output(results: list[pa.Table], dst: str, job: str) -> dict[str, Any]:
-    """Put one points file's results in point order and write them atomically (a
-    temporary file beside ``dst``, then a rename), recording ``job``."""
-    import json
-    import uuid
+#: The options a result file records (``polymatch._core.write_results``'s arguments).
+_RECORDED = (
+    "max_dist",
+    "how",
+    "all_candidates",
+    "rank_by",
+    "descending",
+    "k",
+    "keep",
+    "keep_polygons",
+)
 
+
+def _write_tiles_output(
+    results: list[pa.Table],
+    dst: str,
+    job: str,
+    src: str,
+    options: dict[str, Any],
+    spec: dict[str, Any],
+    polygons_crs: Any,
+) -> dict[str, Any]:
+    """Put one points file's results in point order and write them as one process
+    writes its output (:func:`polymatch._core.write_results`: atomically, with the same
+    ``geo`` and ``polymatch`` metadata), recording ``job``."""
     import pyarrow.parquet as pq
 
-    from polymatch import __version__, _tiles
+    from polymatch import _tiles
+    from polymatch._core import write_results
 
     table = _tiles.combine(results, None, 0)
-    metadata = dict(table.schema.metadata or {})
-    metadata[b"polymatch"] = json.dumps({"version": __version__, "job": job}).encode()
-    table = table.replace_schema_metadata(metadata)
+    _, points_crs = _file_point_columns(pq.read_schema(src), spec, [])
+    # The result's CRS: the polygons' if they state one, else the points' (an unstated
+    # CRS never conflicts; a mismatch was refused by the match, or allowed).
+    crs = polygons_crs if polygons_crs is not None else points_crs
     out = Path(dst)
     out.parent.mkdir(parents=True, exist_ok=True)
-    temp = out.with_name(f".{out.name}.polymatch-{uuid.uuid4().hex}.tmp")
-    try:
-        pq.write_table(table, temp, compression="zstd")
-        os.replace(temp, out)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    recorded = {k: options[k] for k in _RECORDED}
+    write_results(table, out, **recorded, crs=crs, points=src, job_id=job)
     _remove_stale_temps(out)
     # Points with a match: the rows are in point order, so count where point_index steps.
     # (pc.count_distinct would build a hash table of hundreds of MB for a million rows.)
@@ -1075,6 +1367,7 @@ def _match_parquet_tiles(
         "k": options["k"],
         "keep": keep or None,
         "keep_polygons": keep_polygons or None,
+        "allow_crs_mismatch": options["allow_crs_mismatch"],
         **spec,
     }
     carry = _carried(keep_polygons, rank_by)
@@ -1128,6 +1421,10 @@ def _match_parquet_tiles(
                 ),
                 str(outs[i]),
                 jobs[i],
+                str(files[i]),
+                match_options,
+                spec,
+                plan.crs,
             )
             for i in todo
         ]

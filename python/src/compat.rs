@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use numpy::{PyArray1, PyArrayMethods, PyUntypedArrayMethods};
+use polymatch::geometry::float_key;
 use polymatch::index::Within;
 use polymatch::matching::check_max_dist;
 use polymatch::polygons::ring_center_area;
@@ -342,7 +343,7 @@ fn prepare<'py>(py: Python<'py>, polygons: &Bound<'py, PyAny>) -> PyResult<Prepa
     let keys = all
         .iter()
         .enumerate()
-        .map(|(i, &a)| ((total_order_key(a + 0.0) as u128) << 32) | i as u128)
+        .map(|(i, &a)| ((float_key(a) as u128) << 32) | i as u128)
         .collect();
     let nan_areas = all.iter().any(|a| a.is_nan()).then_some(all);
     let centers = Centers::of(polys.iter().map(|p| p.get()));
@@ -352,13 +353,6 @@ fn prepare<'py>(py: Python<'py>, polygons: &Bound<'py, PyAny>) -> PyResult<Prepa
         keys,
         nan_areas,
     })
-}
-
-/// The unsigned integer whose order is `f64::total_cmp`'s (its bit trick, then the sign
-/// bit flipped so that unsigned order is signed order).
-fn total_order_key(a: f64) -> u64 {
-    let bits = a.to_bits() as i64;
-    (bits ^ ((((bits >> 63) as u64) >> 1) as i64)) as u64 ^ (1 << 63)
 }
 
 /// Visits, once each, every polygon whose center can be within `max_dist` of `(px, py)`:

@@ -34,7 +34,32 @@ impl From<CoreError> for PyPolymatchError {
 }
 
 impl From<PyPolymatchError> for PyErr {
+    /// The exception of the error's class; one about a row of the input also gets a
+    /// `row` attribute (the row number its message states), so that a caller that
+    /// matched a part of its input (a Dask partition) can say which row of the whole.
     fn from(e: PyPolymatchError) -> Self {
+        let row = match e.0.root() {
+            CoreError::InvalidGeometry { row, .. } => Some(*row),
+            CoreError::UnsupportedGeometry { row, .. } => *row,
+            _ => None,
+        };
+        let err = PyErr::from_core(e);
+        if let Some(row) = row {
+            Python::attach(|py| {
+                // Best effort: the exception is raised with or without the attribute.
+                let _ = err.value(py).setattr("row", row);
+            });
+        }
+        err
+    }
+}
+
+trait FromCore {
+    fn from_core(e: PyPolymatchError) -> Self;
+}
+
+impl FromCore for PyErr {
+    fn from_core(e: PyPolymatchError) -> Self {
         let msg = e.0.to_string();
         match e.0 {
             CoreError::MissingColumn { .. }

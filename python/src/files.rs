@@ -3,17 +3,20 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use polymatch::io::parquet::{index_polygons, read_polygons as core_read_polygons};
+use polymatch::io::parquet::{read_polygon_centers, read_polygons as core_read_polygons};
 use polymatch::io::{Keep, PointSpec};
 use polymatch::matcher::{polygon_columns_to_read, Matcher, PolygonSide};
-use polymatch::pipeline::{match_parquet as core_match_parquet, ParquetJob};
-use polymatch::{How, MatchOptions, Rankings};
+use polymatch::pipeline::{
+    match_parquet as core_match_parquet, write_results as core_write_results, JobRecord, ParquetJob,
+};
+use polymatch::{Rankings, SpatialIndex};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::crs::optional_crs;
 use crate::error::PyPolymatchError;
 use crate::index::{run_detached, PyPolygonIndex};
-use crate::input::{rank_rule, threads as check_threads, Columns};
+use crate::input::{match_options, threads as check_threads, Columns};
 
 /// Load a ``PolygonIndex`` from a (Geo)Parquet file.
 ///
@@ -99,17 +102,7 @@ pub fn match_parquet<'py>(
     job_id: Option<String>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let threads = check_threads(threads)?;
-    let (rank_by, descending, k) = rank_rule(rank_by, descending, k)?;
-    let options = MatchOptions {
-        max_dist,
-        how: how.parse::<How>().map_err(PyPolymatchError)?,
-        all_candidates,
-        rank_by,
-        descending,
-        k,
-        ..MatchOptions::default()
-    };
-    options.validate().map_err(PyPolymatchError)?;
+    let options = match_options(max_dist, how, all_candidates, rank_by, descending, k, None)?;
     let keep = keep.map(|k| k.0).unwrap_or_default();
     let keep_polygons = keep_polygons.map(|k| k.0).unwrap_or_default();
     let (index, attributes, crs, polygons_path): (Arc<Rankings>, _, _, Option<PathBuf>) =
@@ -123,16 +116,17 @@ pub fn match_parquet<'py>(
             )
         } else {
             let path: PathBuf = polygons.extract()?;
-            let file = py
+            let (index, file) = py
                 .detach(|| {
                     crate::pool::run(None, || {
                         let load = polygon_columns_to_read(&keep_polygons, &options);
-                        index_polygons(&path, polygon_geometry.as_deref(), &load)
+                        let file = read_polygon_centers(&path, polygon_geometry.as_deref(), &load)?;
+                        Ok((SpatialIndex::from_polygon_centers(&file.centers), file))
                     })?
                 })
                 .map_err(PyPolymatchError)?;
             (
-                Arc::new(Rankings::new(Arc::new(file.index))),
+                Arc::new(Rankings::new(Arc::new(index))),
                 Some(file.attributes),
                 file.crs,
                 Some(path),
@@ -174,6 +168,65 @@ pub fn match_parquet<'py>(
     d.set_item("matched", summary.matched)?;
     d.set_item("rows_written", summary.rows_written)?;
     Ok(d)
+}
+
+/// Write a match result to a Parquet file exactly as ``match_parquet`` writes its
+/// output: atomically (a temporary file, then a rename), with the result's ``geo``
+/// metadata and a ``polymatch`` record of the job (polymatch's version, every option,
+/// the kept columns, the input files, the CRS, ``job_id``), stated both as file
+/// metadata and in the embedded Arrow schema. ``polymatch.dask`` writes the outputs of
+/// a partitioned job with it, so that they are the files one process writes.
+///
+/// Args:
+///     result: the result, an Arrow table in ``PolygonIndex.match``'s schema.
+///     out: the output file.
+///     max_dist, how, all_candidates, rank_by, descending, k, keep, keep_polygons:
+///         the options the result was matched with (checked as ``match`` checks them).
+///     crs: the CRS of the result (None: unstated).
+///     points, polygons: the input files, if any, recorded as they are.
+///     job_id: recorded as ``"job"``.
+#[pyfunction]
+#[pyo3(signature = (result, out, max_dist=10.0, how="inner", all_candidates=false, *, rank_by="area", descending=false, k=1, keep=None, keep_polygons=None, crs=None, points=None, polygons=None, job_id=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn write_results(
+    py: Python<'_>,
+    result: pyo3_arrow::PyTable,
+    out: PathBuf,
+    max_dist: f64,
+    how: &str,
+    all_candidates: bool,
+    rank_by: &str,
+    descending: bool,
+    k: i128,
+    keep: Option<Columns>,
+    keep_polygons: Option<Columns>,
+    crs: Option<&Bound<'_, PyAny>>,
+    points: Option<PathBuf>,
+    polygons: Option<PathBuf>,
+    job_id: Option<String>,
+) -> PyResult<()> {
+    let options = match_options(max_dist, how, all_candidates, rank_by, descending, k, None)?;
+    let crs = optional_crs(crs)?;
+    let keep = keep.map(|k| k.0).unwrap_or_default();
+    let keep_polygons = keep_polygons.map(|k| k.0).unwrap_or_default();
+    let (batches, schema) = result.into_inner();
+    py.detach(|| {
+        crate::pool::run(None, || {
+            let record = JobRecord {
+                options: &options,
+                keep: Keep {
+                    points: &keep,
+                    polygons: &keep_polygons,
+                },
+                crs: crs.as_ref(),
+                points: points.as_deref(),
+                polygons: polygons.as_deref(),
+                job_id: job_id.as_deref(),
+            };
+            core_write_results(&out, &schema, &batches, &record)
+        })?
+    })
+    .map_err(|e| PyPolymatchError(e).into())
 }
 
 /// Run the `polymatch` command line with `args` (without the program name); returns the

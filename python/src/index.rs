@@ -9,19 +9,19 @@ use arrow::array::{ArrayRef, Float64Array, RecordBatch};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema};
 use polymatch::io::arrow_ingest::polygons_from_coords;
-use polymatch::io::schema::{resolve_geometry, Crs, Request, Role};
-use polymatch::io::{index_from_centers, polygons_from_batch, Keep, PointSpec};
+use polymatch::io::crs::Crs;
+use polymatch::io::schema::{resolve_geometry, Request, Role};
+use polymatch::io::{centers_from_batch, polygons_from_batch, Keep, PointSpec};
 use polymatch::matcher::{Matcher, PolygonSide};
-use polymatch::{
-    How, MatchOptions, Order, PolygonColumns, PolymatchError, RankBy, Rankings, SpatialIndex,
-};
+use polymatch::{PolygonColumns, PolymatchError, RankBy, Rankings, SpatialIndex};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 use pyo3_arrow::{PyArray, PyTable};
 
+use crate::crs::{crs_to_py, optional_crs};
 use crate::error::PyPolymatchError;
-use crate::input::{rank_rule, read_table, threads as check_threads, Columns, Side};
+use crate::input::{match_options, read_table, threads as check_threads, Columns, Side};
 
 /// Above this many points a match runs on a worker thread while the calling thread
 /// watches for Ctrl-C; below it, the thread hand-off would cost more than the match.
@@ -79,28 +79,6 @@ impl PyPolygonIndex {
     pub fn crs(&self) -> Option<&Crs> {
         self.crs.as_ref()
     }
-}
-
-/// A CRS given from Python: a string, or a dict (PROJJSON).
-fn crs_value(c: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
-    if let Ok(s) = c.extract::<String>() {
-        return Ok(serde_json::Value::String(s));
-    }
-    let text: String = c
-        .py()
-        .import("json")?
-        .call_method1("dumps", (c,))?
-        .extract()?;
-    serde_json::from_str(&text)
-        .map_err(|e| PyValueError::new_err(format!("crs is not a string or a JSON object: {e}")))
-}
-
-/// An optional CRS argument (None or missing: no CRS).
-fn optional_crs(crs: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Crs>> {
-    Ok(match crs {
-        Some(c) if !c.is_none() => Some(Crs(crs_value(c)?)),
-        _ => None,
-    })
 }
 
 /// Every batch of `data` in one record batch (no copy if there is one).
@@ -332,7 +310,8 @@ impl PyPolygonIndex {
         let index = py
             .detach(|| {
                 crate::pool::run(None, || {
-                    index_from_centers(&batch, [center_x, center_y, area])
+                    centers_from_batch(&batch, [center_x, center_y, area])
+                        .map(|c| SpatialIndex::from_polygon_centers(&c))
                 })?
             })
             .map_err(PyPolymatchError)?;
@@ -395,13 +374,7 @@ impl PyPolygonIndex {
     /// The CRS the polygons were stated in (a string or a PROJJSON dict), or None.
     #[getter(crs)]
     fn py_crs<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        match &self.crs {
-            None => Ok(None),
-            Some(Crs(serde_json::Value::String(s))) => Ok(Some(s.into_pyobject(py)?.into_any())),
-            Some(Crs(v)) => Ok(Some(
-                py.import("json")?.call_method1("loads", (v.to_string(),))?,
-            )),
-        }
+        crs_to_py(py, self.crs.as_ref())
     }
 
     /// The match-ready index as bytes: ranked rows, centers and areas and the tree
@@ -461,10 +434,9 @@ impl PyPolygonIndex {
         descending: bool,
     ) -> PyResult<Py<Self>> {
         let this = slf.get();
-        let order = match rank_by.parse::<RankBy>().map_err(PyPolymatchError)? {
-            RankBy::Distance => return Ok(slf.clone().unbind()),
-            RankBy::Area => Order::Area { descending },
-            RankBy::Column(name) => Order::Column { name, descending },
+        let rule = rank_by.parse::<RankBy>().map_err(PyPolymatchError)?;
+        let Some(order) = rule.order(descending) else {
+            return Ok(slf.clone().unbind()); // by distance: any order serves
         };
         let index = py
             .detach(|| crate::pool::run(None, || this.index.get(&order, this.attributes.as_ref()))?)
@@ -484,10 +456,8 @@ impl PyPolygonIndex {
     /// came from ``prepare`` (or from bytes of a prepared index).
     #[getter]
     fn rank_order(&self) -> (String, bool) {
-        match self.core().order() {
-            Order::Area { descending } => ("area".into(), *descending),
-            Order::Column { name, descending } => (name.clone(), *descending),
-        }
+        let order = self.core().order();
+        (order.rank_by().to_string(), order.descending())
     }
 
     /// The index is immutable: a copy is the index itself.
@@ -620,17 +590,15 @@ impl PyPolygonIndex {
         threads: Option<i64>,
         chunk_size: Option<usize>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (rank_by, descending, k) = rank_rule(rank_by, descending, k)?;
-        let options = MatchOptions {
+        let options = match_options(
             max_dist,
-            how: how.parse::<How>().map_err(PyPolymatchError)?,
+            how,
             all_candidates,
-            chunk_size: chunk_size.unwrap_or(polymatch::matching::CHUNK),
             rank_by,
             descending,
             k,
-        };
-        options.validate().map_err(PyPolymatchError)?;
+            chunk_size,
+        )?;
         let threads = check_threads(threads)?;
         let (schema, batches) = read_table(py, points, Side::Points)?;
         let total: usize = batches.iter().map(|b| b.num_rows()).sum();

@@ -214,19 +214,40 @@ pub fn threads(threads: Option<i64>) -> PyResult<Option<usize>> {
     }
 }
 
-/// The rank rule of a match from its Python arguments: `rank_by` (`"area"`,
-/// `"distance"` or a polygon column), `descending`, and `k` (1 to `2**32 - 1`).
-pub fn rank_rule(
+/// The match options from their Python arguments, validated: the one parser of
+/// `PolygonIndex.match`, `match_parquet` and the result writer (`rank_by` is
+/// `"area"`, `"distance"` or a polygon column; `k` is 1 to `2**32 - 1`; `chunk_size`
+/// defaults to [`polymatch::matching::CHUNK`]).
+///
+/// # Errors
+/// `ValueError` for an unknown `how`, a bad `max_dist`, `k` or combination.
+pub fn match_options(
+    max_dist: f64,
+    how: &str,
+    all_candidates: bool,
     rank_by: &str,
     descending: bool,
     k: i128,
-) -> PyResult<(polymatch::RankBy, bool, u32)> {
-    let rank_by = rank_by.parse().map_err(PyPolymatchError)?;
-    match u32::try_from(k) {
-        Ok(k) if k >= 1 => Ok((rank_by, descending, k)),
-        _ => Err(pyo3::exceptions::PyValueError::new_err(format!(
-            "k must be between 1 and {} (the rank column is uint32), got {k}",
-            u32::MAX
-        ))),
-    }
+    chunk_size: Option<usize>,
+) -> PyResult<polymatch::MatchOptions> {
+    let k = match u32::try_from(k) {
+        Ok(k) if k >= 1 => k,
+        _ => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "k must be between 1 and {} (the rank column is uint32), got {k}",
+                u32::MAX
+            )))
+        }
+    };
+    let options = polymatch::MatchOptions {
+        max_dist,
+        how: how.parse().map_err(PyPolymatchError)?,
+        all_candidates,
+        chunk_size: chunk_size.unwrap_or(polymatch::matching::CHUNK),
+        rank_by: rank_by.parse().map_err(PyPolymatchError)?,
+        descending,
+        k,
+    };
+    options.validate().map_err(PyPolymatchError)?;
+    Ok(options)
 }

@@ -1,6 +1,8 @@
 //! Python bindings of polymatch: conversion only, the work is in the `polymatch` crate.
 
+mod columns;
 mod compat;
+mod crs;
 mod error;
 mod files;
 mod index;
@@ -18,8 +20,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<index::PyPolygonIndex>()?;
     m.add_class::<compat::PyPolygon>()?;
     m.add_class::<partition::PyTiling>()?;
+    m.add_function(wrap_pyfunction!(crs::same_crs, m)?)?;
+    m.add_function(wrap_pyfunction!(columns::resolve_columns, m)?)?;
     m.add_function(wrap_pyfunction!(files::read_polygons, m)?)?;
     m.add_function(wrap_pyfunction!(files::match_parquet, m)?)?;
+    m.add_function(wrap_pyfunction!(files::write_results, m)?)?;
     m.add_function(wrap_pyfunction!(files::run_cli, m)?)?;
     m.add_function(wrap_pyfunction!(compat::find_close_polygons, m)?)?;
     m.add_function(wrap_pyfunction!(compat::select_best_polygon, m)?)?;

@@ -1,8 +1,8 @@
 //! `Tiling`: the spatial tiles of `polymatch.dask`'s partitioned join, as a Python class.
 
 use numpy::{PyArray1, PyReadonlyArray1};
-use polymatch::io::{points_from_batch, PointSpec};
-use polymatch::matcher::shift_row;
+use polymatch::io::points_from_columns;
+use polymatch::io::schema::{resolve_geometry, Request, Role};
 use polymatch::Tiling;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -62,18 +62,21 @@ impl PyTiling {
         y: Option<String>,
         geometry: Option<String>,
     ) -> PyResult<Bound<'py, PyArray1<u32>>> {
-        let (_, batches) = read_table(py, points, Side::Points)?;
-        let spec = PointSpec {
+        let (schema, batches) = read_table(py, points, Side::Points)?;
+        let request = Request {
             x: x.as_deref(),
             y: y.as_deref(),
             geometry: geometry.as_deref(),
         };
         let tiles = py
             .detach(|| -> polymatch::Result<Vec<u32>> {
+                // The columns once for the stream, as the matcher resolves them.
+                let columns = resolve_geometry(&schema, Role::Points, request)?.columns;
                 let mut out = Vec::new();
                 for batch in &batches {
-                    let first = out.len() as u64;
-                    let cols = points_from_batch(batch, spec).map_err(|e| shift_row(e, first))?;
+                    let first = out.len();
+                    let cols =
+                        points_from_columns(batch, &columns).map_err(|e| e.rows_from(first))?;
                     out.extend(self.0.route(&cols.x, &cols.y));
                 }
                 Ok(out)

@@ -15,10 +15,9 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type};
 
 use crate::error::{PolymatchError, Result};
-use crate::index::SpatialIndex;
 use crate::io::schema::{resolve_geometry, GeometryColumns, Request, Role, EXTENSION_NAME};
 use crate::io::wkb::{read_point, PolygonBuilder};
-use crate::polygons::PolygonColumns;
+use crate::polygons::{PolygonCenters, PolygonColumns};
 
 /// Points as float64 columns, with their validity.
 #[derive(Debug, Clone)]
@@ -330,17 +329,17 @@ pub fn polygons_from_coords(
     PolygonColumns::from_rings(xs, ys, offsets, None)
 }
 
-/// A spatial index over the precomputed centers and areas of `batch`: the float columns
-/// `names` (`center_x`, `center_y` and `area` in what `PolygonIndex.to_arrow` writes), for polygons
-/// whose outlines were read elsewhere (a partition's share of a larger polygon set).
-/// A row with a null or NaN value in any of them is an unmatchable polygon, as a null or
-/// empty polygon is.
+/// The precomputed centers and areas of `batch`: the float columns `names` (`center_x`,
+/// `center_y` and `area` in what `PolygonIndex.to_arrow` writes), for polygons whose
+/// outlines were read elsewhere (a partition's share of a larger polygon set); no copy
+/// of float64 columns without an offset. A row with a null or NaN value in any of them
+/// is an unmatchable polygon, as a null or empty polygon is.
 ///
 /// # Errors
 /// [`PolymatchError::MissingColumn`], [`PolymatchError::ColumnType`], or
 /// [`PolymatchError::InvalidGeometry`] naming the first row with an infinite value or a
 /// negative area.
-pub fn index_from_centers(batch: &RecordBatch, names: [&str; 3]) -> Result<SpatialIndex> {
+pub fn centers_from_batch(batch: &RecordBatch, names: [&str; 3]) -> Result<PolygonCenters> {
     let read = |name: &str| -> Result<(ScalarBuffer<f64>, Option<NullBuffer>)> {
         let array = batch
             .column_by_name(name)
@@ -373,7 +372,13 @@ pub fn index_from_centers(batch: &RecordBatch, names: [&str; 3]) -> Result<Spati
             reason: format!("a negative area ({})", area[row]),
         });
     }
-    Ok(SpatialIndex::from_centers(&cx, &cy, &area, keep))
+    let matchable = (0..cx.len()).map(keep).collect();
+    Ok(PolygonCenters {
+        x: cx,
+        y: cy,
+        area,
+        matchable,
+    })
 }
 
 /// Read the points of `batch` (see [`PointSpec`]): named `x`/`y` columns, else a named or
@@ -388,19 +393,29 @@ pub fn points_from_batch(batch: &RecordBatch, spec: PointSpec<'_>) -> Result<Poi
         x: spec.x,
         y: spec.y,
     };
-    match resolve_geometry(batch.schema_ref(), Role::Points, request)?.columns {
+    let resolved = resolve_geometry(batch.schema_ref(), Role::Points, request)?;
+    points_from_columns(batch, &resolved.columns)
+}
+
+/// Read the points of `batch` from columns resolved already (once for a whole stream, by
+/// [`resolve_geometry`] on its schema).
+///
+/// # Errors
+/// As [`points_from_batch`], but for the resolution.
+pub fn points_from_columns(batch: &RecordBatch, columns: &GeometryColumns) -> Result<PointColumns> {
+    match columns {
         GeometryColumns::Geometry(name) => {
-            let (field, array) = column(batch, &name)?;
+            let (field, array) = column(batch, name)?;
             points_from_array(field, array)
         }
         GeometryColumns::Xy(xn, yn) => {
-            let (_, xa) = column(batch, &xn)?;
-            let (_, ya) = column(batch, &yn)?;
-            validate(xa, &xn)?;
-            validate(ya, &yn)?;
+            let (_, xa) = column(batch, xn)?;
+            let (_, ya) = column(batch, yn)?;
+            validate(xa, xn)?;
+            validate(ya, yn)?;
             let nulls = NullBuffer::union(xa.logical_nulls().as_ref(), ya.logical_nulls().as_ref());
-            let x = numbers(xa, &xn)?;
-            let y = numbers(ya, &yn)?;
+            let x = numbers(xa, xn)?;
+            let y = numbers(ya, yn)?;
             Ok(PointColumns { x, y, nulls })
         }
     }

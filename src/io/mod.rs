@@ -2,6 +2,7 @@
 //! columns, and (Geo)Parquet files.
 
 pub mod arrow_ingest;
+pub mod crs;
 pub mod guard;
 pub mod keep;
 pub mod parquet;
@@ -10,6 +11,7 @@ pub mod wkb;
 pub mod writer;
 
 pub use arrow_ingest::{
-    index_from_centers, points_from_batch, polygons_from_batch, PointColumns, PointSpec,
+    centers_from_batch, points_from_batch, points_from_columns, polygons_from_batch, PointColumns,
+    PointSpec,
 };
 pub use keep::Keep;

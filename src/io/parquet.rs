@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 
@@ -23,23 +23,20 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::PageIndexPolicy;
-use parquet::file::metadata::{KeyValue, ParquetMetaData};
+use parquet::file::metadata::ParquetMetaData;
 use parquet::file::statistics::Statistics;
 use rayon::prelude::*;
 
 use crate::error::{PolymatchError, Result};
-use crate::index::SpatialIndex;
 use crate::io::arrow_ingest::{polygons_from_array, polygons_from_xy_lists, validate};
+use crate::io::crs::Crs;
 use crate::io::guard;
-use crate::io::schema::{
-    resolve_geometry, Crs, CrsEntry, GeometryColumns, Request, Resolved, Role,
-};
-use crate::io::writer::{output_properties, ParallelWriter};
-use crate::polygons::PolygonColumns;
+use crate::io::schema::{resolve_geometry, CrsEntry, GeometryColumns, Request, Resolved, Role};
+use crate::polygons::{PolygonCenters, PolygonColumns};
 
 /// Rows per batch when loading polygons.
 const POLYGON_BATCH_ROWS: usize = 65_536;
-/// Rows parsed as one task by [`index_polygons`] (a batch is parsed in parallel).
+/// Rows parsed as one task by [`read_polygon_centers`] (a batch is parsed in parallel).
 const PARSE_ROWS: usize = 8_192;
 
 /// Open a Parquet file, naming it in every error.
@@ -331,7 +328,7 @@ pub fn read_polygons(
     })
 }
 
-/// What [`index_polygons`] keeps of the rows of one part of a file.
+/// What [`read_polygon_centers`] keeps of the rows of one part of a file.
 #[derive(Default)]
 struct Parsed {
     cx: Vec<f64>,
@@ -401,35 +398,36 @@ fn parse_part(
     Ok(out)
 }
 
-/// The polygons of a file, indexed, with the attribute columns that were asked for:
-/// what a streaming match needs (the coordinates are not kept).
+/// The polygons of a file as centers and areas, with the attribute columns that were
+/// asked for: what a streaming match needs (the coordinates are not kept). Index it
+/// with [`crate::SpatialIndex::from_polygon_centers`].
 #[derive(Debug)]
-pub struct IndexedPolygonFile {
-    /// The index of the polygons' centers and areas.
-    pub index: SpatialIndex,
+pub struct PolygonCenterFile {
+    /// The polygons' exact centers and areas, and which rows can match.
+    pub centers: PolygonCenters,
     /// The kept attribute columns (one batch, possibly with no columns).
     pub attributes: RecordBatch,
     /// The CRS of the geometry column, if the file states one.
     pub crs: Option<Crs>,
 }
 
-/// Index the polygons of a (Geo)Parquet file, keeping the `keep` attribute columns: the
-/// index [`read_polygons`] + [`SpatialIndex::new`] would give, and the same errors
+/// Read the polygons of a (Geo)Parquet file as centers and areas, keeping the `keep`
+/// attribute columns: the centers and areas [`read_polygons`] gives, and the same errors
 /// (rows numbered in the file), without holding the file's geometry in memory.
 ///
 /// # Implementation
 /// Batch by batch: a reader thread decodes the next batch while this one parses the
 /// geometry, derives the centers and areas (in parallel) and drops the coordinates.
-/// Peak memory is the index and the kept columns plus a few batches, instead of the
+/// Peak memory is the centers and the kept columns plus a few batches, instead of the
 /// whole geometry column twice (decoded and parsed).
 ///
 /// # Errors
 /// Any ingest error, wrapped with the file's path.
-pub fn index_polygons(
+pub fn read_polygon_centers(
     path: &Path,
     geometry: Option<&str>,
     keep: &[String],
-) -> Result<IndexedPolygonFile> {
+) -> Result<PolygonCenterFile> {
     let source = open_polygons(path, geometry, Some(keep))?;
     let projected = source.reader(path, None)?.schema();
     let keep_idx: Vec<usize> = source
@@ -475,28 +473,16 @@ pub fn index_polygons(
         ..
     } = source;
     let attributes = kept_columns(&kept_schema, &keep, &kept, rows, metadata)?;
-    let index = SpatialIndex::from_centers(&cx, &cy, &area, |row| matchable[row]);
-    Ok(IndexedPolygonFile {
-        index,
+    Ok(PolygonCenterFile {
+        centers: PolygonCenters {
+            x: cx.into(),
+            y: cy.into(),
+            area: area.into(),
+            matchable,
+        },
         attributes,
         crs: resolved.crs,
     })
-}
-
-/// Deletes the temporary output unless committed.
-pub(crate) struct TempOutput {
-    /// The temporary file.
-    pub(crate) path: PathBuf,
-    /// Set once renamed to the target.
-    pub(crate) committed: bool,
-}
-
-impl Drop for TempOutput {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
 }
 
 /// Total rows of a file, from its metadata.
@@ -601,35 +587,4 @@ fn stats_bbox(meta: &ParquetMetaData) -> Option<[f64; 4]> {
         }
     }
     b[0].is_finite().then_some(b)
-}
-
-/// Write `batches` to `path` atomically (temporary file, then rename), with optional
-/// key-value metadata.
-///
-/// # Errors
-/// I/O or Parquet errors, naming the file.
-pub fn write_parquet(
-    path: &Path,
-    schema: SchemaRef,
-    batches: &[RecordBatch],
-    kv: Vec<KeyValue>,
-) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let mut temp = TempOutput {
-        path: path.with_file_name(format!(".{name}.polymatch-{}.tmp", std::process::id())),
-        committed: false,
-    };
-    let file = File::create(&temp.path).map_err(|e| PolymatchError::from(e).in_file(path))?;
-    let mut writer = ParallelWriter::try_new(file, schema, output_properties(kv)?)
-        .map_err(|e| e.in_file(path))?;
-    for b in batches {
-        writer.write(b).map_err(|e| e.in_file(path))?;
-    }
-    writer.close().map_err(|e| e.in_file(path))?;
-    std::fs::rename(&temp.path, path).map_err(|e| PolymatchError::from(e).in_file(path))?;
-    temp.committed = true;
-    Ok(())
 }

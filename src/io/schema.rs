@@ -25,6 +25,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{PolymatchError, Result};
+use crate::io::crs::Crs;
 
 /// Column names tried, in order, when no geometry column is named or declared.
 pub const GEOMETRY_NAMES: [&str; 4] = ["geometry", "geom", "wkb", "wkb_geometry"];
@@ -32,151 +33,6 @@ pub const GEOMETRY_NAMES: [&str; 4] = ["geometry", "geom", "wkb", "wkb_geometry"
 pub const EXTENSION_NAME: &str = "ARROW:extension:name";
 /// The field metadata key of a GeoArrow extension type's JSON metadata.
 pub const EXTENSION_METADATA: &str = "ARROW:extension:metadata";
-
-/// A coordinate reference system as stated by a file or a GeoArrow type: a PROJJSON
-/// object, or a string (`"EPSG:32633"`, WKT, a URN).
-#[derive(Debug, Clone)]
-pub struct Crs(pub Value);
-
-impl Crs {
-    /// GeoParquet's default when a column does not say: OGC:CRS84 (longitude, latitude).
-    pub fn crs84() -> Self {
-        Self(Value::String("OGC:CRS84".into()))
-    }
-
-    /// The (authority, code) pair of this CRS, upper-cased, if it names one: a PROJJSON
-    /// `id` (or a single-entry `ids`), an `AUTH:CODE` string, a `urn:ogc:def:crs:AUTH::CODE`
-    /// URN, or a WKT whose last `ID[...]`/`AUTHORITY[...]` is the CRS's own.
-    pub fn authority_code(&self) -> Option<(String, String)> {
-        fn norm(a: &str, c: &str) -> Option<(String, String)> {
-            let (a, c) = (a.trim().trim_matches('"'), c.trim().trim_matches('"'));
-            (!a.is_empty() && !c.is_empty()).then(|| (a.to_uppercase(), c.to_uppercase()))
-        }
-        fn code(v: &Value) -> Option<String> {
-            match v {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            }
-        }
-        match &self.0 {
-            Value::Object(o) => {
-                let id = o.get("id").or_else(|| match o.get("ids") {
-                    Some(Value::Array(ids)) if ids.len() == 1 => ids.first(),
-                    _ => None,
-                })?;
-                norm(id.get("authority")?.as_str()?, &code(id.get("code")?)?)
-            }
-            Value::String(s) => {
-                let s = s.trim();
-                if let Some(rest) = s.strip_prefix("urn:ogc:def:crs:") {
-                    // urn:ogc:def:crs:EPSG::32633 or urn:ogc:def:crs:OGC:1.3:CRS84
-                    let parts: Vec<&str> = rest.split(':').collect();
-                    return norm(parts.first()?, parts.last()?);
-                }
-                if s.contains('[') {
-                    return wkt_authority(s);
-                }
-                let (a, c) = s.split_once(':')?;
-                norm(a, c)
-            }
-            _ => None,
-        }
-    }
-
-    /// True if `self` and `other` are the same CRS: by authority and code where both
-    /// name one, else by their full definitions (ignoring PROJJSON's `$schema` version).
-    pub fn same_as(&self, other: &Crs) -> bool {
-        match (self.authority_code(), other.authority_code()) {
-            (Some(a), Some(b)) => a == b,
-            _ => strip_schema(&self.0) == strip_schema(&other.0),
-        }
-    }
-
-    /// A short human name: `EPSG:32633`, else the PROJJSON `name`, else the string.
-    pub fn short(&self) -> String {
-        if let Some((a, c)) = self.authority_code() {
-            return format!("{a}:{c}");
-        }
-        match &self.0 {
-            Value::String(s) if s.chars().count() <= 60 => s.clone(),
-            Value::String(s) => format!("{}...", s.chars().take(57).collect::<String>()),
-            v => v
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("a PROJJSON CRS")
-                .to_string(),
-        }
-    }
-}
-
-/// The authority of a WKT CRS: the last top-level `ID[...]` (WKT2) or `AUTHORITY[...]`
-/// (WKT1) of the outermost bracket, which is the CRS's own (inner ones belong to parts).
-fn wkt_authority(wkt: &str) -> Option<(String, String)> {
-    let bytes = wkt.as_bytes();
-    let (mut depth, mut best) = (0usize, None);
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'[' | b'(' => depth += 1,
-            b']' | b')' => depth = depth.saturating_sub(1),
-            _ if depth == 1 => {
-                let rest = &wkt[i..];
-                for key in ["ID[", "AUTHORITY["] {
-                    if rest.len() >= key.len() && rest[..key.len()].eq_ignore_ascii_case(key) {
-                        let body = &rest[key.len()..];
-                        let end = body.find(']')?;
-                        let mut it = body[..end].split(',');
-                        if let (Some(a), Some(c)) = (it.next(), it.next()) {
-                            let (a, c) = (a.trim().trim_matches('"'), c.trim().trim_matches('"'));
-                            best = Some((a.to_uppercase(), c.to_uppercase()));
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    best
-}
-
-fn strip_schema(v: &Value) -> Value {
-    match v {
-        Value::Object(o) => Value::Object(
-            o.iter()
-                .filter(|(k, _)| k.as_str() != "$schema")
-                .map(|(k, v)| (k.clone(), strip_schema(v)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-/// The CRS of two inputs matched together: the stated one if only one states a CRS,
-/// either if they agree. Unstated (`None`) is never a conflict.
-///
-/// # Errors
-/// [`PolymatchError::Metadata`] if both state different CRS and `allow_mismatch` is
-/// false; the message says how to go on.
-pub fn common_crs(
-    polygons: Option<&Crs>,
-    points: Option<&Crs>,
-    allow_mismatch: bool,
-) -> Result<Option<Crs>> {
-    match (polygons, points) {
-        (Some(a), Some(b)) if !a.same_as(b) && !allow_mismatch => {
-            Err(PolymatchError::Metadata(format!(
-                "the polygons and the points have different CRS ({} vs {}); reproject one of them, \
-                 or pass allow_crs_mismatch=True (CLI: --allow-crs-mismatch) to match the numbers as they are",
-                a.short(),
-                b.short()
-            )))
-        }
-        (Some(a), _) => Ok(Some(a.clone())),
-        (None, b) => Ok(b.cloned()),
-    }
-}
 
 /// A GeoParquet column's `crs` entry: missing (the spec's default, OGC:CRS84), `null`
 /// (explicitly unknown), or a value.
@@ -749,34 +605,6 @@ mod tests {
         let r = resolve_geometry(&declared, Role::Points, Request::default()).unwrap();
         assert_eq!(r.columns, GeometryColumns::Geometry("b".into()));
         assert_eq!(r.crs.unwrap().short(), "OGC:CRS84");
-    }
-
-    #[test]
-    fn crs_spellings() {
-        let projjson = Crs(
-            serde_json::json!({"$schema": "https://proj.org/schemas/v0.7/projjson.schema.json", "name": "WGS 84 / UTM zone 33N", "id": {"authority": "EPSG", "code": 32633}}),
-        );
-        for s in ["EPSG:32633", "epsg:32633", "urn:ogc:def:crs:EPSG::32633"] {
-            assert!(projjson.same_as(&Crs(Value::String(s.into()))), "{s}");
-        }
-        let wkt = r#"PROJCRS["WGS 84 / UTM zone 33N",BASEGEOGCRS["WGS 84",ID["EPSG",4326]],ID["EPSG",32633]]"#;
-        assert!(projjson.same_as(&Crs(Value::String(wkt.into()))));
-        let crs84 = Crs(
-            serde_json::json!({"name": "WGS 84 (CRS84)", "id": {"authority": "OGC", "code": "CRS84"}}),
-        );
-        assert!(crs84.same_as(&Crs::crs84()));
-        assert!(!crs84.same_as(&projjson));
-        assert!(!Crs(Value::String("EPSG:4326".into())).same_as(&Crs::crs84()));
-        // no authority on one side: full definitions, ignoring the PROJJSON schema version
-        let a =
-            Crs(serde_json::json!({"$schema": "v0.5", "name": "local", "type": "EngineeringCRS"}));
-        let b =
-            Crs(serde_json::json!({"$schema": "v0.7", "name": "local", "type": "EngineeringCRS"}));
-        assert!(a.same_as(&b));
-        assert!(common_crs(Some(&a), None, false).unwrap().is_some());
-        assert!(common_crs(None, None, false).unwrap().is_none());
-        assert!(common_crs(Some(&crs84), Some(&projjson), false).is_err());
-        assert!(common_crs(Some(&crs84), Some(&projjson), true).is_ok());
     }
 
     #[test]

@@ -7,10 +7,14 @@
 //! `ArrowWriter` writes with the same properties: the same column writers, row groups cut
 //! at the same rows, the Arrow schema embedded the same way.
 
+use std::collections::HashMap;
 use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Schema, SchemaRef};
 use parquet::arrow::arrow_writer::{
     compute_leaves, ArrowColumnChunk, ArrowColumnWriter, ArrowLeafColumn,
     ArrowRowGroupWriterFactory,
@@ -23,7 +27,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 
-use crate::error::Result;
+use crate::error::{PolymatchError, Result};
 
 /// Rows per row group in files polymatch writes.
 pub const OUTPUT_ROW_GROUP_ROWS: usize = 1 << 20;
@@ -66,6 +70,118 @@ pub fn result_properties(kv: Vec<KeyValue>) -> Result<WriterProperties> {
         .set_column_dictionary_enabled(distance, false)
         .set_column_dictionary_enabled(ColumnPath::from("polygon_index"), false)
         .build())
+}
+
+/// `schema` with `kv` in its metadata too. A file's key-value metadata and the Arrow
+/// schema embedded in it (`ARROW:schema`) are read by different readers: arrow-rs and
+/// DuckDB read the first, pyarrow only the second (`pq.read_table(f).schema.metadata`),
+/// and `pq.write_table` of what pyarrow read keeps only what it saw. Every file
+/// polymatch writes states its `geo` and `polymatch` metadata in both.
+pub fn schema_with_metadata(schema: &Schema, kv: &[KeyValue]) -> SchemaRef {
+    let mut metadata: HashMap<String, String> = schema.metadata().clone();
+    for entry in kv {
+        if let Some(value) = &entry.value {
+            metadata.insert(entry.key.clone(), value.clone());
+        }
+    }
+    Arc::new(Schema::new_with_metadata(schema.fields().clone(), metadata))
+}
+
+/// A temporary file beside an output, renamed onto the output by [`TempOutput::commit`];
+/// removed if dropped before (an error, a cancel), so that a failed write leaves
+/// nothing behind and an existing output untouched.
+pub struct TempOutput {
+    path: PathBuf,
+    committed: bool,
+}
+
+/// Temporary files created by this process so far (part of their names).
+static TEMPS: AtomicU64 = AtomicU64::new(0);
+
+impl TempOutput {
+    /// Create the temporary file for `out`: `.<name>.polymatch-<pid>-<n>.tmp` in the
+    /// same directory (so the rename is atomic).
+    ///
+    /// # Errors
+    /// `out` has no file name, its directory does not exist, or the file cannot be
+    /// created; the error names `out`.
+    pub fn create(out: &Path) -> Result<(Self, File)> {
+        let name = out.file_name().ok_or_else(|| {
+            PolymatchError::InvalidArgument(format!(
+                "output path {} has no file name",
+                out.display()
+            ))
+        })?;
+        let dir = match out.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(PolymatchError::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("the output directory {} does not exist", dir.display()),
+            ))
+            .in_file(out));
+        }
+        let n = TEMPS.fetch_add(1, Ordering::Relaxed);
+        let path = out.with_file_name(format!(
+            ".{}.polymatch-{}-{n}.tmp",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let file = File::create(&path).map_err(|e| PolymatchError::from(e).in_file(out))?;
+        Ok((
+            Self {
+                path,
+                committed: false,
+            },
+            file,
+        ))
+    }
+
+    /// Rename the finished temporary file onto `out`.
+    ///
+    /// # Errors
+    /// The rename failed (the temporary file is then removed).
+    pub fn commit(mut self, out: &Path) -> Result<()> {
+        std::fs::rename(&self.path, out).map_err(|e| PolymatchError::from(e).in_file(out))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempOutput {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Write `batches` to `path` atomically (a [`TempOutput`], then a rename) with `props`;
+/// the key-value metadata of `props` is stated in the embedded Arrow schema too
+/// ([`schema_with_metadata`]).
+///
+/// # Errors
+/// I/O or Parquet errors, naming the file.
+pub fn write_parquet(
+    path: &Path,
+    schema: &Schema,
+    batches: &[RecordBatch],
+    props: WriterProperties,
+) -> Result<()> {
+    let kv = props.key_value_metadata().cloned().unwrap_or_default();
+    let schema = schema_with_metadata(schema, &kv);
+    let (temp, file) = TempOutput::create(path)?;
+    let mut writer = ParallelWriter::try_new(file.try_clone()?, schema.clone(), props)
+        .map_err(|e| e.in_file(path))?;
+    for b in batches {
+        writer.write(b).map_err(|e| e.in_file(path))?;
+    }
+    writer.close().map_err(|e| e.in_file(path))?;
+    file.sync_all()
+        .map_err(|e| PolymatchError::from(e).in_file(path))?;
+    temp.commit(path)
 }
 
 /// A Parquet file being written, a row group at a time, its columns encoded in parallel.

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, BinaryArray, Float64Array, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
-use polymatch::io::parquet::{index_polygons, read_polygons};
-use polymatch::io::schema::Crs;
+use polymatch::io::crs::Crs;
+use polymatch::io::parquet::{read_polygon_centers, read_polygons};
 use polymatch::io::{Keep, PointSpec};
 use polymatch::matcher::{Matcher, PolygonSide};
 use polymatch::pipeline::{match_parquet, ParquetJob};
@@ -91,22 +91,35 @@ fn in_memory(m: &Matcher<'_>, batch: &RecordBatch, spec: PointSpec<'_>) -> Vec<O
     polygon_rows(&out[0])
 }
 
+/// A streaming job of `points` into `out`.
+fn points_job<'a>(
+    matcher: Matcher<'a>,
+    polygons: Option<&'a std::path::Path>,
+    points: &'a std::path::Path,
+    out: &'a std::path::Path,
+    spec: PointSpec<'a>,
+    batch_rows: usize,
+    cancel: &'a AtomicBool,
+) -> ParquetJob<'a> {
+    ParquetJob {
+        matcher,
+        polygons_path: polygons,
+        points_path: points,
+        out_path: out,
+        spec,
+        batch_rows,
+        cancel,
+        job_id: None,
+    }
+}
+
 fn from_file(m: Matcher<'_>, batch: &RecordBatch, spec: PointSpec<'_>) -> Vec<Option<u32>> {
     let dir = tempfile::tempdir().expect("tempdir");
     let src = dir.path().join("points.parquet");
     write_parquet(&src, batch, None);
     let out = dir.path().join("out.parquet");
     let cancel = AtomicBool::new(false);
-    let job = ParquetJob {
-        matcher: m,
-        polygons_path: None,
-        points_path: &src,
-        out_path: &out,
-        spec,
-        batch_rows: 1024,
-        cancel: &cancel,
-        job_id: None,
-    };
+    let job = points_job(m, None, &src, &out, spec, 1024, &cancel);
     match_parquet(&job, |_, _| {}).expect("match_parquet");
     let file = std::fs::File::open(&out).expect("open");
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
@@ -339,7 +352,7 @@ fn many_polygons(
 }
 
 #[test]
-fn index_polygons_equals_read_polygons_then_index_across_batches() {
+fn read_polygon_centers_equals_read_polygons_then_index_across_batches() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("polys.parquet");
     // 65,536 rows per reader batch: three batches, the last one short; read in parts
@@ -351,9 +364,9 @@ fn index_polygons_equals_read_polygons_then_index_across_batches() {
     ] {
         many_polygons(&path, 150_001, None, groups_of);
         let read = read_polygons(&path, None, Some(&keep)).expect("read");
-        let indexed = index_polygons(&path, None, &keep).expect("index");
+        let indexed = read_polygon_centers(&path, None, &keep).expect("index");
         assert_eq!(
-            indexed.index.to_bytes(),
+            SpatialIndex::from_polygon_centers(&indexed.centers).to_bytes(),
             SpatialIndex::new(&read.polygons).to_bytes()
         );
         assert_eq!(indexed.attributes, read.attributes);
@@ -362,13 +375,13 @@ fn index_polygons_equals_read_polygons_then_index_across_batches() {
 }
 
 #[test]
-fn index_polygons_names_the_row_of_the_file_in_a_later_batch() {
+fn read_polygon_centers_names_the_row_of_the_file_in_a_later_batch() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("polys.parquet");
     let nan = Wkb::LE.polygon(&[vec![(0.0, 0.0), (1.0, f64::NAN), (1.0, 1.0)]]);
     many_polygons(&path, 70_000, Some((69_999, nan.clone())), None);
     for e in [
-        index_polygons(&path, None, &[]).expect_err("a NaN vertex"),
+        read_polygon_centers(&path, None, &[]).expect_err("a NaN vertex"),
         read_polygons(&path, None, Some(&[])).expect_err("a NaN vertex"),
     ] {
         assert!(
@@ -382,7 +395,7 @@ fn index_polygons_names_the_row_of_the_file_in_a_later_batch() {
     }
     // A bad row in the fourth of four row groups (no offset index): its row in the file.
     many_polygons(&path, 120_000, Some((100_001, nan)), Some(30_000));
-    let e = index_polygons(&path, None, &[]).expect_err("a NaN vertex");
+    let e = read_polygon_centers(&path, None, &[]).expect_err("a NaN vertex");
     assert!(
         matches!(
             e.root(),
@@ -392,7 +405,7 @@ fn index_polygons_names_the_row_of_the_file_in_a_later_batch() {
     );
     let line = Wkb::LE.linestring(&[(0.0, 0.0), (1.0, 1.0)]);
     many_polygons(&path, 70_000, Some((66_000, line)), None);
-    let e = index_polygons(&path, None, &[]).expect_err("a LineString");
+    let e = read_polygon_centers(&path, None, &[]).expect_err("a LineString");
     assert!(
         matches!(
             e.root(),
@@ -404,4 +417,95 @@ fn index_polygons_names_the_row_of_the_file_in_a_later_batch() {
         "{e}"
     );
     assert!(e.to_string().contains("LineString (row 66000)"), "{e}");
+}
+
+/// A bad point in a later batch is named by its row in the whole input, in memory
+/// (`match_all`) and from a file read in batches: an unsupported geometry as well as a
+/// malformed one.
+#[test]
+fn bad_point_rows_count_across_batches() {
+    let rankings = index();
+    let m = matcher(&rankings, None);
+    let line = Wkb::LE.linestring(&[(0.0, 0.0), (1.0, 1.0)]);
+    let rows: Vec<Vec<u8>> = (0..250)
+        .map(|i| {
+            if i == 237 {
+                line.clone()
+            } else {
+                Wkb::LE.point(0.5, 0.5)
+            }
+        })
+        .collect();
+    let column: ArrayRef = Arc::new(BinaryArray::from_iter_values(rows.iter()));
+    let whole = RecordBatch::try_from_iter([("geometry", column)]).unwrap();
+    let batches: Vec<RecordBatch> = (0..250)
+        .step_by(100)
+        .map(|s| whole.slice(s, (250 - s).min(100)))
+        .collect();
+    let spec = PointSpec {
+        geometry: Some("geometry"),
+        ..PointSpec::default()
+    };
+    let bound = m.bind(whole.schema_ref(), spec).expect("bind");
+    let e = bound.match_all(&batches, None).expect_err("a LineString");
+    assert!(
+        matches!(
+            e.root(),
+            PolymatchError::UnsupportedGeometry { row: Some(237), .. }
+        ),
+        "{e}"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("points.parquet");
+    write_parquet(&src, &whole, None);
+    let out = dir.path().join("out.parquet");
+    let cancel = AtomicBool::new(false);
+    let job = points_job(m, None, &src, &out, spec, 100, &cancel);
+    let e = match_parquet(&job, |_, _| {}).expect_err("a LineString");
+    assert!(e.to_string().contains("(row 237)"), "{e}");
+    assert!(!out.exists());
+}
+
+/// A rank column the polygons do not have, or that is not numeric, is an error about
+/// the polygons file, not the points file.
+#[test]
+fn a_bad_rank_column_is_the_polygons_fault() {
+    let rankings = index();
+    let names: ArrayRef = Arc::new(arrow::array::StringArray::from(vec!["a", "b"]));
+    let attributes = RecordBatch::try_from_iter([("name", names)]).unwrap();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("points.parquet");
+    write_parquet(&src, &points(None, None), None);
+    let polygons = dir.path().join("polygons.parquet");
+    for (rank_by, words) in [("name", "Utf8"), ("nope", "missing column")] {
+        let out = dir.path().join("out.parquet");
+        let cancel = AtomicBool::new(false);
+        let m = Matcher {
+            polygons: PolygonSide {
+                index: &rankings,
+                attributes: Some(&attributes),
+                crs: None,
+            },
+            options: MatchOptions {
+                rank_by: rank_by.parse().unwrap(),
+                ..options()
+            },
+            keep: Keep::default(),
+            allow_crs_mismatch: false,
+        };
+        let job = points_job(
+            m,
+            Some(&polygons),
+            &src,
+            &out,
+            PointSpec::default(),
+            1024,
+            &cancel,
+        );
+        let e = match_parquet(&job, |_, _| {})
+            .expect_err(rank_by)
+            .to_string();
+        assert!(e.starts_with(&polygons.display().to_string()), "{e}");
+        assert!(e.contains(words) && !e.contains("points.parquet"), "{e}");
+    }
 }

@@ -279,6 +279,34 @@ fn large_inputs_reach_the_zordered_path() {
 
 /// Integers rank exactly (beyond 2^53, where a float64 would tie them), and temporal
 /// and decimal columns by their values.
+/// Every polygon row, best first, ranked by `column` of `attributes`, for a point that
+/// has every polygon as a candidate (all centers at the origin).
+fn ranked_by_column(
+    rankings: &Rankings,
+    attributes: &RecordBatch,
+    column: &str,
+    descending: bool,
+) -> Vec<u32> {
+    let options = MatchOptions {
+        rank_by: RankBy::Column(column.into()),
+        descending,
+        k: attributes.num_rows() as u32,
+        ..MatchOptions::default()
+    };
+    let idx = rankings
+        .get(&options.index_order().unwrap(), Some(attributes))
+        .unwrap();
+    let r = match_points(
+        &idx,
+        PointSlices::new(&[0.0], &[0.0], None).unwrap(),
+        &options,
+        0,
+        None,
+    )
+    .unwrap();
+    r.column(1).as_primitive::<UInt32Type>().values().to_vec()
+}
+
 #[test]
 fn integer_columns_rank_exactly() {
     let index = Arc::new(SpatialIndex::from_centers(
@@ -295,26 +323,7 @@ fn integer_columns_rank_exactly() {
     ]));
     let attributes = RecordBatch::try_from_iter([("big", big)]).unwrap();
     let rankings = Rankings::new(index);
-    let best = |descending: bool| {
-        let options = MatchOptions {
-            rank_by: RankBy::Column("big".into()),
-            descending,
-            k: 4,
-            ..MatchOptions::default()
-        };
-        let idx = rankings
-            .get(&options.index_order().unwrap(), Some(&attributes))
-            .unwrap();
-        let r = match_points(
-            &idx,
-            PointSlices::new(&[0.0], &[0.0], None).unwrap(),
-            &options,
-            0,
-            None,
-        )
-        .unwrap();
-        r.column(1).as_primitive::<UInt32Type>().values().to_vec()
-    };
+    let best = |descending: bool| ranked_by_column(&rankings, &attributes, "big", descending);
     assert_eq!(best(false), vec![3, 1, 0, 2]);
     assert_eq!(
         best(true),
@@ -328,6 +337,57 @@ fn integer_columns_rank_exactly() {
     );
     best(true);
     assert_eq!(rankings.prepared_orders().len(), 2);
+}
+
+/// Decimal256 values (beyond what an i128 holds too) rank as their values do, as the
+/// same values in Decimal128 do.
+#[test]
+fn decimal256_columns_rank_like_decimal128() {
+    use arrow::array::{Decimal128Array, Decimal256Array};
+    use arrow::datatypes::i256;
+    let values = [
+        Some(350i128),
+        None,
+        Some(-225),
+        Some(350),
+        Some(1000),
+        Some(0),
+    ];
+    let n = values.len();
+    let index = Arc::new(SpatialIndex::from_centers(
+        &vec![0.0; n],
+        &vec![0.0; n],
+        &vec![1.0; n],
+        |_| true,
+    ));
+    let small: ArrayRef = Arc::new(
+        Decimal128Array::from(values.to_vec())
+            .with_precision_and_scale(20, 2)
+            .unwrap(),
+    );
+    let scale = i256::from_i128(10).wrapping_pow(60);
+    let wide = |f: i256| -> ArrayRef {
+        Arc::new(
+            Decimal256Array::from(
+                values
+                    .iter()
+                    .map(|v| v.map(|v| i256::from_i128(v).wrapping_mul(f)))
+                    .collect::<Vec<_>>(),
+            )
+            .with_precision_and_scale(76, 2)
+            .unwrap(),
+        )
+    };
+    let order = |column: ArrayRef, descending: bool| {
+        let attributes = RecordBatch::try_from_iter([("r", column)]).unwrap();
+        ranked_by_column(&Rankings::new(index.clone()), &attributes, "r", descending)
+    };
+    for descending in [false, true] {
+        let want = order(small.clone(), descending);
+        assert_eq!(order(wide(i256::ONE), descending), want);
+        assert_eq!(order(wide(scale), descending), want);
+    }
+    assert_eq!(order(small, false), vec![2, 5, 0, 3, 4, 1]);
 }
 
 /// A prepared order survives bytes: a column order is stored, an area order checked.

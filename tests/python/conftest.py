@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 import signal
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import pytest
@@ -119,3 +122,20 @@ def wkb_multipolygon(*polygons: list[list[tuple[float, float]]]) -> bytes:
 
 def wkb_point(x: float, y: float) -> bytes:
     return bytes([1]) + struct.pack("<Idd", 1, x, y)
+
+
+@contextmanager
+def local_cluster(allowed_failures: int = 20, **config: Any) -> Iterator[Any]:
+    """A real ``distributed`` cluster of two single-threaded worker processes (nannies)
+    on this machine, and a client of it: the Dask test modules' cluster."""
+    import dask
+    import distributed
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures, **config}):
+        with (
+            distributed.LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+            ) as cluster,
+            distributed.Client(cluster) as c,
+        ):
+            yield c

@@ -529,3 +529,75 @@ def test_match_parquet_partial_failure_says_how_many_are_complete(
         "the other 2 file(s)' outputs are complete; rerun to finish the job"
     ]
     assert sorted(p.name for p in out_dir.iterdir()) == [f.name for f in point_files[:2]]
+
+
+# ---------------------------------------------------------------------------------------
+# CRS: refused as in one process, allowed with allow_crs_mismatch; read_parquet keeps it
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def crs_files(tmp_path_factory, points) -> Path:
+    """The synthetic polygons as GeoParquet in EPSG:3857 (``polygons.parquet``) and the
+    points as GeoParquet point geometries in EPSG:4326, in three files (``points/``)."""
+    gpd = pytest.importorskip("geopandas")
+    shapely = pytest.importorskip("shapely")
+    root = tmp_path_factory.mktemp("crs")
+    table = pq.read_table(SYNTH / "polygons.parquet")
+    wkb = table["geometry"].to_numpy(zero_copy_only=False)
+    polygons = gpd.GeoDataFrame(
+        {"polygon_id": table["polygon_id"].to_numpy()},
+        geometry=shapely.from_wkb(wkb),
+        crs="EPSG:3857",
+    )
+    polygons.to_parquet(root / "polygons.parquet", index=False)
+    located = gpd.GeoDataFrame(
+        {"point_id": points["point_id"].to_numpy()},
+        geometry=gpd.points_from_xy(points["x"].to_numpy(), points["y"].to_numpy()),
+        crs="EPSG:4326",
+    )
+    (root / "points").mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(len(located)), 3)):
+        located.iloc[rows].to_parquet(root / "points" / f"p{i}.parquet", index=False)
+    return root
+
+
+def crs_points(crs_files: Path) -> pa.Table:
+    files = sorted((crs_files / "points").glob("*.parquet"))
+    return pa.concat_tables([pq.read_table(f) for f in files])
+
+
+def test_crs_mismatch_broadcast_match(client, crs_files):
+    """Points read by pmd.read_parquet carry their GeoParquet CRS: a broadcast index in
+    another CRS is refused as one process refuses it, and allow_crs_mismatch=True gives
+    the one-process answer."""
+    index = pm.read_polygons(crs_files / "polygons.parquet")
+    assert index.crs is not None
+    one = crs_points(crs_files)
+    dpoints = pmd.read_parquet(str(crs_files / "points" / "*.parquet"))
+    assert all(isinstance(t, pd.ArrowDtype) for t in dpoints.dtypes)
+    with pytest.raises(pm.SchemaError, match="different CRS"):
+        index.match(one, max_dist=MAX_DIST)
+    with pytest.raises(pm.SchemaError, match="different CRS"):
+        pmd.match(index, dpoints, max_dist=MAX_DIST).compute()
+    options = {"how": "left", "keep": ["point_id"], "allow_crs_mismatch": True}
+    got = pmd.match(index, dpoints, max_dist=MAX_DIST, **options).compute()
+    pd.testing.assert_frame_equal(sort(got), expected(index, one, **options))
+
+
+def test_crs_mismatch_broadcast_match_parquet(client, crs_files, tmp_path):
+    """match_parquet (broadcast): refused without the flag, the one-process files with
+    it, and the flag is part of the job: a rerun without it is refused, not skipped."""
+    index = pm.read_polygons(crs_files / "polygons.parquet")
+    files = sorted((crs_files / "points").glob("*.parquet"))
+    with pytest.raises(pm.SchemaError, match="different CRS"):
+        pm.match_parquet(index, files[0], tmp_path / "one.parquet", max_dist=MAX_DIST)
+    with pytest.raises(pm.SchemaError, match="different CRS"):
+        pmd.match_parquet(files, index, tmp_path / "refused", max_dist=MAX_DIST)
+    options = {"how": "left", "keep": ["point_id"], "allow_crs_mismatch": True}
+    outs = pmd.match_parquet(files, index, tmp_path / "out", max_dist=MAX_DIST, **options)
+    check_outputs(index, files, outs, tmp_path, **options)
+    with pytest.raises(pm.SchemaError, match="different CRS"):
+        pmd.match_parquet(
+            files, index, tmp_path / "out", max_dist=MAX_DIST, how="left", keep=["point_id"]
+        )

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -22,26 +23,21 @@ pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 shapely = pytest.importorskip("shapely")
 
-import dask  # noqa: E402
 import dask.dataframe as dd  # noqa: E402
 
 import polymatch as pm  # noqa: E402
 import polymatch.dask as pmd  # noqa: E402
 from polymatch._core import Tiling  # noqa: E402
 
+from conftest import local_cluster  # noqa: E402
+
 MAX_DIST = 3.0
 
 
 @pytest.fixture(scope="module")
 def client():
-    with dask.config.set({"distributed.scheduler.allowed-failures": 20}):
-        with (
-            distributed.LocalCluster(
-                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-            ) as cluster,
-            distributed.Client(cluster) as c,
-        ):
-            yield c
+    with local_cluster() as c:
+        yield c
 
 
 def _squares(cx: np.ndarray, cy: np.ndarray, half: np.ndarray) -> list:
@@ -416,3 +412,135 @@ def test_partitioned_memory_stays_far_below_one_process(client, tmp_path):
     assert me < limit, f"client grew {me} KiB, one process {one_process} KiB"
     for addr, grow in workers.items():
         assert grow < limit, f"worker {addr} grew {grow} KiB, one process {one_process} KiB"
+
+
+# ---------------------------------------------------------------------------------------
+# read_parquet: Arrow types and the CRS kept; allow_crs_mismatch
+# ---------------------------------------------------------------------------------------
+
+
+def _geoparquet(table: pa.Table, crs: str, path: Path) -> None:
+    """``table`` (WKB ``geometry``, or ``x``/``y`` points) as GeoParquet in ``crs``."""
+    gpd = pytest.importorskip("geopandas")
+    if "geometry" in table.column_names:
+        geometry = shapely.from_wkb(table["geometry"].to_numpy(zero_copy_only=False))
+        rest = table.drop_columns(["geometry"])
+    else:
+        geometry = gpd.points_from_xy(table["x"].to_numpy(), table["y"].to_numpy())
+        rest = table.drop_columns(["x", "y"])
+    gdf = gpd.GeoDataFrame(rest.to_pandas(), geometry=geometry, crs=crs)
+    gdf.to_parquet(path, index=False)
+
+
+@pytest.fixture(scope="module")
+def crs_inputs(tmp_path_factory):
+    """Polygons in EPSG:3857 (3 GeoParquet files) and points in EPSG:4326 (2 files)."""
+    root = tmp_path_factory.mktemp("crs")
+    polygons, points = polygons_table("uniform"), points_table("uniform", n=2000)
+    poly_files, point_files = [], []
+    for i, start in enumerate(range(0, polygons.num_rows, 200)):
+        poly_files.append(root / f"polygons{i}.parquet")
+        _geoparquet(polygons.slice(start, 200), "EPSG:3857", poly_files[-1])
+    (root / "points").mkdir()
+    for i in range(2):
+        point_files.append(root / "points" / f"p{i}.parquet")
+        _geoparquet(points.slice(i * 1000, 1000), "EPSG:4326", point_files[-1])
+    return poly_files, point_files
+
+
+def test_read_parquet_carries_the_crs_to_the_tiles(client, crs_inputs):
+    """Polygons read by pmd.read_parquet: Arrow types, and the GeoParquet CRS reaches the
+    plan (hence every tile's index), as with the list of files."""
+    from polymatch import _tiles
+
+    poly_files, _ = crs_inputs
+    crs = pm.read_polygons(poly_files[0]).crs
+    assert crs is not None
+    frame = pmd.read_parquet([str(f) for f in poly_files])
+    assert all(isinstance(t, pd.ArrowDtype) for t in frame.dtypes)
+    for parts in (pmd._polygon_parts(frame), pmd._polygon_parts([str(f) for f in poly_files])):
+        plan = _tiles.plan(parts, None, [], MAX_DIST, 100)
+        assert plan.crs == crs
+        assert _tiles.empty_tile(plan.schema, plan.crs, "area", False).index.crs == crs
+
+
+@pytest.mark.parametrize("polygons_as", ["read_parquet", "files"])
+def test_partitioned_crs_mismatch(client, crs_inputs, tmp_path, polygons_as):
+    """Partitioned polygons (pmd.read_parquet or a list of files) and points in another
+    CRS: match and match_parquet refuse them as one process does; allow_crs_mismatch=True
+    gives the one-process answer."""
+    poly_files, point_files = crs_inputs
+    polygons = (
+        pmd.read_parquet([str(f) for f in poly_files])
+        if polygons_as == "read_parquet"
+        else [str(f) for f in poly_files]
+    )
+    dpoints = pmd.read_parquet([str(f) for f in point_files])
+    index = pm.PolygonIndex.from_arrow(pa.concat_tables([pq.read_table(f) for f in poly_files]))
+    one = pa.concat_tables([pq.read_table(f) for f in point_files])
+    with pytest.raises(pm.SchemaError, match="different CRS"):
+        index.match(one, max_dist=MAX_DIST)
+    with pytest.raises(pm.SchemaError, match="different CRS"):
+        pmd.match(polygons, dpoints, MAX_DIST, polygons_per_tile=100).compute()
+    options = {"how": "left", "keep": ["point_id"], "keep_polygons": ["pid"]}
+    got = pmd.match(
+        polygons, dpoints, MAX_DIST, polygons_per_tile=100, allow_crs_mismatch=True, **options
+    ).compute()
+    exp = frame(index.match(one, max_dist=MAX_DIST, allow_crs_mismatch=True, **options))
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), exp)
+
+    with pytest.raises(pm.SchemaError, match="different CRS"):
+        pmd.match_parquet(
+            point_files, polygons, tmp_path / "refused", MAX_DIST, polygons_per_tile=100
+        )
+    outs = pmd.match_parquet(
+        point_files,
+        polygons,
+        tmp_path / "out",
+        MAX_DIST,
+        polygons_per_tile=100,
+        allow_crs_mismatch=True,
+        **options,
+    )
+    for src, out in zip(point_files, outs):
+        ref = tmp_path / f"ref-{src.name}"
+        pm.match_parquet(index, src, ref, MAX_DIST, allow_crs_mismatch=True, **options)
+        assert pq.read_table(out).equals(pq.read_table(ref))
+    # the flag is part of each output's job: without it, the rerun is refused, not skipped
+    with pytest.raises(pm.SchemaError, match="different CRS"):
+        pmd.match_parquet(
+            point_files, polygons, tmp_path / "out", MAX_DIST, polygons_per_tile=100, **options
+        )
+
+
+def test_read_parquet_keeps_ranks_beyond_2_53(client, tmp_path):
+    """An int64 rank column with nulls and values beyond 2**53 (equal as float64): through
+    pmd.read_parquet the partitioned answer is the one-process answer; dd.read_parquet's
+    defaults turn it into float64, which a UserWarning names (and the answer differs)."""
+    polygons, points = polygons_table("duplicates"), points_table("duplicates")
+    rng = np.random.default_rng(1)
+    ranks = pa.array(2**60 + rng.permutation(polygons.num_rows), pa.int64())
+    ranks = pc.if_else(pa.array(np.arange(polygons.num_rows) % 13 == 0), None, ranks)
+    polygons = polygons.append_column("rank", ranks)
+    files = []
+    for i, start in enumerate(range(0, polygons.num_rows, 200)):
+        files.append(str(tmp_path / f"polygons{i}.parquet"))
+        pq.write_table(polygons.slice(start, 200), files[-1])
+    options = {"rank_by": "rank", "descending": True, "keep_polygons": ["rank", "pid"]}
+    exp = frame(pm.PolygonIndex.from_arrow(polygons).match(points, max_dist=MAX_DIST, **options))
+    dpoints = to_dask(points, 3)
+    got = pmd.match(
+        pmd.read_parquet(files), dpoints, MAX_DIST, polygons_per_tile=100, **options
+    ).compute()
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), exp)
+    with pytest.warns(UserWarning, match="'rank' arrives as float64.*polymatch.dask.read_parquet"):
+        lossy = pmd.match(
+            dd.read_parquet(files),
+            dpoints,
+            MAX_DIST,
+            polygons_per_tile=100,
+            rank_by="rank",
+            descending=True,
+            keep_polygons=["pid"],
+        ).compute()
+    assert lossy["pid"].tolist() != exp["pid"].tolist()
