@@ -9,17 +9,16 @@ use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Instant;
 
-use crate::io::parquet::{file_info, read_polygon_centers};
+use crate::io::parquet::file_info;
 use crate::io::writer::{output_properties, write_parquet};
 use crate::io::{Keep, PointSpec};
-use crate::matcher::{polygon_columns_to_read, Matcher, PolygonSide};
+use crate::matcher::{Matcher, PolygonSide};
 use crate::matching::with_threads;
-use crate::pipeline::{match_parquet, ParquetJob};
+use crate::pipeline::{load_polygons, match_parquet, ParquetJob};
 use crate::synth::SynthSpec;
-use crate::{How, MatchOptions, PolymatchError, RankBy, Rankings, SpatialIndex};
+use crate::{How, MatchOptions, PolymatchError, Predicate, RankBy};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use parquet::file::metadata::KeyValue;
@@ -46,6 +45,13 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum PredicateArg {
+    Center,
+    Contains,
+    Covers,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum HowArg {
     Inner,
     Left,
@@ -55,9 +61,15 @@ enum HowArg {
 /// are spelled out for the command line (Python's are parsed once in the binding crate).
 #[derive(clap::Args)]
 struct MatchArgs {
-    /// Candidates are polygons whose center is at distance < max-dist ("inf" allowed).
-    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
-    max_dist: f64,
+    /// Which polygons are a point's candidates: center (the polygon's center is within
+    /// --max-dist), contains (the point is in the polygon's interior) or covers (in the
+    /// interior or on the boundary).
+    #[arg(long, value_enum, default_value = "center")]
+    predicate: PredicateArg,
+    /// With --predicate center: candidates are polygons whose center is at distance
+    /// < max-dist ("inf" allowed; default 10). The shape predicates take none.
+    #[arg(long, allow_negative_numbers = true)]
+    max_dist: Option<f64>,
     /// inner: matched points only; left: every point.
     #[arg(long, value_enum, default_value = "inner")]
     how: HowArg,
@@ -80,8 +92,14 @@ struct MatchArgs {
 impl MatchArgs {
     /// The library's options, checked.
     fn options(&self) -> Result<MatchOptions, PolymatchError> {
+        let predicate = match self.predicate {
+            PredicateArg::Center => Predicate::Center,
+            PredicateArg::Contains => Predicate::Contains,
+            PredicateArg::Covers => Predicate::Covers,
+        };
         let options = MatchOptions {
-            max_dist: self.max_dist,
+            predicate,
+            max_dist: predicate.max_dist(self.max_dist)?,
             how: match self.how {
                 HowArg::Inner => How::Inner,
                 HowArg::Left => How::Left,
@@ -246,16 +264,19 @@ fn run(cli: Cli, cancel: &AtomicBool) -> Result<(), PolymatchError> {
             let options = options.options()?;
             with_threads(threads, || {
                 let start = Instant::now();
-                let load = polygon_columns_to_read(&keep_polygons, &options);
-                let file = read_polygon_centers(&polygons, polygon_geometry.as_deref(), &load)?;
-                let index =
-                    Rankings::new(Arc::new(SpatialIndex::from_polygon_centers(&file.centers)));
+                let file = load_polygons(
+                    &polygons,
+                    polygon_geometry.as_deref(),
+                    &keep_polygons,
+                    &options,
+                )?;
                 let job = ParquetJob {
                     matcher: Matcher {
                         polygons: PolygonSide {
-                            index: &index,
+                            index: &file.rankings,
                             attributes: Some(&file.attributes),
                             crs: file.crs.as_ref(),
+                            outlines: file.outlines.as_ref(),
                         },
                         options,
                         keep: Keep {

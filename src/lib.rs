@@ -29,11 +29,13 @@ pub mod partition;
 pub mod pipeline;
 pub mod polygons;
 pub mod ranking;
+pub mod shape;
 pub mod synth;
 
 pub use error::{PolymatchError, Result};
 pub use index::{Order, SpatialIndex};
-pub use matching::{match_points, How, MatchOptions, PointSlices, RankBy};
+pub use matching::{match_points, match_shapes, How, MatchOptions, PointSlices, Predicate, RankBy};
 pub use partition::Tiling;
 pub use polygons::PolygonColumns;
 pub use ranking::Rankings;
+pub use shape::{Outlines, ShapeIndex, ShapeRule};

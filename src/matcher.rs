@@ -27,8 +27,9 @@ use crate::io::schema::{
     GeometryColumns, Request, Role,
 };
 use crate::io::{Keep, PointSpec};
-use crate::matching::{match_points, result_schema, MatchOptions, PointSlices};
+use crate::matching::{match_points, match_shapes, result_schema, MatchOptions, PointSlices};
 use crate::ranking::Rankings;
+use crate::shape::{Outlines, ShapeIndex};
 
 /// Suffix of a kept point column whose name another output column has.
 pub const POINT_SUFFIX: &str = "_left";
@@ -45,6 +46,9 @@ pub struct PolygonSide<'a> {
     pub attributes: Option<&'a RecordBatch>,
     /// The CRS the polygons were stated in (`None`: not stated).
     pub crs: Option<&'a Crs>,
+    /// The polygons' outlines, which the shape rules (`contains`, `covers`) need
+    /// (`None`: polygons known by their centers only, e.g. read from bytes).
+    pub outlines: Option<&'a Arc<Outlines>>,
 }
 
 /// What to match and what to carry along; bind it to a points schema with [`Matcher::bind`].
@@ -66,6 +70,8 @@ pub struct Matcher<'a> {
 pub struct BoundMatcher<'a> {
     matcher: Matcher<'a>,
     index: Arc<SpatialIndex>,
+    /// The shape index, for a shape rule.
+    shapes: Option<Arc<ShapeIndex>>,
     columns: GeometryColumns,
     schema: SchemaRef,
     crs: Option<Crs>,
@@ -96,9 +102,11 @@ impl<'a> Matcher<'a> {
         )?;
         let schema = self.output_schema(points, crs.as_ref())?;
         let index = self.ranked_index()?;
+        let shapes = self.shape_index()?;
         Ok(BoundMatcher {
             matcher: self.clone(),
             index,
+            shapes,
             columns: resolved.columns,
             schema,
             crs,
@@ -117,6 +125,31 @@ impl<'a> Matcher<'a> {
             Some(order) => self.polygons.index.get(&order, self.polygons.attributes)?,
             None => self.polygons.index.base().clone(),
         })
+    }
+
+    /// The shape index for a shape rule (ranked as the options ask, built on first use
+    /// and cached, see [`Rankings::shapes`]), `None` for the center rule.
+    ///
+    /// # Errors
+    /// [`PolymatchError::InvalidArgument`] for a shape rule on polygons without
+    /// outlines; as [`Matcher::ranked_index`].
+    pub fn shape_index(&self) -> Result<Option<Arc<ShapeIndex>>> {
+        if self.options.predicate.shape_rule().is_none() {
+            return Ok(None);
+        }
+        let outlines = self.polygons.outlines.ok_or_else(|| {
+            PolymatchError::InvalidArgument(format!(
+                "predicate {:?} tests the polygons' outlines, and these polygons have none \
+                 (built from centers, or read from to_bytes(), which keeps no outlines): \
+                 build the index from the polygons themselves",
+                self.options.predicate.as_str()
+            ))
+        })?;
+        let order = self.options.index_order();
+        self.polygons
+            .index
+            .shapes(order.as_ref(), self.polygons.attributes, outlines)
+            .map(Some)
     }
 
     fn output_schema(&self, points: &Schema, crs: Option<&Crs>) -> Result<SchemaRef> {
@@ -261,7 +294,10 @@ impl BoundMatcher<'_> {
         let cols = points_from_columns(batch, &self.columns)
             .map_err(|e| e.rows_from(first_point as usize))?;
         let slices = PointSlices::new(&cols.x, &cols.y, cols.nulls.as_ref())?;
-        let result = match_points(&self.index, slices, &m.options, first_point, cancel)?;
+        let result = match &self.shapes {
+            Some(shapes) => match_shapes(shapes, slices, &m.options, first_point, cancel)?,
+            None => match_points(&self.index, slices, &m.options, first_point, cancel)?,
+        };
         let matched = matched_points(&result, &m.options);
         let mut columns: Vec<ArrayRef> = result.columns().to_vec();
         if !m.keep.points.is_empty() {

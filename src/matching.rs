@@ -15,9 +15,13 @@ use rayon::prelude::*;
 
 use crate::error::{PolymatchError, Result};
 use crate::index::{GroupScratch, Near, NearScratch, Order, SpatialIndex, Within, NO_MATCH};
+use crate::shape::{ShapeIndex, ShapeRule};
 
 /// Points per rayon task. Inputs no larger than this run serially, on the calling thread.
 pub const CHUNK: usize = 8192;
+
+/// The center rule's `max_dist` when the caller gives none (the article's default).
+pub const DEFAULT_MAX_DIST: f64 = 10.0;
 
 /// Which points appear in the result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,6 +51,70 @@ impl FromStr for How {
             "left" => Ok(Self::Left),
             other => Err(PolymatchError::InvalidArgument(format!(
                 "how must be \"inner\" or \"left\", got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Which polygons are a point's candidates (SPEC.md, "The match" and "Shape rules").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Predicate {
+    /// The polygon's center is at distance `< max_dist` (the article's rule).
+    #[default]
+    Center,
+    /// The point is in the polygon's interior (GEOS/shapely `contains`).
+    Contains,
+    /// The point is in the polygon's interior or on its boundary (`covers`).
+    Covers,
+}
+
+impl Predicate {
+    /// The text form: `"center"`, `"contains"` or `"covers"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Center => "center",
+            Self::Contains => "contains",
+            Self::Covers => "covers",
+        }
+    }
+
+    /// The `max_dist` of a match with this predicate from the caller's (`None`: not
+    /// given): the given one or [`DEFAULT_MAX_DIST`] for the center rule; for the shape
+    /// rules, which have no radius, NaN (recorded as `null`), and a given one is refused.
+    ///
+    /// # Errors
+    /// [`PolymatchError::InvalidArgument`] naming both for a shape rule with a `max_dist`.
+    pub fn max_dist(self, given: Option<f64>) -> Result<f64> {
+        match (self, given) {
+            (Self::Center, given) => Ok(given.unwrap_or(DEFAULT_MAX_DIST)),
+            (_, None) => Ok(f64::NAN),
+            (_, Some(d)) => Err(PolymatchError::InvalidArgument(format!(
+                "max_dist ({d}) applies to predicate \"center\" only: predicate {:?} \
+                 takes the polygons' shapes, with no radius",
+                self.as_str()
+            ))),
+        }
+    }
+
+    /// The shape rule, for the rules decided on the polygon's outline.
+    pub fn shape_rule(&self) -> Option<ShapeRule> {
+        match self {
+            Self::Center => None,
+            Self::Contains => Some(ShapeRule::Contains),
+            Self::Covers => Some(ShapeRule::Covers),
+        }
+    }
+}
+
+impl FromStr for Predicate {
+    type Err = PolymatchError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "center" => Ok(Self::Center),
+            "contains" => Ok(Self::Contains),
+            "covers" => Ok(Self::Covers),
+            other => Err(PolymatchError::InvalidArgument(format!(
+                "predicate must be \"center\", \"contains\" or \"covers\", got {other:?}"
             ))),
         }
     }
@@ -115,7 +183,11 @@ impl FromStr for RankBy {
 /// What to match and how.
 #[derive(Debug, Clone)]
 pub struct MatchOptions {
-    /// A polygon is a candidate iff its center is at distance `< max_dist`.
+    /// Which polygons are candidates: by center and `max_dist` (the default), or by shape.
+    pub predicate: Predicate,
+    /// With [`Predicate::Center`], a polygon is a candidate iff its center is at distance
+    /// `< max_dist`. The shape rules have no radius and do not read it (the Python and
+    /// command-line front doors refuse one given with them).
     pub max_dist: f64,
     /// Inner or left.
     pub how: How,
@@ -135,7 +207,8 @@ pub struct MatchOptions {
 impl Default for MatchOptions {
     fn default() -> Self {
         Self {
-            max_dist: 10.0,
+            predicate: Predicate::Center,
+            max_dist: DEFAULT_MAX_DIST,
             how: How::Inner,
             all_candidates: false,
             chunk_size: CHUNK,
@@ -154,7 +227,9 @@ impl MatchOptions {
     /// `chunk_size` or `k` is 0, or a rank rule is combined with `all_candidates` (which
     /// returns every candidate in polygon-row order).
     pub fn validate(&self) -> Result<()> {
-        check_max_dist(self.max_dist)?;
+        if self.predicate == Predicate::Center {
+            check_max_dist(self.max_dist)?;
+        }
         if self.chunk_size == 0 {
             return Err(PolymatchError::InvalidArgument(
                 "chunk_size must be > 0".into(),
@@ -178,7 +253,10 @@ impl MatchOptions {
     /// Whether a match takes one best rank per point ([`best_ranks`]: `k = 1`, a rank
     /// order, not all candidates), the only path that uses the index's cell lists.
     pub fn best_rank_path(&self) -> bool {
-        !self.all_candidates && self.k == 1 && self.rank_by != RankBy::Distance
+        self.predicate == Predicate::Center
+            && !self.all_candidates
+            && self.k == 1
+            && self.rank_by != RankBy::Distance
     }
 
     /// The order the index must be ranked in for these options, or `None` for
@@ -642,6 +720,13 @@ pub fn match_points(
     cancel: Option<&AtomicBool>,
 ) -> Result<RecordBatch> {
     options.validate()?;
+    if options.predicate != Predicate::Center {
+        return Err(PolymatchError::InvalidArgument(format!(
+            "predicate {:?} is decided on the outlines: match with match_shapes and a \
+             ShapeIndex",
+            options.predicate.as_str()
+        )));
+    }
     if let Some(order) = options.index_order() {
         if &order != index.order() {
             return Err(PolymatchError::InvalidArgument(format!(
@@ -676,6 +761,127 @@ pub fn match_points(
     })
 }
 
+/// Match points by a shape rule (`options.predicate` is `Contains` or `Covers`): the
+/// candidates of a point are the polygons that contain (cover) it, decided exactly on
+/// their outlines, and the rank rules, `k`, `how` and all candidates apply as for the
+/// center rule. The `distance` column is 0 (the point is in or on the polygon), so
+/// ranking by distance ties every candidate and the lowest rows win.
+///
+/// `shapes` must be ranked in the order the options ask for
+/// ([`MatchOptions::index_order`]; any for [`RankBy::Distance`] and all candidates).
+///
+/// # Errors
+/// Invalid options, a center predicate, an index in another order, mismatched
+/// lengths, or [`PolymatchError::Cancelled`].
+pub fn match_shapes(
+    shapes: &ShapeIndex,
+    points: PointSlices<'_>,
+    options: &MatchOptions,
+    first_point: u64,
+    cancel: Option<&AtomicBool>,
+) -> Result<RecordBatch> {
+    options.validate()?;
+    let Some(rule) = options.predicate.shape_rule() else {
+        return Err(PolymatchError::InvalidArgument(
+            "match_shapes takes a shape predicate (contains or covers)".into(),
+        ));
+    };
+    if let Some(order) = options.index_order() {
+        if &order != shapes.order() {
+            return Err(PolymatchError::InvalidArgument(format!(
+                "this shape index is ranked by {}, and the match asks for {}",
+                shapes.order().describe(),
+                order.describe()
+            )));
+        }
+    }
+    let chunk = options.chunk_size;
+    let valid = |i: usize| points.nulls.is_none_or(|n| n.is_valid(i));
+    if options.k == 1 && !options.all_candidates && options.rank_by != RankBy::Distance {
+        let mut ranks = zeroed(points.len(), chunk);
+        for_chunks(&mut ranks, chunk, |c, out| {
+            if cancelled(cancel) {
+                return;
+            }
+            let start = c * chunk;
+            for (j, slot) in out.iter_mut().enumerate() {
+                let i = start + j;
+                *slot = if valid(i) {
+                    shapes.best(rule, points.x[i], points.y[i])
+                } else {
+                    NO_MATCH
+                };
+            }
+        });
+        if cancelled(cancel) {
+            return Err(PolymatchError::Cancelled);
+        }
+        let matched = BooleanBuffer::collect_bool(ranks.len(), |i| ranks[i] != NO_MATCH);
+        if options.how == How::Left || matched.count_set_bits() == ranks.len() {
+            return best_per_point(shapes, points, options, first_point, ranks, matched);
+        }
+        let none: &[u32] = &[];
+        return build_output(shapes, points, options, first_point, |i| {
+            if ranks[i] == NO_MATCH {
+                none
+            } else {
+                std::slice::from_ref(&ranks[i])
+            }
+        });
+    }
+    // Lists per point: the k best in rank order, or every candidate (all candidates, or
+    // by distance, where all tie) in polygon-row order, cut to k.
+    let k = if options.all_candidates {
+        usize::MAX
+    } else {
+        options.k as usize
+    };
+    let by_row = options.all_candidates || options.rank_by == RankBy::Distance;
+    let chunks: Vec<(Vec<u32>, Vec<u32>)> = (0..points.len().div_ceil(chunk))
+        .into_par_iter()
+        .map(|c| {
+            let (start, end) = (c * chunk, ((c + 1) * chunk).min(points.len()));
+            let mut counts = Vec::with_capacity(end - start);
+            let mut ranks = Vec::new();
+            if cancelled(cancel) {
+                return (counts, ranks);
+            }
+            let mut found = Vec::new();
+            for i in start..end {
+                found.clear();
+                if valid(i) {
+                    shapes.for_each_candidate(rule, points.x[i], points.y[i], |rank| {
+                        found.push(rank);
+                        by_row || found.len() < k
+                    });
+                }
+                if by_row {
+                    found.sort_unstable_by_key(|&r| shapes.row_of(r));
+                    found.truncate(k);
+                }
+                counts.push(found.len() as u32);
+                ranks.extend_from_slice(&found);
+            }
+            (counts, ranks)
+        })
+        .collect();
+    if cancelled(cancel) {
+        return Err(PolymatchError::Cancelled);
+    }
+    let mut offsets = Vec::with_capacity(points.len() + 1);
+    offsets.push(0usize);
+    let mut ranks = Vec::new();
+    for (counts, r) in chunks {
+        for c in counts {
+            offsets.push(offsets[offsets.len() - 1] + c as usize);
+        }
+        ranks.extend(r);
+    }
+    build_output(shapes, points, options, first_point, |i| {
+        &ranks[offsets[i]..offsets[i + 1]]
+    })
+}
+
 /// `f(i, &items[i])` for every item, collected in order: in parallel, `chunk` items per
 /// task, when there is more than one chunk (rayon's indexed collect writes each result in
 /// place: no zeroed buffer, no second copy).
@@ -700,7 +906,7 @@ fn map_chunked<T: Sync, U: Send>(
 /// each point's best rank ([`NO_MATCH`] where none; `matched` marks the others): every
 /// column is a map over `ranks`, and `ranks` itself becomes the polygon column.
 fn best_per_point(
-    index: &SpatialIndex,
+    index: &impl RankedPolygons,
     points: PointSlices<'_>,
     options: &MatchOptions,
     first_point: u64,
@@ -715,8 +921,7 @@ fn best_per_point(
         if rank == NO_MATCH {
             f64::NAN
         } else {
-            let (cx, cy) = index.center_of(rank);
-            crate::index::distance(points.x[i], points.y[i], cx, cy)
+            index.distance_to(rank, points.x[i], points.y[i])
         }
     });
     let area = map_chunked(&ranks, chunk, |_, &rank| {
@@ -732,6 +937,51 @@ fn best_per_point(
         }
     });
     build_batch(options, point_index, ranks, distance, area, None, valid)
+}
+
+/// What the output columns need to know of a ranked candidate: the center index and the
+/// shape index both answer it, so one output builder serves every rule.
+pub trait RankedPolygons: Sync {
+    /// The polygon row of a rank.
+    fn row_of(&self, rank: u32) -> u32;
+    /// The area of a rank's polygon.
+    fn area_of(&self, rank: u32) -> f64;
+    /// The `distance` column for point `(px, py)` and a rank's polygon.
+    fn distance_to(&self, rank: u32, px: f64, py: f64) -> f64;
+}
+
+impl RankedPolygons for SpatialIndex {
+    #[inline]
+    fn row_of(&self, rank: u32) -> u32 {
+        SpatialIndex::row_of(self, rank)
+    }
+    #[inline]
+    fn area_of(&self, rank: u32) -> f64 {
+        SpatialIndex::area_of(self, rank)
+    }
+    /// SPEC.md's distance to the polygon's center.
+    #[inline]
+    fn distance_to(&self, rank: u32, px: f64, py: f64) -> f64 {
+        let (cx, cy) = self.center_of(rank);
+        crate::index::distance(px, py, cx, cy)
+    }
+}
+
+impl RankedPolygons for ShapeIndex {
+    #[inline]
+    fn row_of(&self, rank: u32) -> u32 {
+        ShapeIndex::row_of(self, rank)
+    }
+    #[inline]
+    fn area_of(&self, rank: u32) -> f64 {
+        ShapeIndex::area_of(self, rank)
+    }
+    /// The distance from the point to the polygon: 0 for every candidate of a shape rule
+    /// (it is in the polygon or on its boundary).
+    #[inline]
+    fn distance_to(&self, _rank: u32, _px: f64, _py: f64) -> f64 {
+        0.0
+    }
 }
 
 /// One task's share of the output rows: its first point, then its slices of
@@ -750,7 +1000,7 @@ type RowTask<'a> = (
 /// [`How::Left`] one null row if it has none. Built in parallel: each task owns the
 /// output rows of its points.
 fn build_output<'r>(
-    index: &SpatialIndex,
+    index: &impl RankedPolygons,
     points: PointSlices<'_>,
     options: &MatchOptions,
     first_point: u64,
@@ -811,10 +1061,9 @@ fn build_output<'r>(
                     continue;
                 }
                 for (r, &rank) in list.iter().enumerate() {
-                    let (cx, cy) = index.center_of(rank);
                     pi[j] = first_point + i as u64;
                     po[j] = index.row_of(rank);
-                    di[j] = crate::index::distance(points.x[i], points.y[i], cx, cy);
+                    di[j] = index.distance_to(rank, points.x[i], points.y[i]);
                     ar[j] = index.area_of(rank);
                     if with_rank {
                         rk[j] = r as u32 + 1;

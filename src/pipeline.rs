@@ -6,6 +6,7 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
@@ -17,13 +18,18 @@ use serde_json::Value;
 
 use crate::error::{PolymatchError, Result};
 use crate::io::crs::Crs;
-use crate::io::parquet::{build, next_batch, open, roots, total_rows};
+use crate::io::parquet::{
+    build, next_batch, open, read_polygon_centers, read_polygons, roots, total_rows,
+};
 use crate::io::writer::{
     result_properties, schema_with_metadata, write_parquet, ParallelWriter, TempOutput,
 };
 use crate::io::{Keep, PointSpec};
-use crate::matcher::{BoundMatcher, Matcher};
+use crate::matcher::{polygon_columns_to_read, BoundMatcher, Matcher};
 use crate::matching::MatchOptions;
+use crate::ranking::Rankings;
+use crate::shape::Outlines;
+use crate::SpatialIndex;
 
 /// What a streaming match did.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -136,6 +142,54 @@ pub fn match_parquet(
     Ok(summary)
 }
 
+/// A polygon file loaded for a match: its index, the attribute columns the match needs,
+/// its CRS, and (for the shape rules) its outlines.
+#[derive(Debug)]
+pub struct LoadedPolygons {
+    /// The index and the orders prepared from it.
+    pub rankings: Rankings,
+    /// The kept and rank columns.
+    pub attributes: RecordBatch,
+    /// The CRS the file states.
+    pub crs: Option<Crs>,
+    /// The outlines, loaded only when the options' predicate tests shapes.
+    pub outlines: Option<Arc<Outlines>>,
+}
+
+/// Load the polygons of a (Geo)Parquet file for a match with `options`, keeping the
+/// `keep_polygons` columns and the rank column: as centers and areas only (the
+/// coordinates dropped batch by batch, see [`read_polygon_centers`]) for the center
+/// rule, whole with their outlines for the shape rules.
+///
+/// # Errors
+/// Any ingest error, wrapped with the file's path.
+pub fn load_polygons(
+    path: &Path,
+    geometry: Option<&str>,
+    keep_polygons: &[String],
+    options: &MatchOptions,
+) -> Result<LoadedPolygons> {
+    let load = polygon_columns_to_read(keep_polygons, options);
+    if options.predicate.shape_rule().is_none() {
+        let file = read_polygon_centers(path, geometry, &load)?;
+        return Ok(LoadedPolygons {
+            rankings: Rankings::new(Arc::new(SpatialIndex::from_polygon_centers(&file.centers))),
+            attributes: file.attributes,
+            crs: file.crs,
+            outlines: None,
+        });
+    }
+    let file = read_polygons(path, geometry, Some(&load))?;
+    let index = SpatialIndex::new(&file.polygons);
+    let outlines = Outlines::new(Arc::new(file.polygons)).map_err(|e| e.in_file(path))?;
+    Ok(LoadedPolygons {
+        rankings: Rankings::new(Arc::new(index)),
+        attributes: file.attributes,
+        crs: file.crs,
+        outlines: Some(Arc::new(outlines)),
+    })
+}
+
 /// What a result file records about the job that made it: its `polymatch` metadata.
 #[derive(Debug, Clone, Copy)]
 pub struct JobRecord<'a> {
@@ -160,6 +214,7 @@ impl JobRecord<'_> {
         let options = self.options;
         let mut metadata = serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
+            "predicate": options.predicate.as_str(),
             "max_dist": options.max_dist,
             "how": options.how.as_str(),
             "all_candidates": options.all_candidates,

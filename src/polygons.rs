@@ -231,6 +231,21 @@ impl PolygonColumns {
         &self.y
     }
 
+    /// Row `i` has parts `geom_offsets[i]..geom_offsets[i + 1]`.
+    pub fn geom_offsets(&self) -> &OffsetBuffer<i64> {
+        &self.geom_offsets
+    }
+
+    /// Part `j` has rings `part_offsets[j]..part_offsets[j + 1]` (the first the shell).
+    pub fn part_offsets(&self) -> &OffsetBuffer<i64> {
+        &self.part_offsets
+    }
+
+    /// Ring `k` has vertices `ring_offsets[k]..ring_offsets[k + 1]`.
+    pub fn ring_offsets(&self) -> &OffsetBuffer<i64> {
+        &self.ring_offsets
+    }
+
     /// Vertex mean of the exterior rings, per row (NaN where not matchable).
     pub fn center_x(&self) -> &ScalarBuffer<f64> {
         &self.center_x

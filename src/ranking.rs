@@ -22,6 +22,7 @@ use crate::error::{PolymatchError, Result};
 use crate::geometry::float_key;
 use crate::index::{Order, SpatialIndex};
 use crate::io::schema::column_names;
+use crate::shape::{Outlines, ShapeIndex};
 
 /// Most prepared orders a [`Rankings`] keeps besides its own (the oldest is dropped).
 pub const MAX_PREPARED: usize = 8;
@@ -181,6 +182,8 @@ fn area_order(index: &SpatialIndex, descending: bool) -> Vec<u32> {
 pub struct Rankings {
     base: Arc<SpatialIndex>,
     prepared: Mutex<Vec<Arc<SpatialIndex>>>,
+    /// Shape indexes built so far (for the shape rules), by order and outlines.
+    shapes: Mutex<Vec<Arc<ShapeIndex>>>,
 }
 
 impl Rankings {
@@ -189,6 +192,7 @@ impl Rankings {
         Self {
             base,
             prepared: Mutex::new(Vec::new()),
+            shapes: Mutex::new(Vec::new()),
         }
     }
 
@@ -252,6 +256,44 @@ impl Rankings {
         }
         prepared.push(index.clone());
         Ok(index)
+    }
+
+    /// The shape index of `outlines` (the same polygon set's) ranked in `order` (`None`:
+    /// the base order, for rules that compare no ranks), built on the first call and
+    /// cached (at most [`MAX_PREPARED`] of them).
+    ///
+    /// # Errors
+    /// As [`Rankings::get`]; [`PolymatchError::InvalidLayout`] if the outlines are of
+    /// another polygon set.
+    pub fn shapes(
+        &self,
+        order: Option<&Order>,
+        attributes: Option<&RecordBatch>,
+        outlines: &Arc<Outlines>,
+    ) -> Result<Arc<ShapeIndex>> {
+        let ranked = match order {
+            Some(order) => self.get(order, attributes)?,
+            None => self.base.clone(),
+        };
+        let found = |shapes: &[Arc<ShapeIndex>]| {
+            shapes
+                .iter()
+                .find(|s| s.order() == ranked.order() && Arc::ptr_eq(s.outlines(), outlines))
+                .cloned()
+        };
+        if let Some(s) = found(&self.shapes.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(s);
+        }
+        let built = Arc::new(ShapeIndex::new(outlines.clone(), &ranked)?);
+        let mut shapes = self.shapes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = found(&shapes) {
+            return Ok(s);
+        }
+        if shapes.len() == MAX_PREPARED {
+            shapes.remove(0);
+        }
+        shapes.push(built.clone());
+        Ok(built)
     }
 
     fn cached(&self, order: &Order) -> Option<Arc<SpatialIndex>> {

@@ -62,7 +62,7 @@ def plot(*args: Any, **kwargs: Any) -> Any:
 def match(
     polygons: Any,
     points: Any,
-    max_dist: float = 10.0,
+    max_dist: float | None = None,
     how: Literal["inner", "left"] = "inner",
     all_candidates: bool = False,
     *,
@@ -76,12 +76,15 @@ def match(
             takes (pyarrow/polars tables, geopandas GeoDataFrames and GeoSeries, bare
             WKB/GeoArrow arrays).
         points: anything :meth:`PolygonIndex.match` takes.
-        max_dist: candidates are polygons whose center is at distance ``< max_dist``.
+        max_dist: with ``predicate="center"`` (the default), candidates are polygons
+            whose center is at distance ``< max_dist`` (default 10); the shape
+            predicates take none.
         how: ``"inner"`` keeps matched points only, ``"left"`` keeps every point.
         all_candidates: return every (point, candidate) pair instead of the best one.
         geometry: the polygons' geometry column (default: the rule of docs/SPEC.md).
-        **kwargs: passed on to :meth:`PolygonIndex.match` (``x``, ``y``, ``keep``,
-            ``keep_polygons``, ``allow_crs_mismatch``, ``threads``, ...).
+        **kwargs: passed on to :meth:`PolygonIndex.match` (``predicate``, ``rank_by``,
+            ``k``, ``x``, ``y``, ``keep``, ``keep_polygons``, ``allow_crs_mismatch``,
+            ``threads``, ...).
 
     Returns:
         A ``pyarrow.Table`` with ``point_index``, ``polygon_index``, ``distance``, ``area``.

@@ -92,10 +92,11 @@ class PolygonIndex:
     def match(
         self,
         points: Any,
-        max_dist: float = 10.0,
+        max_dist: float | None = None,
         how: Literal["inner", "left"] = "inner",
         all_candidates: bool = False,
         *,
+        predicate: Literal["center", "contains", "covers"] = "center",
         rank_by: str = "area",
         descending: bool = False,
         k: int = 1,
@@ -115,7 +116,9 @@ class PolygonIndex:
     def __len__(self) -> int: ...
     def __reduce__(
         self,
-    ) -> tuple[Any, tuple[bytes, str | dict[str, Any] | None, pa.Table | None]]: ...
+    ) -> tuple[
+        Any, tuple[bytes, str | dict[str, Any] | None, pa.Table | None, pa.Table | None]
+    ]: ...
 
 @disjoint_base
 class Polygon:
@@ -183,10 +186,11 @@ def resolve_columns(
 def write_results(
     result: Any,
     out: str | os.PathLike[str],
-    max_dist: float = 10.0,
+    max_dist: float | None = None,
     how: Literal["inner", "left"] = "inner",
     all_candidates: bool = False,
     *,
+    predicate: Literal["center", "contains", "covers"] = "center",
     rank_by: str = "area",
     descending: bool = False,
     k: int = 1,
@@ -206,10 +210,11 @@ def match_parquet(
     polygons: PolygonIndex | str | os.PathLike[str],
     points: str | os.PathLike[str],
     out: str | os.PathLike[str],
-    max_dist: float = 10.0,
+    max_dist: float | None = None,
     how: Literal["inner", "left"] = "inner",
     all_candidates: bool = False,
     *,
+    predicate: Literal["center", "contains", "covers"] = "center",
     rank_by: str = "area",
     descending: bool = False,
     k: int = 1,

@@ -83,11 +83,17 @@ _cache_stats = {"loads": 0, "hits": 0}
 
 
 def cached_index(
-    token: str, data: bytes, crs: Any = None, attributes: bytes | None = None
+    token: str,
+    data: bytes,
+    crs: Any = None,
+    attributes: bytes | None = None,
+    outlines: bytes | None = None,
 ) -> PolygonIndex:
     """The index for ``token``, deserialised from ``data`` (``PolygonIndex.to_bytes()``,
-    with the original's ``index.crs``, and ``attributes``: polygon attribute columns as
-    an Arrow IPC stream, if any) only if this process has not done so yet; ``token`` is
+    with the original's ``index.crs``, ``attributes``: polygon attribute columns as
+    an Arrow IPC stream, if any, and ``outlines``: the polygons' geometry as an Arrow
+    IPC stream, which the shape predicates need) only if this process has not done so
+    yet; ``token`` is
     any string that identifies all of them (this module uses a blake2b hash, computed
     once on the client).
     Thread-safe: concurrent tasks in one process wait for a single load. The last few
@@ -98,11 +104,12 @@ def cached_index(
             _cache.move_to_end(token)
             _cache_stats["hits"] += 1
             return index
-        if attributes is None:
+        if attributes is None and outlines is None:
             index = PolygonIndex.from_bytes(data, crs=crs)
         else:
-            table = pa.ipc.open_stream(attributes).read_all()
-            index = PolygonIndex._from_pickle(data, crs, table)
+            table = None if attributes is None else pa.ipc.open_stream(attributes).read_all()
+            shapes = None if outlines is None else pa.ipc.open_stream(outlines).read_all()
+            index = PolygonIndex._from_pickle(data, crs, table, shapes)
         _cache_stats["loads"] += 1
         _cache[token] = index
         while len(_cache) > _CACHE_SIZE:
@@ -157,17 +164,27 @@ def _as_index(polygons: Any, geometry: str | None = None) -> PolygonIndex:
     return PolygonIndex.from_arrow(polygons_to_arrow(polygons), geometry=geometry)
 
 
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
 def _broadcast(
     polygons: Any,
     rank_by: str = "area",
     descending: bool = False,
     keep_polygons: Sequence[str] = (),
+    predicate: str = "center",
 ) -> tuple[str, Any, int, Any]:
     """Serialise the index once, prepared for the rank rule (so that workers need no
     polygon column to rank by: the order travels in the bytes), with the kept polygon
-    columns (Arrow IPC) if any; return its token, a single graph key holding
-    ``(bytes, attributes)``, its size in bytes, and its CRS (small: passed to each task,
-    so that workers check the points' CRS against it exactly as one process does)."""
+    columns (Arrow IPC) if any and, for a shape predicate, the outlines (Arrow IPC of
+    the GeoArrow geometry); return its token, a single graph key holding
+    ``(bytes, attributes, outlines)``, its size in bytes, and its CRS (small: passed to
+    each task, so that workers check the points' CRS against it exactly as one process
+    does)."""
     import json
 
     import dask
@@ -187,20 +204,26 @@ def _broadcast(
                 f"the polygons have no column {', '.join(map(repr, missing))} to keep "
                 f"(columns: {have})"
             )
-        sink = pa.BufferOutputStream()
-        selected = table.select(list(dict.fromkeys(keep_polygons)))
-        with pa.ipc.new_stream(sink, selected.schema) as writer:
-            writer.write_table(selected)
-        attributes = sink.getvalue().to_pybytes()
+        attributes = _ipc(table.select(list(dict.fromkeys(keep_polygons))))
+    outlines = None
+    if predicate != "center":
+        derived = index.to_arrow()
+        if "geometry" not in derived.column_names:
+            raise ValueError(
+                f"predicate={predicate!r} tests the polygons' outlines, and this index has "
+                "none (built from centers or read from to_bytes()): build it from the "
+                "polygons themselves"
+            )
+        outlines = _ipc(derived.select(["geometry"]))
     h = hashlib.blake2b(data, digest_size=16)
     h.update(json.dumps(crs, sort_keys=True).encode())
-    if attributes is not None:
-        h.update(attributes)
+    for extra in (attributes, outlines):
+        h.update(b"-" if extra is None else extra)
     token = h.hexdigest()
     # One key for the whole graph: every task depends on it, so it is shipped to each
     # worker once instead of being embedded in every task.
-    key = dask.delayed((data, attributes), name=f"polymatch-index-{token}", pure=True)
-    return token, key, len(data) + len(attributes or b""), crs
+    key = dask.delayed((data, attributes, outlines), name=f"polymatch-index-{token}", pure=True)
+    return token, key, len(data) + len(attributes or b"") + len(outlines or b""), crs
 
 
 def _resolve_threads(threads: int | None) -> int:
@@ -487,7 +510,7 @@ def _match_partition(
     import pandas as pd
 
     try:
-        table = _match_table(part, cached_index(token, data[0], crs, data[1]), options, threads)
+        table = _match_table(part, cached_index(token, *data[:1], crs, *data[1:]), options, threads)
     except PolymatchError as e:
         return _row_error(e, partition)
     if partition is not None:
@@ -618,6 +641,20 @@ def _check_order(polygons: Any, points: Any) -> None:
         raise TypeError(f"points must be a Dask DataFrame, got a {type(points).__name__}{hint}")
 
 
+def _halo(predicate: str, max_dist: float | None) -> float:
+    """The halo of a partitioned join's tiles: the center rule's ``max_dist`` (10 when
+    not given). The shape predicates are refused there: tiles are cut by polygon
+    centers, and a shape rule needs them cut by polygon boxes."""
+    if predicate != "center":
+        raise ValueError(
+            f"predicate={predicate!r} with partitioned polygons (a Dask DataFrame or a list "
+            "of polygon files) is not supported yet: the tiles are cut by polygon centers "
+            "and max_dist. Pass the polygons to broadcast instead (a PolygonIndex, a table "
+            "or one polygon file)"
+        )
+    return 10.0 if max_dist is None else max_dist
+
+
 def _carried(keep_polygons: Sequence[str], rank_by: str) -> list[str]:
     """The polygon columns a tile must carry: the kept ones and a rank column."""
     rank_col = [] if rank_by in ("area", "distance") else [rank_by]
@@ -710,7 +747,7 @@ def _matched_pieces(
 def match(
     polygons: Any = None,
     points: Any = None,
-    max_dist: float = 10.0,
+    max_dist: float | None = None,
     how: Literal["inner", "left"] = "inner",
     keep: Sequence[str] | None = None,
     x: str | None = None,
@@ -727,6 +764,7 @@ def match(
     point_index: Literal["global", "partition"] = "global",
     polygons_per_tile: int | None = None,
     allow_crs_mismatch: bool = False,
+    predicate: Literal["center", "contains", "covers"] = "center",
 ) -> Any:
     """Match a Dask DataFrame of points to polygons; returns a lazy Dask DataFrame.
 
@@ -756,7 +794,9 @@ def match(
             ``polygons.compute()``, or counted across the files in order).
         points: a ``dask.dataframe.DataFrame`` with ``x``/``y`` columns, or a point
             geometry column named by ``geometry`` (WKB, e.g. ``pd.ArrowDtype(pa.binary())``).
-        max_dist: candidates are polygons whose center is at distance ``< max_dist``.
+        max_dist: with ``predicate="center"`` (the default), candidates are polygons
+            whose center is at distance ``< max_dist`` (default 10); the shape
+            predicates take none.
             A partitioned join needs it finite (``inf`` makes every polygon a candidate
             of every point: pass a PolygonIndex to broadcast instead).
         how: ``"inner"`` keeps matched points only, ``"left"`` every point.
@@ -778,6 +818,10 @@ def match(
             (``k > 1`` adds a ``rank`` column). A broadcast index is prepared for it on
             the client and its order shipped in the bytes; partitioned tiles carry the
             column and are prepared on the workers.
+        predicate: ``"center"``, ``"contains"`` or ``"covers"``, as for
+            :meth:`polymatch.PolygonIndex.match`; a shape predicate ships the polygons'
+            outlines with the broadcast index (partitioned polygons take the center rule
+            only, for now).
         point_index: ``"global"`` (default): the point's row in the whole DataFrame,
             which needs every partition's length (computed lazily, in the same graph:
             ``len`` of each partition and two-level prefix sums; no extra pass over the
@@ -835,6 +879,7 @@ def match(
         )
     points = points[columns]  # a projection: read_parquet then reads only these columns
     options: dict[str, Any] = {
+        "predicate": predicate,
         "max_dist": max_dist,
         "how": how,
         "all_candidates": all_candidates,
@@ -859,7 +904,7 @@ def match(
     if polygon_parts is None:
         index = _as_index(polygons, polygon_geometry).prepare(rank_by, descending)
         schema = _meta_schema(points, index, options, per_partition)
-        token, data, _, crs = _broadcast(index, rank_by, descending, keep_polygons)
+        token, data, _, crs = _broadcast(index, rank_by, descending, keep_polygons, predicate)
         match_part = dask.delayed(_match_partition, pure=True)
         results = [
             match_part(
@@ -875,6 +920,8 @@ def match(
     else:
         from polymatch import _tiles
 
+        max_dist = _halo(predicate, max_dist)
+        options["max_dist"] = max_dist
         carry = _carried(keep_polygons, rank_by)
         plan = _tiles.plan(
             polygon_parts,
@@ -1000,7 +1047,7 @@ def _match_file(
     if out.exists() and _recorded_job(out) == job:
         return {"out": dst, "skipped": True}
     out.parent.mkdir(parents=True, exist_ok=True)
-    index = cached_index(token, data[0], crs, data[1])
+    index = cached_index(token, *data[:1], crs, *data[1:])
     try:
         summary = _match_parquet_file(
             index, src, dst, threads=_resolve_threads(threads), job_id=job, **options
@@ -1100,7 +1147,7 @@ def match_parquet(
     points: Any,
     polygons: Any,
     out_dir: str | os.PathLike[str],
-    max_dist: float = 10.0,
+    max_dist: float | None = None,
     how: Literal["inner", "left"] = "inner",
     keep: Sequence[str] | None = None,
     threads: int | None = None,
@@ -1117,6 +1164,7 @@ def match_parquet(
     batch_rows: int = 262_144,
     polygons_per_tile: int | None = None,
     allow_crs_mismatch: bool = False,
+    predicate: Literal["center", "contains", "covers"] = "center",
 ) -> list[str]:
     """Match Parquet files of points on the current Dask scheduler, one task per file.
 
@@ -1148,7 +1196,8 @@ def match_parquet(
         out_dir: where the outputs go (created if needed, after the inputs and the
             polygons were checked; removed again, with any sub-directory this call
             created, if the job fails before any output is complete).
-        max_dist, how, keep, x, y, all_candidates, rank_by, descending, k, batch_rows:
+        predicate, max_dist, how, keep, x, y, all_candidates, rank_by, descending, k,
+        batch_rows:
             as for :func:`polymatch.match_parquet`; ``geometry`` is its
             ``point_geometry``. A ``rank_by`` column is read on the client and its order
             shipped with the index (see :func:`match`).
@@ -1179,6 +1228,7 @@ def match_parquet(
     out_root = Path(out_dir)
     outs = _output_paths(files, root, out_root)
     options: dict[str, Any] = {
+        "predicate": predicate,
         "max_dist": max_dist,
         "how": how,
         "all_candidates": all_candidates,
@@ -1207,7 +1257,11 @@ def match_parquet(
             polygons_per_tile,
         )
     token, data, nbytes, crs = _broadcast(
-        _as_index(polygons, polygon_geometry), rank_by, descending, keep_polygons or ()
+        _as_index(polygons, polygon_geometry),
+        rank_by,
+        descending,
+        keep_polygons or (),
+        predicate,
     )
     created = _new_dirs(out_root, outs)
     out_root.mkdir(parents=True, exist_ok=True)
@@ -1281,6 +1335,7 @@ def _routed_file(src: str, tiling: Any, spec: dict[str, Any], keep: list[str]) -
 
 #: The options a result file records (``polymatch._core.write_results``'s arguments).
 _RECORDED = (
+    "predicate",
     "max_dist",
     "how",
     "all_candidates",
@@ -1359,7 +1414,8 @@ def _match_parquet_tiles(
         if v is not None
     }
     match_options = {
-        "max_dist": options["max_dist"],
+        "predicate": options["predicate"],
+        "max_dist": _halo(options["predicate"], options["max_dist"]),
         "how": options["how"],
         "all_candidates": options["all_candidates"],
         "rank_by": rank_by,
@@ -1375,7 +1431,7 @@ def _match_parquet_tiles(
         polygon_parts,
         polygon_geometry,
         carry,
-        options["max_dist"],
+        _halo(options["predicate"], options["max_dist"]),
         polygons_per_tile or _tiles.POLYGONS_PER_TILE,
     )
     if isinstance(polygons, (list, tuple)):
@@ -1408,7 +1464,7 @@ def _match_parquet_tiles(
             tiling,
             polygon_geometry,
             carry,
-            options["max_dist"],
+            _halo(options["predicate"], options["max_dist"]),
             rank_by,
             descending,
         )

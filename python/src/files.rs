@@ -3,13 +3,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use polymatch::io::parquet::{read_polygon_centers, read_polygons as core_read_polygons};
+use polymatch::io::parquet::read_polygons as core_read_polygons;
 use polymatch::io::{Keep, PointSpec};
-use polymatch::matcher::{polygon_columns_to_read, Matcher, PolygonSide};
+use polymatch::matcher::{Matcher, PolygonSide};
 use polymatch::pipeline::{
-    match_parquet as core_match_parquet, write_results as core_write_results, JobRecord, ParquetJob,
+    load_polygons, match_parquet as core_match_parquet, write_results as core_write_results,
+    JobRecord, ParquetJob,
 };
-use polymatch::{Rankings, SpatialIndex};
+use polymatch::Rankings;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -52,6 +53,16 @@ pub fn read_polygons(
     .map_err(|e| PyPolymatchError(e).into())
 }
 
+/// Where `match_parquet`'s polygons come from: the index, attributes, CRS, outlines
+/// (shape rules) and file (if any).
+type PolygonsFrom = (
+    Arc<Rankings>,
+    Option<arrow::array::RecordBatch>,
+    Option<polymatch::io::crs::Crs>,
+    Option<Arc<polymatch::Outlines>>,
+    Option<PathBuf>,
+);
+
 /// Match a Parquet file of points against polygons, streaming, into a Parquet file.
 ///
 /// The same job as the ``polymatch match`` command line: points are read, matched and
@@ -77,16 +88,17 @@ pub fn read_polygons(
 /// Returns:
 ///     A dict with ``points``, ``matched``, ``rows_written``.
 #[pyfunction]
-#[pyo3(signature = (polygons, points, out, max_dist=10.0, how="inner", all_candidates=false, *, rank_by="area", descending=false, k=1, keep=None, keep_polygons=None, x=None, y=None, point_geometry=None, polygon_geometry=None, allow_crs_mismatch=false, threads=None, batch_rows=262_144, job_id=None))]
+#[pyo3(signature = (polygons, points, out, max_dist=None, how="inner", all_candidates=false, *, predicate="center", rank_by="area", descending=false, k=1, keep=None, keep_polygons=None, x=None, y=None, point_geometry=None, polygon_geometry=None, allow_crs_mismatch=false, threads=None, batch_rows=262_144, job_id=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn match_parquet<'py>(
     py: Python<'py>,
     polygons: &Bound<'py, PyAny>,
     points: PathBuf,
     out: PathBuf,
-    max_dist: f64,
+    max_dist: Option<f64>,
     how: &str,
     all_candidates: bool,
+    predicate: &str,
     rank_by: &str,
     descending: bool,
     k: i128,
@@ -102,33 +114,51 @@ pub fn match_parquet<'py>(
     job_id: Option<String>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let threads = check_threads(threads)?;
-    let options = match_options(max_dist, how, all_candidates, rank_by, descending, k, None)?;
+    let options = match_options(
+        predicate,
+        max_dist,
+        how,
+        all_candidates,
+        rank_by,
+        descending,
+        k,
+        None,
+    )?;
     let keep = keep.map(|k| k.0).unwrap_or_default();
     let keep_polygons = keep_polygons.map(|k| k.0).unwrap_or_default();
-    let (index, attributes, crs, polygons_path): (Arc<Rankings>, _, _, Option<PathBuf>) =
+    // The polygons: an index (its outlines prepared if the rule needs them), or a file
+    // loaded as the command line loads it.
+    let (index, attributes, crs, outlines, polygons_path): PolygonsFrom =
         if let Ok(idx) = polygons.cast::<PyPolygonIndex>() {
             let idx = idx.get();
+            let outlines = match options.predicate.shape_rule() {
+                Some(_) => py
+                    .detach(|| idx.outlines())
+                    .map_err(PyPolymatchError)?
+                    .cloned(),
+                None => None,
+            };
             (
                 idx.rankings().clone(),
                 idx.attributes().cloned(),
                 idx.crs().cloned(),
+                outlines,
                 None,
             )
         } else {
             let path: PathBuf = polygons.extract()?;
-            let (index, file) = py
+            let file = py
                 .detach(|| {
                     crate::pool::run(None, || {
-                        let load = polygon_columns_to_read(&keep_polygons, &options);
-                        let file = read_polygon_centers(&path, polygon_geometry.as_deref(), &load)?;
-                        Ok((SpatialIndex::from_polygon_centers(&file.centers), file))
+                        load_polygons(&path, polygon_geometry.as_deref(), &keep_polygons, &options)
                     })?
                 })
                 .map_err(PyPolymatchError)?;
             (
-                Arc::new(Rankings::new(Arc::new(index))),
+                Arc::new(file.rankings),
                 Some(file.attributes),
                 file.crs,
+                file.outlines,
                 Some(path),
             )
         };
@@ -140,6 +170,7 @@ pub fn match_parquet<'py>(
                         index: &index,
                         attributes: attributes.as_ref(),
                         crs: crs.as_ref(),
+                        outlines: outlines.as_ref(),
                     },
                     options: options.clone(),
                     keep: Keep {
@@ -186,15 +217,16 @@ pub fn match_parquet<'py>(
 ///     points, polygons: the input files, if any, recorded as they are.
 ///     job_id: recorded as ``"job"``.
 #[pyfunction]
-#[pyo3(signature = (result, out, max_dist=10.0, how="inner", all_candidates=false, *, rank_by="area", descending=false, k=1, keep=None, keep_polygons=None, crs=None, points=None, polygons=None, job_id=None))]
+#[pyo3(signature = (result, out, max_dist=None, how="inner", all_candidates=false, *, predicate="center", rank_by="area", descending=false, k=1, keep=None, keep_polygons=None, crs=None, points=None, polygons=None, job_id=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn write_results(
     py: Python<'_>,
     result: pyo3_arrow::PyTable,
     out: PathBuf,
-    max_dist: f64,
+    max_dist: Option<f64>,
     how: &str,
     all_candidates: bool,
+    predicate: &str,
     rank_by: &str,
     descending: bool,
     k: i128,
@@ -205,7 +237,16 @@ pub fn write_results(
     polygons: Option<PathBuf>,
     job_id: Option<String>,
 ) -> PyResult<()> {
-    let options = match_options(max_dist, how, all_candidates, rank_by, descending, k, None)?;
+    let options = match_options(
+        predicate,
+        max_dist,
+        how,
+        all_candidates,
+        rank_by,
+        descending,
+        k,
+        None,
+    )?;
     let crs = optional_crs(crs)?;
     let keep = keep.map(|k| k.0).unwrap_or_default();
     let keep_polygons = keep_polygons.map(|k| k.0).unwrap_or_default();

@@ -2,18 +2,19 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arrow::array::{ArrayRef, Float64Array, RecordBatch};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema};
+use polymatch::io::arrow_ingest::polygons_from_array;
 use polymatch::io::arrow_ingest::polygons_from_coords;
 use polymatch::io::crs::Crs;
 use polymatch::io::schema::{resolve_geometry, Request, Role};
 use polymatch::io::{centers_from_batch, polygons_from_batch, Keep, PointSpec};
 use polymatch::matcher::{Matcher, PolygonSide};
-use polymatch::{PolygonColumns, PolymatchError, RankBy, Rankings, SpatialIndex};
+use polymatch::{Outlines, PolygonColumns, PolymatchError, RankBy, Rankings, SpatialIndex};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
@@ -35,6 +36,9 @@ const INTERRUPTIBLE_POINTS: usize = 1 << 16;
 #[pyclass(frozen, module = "polymatch._core", name = "PolygonIndex")]
 pub struct PyPolygonIndex {
     polygons: Option<Arc<PolygonColumns>>,
+    /// The outlines prepared for the shape rules, on their first use (shared by the
+    /// indexes `prepare` derives: same polygons).
+    outlines: Arc<OnceLock<Arc<Outlines>>>,
     index: Arc<Rankings>,
     attributes: Option<RecordBatch>,
     crs: Option<Crs>,
@@ -54,10 +58,29 @@ impl PyPolygonIndex {
         let index = SpatialIndex::new(&polygons);
         Self {
             polygons: Some(Arc::new(polygons)),
+            outlines: Arc::default(),
             index: Arc::new(Rankings::new(Arc::new(index))),
             attributes,
             crs,
         }
+    }
+
+    /// The outlines for the shape rules, prepared on the first call (`None`: polygons
+    /// known by their centers only).
+    ///
+    /// # Errors
+    /// As [`Outlines::new`].
+    pub fn outlines(&self) -> polymatch::Result<Option<&Arc<Outlines>>> {
+        let Some(polygons) = &self.polygons else {
+            return Ok(None);
+        };
+        if self.outlines.get().is_none() {
+            // Two threads racing here build twice and keep the first.
+            let _ = self
+                .outlines
+                .set(Arc::new(Outlines::new(polygons.clone())?));
+        }
+        Ok(self.outlines.get())
     }
 
     /// The core index in its own order (for other binding modules).
@@ -269,6 +292,7 @@ impl PyPolygonIndex {
         let index = SpatialIndex::from_bytes(data).map_err(PyPolymatchError)?;
         Ok(Self {
             polygons: None,
+            outlines: Arc::default(),
             index: Arc::new(Rankings::new(Arc::new(index))),
             attributes: None,
             crs,
@@ -317,20 +341,25 @@ impl PyPolygonIndex {
             .map_err(PyPolymatchError)?;
         Ok(Self {
             polygons: None,
+            outlines: Arc::default(),
             index: Arc::new(Rankings::new(Arc::new(index))),
             attributes: Some(batch),
             crs,
         })
     }
 
-    /// Unpickle: the index from bytes, with its CRS and attribute columns.
+    /// Unpickle: the index from bytes, with its CRS, attribute columns and (for the
+    /// shape rules) outlines, a one-column table of GeoArrow multipolygons (pickles
+    /// of polymatch 0.1 have none: they match by center only).
     #[classmethod]
+    #[pyo3(signature = (data, crs, attributes, outlines=None))]
     fn _from_pickle(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
         data: &[u8],
         crs: Option<&Bound<'_, PyAny>>,
         attributes: Option<&Bound<'_, PyAny>>,
+        outlines: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let crs = optional_crs(crs)?;
         let attributes = match attributes {
@@ -347,8 +376,31 @@ impl PyPolygonIndex {
                 )));
             }
         }
+        let polygons = match outlines {
+            Some(o) if !o.is_none() => {
+                let batch = one_batch(py, o, Side::Polygons)?;
+                let schema = batch.schema();
+                let (field, column) = match (schema.fields().first(), batch.columns().first()) {
+                    (Some(f), Some(c)) => (f.clone(), c.clone()),
+                    _ => return Err(PyValueError::new_err("pickled outlines have no column")),
+                };
+                let polygons = py
+                    .detach(|| crate::pool::run(None, || polygons_from_array(&field, &column))?)
+                    .map_err(PyPolymatchError)?;
+                if polygons.len() != index.rows() {
+                    return Err(PyValueError::new_err(format!(
+                        "pickled outlines have {} rows, the index {}",
+                        polygons.len(),
+                        index.rows()
+                    )));
+                }
+                Some(Arc::new(polygons))
+            }
+            _ => None,
+        };
         Ok(Self {
-            polygons: None,
+            polygons,
+            outlines: Arc::default(),
             index: Arc::new(Rankings::new(Arc::new(index))),
             attributes,
             crs,
@@ -404,7 +456,21 @@ impl PyPolygonIndex {
             }
             None => py.None().into_bound(py),
         };
-        Ok((from_pickle, PyTuple::new(py, [bytes, crs, attributes])?))
+        let outlines = match &slf.get().polygons {
+            Some(p) => {
+                let batch = p
+                    .to_record_batch()
+                    .and_then(|b| Ok(b.project(&[0])?))
+                    .map_err(PyPolymatchError)?;
+                let schema = batch.schema();
+                PyTable::try_new(vec![batch], schema)?.into_pyarrow(py)?
+            }
+            None => py.None().into_bound(py),
+        };
+        Ok((
+            from_pickle,
+            PyTuple::new(py, [bytes, crs, attributes, outlines])?,
+        ))
     }
 
     /// Prepare the index for a rank rule ahead of matching, and return an index whose
@@ -445,6 +511,7 @@ impl PyPolygonIndex {
             py,
             Self {
                 polygons: this.polygons.clone(),
+                outlines: this.outlines.clone(),
                 index: Arc::new(Rankings::new(index)),
                 attributes: this.attributes.clone(),
                 crs: this.crs.clone(),
@@ -518,19 +585,28 @@ impl PyPolygonIndex {
     /// Match points to polygons (docs/SPEC.md is the exact rule).
     ///
     /// For each point the candidates are the polygons whose center is at distance
-    /// ``< max_dist``; the match is the best candidate by ``rank_by`` (default: the
-    /// smallest area), the lowest polygon row on ties.
+    /// ``< max_dist`` (``predicate="center"``, the article's rule), or that contain or
+    /// cover the point (``predicate="contains"``/``"covers"``, decided exactly on the
+    /// outlines); the match is the best candidate by ``rank_by`` (default: the smallest
+    /// area, the most specific region), the lowest polygon row on ties.
     ///
     /// Args:
     ///     points: a pyarrow/polars/duckdb table, a pandas DataFrame, a geopandas
     ///         GeoDataFrame or GeoSeries of points, a numpy ``(N, 2)`` array, a bare WKB
     ///         or GeoArrow point array, a polars LazyFrame (collected).
-    ///     max_dist: the search radius, ``> 0``; ``inf`` makes every polygon a candidate.
+    ///     max_dist: the center rule's search radius, ``> 0`` (default 10); ``inf``
+    ///         makes every polygon a candidate. The shape predicates take none.
     ///     how: ``"inner"`` keeps matched points only; ``"left"`` keeps every point,
     ///         with nulls where there is no match (with ``all_candidates``, one null row
     ///         for a point without candidates).
     ///     all_candidates: one row per (point, candidate) pair, ordered by point then
     ///         polygon row, instead of the best match (no rank rule applies).
+    ///     predicate: ``"center"`` (default), ``"contains"`` (the point is in the
+    ///         polygon's interior; on its boundary is not contained) or ``"covers"``
+    ///         (interior or boundary), as GEOS/shapely define them. The outlines are
+    ///         prepared (edge indexes for large parts) on first use and kept; an index
+    ///         without outlines (``from_bytes``, ``from_centers``) refuses them. The
+    ///         ``distance`` column is then 0 (the point is in or on the polygon).
     ///     rank_by: what makes a candidate the best: ``"area"`` (the default),
     ///         ``"distance"`` (SPEC's distance to the center; with ``max_dist=inf``, plain
     ///         nearest) or the name of a numeric polygon attribute column (integer,
@@ -569,15 +645,16 @@ impl PyPolygonIndex {
     ///     InvalidGeometryError: a malformed point geometry (names the row).
     ///     ValueError: ``max_dist <= 0`` or NaN, an unknown ``how``, bad ``threads``,
     ///         ``k`` outside 1 to ``2**32 - 1``, a rank rule with ``all_candidates``.
-    #[pyo3(name = "match", signature = (points, max_dist=10.0, how="inner", all_candidates=false, *, rank_by="area", descending=false, k=1, x=None, y=None, geometry=None, keep=None, keep_polygons=None, allow_crs_mismatch=false, threads=None, chunk_size=None))]
+    #[pyo3(name = "match", signature = (points, max_dist=None, how="inner", all_candidates=false, *, predicate="center", rank_by="area", descending=false, k=1, x=None, y=None, geometry=None, keep=None, keep_polygons=None, allow_crs_mismatch=false, threads=None, chunk_size=None))]
     #[allow(clippy::too_many_arguments)]
     fn match_<'py>(
         &self,
         py: Python<'py>,
         points: &Bound<'py, PyAny>,
-        max_dist: f64,
+        max_dist: Option<f64>,
         how: &str,
         all_candidates: bool,
+        predicate: &str,
         rank_by: &str,
         descending: bool,
         k: i128,
@@ -591,6 +668,7 @@ impl PyPolygonIndex {
         chunk_size: Option<usize>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let options = match_options(
+            predicate,
             max_dist,
             how,
             all_candidates,
@@ -600,6 +678,10 @@ impl PyPolygonIndex {
             chunk_size,
         )?;
         let threads = check_threads(threads)?;
+        let outlines = match options.predicate.shape_rule() {
+            Some(_) => py.detach(|| self.outlines()).map_err(PyPolymatchError)?,
+            None => None,
+        };
         let (schema, batches) = read_table(py, points, Side::Points)?;
         let total: usize = batches.iter().map(|b| b.num_rows()).sum();
         let keep_points = keep.map(|k| k.0).unwrap_or_default();
@@ -609,6 +691,7 @@ impl PyPolygonIndex {
                 index: &self.index,
                 attributes: self.attributes.as_ref(),
                 crs: self.crs.as_ref(),
+                outlines,
             },
             options,
             keep: Keep {

@@ -215,14 +215,19 @@ pub fn threads(threads: Option<i64>) -> PyResult<Option<usize>> {
 }
 
 /// The match options from their Python arguments, validated: the one parser of
-/// `PolygonIndex.match`, `match_parquet` and the result writer (`rank_by` is
-/// `"area"`, `"distance"` or a polygon column; `k` is 1 to `2**32 - 1`; `chunk_size`
-/// defaults to [`polymatch::matching::CHUNK`]).
+/// `PolygonIndex.match`, `match_parquet` and the result writer (`predicate` is
+/// `"center"`, `"contains"` or `"covers"`; `max_dist` is the center rule's, 10 when
+/// `None`, and refused with a shape rule; `rank_by` is `"area"`, `"distance"` or a
+/// polygon column; `k` is 1 to `2**32 - 1`; `chunk_size` defaults to
+/// [`polymatch::matching::CHUNK`]).
 ///
 /// # Errors
-/// `ValueError` for an unknown `how`, a bad `max_dist`, `k` or combination.
+/// `ValueError` for an unknown `predicate` or `how`, a bad `max_dist`, `k` or
+/// combination.
+#[allow(clippy::too_many_arguments)]
 pub fn match_options(
-    max_dist: f64,
+    predicate: &str,
+    max_dist: Option<f64>,
     how: &str,
     all_candidates: bool,
     rank_by: &str,
@@ -230,6 +235,7 @@ pub fn match_options(
     k: i128,
     chunk_size: Option<usize>,
 ) -> PyResult<polymatch::MatchOptions> {
+    let predicate: polymatch::Predicate = predicate.parse().map_err(PyPolymatchError)?;
     let k = match u32::try_from(k) {
         Ok(k) if k >= 1 => k,
         _ => {
@@ -240,7 +246,8 @@ pub fn match_options(
         }
     };
     let options = polymatch::MatchOptions {
-        max_dist,
+        predicate,
+        max_dist: predicate.max_dist(max_dist).map_err(PyPolymatchError)?,
         how: how.parse().map_err(PyPolymatchError)?,
         all_candidates,
         chunk_size: chunk_size.unwrap_or(polymatch::matching::CHUNK),

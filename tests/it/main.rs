@@ -12,7 +12,10 @@
 //! - [`adversarial`]: docs/hardening.md's cases through the Rust API and the CLI;
 //! - [`matcher`]: the one Matcher and schema resolver, in memory and through Parquet;
 //! - [`ranking`]: the rank rules (area, distance, a column; descending; k best) against
-//!   a brute-force oracle, and their errors.
+//!   a brute-force oracle, and their errors;
+//! - [`shapes`]: the shape rules (`contains`, `covers`) against an exact big-integer
+//!   crossing oracle, the edge index against the edge-by-edge test, and `match_shapes`
+//!   against brute force.
 #![allow(clippy::unwrap_used)] // in a test, a panic is a failure with a message
 
 mod common;
@@ -26,3 +29,4 @@ mod kernels;
 mod matcher;
 mod partition;
 mod ranking;
+mod shapes;

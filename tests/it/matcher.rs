@@ -76,6 +76,7 @@ fn matcher<'a>(index: &'a Rankings, crs: Option<&'a Crs>) -> Matcher<'a> {
             index,
             attributes: None,
             crs,
+            outlines: None,
         },
         options: options(),
         keep: Keep::default(),
@@ -214,6 +215,7 @@ fn output_schema_is_known_before_any_row_and_names_do_not_collide() {
             index: &index,
             attributes: Some(&attrs),
             crs: None,
+            outlines: None,
         },
         options: options(),
         keep: Keep {
@@ -485,6 +487,7 @@ fn a_bad_rank_column_is_the_polygons_fault() {
                 index: &rankings,
                 attributes: Some(&attributes),
                 crs: None,
+                outlines: None,
             },
             options: MatchOptions {
                 rank_by: rank_by.parse().unwrap(),

@@ -26,6 +26,7 @@ EXPECT = {
     "dask_cluster.py": ("partitioned, same answer: True", "part.3.parquet 5000 matches"),
     "notebook_demo.py": "revenue by district",
     "choosing_the_best_match.py": "rank  height",
+    "most_specific_region.py": ("   1 city", "   3     2    east"),
 }
 ARGS = {"notebook_demo.py": lambda tmp: [str(tmp)]}
 TIMEOUT = 300  # seconds per example; each takes a few on a loaded 2-core machine

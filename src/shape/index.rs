@@ -1,0 +1,314 @@
+//! The shape index: the parts of the polygons by rank, in a uniform grid of cell lists
+//! over their boxes, for the rules that ask where a point is relative to a polygon's
+//! shape (`contains`, `covers`).
+//!
+//! Every cell lists the parts whose box overlaps it, in rank order (the order of the
+//! [`SpatialIndex`] it was built from: area, a column, either direction). A query reads
+//! the list of the point's cell, skips parts whose box does not hold the point, and
+//! tests the rest exactly; the first part that accepts the point belongs to the best
+//! candidate, so the smallest-area match stops at its first hit (the min-rank early
+//! exit of the center index, here for free). The `k` best are the first `k` distinct
+//! polygons that accept.
+//!
+//! The cell of a coordinate is a non-decreasing function of it (see
+//! [`Grid::cell`]), so a part listed in the cells of its box's corners and all between
+//! is listed in the cell of every point its box holds: no candidate is missed.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::error::{PolymatchError, Result};
+use crate::index::{Order, SpatialIndex, NO_MATCH};
+use crate::shape::locate::Location;
+use crate::shape::outlines::Outlines;
+
+/// Cell-list entries the grid may hold per part (beyond one per cell): a finer grid is
+/// coarsened until it fits.
+const ENTRIES_PER_PART: usize = 8;
+
+/// Which points a polygon's shape accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShapeRule {
+    /// The point is in the polygon's interior (GEOS `contains`).
+    Contains,
+    /// The point is in the interior or on the boundary (GEOS `covers`).
+    Covers,
+}
+
+impl ShapeRule {
+    #[inline]
+    fn accepts(self, location: Location) -> bool {
+        match self {
+            ShapeRule::Contains => location == Location::Inside,
+            ShapeRule::Covers => location != Location::Outside,
+        }
+    }
+}
+
+/// A uniform grid over the parts' boxes.
+#[derive(Debug, Clone)]
+struct Grid {
+    x0: f64,
+    y0: f64,
+    sx: f64,
+    sy: f64,
+    nx: usize,
+    ny: usize,
+    /// Cell `c` lists `entries[offsets[c]..offsets[c + 1]]`, increasing.
+    offsets: Vec<u32>,
+    /// Positions into the index's parts (rank order).
+    entries: Vec<u32>,
+}
+
+impl Grid {
+    /// The cell column (row) of a coordinate: monotone (a subtraction and a
+    /// multiplication by a positive factor, then a saturating cast and a clamp).
+    #[inline]
+    fn cell(v: f64, v0: f64, s: f64, n: usize) -> usize {
+        (((v - v0) * s) as usize).min(n - 1)
+    }
+
+    /// The list of the cell holding `(px, py)` (an empty one outside the bounds).
+    #[inline]
+    fn list(&self, px: f64, py: f64) -> &[u32] {
+        if !(px >= self.x0 && py >= self.y0) {
+            return &[]; // also NaN
+        }
+        let cx = Self::cell(px, self.x0, self.sx, self.nx);
+        let cy = Self::cell(py, self.y0, self.sy, self.ny);
+        let c = cy * self.nx + cx;
+        &self.entries[self.offsets[c] as usize..self.offsets[c + 1] as usize]
+    }
+
+    fn build(boxes: &[[f64; 4]]) -> Result<Self> {
+        let mut b = [f64::INFINITY, f64::INFINITY, -f64::INFINITY, -f64::INFINITY];
+        for p in boxes {
+            b[0] = b[0].min(p[0]);
+            b[1] = b[1].min(p[1]);
+            b[2] = b[2].max(p[2]);
+            b[3] = b[3].max(p[3]);
+        }
+        if boxes.is_empty() {
+            b = [0.0, 0.0, 0.0, 0.0];
+        }
+        let (w, h) = (b[2] - b[0], b[3] - b[1]);
+        // About one cell per part, square cells over the bounds; then coarser while the
+        // lists would hold too many entries (large parts span many cells).
+        let mut cells = boxes.len().max(1) as f64;
+        loop {
+            let (nx, ny) = if w > 0.0 && h > 0.0 {
+                let side = (w * h / cells).sqrt();
+                ((w / side).ceil().max(1.0), (h / side).ceil().max(1.0))
+            } else if w > 0.0 {
+                (cells.ceil(), 1.0)
+            } else if h > 0.0 {
+                (1.0, cells.ceil())
+            } else {
+                (1.0, 1.0)
+            };
+            let (nx, ny) = (
+                (nx as usize).clamp(1, 1 << 15),
+                (ny as usize).clamp(1, 1 << 15),
+            );
+            let sx = if w > 0.0 { nx as f64 / w } else { 0.0 };
+            let sy = if h > 0.0 { ny as f64 / h } else { 0.0 };
+            let span = |p: &[f64; 4]| {
+                let (x0, x1) = (
+                    Self::cell(p[0], b[0], sx, nx),
+                    Self::cell(p[2], b[0], sx, nx),
+                );
+                let (y0, y1) = (
+                    Self::cell(p[1], b[1], sy, ny),
+                    Self::cell(p[3], b[1], sy, ny),
+                );
+                (x0, x1, y0, y1)
+            };
+            let total: usize = boxes
+                .par_iter()
+                .map(|p| {
+                    let (x0, x1, y0, y1) = span(p);
+                    (x1 - x0 + 1) * (y1 - y0 + 1)
+                })
+                .sum();
+            let budget = ENTRIES_PER_PART * boxes.len() + nx * ny;
+            if total > budget && nx * ny > 1 {
+                cells /= 4.0;
+                continue;
+            }
+            if total > u32::MAX as usize || boxes.len() > u32::MAX as usize {
+                return Err(PolymatchError::InvalidLayout(
+                    "too many parts for one shape index".into(),
+                ));
+            }
+            let mut counts = vec![0u32; nx * ny + 1];
+            for p in boxes {
+                let (x0, x1, y0, y1) = span(p);
+                for cy in y0..=y1 {
+                    for cx in x0..=x1 {
+                        counts[cy * nx + cx + 1] += 1;
+                    }
+                }
+            }
+            for i in 1..counts.len() {
+                counts[i] += counts[i - 1];
+            }
+            let mut next = counts.clone();
+            let mut entries = vec![0u32; total];
+            for (pos, p) in boxes.iter().enumerate() {
+                let (x0, x1, y0, y1) = span(p);
+                for cy in y0..=y1 {
+                    for cx in x0..=x1 {
+                        let c = cy * nx + cx;
+                        entries[next[c] as usize] = pos as u32;
+                        next[c] += 1;
+                    }
+                }
+            }
+            return Ok(Grid {
+                x0: b[0],
+                y0: b[1],
+                sx,
+                sy,
+                nx,
+                ny,
+                offsets: counts,
+                entries,
+            });
+        }
+    }
+}
+
+/// The parts of a polygon set in rank order, in a grid; see the module docs.
+#[derive(Debug, Clone)]
+pub struct ShapeIndex {
+    outlines: Arc<Outlines>,
+    order: Order,
+    /// Per position (rank order): the outline part, its polygon's rank, its box.
+    part: Vec<u32>,
+    rank: Vec<u32>,
+    boxes: Vec<[f64; 4]>,
+    /// Per rank: the polygon row and its area.
+    rank_row: Arc<Vec<u32>>,
+    rank_area: Arc<Vec<f64>>,
+    grid: Grid,
+}
+
+impl ShapeIndex {
+    /// The shape index of `outlines` ranked as `ranked` is (the same polygon set's center
+    /// index, in the order the rank rule asks for).
+    ///
+    /// # Errors
+    /// [`PolymatchError::InvalidLayout`] if `ranked` indexes another number of polygons,
+    /// or the grid would be too large.
+    ///
+    /// # Implementation
+    /// O(parts log parts + cell entries).
+    pub fn new(outlines: Arc<Outlines>, ranked: &SpatialIndex) -> Result<Self> {
+        let rows = outlines.polygons().len();
+        if ranked.rows() != rows {
+            return Err(PolymatchError::InvalidLayout(format!(
+                "the ranked index has {} polygons, the outlines {rows}",
+                ranked.rows()
+            )));
+        }
+        let matchable = ranked.matchable() as u32;
+        let mut rank_of_row = vec![NO_MATCH; rows];
+        let rank_row: Vec<u32> = (0..matchable).map(|r| ranked.row_of(r)).collect();
+        let rank_area: Vec<f64> = (0..matchable).map(|r| ranked.area_of(r)).collect();
+        for (r, &row) in rank_row.iter().enumerate() {
+            rank_of_row[row as usize] = r as u32;
+        }
+        let parts = outlines.parts();
+        let mut by_rank: Vec<(u32, u32)> = parts
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| rank_of_row[p.row as usize] != NO_MATCH)
+            .map(|(j, p)| (rank_of_row[p.row as usize], j as u32))
+            .collect();
+        by_rank.par_sort_unstable();
+        let boxes: Vec<[f64; 4]> = by_rank
+            .iter()
+            .map(|&(_, j)| parts[j as usize].bounds)
+            .collect();
+        let grid = Grid::build(&boxes)?;
+        Ok(Self {
+            order: ranked.order().clone(),
+            part: by_rank.iter().map(|&(_, j)| j).collect(),
+            rank: by_rank.iter().map(|&(r, _)| r).collect(),
+            boxes,
+            rank_row: Arc::new(rank_row),
+            rank_area: Arc::new(rank_area),
+            grid,
+            outlines,
+        })
+    }
+
+    /// The rank order.
+    pub fn order(&self) -> &Order {
+        &self.order
+    }
+
+    /// The outlines.
+    pub fn outlines(&self) -> &Arc<Outlines> {
+        &self.outlines
+    }
+
+    /// The polygon row of a rank.
+    #[inline]
+    pub fn row_of(&self, rank: u32) -> u32 {
+        self.rank_row[rank as usize]
+    }
+
+    /// The area of a rank's polygon.
+    #[inline]
+    pub fn area_of(&self, rank: u32) -> f64 {
+        self.rank_area[rank as usize]
+    }
+
+    /// Bytes of the grid and the parts' boxes (besides the outlines').
+    pub fn index_bytes(&self) -> usize {
+        self.grid.offsets.len() * 4 + self.grid.entries.len() * 4 + self.boxes.len() * 40
+    }
+
+    /// Visit the ranks of the polygons that accept `(px, py)` under `rule`, best rank
+    /// first, each once, until `f` returns false.
+    #[inline]
+    pub fn for_each_candidate(
+        &self,
+        rule: ShapeRule,
+        px: f64,
+        py: f64,
+        mut f: impl FnMut(u32) -> bool,
+    ) {
+        let mut last = NO_MATCH;
+        for &pos in self.grid.list(px, py) {
+            let pos = pos as usize;
+            let rank = self.rank[pos];
+            if rank == last {
+                continue; // another part of a polygon that accepted already
+            }
+            let b = &self.boxes[pos];
+            if px < b[0] || px > b[2] || py < b[1] || py > b[3] {
+                continue;
+            }
+            if rule.accepts(self.outlines.locate(self.part[pos] as usize, px, py)) {
+                last = rank;
+                if !f(rank) {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The best rank that accepts `(px, py)`, or [`NO_MATCH`].
+    #[inline]
+    pub fn best(&self, rule: ShapeRule, px: f64, py: f64) -> u32 {
+        let mut best = NO_MATCH;
+        self.for_each_candidate(rule, px, py, |rank| {
+            best = rank;
+            false
+        });
+        best
+    }
+}

@@ -1,0 +1,11 @@
+//! The shape rules: which polygons *contain* or *cover* a point, decided exactly on
+//! their outlines ([`locate`]), over prepared outlines with edge indexes for large parts
+//! ([`outlines`]) and a grid of rank-ordered part lists ([`index`]).
+
+pub mod index;
+pub mod locate;
+pub mod outlines;
+
+pub use index::{ShapeIndex, ShapeRule};
+pub use locate::Location;
+pub use outlines::Outlines;

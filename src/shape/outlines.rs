@@ -1,0 +1,251 @@
+//! The polygons' outlines prepared for point-in-polygon tests: each part of each
+//! matchable polygon with its box, and for a part with many edges an edge index built
+//! once (y-stripes, as tg's `YStripes`), so that a test against a part of 20,000
+//! vertices reads a handful of edges.
+//!
+//! The coordinates are the polygon columns' own buffers (no copy); what is added is a
+//! box per part and, for large parts, the stripes: two `u32` vertex indexes per edge
+//! and stripe it spans (about three per edge) plus one offset per stripe.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::error::{PolymatchError, Result};
+use crate::polygons::PolygonColumns;
+use crate::shape::locate::{locate_part, Crossings, Location};
+
+/// Parts with more edges than this get an edge index; smaller ones are tested edge by
+/// edge, which is faster than any lookup for them.
+pub const STRIPE_MIN_EDGES: usize = 48;
+
+/// Edges per stripe the index aims at (stripes = edges / this).
+const EDGES_PER_STRIPE: usize = 2;
+
+/// One part of one polygon.
+#[derive(Debug, Clone, Copy)]
+pub struct Part {
+    /// The polygon row.
+    pub row: u32,
+    /// Its rings: `ring_offsets` positions `rings.0..rings.1` of the polygon columns.
+    pub rings: (usize, usize),
+    /// Closed bounds `[xmin, ymin, xmax, ymax]` of its vertices.
+    pub bounds: [f64; 4],
+    /// Its edge index in [`Outlines`]'s list, if it has one.
+    stripes: Option<u32>,
+}
+
+/// The edges of one part, by horizontal stripe of its bounds: the edges that a
+/// horizontal line at `y` can cross or touch are all in the stripe of `y`.
+///
+/// The stripe of a value is a non-decreasing function of it (a subtraction and a
+/// multiplication by a positive factor, both monotone in floating point, then a
+/// saturating cast and a clamp), so an edge listed in the stripes of its lowest and
+/// highest y and all between is in the stripe of every y it spans.
+#[derive(Debug, Clone)]
+struct Stripes {
+    y0: f64,
+    scale: f64,
+    /// Stripe `s` holds `edges[offsets[s]..offsets[s + 1]]`.
+    offsets: Vec<u32>,
+    /// `(from, to)` vertex indexes into the coordinate buffers.
+    edges: Vec<[u32; 2]>,
+}
+
+impl Stripes {
+    #[inline]
+    fn stripe(&self, y: f64) -> usize {
+        let last = self.offsets.len() - 2;
+        (((y - self.y0) * self.scale) as usize).min(last)
+    }
+
+    fn build(x: &[f64], y: &[f64], rings: &[(usize, usize)], bounds: [f64; 4]) -> Result<Self> {
+        let edges: usize = rings.iter().map(|(lo, hi)| hi - lo).sum();
+        if x.len() > u32::MAX as usize {
+            return Err(PolymatchError::InvalidLayout(
+                "more than 2**32 vertices: no edge index".into(),
+            ));
+        }
+        let n = (edges / EDGES_PER_STRIPE).max(1);
+        let height = bounds[3] - bounds[1];
+        let scale = if height > 0.0 { n as f64 / height } else { 0.0 };
+        let mut s = Stripes {
+            y0: bounds[1],
+            scale,
+            offsets: vec![0; n + 1],
+            edges: Vec::new(),
+        };
+        let each = |f: &mut dyn FnMut(usize, usize, usize, usize)| {
+            for &(lo, hi) in rings {
+                let mut prev = hi - 1;
+                for i in lo..hi {
+                    let (a, b) = (s.stripe(y[prev]), s.stripe(y[i]));
+                    f(prev, i, a.min(b), a.max(b));
+                    prev = i;
+                }
+            }
+        };
+        // Count, then place (a CSR list).
+        let mut counts = vec![0u32; n + 1];
+        each(&mut |_, _, a, b| {
+            for c in &mut counts[a + 1..=b + 1] {
+                *c += 1;
+            }
+        });
+        for i in 1..=n {
+            counts[i] += counts[i - 1];
+        }
+        let mut next = counts.clone();
+        let mut edges_out = vec![[0u32; 2]; counts[n] as usize];
+        each(&mut |from, to, a, b| {
+            for stripe in a..=b {
+                edges_out[next[stripe] as usize] = [from as u32, to as u32];
+                next[stripe] += 1;
+            }
+        });
+        s.offsets = counts;
+        s.edges = edges_out;
+        Ok(s)
+    }
+
+    #[inline]
+    fn locate(&self, x: &[f64], y: &[f64], px: f64, py: f64) -> Location {
+        let s = self.stripe(py);
+        let mut c = Crossings::new(px, py);
+        for &[a, b] in &self.edges[self.offsets[s] as usize..self.offsets[s + 1] as usize] {
+            let (a, b) = (a as usize, b as usize);
+            c.edge(x[a], y[a], x[b], y[b]);
+            if c.on_edge() {
+                return Location::Boundary;
+            }
+        }
+        c.location()
+    }
+
+    fn bytes(&self) -> usize {
+        self.offsets.len() * 4 + self.edges.len() * 8
+    }
+}
+
+/// The outlines of a polygon set, ready for point-in-polygon tests.
+#[derive(Debug)]
+pub struct Outlines {
+    polygons: Arc<PolygonColumns>,
+    parts: Vec<Part>,
+    stripes: Vec<Stripes>,
+}
+
+impl Outlines {
+    /// Prepare the outlines of `polygons`: a [`Part`] for every part with a vertex of
+    /// every matchable row, and the edge index of every part with more than
+    /// [`STRIPE_MIN_EDGES`] edges.
+    ///
+    /// # Errors
+    /// [`PolymatchError::InvalidLayout`] beyond `u32` vertex indexes.
+    ///
+    /// # Implementation
+    /// O(vertices), the edge indexes built in parallel; no copy of the coordinates.
+    pub fn new(polygons: Arc<PolygonColumns>) -> Result<Self> {
+        let (x, y) = (polygons.x().as_ref(), polygons.y().as_ref());
+        let geoms = polygons.geom_offsets();
+        let part_offsets = polygons.part_offsets();
+        let ring_offsets = polygons.ring_offsets();
+        let matchable = polygons.matchable();
+        let mut parts = Vec::new();
+        for row in 0..polygons.len() {
+            if !matchable.is_valid(row) {
+                continue;
+            }
+            for part in geoms[row] as usize..geoms[row + 1] as usize {
+                let rings = (part_offsets[part] as usize, part_offsets[part + 1] as usize);
+                let (lo, hi) = (
+                    ring_offsets[rings.0] as usize,
+                    ring_offsets[rings.1] as usize,
+                );
+                if lo == hi {
+                    continue; // an EMPTY part
+                }
+                let mut b = [f64::INFINITY, f64::INFINITY, -f64::INFINITY, -f64::INFINITY];
+                for i in lo..hi {
+                    b[0] = b[0].min(x[i]);
+                    b[1] = b[1].min(y[i]);
+                    b[2] = b[2].max(x[i]);
+                    b[3] = b[3].max(y[i]);
+                }
+                parts.push(Part {
+                    row: row as u32,
+                    rings,
+                    bounds: b,
+                    stripes: None,
+                });
+            }
+        }
+        let large: Vec<usize> = (0..parts.len())
+            .filter(|&j| {
+                let p = &parts[j];
+                ring_offsets[p.rings.1] - ring_offsets[p.rings.0] > STRIPE_MIN_EDGES as i64
+            })
+            .collect();
+        let stripes = large
+            .par_iter()
+            .map(|&j| {
+                let p = &parts[j];
+                let rings: Vec<(usize, usize)> = (p.rings.0..p.rings.1)
+                    .map(|k| (ring_offsets[k] as usize, ring_offsets[k + 1] as usize))
+                    .filter(|(lo, hi)| hi > lo)
+                    .collect();
+                Stripes::build(x, y, &rings, p.bounds)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (s, &j) in large.iter().enumerate() {
+            parts[j].stripes = Some(s as u32);
+        }
+        Ok(Self {
+            polygons,
+            parts,
+            stripes,
+        })
+    }
+
+    /// The polygons these are the outlines of.
+    pub fn polygons(&self) -> &Arc<PolygonColumns> {
+        &self.polygons
+    }
+
+    /// Every part, polygon rows ascending.
+    pub fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+
+    /// Bytes the edge indexes take (the coordinates are the polygon columns').
+    pub fn index_bytes(&self) -> usize {
+        self.stripes.iter().map(Stripes::bytes).sum::<usize>()
+            + self.parts.len() * std::mem::size_of::<Part>()
+    }
+
+    /// Where `(px, py)` is relative to part `part` (exact; see [`crate::shape::locate`]).
+    #[inline]
+    pub fn locate(&self, part: usize, px: f64, py: f64) -> Location {
+        let p = &self.parts[part];
+        let (x, y) = (self.polygons.x().as_ref(), self.polygons.y().as_ref());
+        match p.stripes {
+            Some(s) => self.stripes[s as usize].locate(x, y, px, py),
+            None => {
+                let ring_offsets = self.polygons.ring_offsets();
+                let rings = (p.rings.0..p.rings.1)
+                    .map(|k| (ring_offsets[k] as usize, ring_offsets[k + 1] as usize));
+                locate_part(x, y, rings, px, py)
+            }
+        }
+    }
+
+    /// Where `(px, py)` is relative to part `part`, edge by edge (no edge index): the
+    /// reference the indexed path is tested against.
+    pub fn locate_unindexed(&self, part: usize, px: f64, py: f64) -> Location {
+        let p = &self.parts[part];
+        let ring_offsets = self.polygons.ring_offsets();
+        let rings = (p.rings.0..p.rings.1)
+            .map(|k| (ring_offsets[k] as usize, ring_offsets[k + 1] as usize));
+        locate_part(self.polygons.x(), self.polygons.y(), rings, px, py)
+    }
+}
