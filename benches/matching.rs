@@ -15,6 +15,8 @@
 //!   column, descending, distance, k = 5), and preparing a column order
 //!   (`SpatialIndex::with_order`).
 //!
+//! - `shape_pip`, `shape_build`, `shape_match`: the shape rules (see [`bench_shapes`]).
+//!
 //! Run `cargo bench --bench matching`; compare with a saved baseline
 //! (`-- --save-baseline main`, then `-- --baseline main`). A quick check that every bench
 //! runs: `cargo bench --bench matching -- --test`.
@@ -35,8 +37,10 @@ use arrow::array::{ArrayRef, Float64Array};
 use polymatch::index::CellGrid;
 use polymatch::matching::{best_ranks, CHUNK};
 use polymatch::ranking::column_order;
+use polymatch::shape::Location;
 use polymatch::{
-    match_points, How, MatchOptions, Order, PointSlices, PolygonColumns, RankBy, SpatialIndex,
+    match_points, match_shapes, How, MatchOptions, Order, Outlines, PointSlices, PolygonColumns,
+    Predicate, RankBy, ShapeIndex, SpatialIndex,
 };
 
 /// Side of the square the uniform data lives on.
@@ -403,6 +407,106 @@ fn bench_rank_rules(c: &mut Criterion) {
     group.finish();
 }
 
+/// `n` jittered rings of `vertices` vertices each, radius about `r`, centers uniform on
+/// the square: one polygon per ring.
+fn jittered_rings(n: usize, vertices: usize, r: f64, side: f64, seed: u64) -> PolygonColumns {
+    let mut rng = SplitMix64(seed);
+    let mut x = Vec::with_capacity(n * vertices);
+    let mut y = Vec::with_capacity(n * vertices);
+    for _ in 0..n {
+        let (ox, oy) = (rng.uniform(0.0, side), rng.uniform(0.0, side));
+        for k in 0..vertices {
+            let angle = 2.0 * PI * k as f64 / vertices as f64;
+            let rr = r * rng.uniform(0.9, 1.1);
+            x.push(ox + rr * angle.cos());
+            y.push(oy + rr * angle.sin());
+        }
+    }
+    let offsets = OffsetBuffer::new(ScalarBuffer::from(
+        (0..=n as i64)
+            .map(|i| i * vertices as i64)
+            .collect::<Vec<_>>(),
+    ));
+    PolygonColumns::from_rings(x.into(), y.into(), offsets, None).expect("valid rings")
+}
+
+/// The shape rules (`covers`, smallest area):
+/// - `shape_pip/vertices/V`: one exact point-in-polygon test against a polygon of V
+///   vertices (10 to 20,000; edge index above 48 edges), points uniform in its box, one
+///   thread (`Outlines::locate`): the per-test cost;
+/// - `shape_build/100000`: preparing 100k 10-gons for the shape rules (outlines and the
+///   shape index; compare with `index_build/100000`, the center index);
+/// - `shape_match/100000x1000000`: `match_shapes`, 100k jittered 10-gons x 1M uniform
+///   points (about one covering polygon per point), prepared index.
+fn bench_shapes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("shape_pip");
+    configure(&mut group, 3);
+    const TESTS: usize = 100_000;
+    for vertices in [10, 100, 1_000, 20_000] {
+        let polygons = Arc::new(jittered_rings(
+            1,
+            vertices,
+            10.0,
+            0.0,
+            0x5ade + vertices as u64,
+        ));
+        let outlines = Outlines::new(polygons).expect("outlines");
+        let mut rng = SplitMix64(9);
+        let pts: Vec<(f64, f64)> = (0..TESTS)
+            .map(|_| (rng.uniform(-11.0, 11.0), rng.uniform(-11.0, 11.0)))
+            .collect();
+        group.throughput(Throughput::Elements(TESTS as u64));
+        group.bench_function(BenchmarkId::new("vertices", vertices), |b| {
+            b.iter(|| {
+                pts.iter()
+                    .filter(|p| outlines.locate(0, p.0, p.1) != Location::Outside)
+                    .count()
+            })
+        });
+    }
+    group.finish();
+
+    const P: usize = 100_000;
+    let side = (P as f64 * PI).sqrt(); // ~1 covering polygon per point
+    let polygons = Arc::new(jittered_rings(P, 10, 1.0, side, 0x5a9e));
+    let index = SpatialIndex::new(&polygons);
+    let mut group = c.benchmark_group("shape_build");
+    configure(&mut group, 4);
+    group.throughput(Throughput::Elements(P as u64));
+    group.bench_function(BenchmarkId::from_parameter(P), |b| {
+        b.iter(|| {
+            let outlines = Arc::new(Outlines::new(polygons.clone()).expect("outlines"));
+            ShapeIndex::new(outlines, &index).expect("shape index")
+        })
+    });
+    group.finish();
+
+    let outlines = Arc::new(Outlines::new(polygons.clone()).expect("outlines"));
+    let shapes = ShapeIndex::new(outlines, &index).expect("shape index");
+    let mut rng = SplitMix64(0x9017);
+    let (xs, ys): (Vec<f64>, Vec<f64>) = (0..1_000_000)
+        .map(|_| (rng.uniform(0.0, side), rng.uniform(0.0, side)))
+        .unzip();
+    let options = MatchOptions {
+        predicate: Predicate::Covers,
+        max_dist: f64::NAN,
+        how: How::Left,
+        ..MatchOptions::default()
+    };
+    let mut group = c.benchmark_group("shape_match");
+    configure(&mut group, 6);
+    group.throughput(Throughput::Elements(xs.len() as u64));
+    group.bench_function(BenchmarkId::from_parameter("100000x1000000"), |b| {
+        b.iter(|| {
+            let points = PointSlices::new(&xs, &ys, None).expect("same lengths");
+            match_shapes(&shapes, points, &options, 0, None)
+                .expect("valid options")
+                .num_rows()
+        })
+    });
+    group.finish();
+}
+
 // `criterion_group!` defines a `pub fn`; inside a private module it needs no docs.
 mod groups {
     use super::*;
@@ -415,7 +519,8 @@ mod groups {
         bench_match_clustered,
         bench_cell_lists,
         bench_from_rings,
-        bench_rank_rules
+        bench_rank_rules,
+        bench_shapes
     );
 }
 

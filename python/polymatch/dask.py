@@ -27,12 +27,13 @@ Two ways to get the polygons to the points, chosen by what ``polygons`` is:
 The broadcast pattern: the polygon index is built once on the
 client, serialised once with :meth:`~polymatch.PolygonIndex.to_bytes` (the match-ready
 index only: centers, areas, tree and rank order; no outlines, attribute columns or CRS),
-with the kept ``keep_polygons`` columns beside it as an Arrow IPC stream (the CRS is
-passed to each task: it is small), and placed in the task graph as a *single* key that
-every matching task depends on. The scheduler ships that key to each worker once
-(workers fetch it from each other like any other dependency), and each worker process
-deserialises it at most once: :func:`cached_index` keeps a small per-process cache keyed by
-a hash of the bytes (see :func:`cache_info`, :func:`clear_cache`).
+with the kept ``keep_polygons`` columns (and, for a shape ``predicate``, the outlines)
+beside it as Arrow IPC streams (the CRS is passed to each task: it is small), and
+placed in the task graph as a *single* key that every matching task depends on. The
+scheduler ships that key to each worker once (workers fetch it from each other like any
+other dependency), and each worker process deserialises it at most once:
+:func:`cached_index` keeps a small per-process cache keyed by a hash of the bytes (see
+:func:`cache_info`, :func:`clear_cache`).
 
 Threads: Dask provides the parallelism (one task per Dask worker thread), so each task
 matches with ``threads=1`` rayon thread by default, the same convention as the
