@@ -450,7 +450,12 @@ const ORDER_BITS: u32 = 16;
 /// The points in Z-order (a counting sort on the top bits of their Morton code over the
 /// index's bounds): positions into `points`, neighbours next to each other.
 fn z_order(index: &SpatialIndex, points: PointSlices<'_>, chunk_size: usize) -> Vec<u32> {
-    let Some([x0, y0, x1, y1]) = index.bounds() else {
+    z_order_in(index.bounds(), points, chunk_size)
+}
+
+/// [`z_order`] over `bounds` (`None`: input order).
+fn z_order_in(bounds: Option<[f64; 4]>, points: PointSlices<'_>, chunk_size: usize) -> Vec<u32> {
+    let Some([x0, y0, x1, y1]) = bounds else {
         return (0..points.len() as u32).collect();
     };
     let (sx, sy) = (
@@ -798,24 +803,55 @@ pub fn match_shapes(
     let chunk = options.chunk_size;
     let valid = |i: usize| points.nulls.is_none_or(|n| n.is_valid(i));
     if options.k == 1 && !options.all_candidates && options.rank_by != RankBy::Distance {
-        let mut ranks = zeroed(points.len(), chunk);
-        for_chunks(&mut ranks, chunk, |c, out| {
+        // In Z-order when there are enough points: neighbours read the same cell lists,
+        // boxes and outlines, from cache instead of memory (docs/benchmarks.md, "Shape
+        // rules", has the profile and the numbers).
+        let order = (points.len() >= SORT_MIN_POINTS && points.len() < u32::MAX as usize)
+            .then(|| z_order_in(shapes.bounds(), points, chunk));
+        // The coordinates gathered in that order (a null point as NaN, which no polygon
+        // accepts): the queries then read them in sequence, where reading them through
+        // the order stalled on a cache miss per point (44% of the samples).
+        let sorted = order.as_ref().map(|order| {
+            let gather = |src: &[f64]| {
+                map_chunked(order, chunk, |_, &i| {
+                    let i = i as usize;
+                    if valid(i) {
+                        src[i]
+                    } else {
+                        f64::NAN
+                    }
+                })
+            };
+            (gather(points.x), gather(points.y))
+        });
+        let mut found = zeroed(points.len(), chunk);
+        for_chunks(&mut found, chunk, |c, out| {
             if cancelled(cancel) {
                 return;
             }
             let start = c * chunk;
             for (j, slot) in out.iter_mut().enumerate() {
-                let i = start + j;
-                *slot = if valid(i) {
-                    shapes.best(rule, points.x[i], points.y[i])
-                } else {
-                    NO_MATCH
+                let j = start + j;
+                *slot = match &sorted {
+                    Some((xs, ys)) => shapes.best(rule, xs[j], ys[j]),
+                    None if valid(j) => shapes.best(rule, points.x[j], points.y[j]),
+                    None => NO_MATCH,
                 };
             }
         });
         if cancelled(cancel) {
             return Err(PolymatchError::Cancelled);
         }
+        let ranks = match &order {
+            None => found,
+            Some(order) => {
+                let mut ranks = vec![NO_MATCH; found.len()];
+                for (&i, &rank) in order.iter().zip(&found) {
+                    ranks[i as usize] = rank;
+                }
+                ranks
+            }
+        };
         let matched = BooleanBuffer::collect_bool(ranks.len(), |i| ranks[i] != NO_MATCH);
         if options.how == How::Left || matched.count_set_bits() == ranks.len() {
             return best_per_point(shapes, points, options, first_point, ranks, matched);

@@ -179,15 +179,22 @@ impl Grid {
     }
 }
 
+/// One listed part: what a query reads before the exact test.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    bounds: [f64; 4],
+    rank: u32,
+    part: u32,
+}
+
 /// The parts of a polygon set in rank order, in a grid; see the module docs.
 #[derive(Debug, Clone)]
 pub struct ShapeIndex {
     outlines: Arc<Outlines>,
     order: Order,
-    /// Per position (rank order): the outline part, its polygon's rank, its box.
-    part: Vec<u32>,
-    rank: Vec<u32>,
-    boxes: Vec<[f64; 4]>,
+    /// Per position (rank order): a part's box, its polygon's rank, the outline part
+    /// (one array: a query reads one cache line per listed part).
+    slots: Vec<Slot>,
     /// Per rank: the polygon row and its area.
     rank_row: Arc<Vec<u32>>,
     rank_area: Arc<Vec<f64>>,
@@ -232,11 +239,14 @@ impl ShapeIndex {
             .map(|&(_, j)| parts[j as usize].bounds)
             .collect();
         let grid = Grid::build(&boxes)?;
+        let slots = by_rank
+            .iter()
+            .zip(&boxes)
+            .map(|(&(rank, part), &bounds)| Slot { bounds, rank, part })
+            .collect();
         Ok(Self {
             order: ranked.order().clone(),
-            part: by_rank.iter().map(|&(_, j)| j).collect(),
-            rank: by_rank.iter().map(|&(r, _)| r).collect(),
-            boxes,
+            slots,
             rank_row: Arc::new(rank_row),
             rank_area: Arc::new(rank_area),
             grid,
@@ -266,9 +276,24 @@ impl ShapeIndex {
         self.rank_area[rank as usize]
     }
 
+    /// The bounds of every part's box (`None`: no part).
+    pub fn bounds(&self) -> Option<[f64; 4]> {
+        (!self.slots.is_empty()).then(|| {
+            let g = &self.grid;
+            [
+                g.x0,
+                g.y0,
+                g.x0 + g.nx as f64 / g.sx.max(f64::MIN_POSITIVE),
+                g.y0 + g.ny as f64 / g.sy.max(f64::MIN_POSITIVE),
+            ]
+        })
+    }
+
     /// Bytes of the grid and the parts' boxes (besides the outlines').
     pub fn index_bytes(&self) -> usize {
-        self.grid.offsets.len() * 4 + self.grid.entries.len() * 4 + self.boxes.len() * 40
+        self.grid.offsets.len() * 4
+            + self.grid.entries.len() * 4
+            + self.slots.len() * std::mem::size_of::<Slot>()
     }
 
     /// Visit the ranks of the polygons that accept `(px, py)` under `rule`, best rank
@@ -283,16 +308,16 @@ impl ShapeIndex {
     ) {
         let mut last = NO_MATCH;
         for &pos in self.grid.list(px, py) {
-            let pos = pos as usize;
-            let rank = self.rank[pos];
+            let slot = &self.slots[pos as usize];
+            let rank = slot.rank;
             if rank == last {
                 continue; // another part of a polygon that accepted already
             }
-            let b = &self.boxes[pos];
+            let b = &slot.bounds;
             if px < b[0] || px > b[2] || py < b[1] || py > b[3] {
                 continue;
             }
-            if rule.accepts(self.outlines.locate(self.part[pos] as usize, px, py)) {
+            if rule.accepts(self.outlines.locate(slot.part as usize, px, py)) {
                 last = rank;
                 if !f(rank) {
                     return;

@@ -31,6 +31,8 @@ pub struct Part {
     pub rings: (usize, usize),
     /// Closed bounds `[xmin, ymin, xmax, ymax]` of its vertices.
     pub bounds: [f64; 4],
+    /// Its vertices: `vertices.0..vertices.1` of the coordinate buffers (all rings).
+    pub vertices: (usize, usize),
     /// Its edge index in [`Outlines`]'s list, if it has one.
     stripes: Option<u32>,
 }
@@ -50,6 +52,8 @@ struct Stripes {
     offsets: Vec<u32>,
     /// `(from, to)` vertex indexes into the coordinate buffers.
     edges: Vec<[u32; 2]>,
+    /// Cells known inside or outside, checked before the stripes.
+    raster: Option<Raster>,
 }
 
 impl Stripes {
@@ -74,6 +78,7 @@ impl Stripes {
             scale,
             offsets: vec![0; n + 1],
             edges: Vec::new(),
+            raster: None,
         };
         let each = |f: &mut dyn FnMut(usize, usize, usize, usize)| {
             for &(lo, hi) in rings {
@@ -105,11 +110,24 @@ impl Stripes {
         });
         s.offsets = counts;
         s.edges = edges_out;
+        // About one raster cell per edge: most cells are then wholly in or out.
+        s.raster = Raster::build(x, y, rings, bounds, edges, |px, py| {
+            s.locate_edges(x, y, px, py)
+        });
         Ok(s)
     }
 
     #[inline]
     fn locate(&self, x: &[f64], y: &[f64], px: f64, py: f64) -> Location {
+        if let Some(known) = self.raster.as_ref().and_then(|r| r.known(px, py)) {
+            return known;
+        }
+        self.locate_edges(x, y, px, py)
+    }
+
+    /// The location from the edges of the point's stripe (no raster).
+    #[inline]
+    fn locate_edges(&self, x: &[f64], y: &[f64], px: f64, py: f64) -> Location {
         let s = self.stripe(py);
         let mut c = Crossings::new(px, py);
         for &[a, b] in &self.edges[self.offsets[s] as usize..self.offsets[s + 1] as usize] {
@@ -123,7 +141,119 @@ impl Stripes {
     }
 
     fn bytes(&self) -> usize {
-        self.offsets.len() * 4 + self.edges.len() * 8
+        self.offsets.len() * 4
+            + self.edges.len() * 8
+            + self.raster.as_ref().map_or(0, |r| r.cells.len())
+    }
+}
+
+/// A raster over a large part's box whose cells no edge touches are known to lie wholly
+/// inside or wholly outside the part: a point in such a cell needs no edge test
+/// (interior cells, as tg and the adaptive cell trie use them).
+///
+/// Why it is exact: the cell of a coordinate is a non-decreasing function of it (as for
+/// the stripes), so every point of an edge, being inside the edge's box, falls in a cell
+/// between the cells of the box's corners; all those cells are marked *mixed*. An
+/// unmarked cell (the set of points that map to it, connected: an interval on each
+/// axis) then holds no boundary point, so every point in it has the location of any one
+/// of them, which is tested exactly. A cell whose test point does not map back to it
+/// (rounding at a cell's edge) stays mixed.
+#[derive(Debug, Clone)]
+struct Raster {
+    x0: f64,
+    y0: f64,
+    sx: f64,
+    sy: f64,
+    nx: usize,
+    ny: usize,
+    /// [`MIXED`], or the location every point of the cell has.
+    cells: Vec<u8>,
+}
+
+const MIXED: u8 = 0;
+const INSIDE: u8 = 1;
+const OUTSIDE: u8 = 2;
+
+impl Raster {
+    #[inline]
+    fn cell(v: f64, v0: f64, s: f64, n: usize) -> usize {
+        (((v - v0) * s) as usize).min(n - 1)
+    }
+
+    /// The raster of a part (its rings' vertex ranges, its bounds), about `cells` cells,
+    /// its unmarked cells located with `locate`.
+    fn build(
+        x: &[f64],
+        y: &[f64],
+        rings: &[(usize, usize)],
+        b: [f64; 4],
+        cells: usize,
+        locate: impl Fn(f64, f64) -> Location,
+    ) -> Option<Self> {
+        let (w, h) = (b[2] - b[0], b[3] - b[1]);
+        if !(w > 0.0 && h > 0.0) {
+            return None;
+        }
+        let side = (w * h / cells as f64).sqrt();
+        let nx = ((w / side).ceil() as usize).clamp(1, 4096);
+        let ny = ((h / side).ceil() as usize).clamp(1, 4096);
+        let (sx, sy) = (nx as f64 / w, ny as f64 / h);
+        let mut r = Raster {
+            x0: b[0],
+            y0: b[1],
+            sx,
+            sy,
+            nx,
+            ny,
+            cells: vec![u8::MAX; nx * ny],
+        };
+        for &(lo, hi) in rings {
+            let mut prev = hi - 1;
+            for i in lo..hi {
+                let (ax, bx) = (x[prev].min(x[i]), x[prev].max(x[i]));
+                let (ay, by) = (y[prev].min(y[i]), y[prev].max(y[i]));
+                let (cx0, cx1) = (Self::cell(ax, b[0], sx, nx), Self::cell(bx, b[0], sx, nx));
+                let (cy0, cy1) = (Self::cell(ay, b[1], sy, ny), Self::cell(by, b[1], sy, ny));
+                for cy in cy0..=cy1 {
+                    r.cells[cy * nx + cx0..=cy * nx + cx1].fill(MIXED);
+                }
+                prev = i;
+            }
+        }
+        for cy in 0..ny {
+            for cx in 0..nx {
+                let c = cy * nx + cx;
+                if r.cells[c] == MIXED {
+                    continue;
+                }
+                // The cell's center, if it maps back to this cell.
+                let px = b[0] + (cx as f64 + 0.5) / sx;
+                let py = b[1] + (cy as f64 + 0.5) / sy;
+                if Self::cell(px, b[0], sx, nx) != cx || Self::cell(py, b[1], sy, ny) != cy {
+                    r.cells[c] = MIXED;
+                    continue;
+                }
+                r.cells[c] = match locate(px, py) {
+                    Location::Inside => INSIDE,
+                    Location::Outside => OUTSIDE,
+                    Location::Boundary => MIXED, // cannot happen: no edge touches the cell
+                };
+            }
+        }
+        Some(r)
+    }
+
+    /// The location every point of `(px, py)`'s cell has, if its cell is not mixed (a
+    /// point outside the part's box is not asked: the box test comes first).
+    #[inline]
+    fn known(&self, px: f64, py: f64) -> Option<Location> {
+        let cx = Self::cell(px, self.x0, self.sx, self.nx);
+        let cy = Self::cell(py, self.y0, self.sy, self.ny);
+        match self.cells[cy * self.nx + cx] {
+            INSIDE => Some(Location::Inside),
+            OUTSIDE => Some(Location::Outside),
+            _ => None,
+        }
     }
 }
 
@@ -176,6 +306,7 @@ impl Outlines {
                     row: row as u32,
                     rings,
                     bounds: b,
+                    vertices: (lo, hi),
                     stripes: None,
                 });
             }
@@ -230,6 +361,13 @@ impl Outlines {
         let (x, y) = (self.polygons.x().as_ref(), self.polygons.y().as_ref());
         match p.stripes {
             Some(s) => self.stripes[s as usize].locate(x, y, px, py),
+            // One ring (the common case): its vertices are the part's, no offsets read.
+            None if p.rings.1 - p.rings.0 == 1 => {
+                let (lo, hi) = p.vertices;
+                let mut c = Crossings::new(px, py);
+                c.ring(&x[lo..hi], &y[lo..hi]);
+                c.location()
+            }
             None => {
                 let ring_offsets = self.polygons.ring_offsets();
                 let rings = (p.rings.0..p.rings.1)
