@@ -20,7 +20,7 @@ use rayon::prelude::*;
 
 use crate::error::{PolymatchError, Result};
 use crate::index::{Order, SpatialIndex, NO_MATCH};
-use crate::shape::locate::Location;
+use crate::shape::locate::{Crossings, Location};
 use crate::shape::outlines::Outlines;
 
 /// Cell-list entries the grid may hold per part (beyond one per cell): a finer grid is
@@ -69,16 +69,16 @@ impl Grid {
         (((v - v0) * s) as usize).min(n - 1)
     }
 
-    /// The list of the cell holding `(px, py)` (an empty one outside the bounds).
+    /// The entries of the cell holding `(px, py)`, as a range (empty outside the bounds).
     #[inline]
-    fn list(&self, px: f64, py: f64) -> &[u32] {
+    fn list(&self, px: f64, py: f64) -> std::ops::Range<usize> {
         if !(px >= self.x0 && py >= self.y0) {
-            return &[]; // also NaN
+            return 0..0; // also NaN
         }
         let cx = Self::cell(px, self.x0, self.sx, self.nx);
         let cy = Self::cell(py, self.y0, self.sy, self.ny);
         let c = cy * self.nx + cx;
-        &self.entries[self.offsets[c] as usize..self.offsets[c + 1] as usize]
+        self.offsets[c] as usize..self.offsets[c + 1] as usize
     }
 
     fn build(boxes: &[[f64; 4]]) -> Result<Self> {
@@ -179,12 +179,18 @@ impl Grid {
     }
 }
 
-/// One listed part: what a query reads before the exact test.
+/// One listed part: what a query reads, stored in the cell lists themselves so that a
+/// cell's parts are one contiguous read (the rank order of the parts is not their
+/// spatial order: a list of positions into one array cost a cache miss per part).
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     bounds: [f64; 4],
     rank: u32,
     part: u32,
+    /// A part of one ring without an edge index is tested from here: its vertices are
+    /// `first..first + count` of the coordinate buffers (`count` 0: ask the outlines).
+    first: u64,
+    count: u32,
 }
 
 /// The parts of a polygon set in rank order, in a grid; see the module docs.
@@ -192,9 +198,11 @@ struct Slot {
 pub struct ShapeIndex {
     outlines: Arc<Outlines>,
     order: Order,
-    /// Per position (rank order): a part's box, its polygon's rank, the outline part
-    /// (one array: a query reads one cache line per listed part).
+    /// The grid's entries as slots: cell `c` lists `slots[grid.offsets[c]..]`, rank
+    /// order within a cell.
     slots: Vec<Slot>,
+    /// Parts listed (each once).
+    parts: usize,
     /// Per rank: the polygon row and its area.
     rank_row: Arc<Vec<u32>>,
     rank_area: Arc<Vec<f64>>,
@@ -238,15 +246,32 @@ impl ShapeIndex {
             .iter()
             .map(|&(_, j)| parts[j as usize].bounds)
             .collect();
-        let grid = Grid::build(&boxes)?;
-        let slots = by_rank
+        let mut grid = Grid::build(&boxes)?;
+        let by_position: Vec<Slot> = by_rank
             .iter()
             .zip(&boxes)
-            .map(|(&(rank, part), &bounds)| Slot { bounds, rank, part })
+            .map(|(&(rank, part), &bounds)| {
+                let (first, count) = match parts[part as usize].simple_ring() {
+                    Some((lo, hi)) if hi - lo <= u32::MAX as usize => (lo as u64, (hi - lo) as u32),
+                    _ => (0, 0),
+                };
+                Slot {
+                    bounds,
+                    rank,
+                    part,
+                    first,
+                    count,
+                }
+            })
+            .collect();
+        let slots = std::mem::take(&mut grid.entries)
+            .into_par_iter()
+            .map(|pos| by_position[pos as usize])
             .collect();
         Ok(Self {
             order: ranked.order().clone(),
             slots,
+            parts: by_position.len(),
             rank_row: Arc::new(rank_row),
             rank_area: Arc::new(rank_area),
             grid,
@@ -278,7 +303,7 @@ impl ShapeIndex {
 
     /// The bounds of every part's box (`None`: no part).
     pub fn bounds(&self) -> Option<[f64; 4]> {
-        (!self.slots.is_empty()).then(|| {
+        (self.parts > 0).then(|| {
             let g = &self.grid;
             [
                 g.x0,
@@ -291,9 +316,7 @@ impl ShapeIndex {
 
     /// Bytes of the grid and the parts' boxes (besides the outlines').
     pub fn index_bytes(&self) -> usize {
-        self.grid.offsets.len() * 4
-            + self.grid.entries.len() * 4
-            + self.slots.len() * std::mem::size_of::<Slot>()
+        self.grid.offsets.len() * 4 + self.slots.len() * std::mem::size_of::<Slot>()
     }
 
     /// Visit the ranks of the polygons that accept `(px, py)` under `rule`, best rank
@@ -307,8 +330,9 @@ impl ShapeIndex {
         mut f: impl FnMut(u32) -> bool,
     ) {
         let mut last = NO_MATCH;
-        for &pos in self.grid.list(px, py) {
-            let slot = &self.slots[pos as usize];
+        let columns = self.outlines.polygons();
+        let (x, y) = (columns.x().as_ref(), columns.y().as_ref());
+        for slot in &self.slots[self.grid.list(px, py)] {
             let rank = slot.rank;
             if rank == last {
                 continue; // another part of a polygon that accepted already
@@ -317,7 +341,18 @@ impl ShapeIndex {
             if px < b[0] || px > b[2] || py < b[1] || py > b[3] {
                 continue;
             }
-            if rule.accepts(self.outlines.locate(slot.part as usize, px, py)) {
+            let location = if slot.count > 0 {
+                let (lo, hi) = (
+                    slot.first as usize,
+                    slot.first as usize + slot.count as usize,
+                );
+                let mut c = Crossings::new(px, py);
+                c.ring(&x[lo..hi], &y[lo..hi]);
+                c.location()
+            } else {
+                self.outlines.locate(slot.part as usize, px, py)
+            };
+            if rule.accepts(location) {
                 last = rank;
                 if !f(rank) {
                     return;

@@ -37,6 +37,14 @@ pub struct Part {
     stripes: Option<u32>,
 }
 
+impl Part {
+    /// The vertex range of a part of one ring without an edge index (tested edge by
+    /// edge straight from the coordinates).
+    pub fn simple_ring(&self) -> Option<(usize, usize)> {
+        (self.rings.1 - self.rings.0 == 1 && self.stripes.is_none()).then_some(self.vertices)
+    }
+}
+
 /// The edges of one part, by horizontal stripe of its bounds: the edges that a
 /// horizontal line at `y` can cross or touch are all in the stripe of `y`.
 ///
