@@ -407,17 +407,23 @@ fn bench_rank_rules(c: &mut Criterion) {
     group.finish();
 }
 
-/// `n` jittered rings of `vertices` vertices each, radius about `r`, centers uniform on
-/// the square: one polygon per ring.
+/// `n` rings of `vertices` vertices each shaped like a real boundary: a wobbly circle of
+/// radius about `r` (two slow harmonics) with jitter of a fraction of the vertex
+/// spacing, centers uniform on the square; one polygon per ring. (A ring whose every
+/// vertex jumps by a large fraction of the radius is a worst case, not a boundary: its
+/// edges are long and cross each other's stripes.)
 fn jittered_rings(n: usize, vertices: usize, r: f64, side: f64, seed: u64) -> PolygonColumns {
     let mut rng = SplitMix64(seed);
     let mut x = Vec::with_capacity(n * vertices);
     let mut y = Vec::with_capacity(n * vertices);
     for _ in 0..n {
         let (ox, oy) = (rng.uniform(0.0, side), rng.uniform(0.0, side));
+        let (p1, p2) = (rng.uniform(0.0, 2.0 * PI), rng.uniform(0.0, 2.0 * PI));
+        let spacing = 2.0 * PI / vertices as f64;
         for k in 0..vertices {
-            let angle = 2.0 * PI * k as f64 / vertices as f64;
-            let rr = r * rng.uniform(0.9, 1.1);
+            let angle = spacing * k as f64;
+            let wobble = 1.0 + 0.08 * (3.0 * angle + p1).sin() + 0.03 * (11.0 * angle + p2).sin();
+            let rr = r * (wobble + 0.25 * spacing * rng.uniform(-1.0, 1.0));
             x.push(ox + rr * angle.cos());
             y.push(oy + rr * angle.sin());
         }

@@ -217,25 +217,64 @@ impl Tiling {
         out[start..].sort_unstable();
     }
 
-    /// The rows of each tile's polygon set: rows `i` with `keep(i)`, assigned by
-    /// [`Tiling::halo`], as offsets (one per tile, plus one) into rows that increase
-    /// within each tile.
-    pub fn assign(
-        &self,
-        cx: &[f64],
-        cy: &[f64],
-        max_dist: f64,
-        keep: impl Fn(usize) -> bool,
-    ) -> (Vec<u64>, Vec<u32>) {
-        let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(cx.len());
-        let mut tiles = Vec::new();
-        for (row, (&x, &y)) in cx.iter().zip(cy).enumerate() {
-            if !keep(row) {
-                continue;
+    /// Push onto `out`, in increasing order, every tile that a point of the closed box
+    /// `b = [xmin, ymin, xmax, ymax]` is routed to ([`Tiling::tile_of`]): a split sends
+    /// the box left if its minimum is below the cut and right if its maximum is at or
+    /// above it, the very tests a point takes. So a polygon assigned the tiles of its
+    /// box is in the tile of every point it can contain or cover (the shape rules'
+    /// tiles). A box with a NaN bound is in no tile.
+    pub fn box_tiles(&self, b: [f64; 4], out: &mut Vec<u32>) {
+        if b.iter().any(|v| v.is_nan()) {
+            return;
+        }
+        let start = out.len();
+        let mut stack = vec![0u32];
+        while let Some(node) = stack.pop() {
+            match self.nodes[node as usize] {
+                Node::Tile(t) => out.push(t),
+                Node::Split {
+                    axis,
+                    at,
+                    left,
+                    right,
+                } => {
+                    let (lo, hi) = if axis == 0 {
+                        (b[0], b[2])
+                    } else {
+                        (b[1], b[3])
+                    };
+                    if hi >= at {
+                        stack.push(right);
+                    }
+                    if lo < at {
+                        stack.push(left);
+                    }
+                }
             }
+        }
+        out[start..].sort_unstable();
+    }
+
+    /// [`Tiling::assign`] by boxes ([`Tiling::box_tiles`]) instead of centers and a halo.
+    pub fn assign_boxes(&self, boxes: &[[f64; 4]]) -> (Vec<u64>, Vec<u32>) {
+        let mut tiles = Vec::new();
+        self.collect(boxes.len(), |row, out| {
             tiles.clear();
-            self.halo(x, y, max_dist, &mut tiles);
-            pairs.extend(tiles.iter().map(|&t| (t, row as u32)));
+            self.box_tiles(boxes[row], &mut tiles);
+            out.extend(tiles.iter().map(|&t| (t, row as u32)));
+        })
+    }
+
+    /// `(offsets, rows)` from the `(tile, row)` pairs `pairs_of(row, out)` pushes for
+    /// each row.
+    fn collect(
+        &self,
+        rows: usize,
+        mut pairs_of: impl FnMut(usize, &mut Vec<(u32, u32)>),
+    ) -> (Vec<u64>, Vec<u32>) {
+        let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(rows);
+        for row in 0..rows {
+            pairs_of(row, &mut pairs);
         }
         pairs.sort_unstable();
         let mut offsets = vec![0u64; self.len() + 1];
@@ -246,6 +285,26 @@ impl Tiling {
             offsets[t + 1] += offsets[t];
         }
         (offsets, pairs.into_iter().map(|(_, r)| r).collect())
+    }
+
+    /// The rows of each tile's polygon set: rows `i` with `keep(i)`, assigned by
+    /// [`Tiling::halo`], as offsets (one per tile, plus one) into rows that increase
+    /// within each tile.
+    pub fn assign(
+        &self,
+        cx: &[f64],
+        cy: &[f64],
+        max_dist: f64,
+        keep: impl Fn(usize) -> bool,
+    ) -> (Vec<u64>, Vec<u32>) {
+        let mut tiles = Vec::new();
+        self.collect(cx.len(), |row, out| {
+            if keep(row) {
+                tiles.clear();
+                self.halo(cx[row], cy[row], max_dist, &mut tiles);
+                out.extend(tiles.iter().map(|&t| (t, row as u32)));
+            }
+        })
     }
 
     /// The split nodes as `(kind, at, left, right)` rows: kind 0/1 is a cut along x/y,

@@ -231,6 +231,36 @@ impl PolygonColumns {
         &self.y
     }
 
+    /// The closed bounds `[xmin, ymin, xmax, ymax]` of each row's vertices (NaN for a
+    /// row that is not matchable).
+    pub fn bounds(&self) -> Vec<[f64; 4]> {
+        let (x, y) = (self.x.as_ref(), self.y.as_ref());
+        (0..self.len())
+            .into_par_iter()
+            .with_min_len(DERIVE_CHUNK)
+            .map(|row| {
+                if !self.matchable.is_valid(row) {
+                    return [f64::NAN; 4];
+                }
+                let parts = self.geom_offsets[row] as usize..self.geom_offsets[row + 1] as usize;
+                let rings =
+                    self.part_offsets[parts.start] as usize..self.part_offsets[parts.end] as usize;
+                let (lo, hi) = (
+                    self.ring_offsets[rings.start] as usize,
+                    self.ring_offsets[rings.end] as usize,
+                );
+                let mut b = [f64::INFINITY, f64::INFINITY, -f64::INFINITY, -f64::INFINITY];
+                for i in lo..hi {
+                    b[0] = b[0].min(x[i]);
+                    b[1] = b[1].min(y[i]);
+                    b[2] = b[2].max(x[i]);
+                    b[3] = b[3].max(y[i]);
+                }
+                b
+            })
+            .collect()
+    }
+
     /// Row `i` has parts `geom_offsets[i]..geom_offsets[i + 1]`.
     pub fn geom_offsets(&self) -> &OffsetBuffer<i64> {
         &self.geom_offsets

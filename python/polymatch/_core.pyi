@@ -86,6 +86,9 @@ class PolygonIndex:
     def rank_order(self) -> tuple[str, bool]:
         """The index's own order as ``(rank_by, descending)``."""
 
+    def bounds(self) -> pa.Table:
+        """Each polygon's closed bounds: ``xmin``, ``ymin``, ``xmax``, ``ymax``."""
+
     def to_arrow(self) -> pa.Table:
         """The polygon columns with ``center_x``, ``center_y``, ``area`` as a pyarrow.Table."""
 
@@ -160,6 +163,15 @@ class Tiling:
         self, center_x: npt.NDArray[np.float64], center_y: npt.NDArray[np.float64], max_dist: float
     ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint32]]:
         """Each tile's polygon rows (own and halo) as ``(offsets, rows)``."""
+
+    def assign_boxes(
+        self,
+        xmin: npt.NDArray[np.float64],
+        ymin: npt.NDArray[np.float64],
+        xmax: npt.NDArray[np.float64],
+        ymax: npt.NDArray[np.float64],
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint32]]:
+        """Each tile's polygon rows by box (the shape rules' tiles) as ``(offsets, rows)``."""
 
     def bounds(self, tile: int) -> tuple[float, float, float, float]:
         """The closed bounds of ``tile``."""

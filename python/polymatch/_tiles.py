@@ -50,6 +50,9 @@ _CX = "__polymatch_center_x"
 _CY = "__polymatch_center_y"
 _AREA = "__polymatch_area"
 _ROW = "__polymatch_row"
+#: The shape rules' tiles also carry each polygon's outline and box.
+_GEOM = "__polymatch_geometry"
+_BOX = ("__polymatch_xmin", "__polymatch_ymin", "__polymatch_xmax", "__polymatch_ymax")
 _U32_MAX = 2**32 - 1
 
 
@@ -70,9 +73,12 @@ def _polygon_table(part: Any) -> pa.Table:
     return pa.table(polygons_to_arrow(part))
 
 
-def _centers(part: Any, geometry: str | None, carry: list[str], p: int) -> tuple[pa.Table, Any]:
+def _centers(
+    part: Any, geometry: str | None, carry: list[str], p: int, shapes: bool = False
+) -> tuple[pa.Table, Any]:
     """Partition ``p``'s exact centers and areas (null: unmatchable) and carried columns,
-    and its CRS. Errors name the partition (their row numbers are within it)."""
+    and its CRS; for the shape rules (``shapes``) also each polygon's outline (GeoArrow)
+    and box. Errors name the partition (their row numbers are within it)."""
     try:
         table = _polygon_table(part)
         index = PolygonIndex.from_arrow(table, geometry=geometry)
@@ -89,6 +95,12 @@ def _centers(part: Any, geometry: str | None, carry: list[str], p: int) -> tuple
     fields = [derived.schema.field(c).with_name(n) for c, n in _DERIVED.items()]
     fields += [table.schema.field(c) for c in carry]  # field metadata (GeoArrow) kept
     arrays = [derived[c] for c in _DERIVED] + [table[c] for c in carry]
+    if shapes:
+        boxes = index.bounds()
+        fields.append(derived.schema.field("geometry").with_name(_GEOM))
+        arrays.append(derived["geometry"])
+        fields += [pa.field(name, pa.float64()) for name in _BOX]
+        arrays += [boxes[c] for c in ("xmin", "ymin", "xmax", "ymax")]
     schema = pa.schema(fields, metadata=_carried_geo(table.schema, carry))
     return pa.Table.from_arrays(arrays, schema=schema), index.crs
 
@@ -124,10 +136,13 @@ def _floats(column: pa.ChunkedArray) -> np.ndarray:
     )
 
 
-def summarise(part: Any, geometry: str | None, carry: list[str], p: int, sample: int) -> dict:
+def summarise(
+    part: Any, geometry: str | None, carry: list[str], p: int, sample: int, shapes: bool = False
+) -> dict:
     """Phase 1 for one polygon partition: rows, matchable rows, CRS, the carried schema,
-    and every ``step``-th matchable center (deterministic)."""
-    table, crs = _centers(part, geometry, carry, p)
+    and every ``step``-th matchable center (deterministic), with its box for the shape
+    rules."""
+    table, crs = _centers(part, geometry, carry, p, shapes)
     cx, cy = _floats(table[_CX]), _floats(table[_CY])
     ok = np.flatnonzero(~(np.isnan(cx) | np.isnan(cy)))
     step = max(1, math.ceil(len(ok) / max(1, sample)))
@@ -139,6 +154,7 @@ def summarise(part: Any, geometry: str | None, carry: list[str], p: int, sample:
         "y": cy[chosen],
         "crs": crs,
         "schema": table.schema,
+        "boxes": [_floats(table[c])[chosen] for c in _BOX] if shapes else None,
     }
 
 
@@ -149,12 +165,17 @@ def split(
     p: int,
     offset: int,
     tiling: Tiling,
-    max_dist: float,
+    max_dist: float | None,
 ) -> list[pa.Table]:
-    """Phase 2 for one polygon partition: its piece of every tile (own polygons and halo),
-    each with the polygons' global rows in ``_ROW``, in row order."""
-    table, _ = _centers(part, geometry, carry, p)
-    offsets, rows = tiling.assign(_floats(table[_CX]), _floats(table[_CY]), max_dist)
+    """Phase 2 for one polygon partition: its piece of every tile (own polygons and halo,
+    or with ``max_dist=None``, the shape rules, every tile its box reaches), each with
+    the polygons' global rows in ``_ROW``, in row order."""
+    shapes = max_dist is None
+    table, _ = _centers(part, geometry, carry, p, shapes)
+    if shapes:
+        offsets, rows = tiling.assign_boxes(*[_floats(table[c]) for c in _BOX])
+    else:
+        offsets, rows = tiling.assign(_floats(table[_CX]), _floats(table[_CY]), max_dist)
     table = table.append_column(
         _ROW, pa.array(np.arange(offset, offset + table.num_rows, dtype=np.uint64))
     )
@@ -179,7 +200,24 @@ def build_tile(
     table = pa.concat_tables([p.cast(full) for p in pieces])
     rows = table[_ROW].combine_chunks().cast(pa.uint32())
     table = table.drop_columns([_ROW]).combine_chunks()
-    index = PolygonIndex.from_centers(table, crs, center_x=_CX, center_y=_CY, area=_AREA)
+    if _GEOM in table.column_names:
+        # The shape rules: the tile's outlines, stated in the polygons' CRS (GeoArrow
+        # metadata), its carried columns as attributes; centers and areas recomputed,
+        # exactly as each partition computed them.
+        i = table.schema.get_field_index(_GEOM)
+        field = table.schema.field(i).with_metadata(
+            {
+                b"ARROW:extension:name": b"geoarrow.multipolygon",
+                b"ARROW:extension:metadata": json.dumps({"crs": crs}).encode(),
+            }
+        )
+        table = table.set_column(i, field, table[_GEOM])
+        table = table.drop_columns([_CX, _CY, _AREA, *_BOX]).replace_schema_metadata(
+            table.schema.metadata
+        )
+        index = PolygonIndex.from_arrow(table, geometry=_GEOM)
+    else:
+        index = PolygonIndex.from_centers(table, crs, center_x=_CX, center_y=_CY, area=_AREA)
     return Tile(index.prepare(rank_by, descending), rows)
 
 
@@ -276,16 +314,18 @@ def plan(
     parts: list[Any],
     geometry: str | None,
     carry: list[str],
-    max_dist: float,
+    max_dist: float | None,
     polygons_per_tile: int,
 ) -> Plan:
     """Phase 1: sample every polygon partition (computed now, on the cluster) and cut
-    the tiles."""
+    the tiles (``max_dist=None``: for the shape rules, polygons go to the tiles their
+    boxes reach)."""
     import dask
 
-    if not (max_dist > 0):
+    shapes = max_dist is None
+    if not shapes and not (max_dist > 0):
         raise ValueError(f"max_dist must be > 0, got {max_dist}")
-    if math.isinf(max_dist):
+    if not shapes and math.isinf(max_dist):
         raise ValueError(
             "max_dist=inf makes every polygon a candidate of every point, so the polygons "
             "cannot be split into tiles; pass a PolygonIndex (broadcast to every worker) "
@@ -296,7 +336,7 @@ def plan(
     per_part = max(1, SAMPLE_SIZE // max(1, len(parts)))
     task = dask.delayed(summarise, pure=True)
     summaries = dask.compute(
-        *[task(part, geometry, carry, p, per_part) for p, part in enumerate(parts)]
+        *[task(part, geometry, carry, p, per_part, shapes) for p, part in enumerate(parts)]
     )
     crs = None
     for p, s in enumerate(summaries):
@@ -317,7 +357,11 @@ def plan(
     tiles = max(1, math.ceil(matchable / polygons_per_tile))
     while True:
         tiling = Tiling(xs, ys, tiles)
-        _, rows = tiling.assign(xs, ys, max_dist)
+        if shapes:
+            boxes = [np.concatenate([s["boxes"][k] for s in summaries]) for k in range(4)]
+            _, rows = tiling.assign_boxes(*boxes)
+        else:
+            _, rows = tiling.assign(xs, ys, max_dist)
         replication = len(rows) / max(1, len(xs))
         if replication <= MAX_REPLICATION or tiles == 1:
             break

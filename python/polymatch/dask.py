@@ -642,17 +642,12 @@ def _check_order(polygons: Any, points: Any) -> None:
         raise TypeError(f"points must be a Dask DataFrame, got a {type(points).__name__}{hint}")
 
 
-def _halo(predicate: str, max_dist: float | None) -> float:
+def _halo(predicate: str, max_dist: float | None) -> float | None:
     """The halo of a partitioned join's tiles: the center rule's ``max_dist`` (10 when
-    not given). The shape predicates are refused there: tiles are cut by polygon
-    centers, and a shape rule needs them cut by polygon boxes."""
+    not given); ``None`` for the shape rules, whose polygons go to every tile their box
+    reaches (:meth:`polymatch._core.Tiling.assign_boxes`)."""
     if predicate != "center":
-        raise ValueError(
-            f"predicate={predicate!r} with partitioned polygons (a Dask DataFrame or a list "
-            "of polygon files) is not supported yet: the tiles are cut by polygon centers "
-            "and max_dist. Pass the polygons to broadcast instead (a PolygonIndex, a table "
-            "or one polygon file)"
-        )
+        return None
     return 10.0 if max_dist is None else max_dist
 
 
@@ -712,7 +707,7 @@ def _tile_keys(
     tiling: Any,
     geometry: str | None,
     carry: list[str],
-    max_dist: float,
+    max_dist: float | None,
     rank_by: str,
     descending: bool,
 ) -> list[Any]:
@@ -820,9 +815,9 @@ def match(
             the client and its order shipped in the bytes; partitioned tiles carry the
             column and are prepared on the workers.
         predicate: ``"center"``, ``"contains"`` or ``"covers"``, as for
-            :meth:`polymatch.PolygonIndex.match`; a shape predicate ships the polygons'
-            outlines with the broadcast index (partitioned polygons take the center rule
-            only, for now).
+            :meth:`polymatch.PolygonIndex.match`. A shape predicate ships the polygons'
+            outlines with a broadcast index; partitioned polygons then go to every tile
+            their box reaches (no ``max_dist`` halo), with their outlines.
         point_index: ``"global"`` (default): the point's row in the whole DataFrame,
             which needs every partition's length (computed lazily, in the same graph:
             ``len`` of each partition and two-level prefix sums; no extra pass over the

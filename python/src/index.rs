@@ -582,6 +582,36 @@ impl PyPolygonIndex {
         PyTable::try_new(vec![batch], schema)?.into_pyarrow(py)
     }
 
+    /// The closed bounds of each polygon's vertices as a ``pyarrow.Table`` with float64
+    /// columns ``xmin``, ``ymin``, ``xmax``, ``ymax`` (null for a row that cannot match).
+    ///
+    /// Raises:
+    ///     ValueError: the index has no outlines (``from_bytes``, ``from_centers``).
+    fn bounds<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let Some(polygons) = &self.polygons else {
+            return Err(PyValueError::new_err(
+                "this index has no outlines (built from centers or read from to_bytes())",
+            ));
+        };
+        let boxes = py.detach(|| polygons.bounds());
+        let column = |k: usize| -> ArrayRef {
+            Arc::new(Float64Array::from_iter(
+                boxes.iter().map(|b| (!b[k].is_nan()).then_some(b[k])),
+            ))
+        };
+        let names = ["xmin", "ymin", "xmax", "ymax"];
+        let schema = Schema::new(
+            names
+                .iter()
+                .map(|n| Field::new(*n, DataType::Float64, true))
+                .collect::<Vec<_>>(),
+        );
+        let batch = RecordBatch::try_new(Arc::new(schema), (0..4).map(column).collect())
+            .map_err(|e| PyPolymatchError(e.into()))?;
+        let schema = batch.schema();
+        PyTable::try_new(vec![batch], schema)?.into_pyarrow(py)
+    }
+
     /// Match points to polygons (docs/SPEC.md is the exact rule).
     ///
     /// For each point the candidates are the polygons whose center is at distance

@@ -120,6 +120,39 @@ impl PyTiling {
         ))
     }
 
+    /// Every tile's polygon set for the shape rules, from the polygons' boxes (float64
+    /// arrays; a NaN box, an unmatchable polygon, goes nowhere): each polygon goes to
+    /// every tile a point of its box is routed to. ``(offsets, rows)`` as ``assign``.
+    fn assign_boxes<'py>(
+        &self,
+        py: Python<'py>,
+        xmin: PyReadonlyArray1<'py, f64>,
+        ymin: PyReadonlyArray1<'py, f64>,
+        xmax: PyReadonlyArray1<'py, f64>,
+        ymax: PyReadonlyArray1<'py, f64>,
+    ) -> PyResult<Assigned<'py>> {
+        let (a, b, c, d) = (
+            xmin.as_slice()?,
+            ymin.as_slice()?,
+            xmax.as_slice()?,
+            ymax.as_slice()?,
+        );
+        if b.len() != a.len() || c.len() != a.len() || d.len() != a.len() {
+            return Err(PyValueError::new_err("the box arrays differ in length"));
+        }
+        if a.len() > u32::MAX as usize {
+            return Err(PyValueError::new_err(
+                "more than 2**32 - 1 polygons in one call",
+            ));
+        }
+        let boxes: Vec<[f64; 4]> = (0..a.len()).map(|i| [a[i], b[i], c[i], d[i]]).collect();
+        let (offsets, rows) = py.detach(|| self.0.assign_boxes(&boxes));
+        Ok((
+            PyArray1::from_vec(py, offsets),
+            PyArray1::from_vec(py, rows),
+        ))
+    }
+
     /// The closed bounds ``(xmin, ymin, xmax, ymax)`` of ``tile`` (infinite at the edges).
     fn bounds(&self, tile: usize) -> PyResult<(f64, f64, f64, f64)> {
         if tile >= self.0.len() {

@@ -78,8 +78,20 @@ impl Stripes {
                 "more than 2**32 vertices: no edge index".into(),
             ));
         }
-        let n = (edges / EDGES_PER_STRIPE).max(1);
         let height = bounds[3] - bounds[1];
+        // About EDGES_PER_STRIPE edges per stripe; fewer stripes where edges are tall
+        // (a jagged ring: an edge is listed in every stripe it spans), so that the lists
+        // hold at most about four entries per edge.
+        let spans: f64 = rings
+            .iter()
+            .flat_map(|&(lo, hi)| (lo..hi).map(move |i| (i, if i == lo { hi - 1 } else { i - 1 })))
+            .map(|(i, j)| (y[i] - y[j]).abs())
+            .sum();
+        let mut n = (edges / EDGES_PER_STRIPE).max(1);
+        if spans > 0.0 && height > 0.0 {
+            let cap = 3.0 * edges as f64 * height / spans;
+            n = n.min(cap.max(1.0) as usize);
+        }
         let scale = if height > 0.0 { n as f64 / height } else { 0.0 };
         let mut s = Stripes {
             y0: bounds[1],

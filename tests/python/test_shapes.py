@@ -278,5 +278,25 @@ def test_dask_ships_the_outlines(tmp_path):
             assert pa.array(got[column]).to_pylist() == want[column].to_pylist(), column
         [out] = pmd.match_parquet(src, poly_path, tmp_path / "out", **opts)
         assert pq.read_table(out).select(want.column_names).equals(want)
-        with pytest.raises(ValueError, match="partitioned"):
-            pmd.match([poly_path], frame, **opts)
+        # partitioned polygons: tiles by polygon boxes, the same answer
+        halves = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
+        pq.write_table(polygons.slice(0, 2), halves[0])
+        pq.write_table(polygons.slice(2), halves[1])
+        got = pmd.match(halves, frame, polygons_per_tile=1, **opts).compute()
+        for column in ("point_index", "polygon_index", "name"):
+            assert pa.array(got[column]).to_pylist() == want[column].to_pylist(), column
+        [out] = pmd.match_parquet(src, halves, tmp_path / "tiled", polygons_per_tile=1, **opts)
+        assert pq.read_table(out).select(want.column_names).equals(want)
+
+
+def test_null_nan_and_infinite_points_match_nothing():
+    points = pa.table(
+        {
+            "x": pa.array([15.0, None, float("nan"), float("inf"), -float("inf"), 15.0]),
+            "y": pa.array([15.0, 15.0, 15.0, 15.0, 15.0, float("nan")]),
+        }
+    )
+    for predicate in ("contains", "covers"):
+        result = pm.match(nested_regions(), points, predicate=predicate, how="left", k=2)
+        rows = result.filter(pa.compute.is_valid(result["polygon_index"]))
+        assert rows["point_index"].to_pylist() == [0, 0], predicate
