@@ -183,6 +183,19 @@ impl ExactSum {
     }
 }
 
+/// The closed bounds `[xmin, ymin, xmax, ymax]` of vertices `lo..hi` of `x`, `y`
+/// (infinite and empty for no vertex).
+pub fn vertex_bounds(x: &[f64], y: &[f64], lo: usize, hi: usize) -> [f64; 4] {
+    let mut b = [f64::INFINITY, f64::INFINITY, -f64::INFINITY, -f64::INFINITY];
+    for i in lo..hi {
+        b[0] = b[0].min(x[i]);
+        b[1] = b[1].min(y[i]);
+        b[2] = b[2].max(x[i]);
+        b[3] = b[3].max(y[i]);
+    }
+    b
+}
+
 /// A `u64` that sorts as the float does: numerically for every non-NaN value, -0.0
 /// equal to 0.0 (SPEC's comparisons are numeric), so that a sort by key is a sort by
 /// value. NaN gets some key; callers that rank NaN (last, as nulls) test it first.

@@ -10,7 +10,7 @@ use arrow::datatypes::{DataType, Field, Fields, Schema};
 use rayon::prelude::*;
 
 use crate::error::{PolymatchError, Result};
-use crate::geometry::{open_len, PolygonAccumulator};
+use crate::geometry::{open_len, vertex_bounds, PolygonAccumulator};
 
 /// Rows per rayon task when deriving centers and areas.
 const DERIVE_CHUNK: usize = 2048;
@@ -249,14 +249,7 @@ impl PolygonColumns {
                     self.ring_offsets[rings.start] as usize,
                     self.ring_offsets[rings.end] as usize,
                 );
-                let mut b = [f64::INFINITY, f64::INFINITY, -f64::INFINITY, -f64::INFINITY];
-                for i in lo..hi {
-                    b[0] = b[0].min(x[i]);
-                    b[1] = b[1].min(y[i]);
-                    b[2] = b[2].max(x[i]);
-                    b[3] = b[3].max(y[i]);
-                }
-                b
+                vertex_bounds(x, y, lo, hi)
             })
             .collect()
     }

@@ -11,7 +11,7 @@
 //! polygons that accept.
 //!
 //! The cell of a coordinate is a non-decreasing function of it (see
-//! [`Grid::cell`]), so a part listed in the cells of its box's corners and all between
+//! [`Cells`]), so a part listed in the cells of its box's corners and all between
 //! is listed in the cell of every point its box holds: no candidate is missed.
 
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use rayon::prelude::*;
 
 use crate::error::{PolymatchError, Result};
 use crate::index::{Order, SpatialIndex, NO_MATCH};
+use crate::shape::cells::Cells;
 use crate::shape::locate::{Crossings, Location};
 use crate::shape::outlines::Outlines;
 
@@ -46,15 +47,11 @@ impl ShapeRule {
     }
 }
 
-/// A uniform grid over the parts' boxes.
+/// A uniform grid over the parts' boxes ([`Cells`]), each cell listing the parts
+/// whose box it overlaps.
 #[derive(Debug, Clone)]
 struct Grid {
-    x0: f64,
-    y0: f64,
-    sx: f64,
-    sy: f64,
-    nx: usize,
-    ny: usize,
+    cells: Cells,
     /// Cell `c` lists `entries[offsets[c]..offsets[c + 1]]`, increasing.
     offsets: Vec<u32>,
     /// Positions into the index's parts (rank order).
@@ -62,22 +59,14 @@ struct Grid {
 }
 
 impl Grid {
-    /// The cell column (row) of a coordinate: monotone (a subtraction and a
-    /// multiplication by a positive factor, then a saturating cast and a clamp).
-    #[inline]
-    fn cell(v: f64, v0: f64, s: f64, n: usize) -> usize {
-        (((v - v0) * s) as usize).min(n - 1)
-    }
-
     /// The entries of the cell holding `(px, py)`, as a range (empty outside the bounds).
     #[inline]
     fn list(&self, px: f64, py: f64) -> std::ops::Range<usize> {
-        if !(px >= self.x0 && py >= self.y0) {
+        let (x0, y0) = self.cells.origin();
+        if !(px >= x0 && py >= y0) {
             return 0..0; // also NaN
         }
-        let cx = Self::cell(px, self.x0, self.sx, self.nx);
-        let cy = Self::cell(py, self.y0, self.sy, self.ny);
-        let c = cy * self.nx + cx;
+        let c = self.cells.cell(px, py);
         self.offsets[c] as usize..self.offsets[c + 1] as usize
     }
 
@@ -92,48 +81,15 @@ impl Grid {
         if boxes.is_empty() {
             b = [0.0, 0.0, 0.0, 0.0];
         }
-        let (w, h) = (b[2] - b[0], b[3] - b[1]);
         // About one cell per part, square cells over the bounds; then coarser while the
         // lists would hold too many entries (large parts span many cells).
-        let mut cells = boxes.len().max(1) as f64;
+        let mut target = boxes.len().max(1) as f64;
         loop {
-            let (nx, ny) = if w > 0.0 && h > 0.0 {
-                let side = (w * h / cells).sqrt();
-                ((w / side).ceil().max(1.0), (h / side).ceil().max(1.0))
-            } else if w > 0.0 {
-                (cells.ceil(), 1.0)
-            } else if h > 0.0 {
-                (1.0, cells.ceil())
-            } else {
-                (1.0, 1.0)
-            };
-            let (nx, ny) = (
-                (nx as usize).clamp(1, 1 << 15),
-                (ny as usize).clamp(1, 1 << 15),
-            );
-            let sx = if w > 0.0 { nx as f64 / w } else { 0.0 };
-            let sy = if h > 0.0 { ny as f64 / h } else { 0.0 };
-            let span = |p: &[f64; 4]| {
-                let (x0, x1) = (
-                    Self::cell(p[0], b[0], sx, nx),
-                    Self::cell(p[2], b[0], sx, nx),
-                );
-                let (y0, y1) = (
-                    Self::cell(p[1], b[1], sy, ny),
-                    Self::cell(p[3], b[1], sy, ny),
-                );
-                (x0, x1, y0, y1)
-            };
-            let total: usize = boxes
-                .par_iter()
-                .map(|p| {
-                    let (x0, x1, y0, y1) = span(p);
-                    (x1 - x0 + 1) * (y1 - y0 + 1)
-                })
-                .sum();
-            let budget = ENTRIES_PER_PART * boxes.len() + nx * ny;
-            if total > budget && nx * ny > 1 {
-                cells /= 4.0;
+            let cells = Cells::over(b, target, 1 << 15);
+            let total: usize = boxes.par_iter().map(|p| cells.span_len(p)).sum();
+            let budget = ENTRIES_PER_PART * boxes.len() + cells.count();
+            if total > budget && cells.count() > 1 {
+                target /= 4.0;
                 continue;
             }
             if total > u32::MAX as usize || boxes.len() > u32::MAX as usize {
@@ -141,13 +97,10 @@ impl Grid {
                     "too many parts for one shape index".into(),
                 ));
             }
-            let mut counts = vec![0u32; nx * ny + 1];
+            let mut counts = vec![0u32; cells.count() + 1];
             for p in boxes {
-                let (x0, x1, y0, y1) = span(p);
-                for cy in y0..=y1 {
-                    for cx in x0..=x1 {
-                        counts[cy * nx + cx + 1] += 1;
-                    }
+                for c in cells.span(p) {
+                    counts[c + 1] += 1;
                 }
             }
             for i in 1..counts.len() {
@@ -156,22 +109,13 @@ impl Grid {
             let mut next = counts.clone();
             let mut entries = vec![0u32; total];
             for (pos, p) in boxes.iter().enumerate() {
-                let (x0, x1, y0, y1) = span(p);
-                for cy in y0..=y1 {
-                    for cx in x0..=x1 {
-                        let c = cy * nx + cx;
-                        entries[next[c] as usize] = pos as u32;
-                        next[c] += 1;
-                    }
+                for c in cells.span(p) {
+                    entries[next[c] as usize] = pos as u32;
+                    next[c] += 1;
                 }
             }
             return Ok(Grid {
-                x0: b[0],
-                y0: b[1],
-                sx,
-                sy,
-                nx,
-                ny,
+                cells,
                 offsets: counts,
                 entries,
             });
@@ -303,15 +247,7 @@ impl ShapeIndex {
 
     /// The bounds of every part's box (`None`: no part).
     pub fn bounds(&self) -> Option<[f64; 4]> {
-        (self.parts > 0).then(|| {
-            let g = &self.grid;
-            [
-                g.x0,
-                g.y0,
-                g.x0 + g.nx as f64 / g.sx.max(f64::MIN_POSITIVE),
-                g.y0 + g.ny as f64 / g.sy.max(f64::MIN_POSITIVE),
-            ]
-        })
+        (self.parts > 0).then(|| self.grid.cells.bounds())
     }
 
     /// Bytes of the grid and the parts' boxes (besides the outlines').

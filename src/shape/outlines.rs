@@ -12,7 +12,9 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::error::{PolymatchError, Result};
+use crate::geometry::vertex_bounds;
 use crate::polygons::PolygonColumns;
+use crate::shape::cells::Cells;
 use crate::shape::locate::{locate_part, Crossings, Location};
 
 /// Parts with more edges than this get an edge index; smaller ones are tested edge by
@@ -180,12 +182,7 @@ impl Stripes {
 /// (rounding at a cell's edge) stays mixed.
 #[derive(Debug, Clone)]
 struct Raster {
-    x0: f64,
-    y0: f64,
-    sx: f64,
-    sy: f64,
-    nx: usize,
-    ny: usize,
+    grid: Cells,
     /// [`MIXED`], or the location every point of the cell has.
     cells: Vec<u8>,
 }
@@ -195,11 +192,6 @@ const INSIDE: u8 = 1;
 const OUTSIDE: u8 = 2;
 
 impl Raster {
-    #[inline]
-    fn cell(v: f64, v0: f64, s: f64, n: usize) -> usize {
-        (((v - v0) * s) as usize).min(n - 1)
-    }
-
     /// The raster of a part (its rings' vertex ranges, its bounds), about `cells` cells,
     /// its unmarked cells located with `locate`.
     fn build(
@@ -210,66 +202,48 @@ impl Raster {
         cells: usize,
         locate: impl Fn(f64, f64) -> Location,
     ) -> Option<Self> {
-        let (w, h) = (b[2] - b[0], b[3] - b[1]);
-        if !(w > 0.0 && h > 0.0) {
+        if !(b[2] > b[0] && b[3] > b[1]) {
             return None;
         }
-        let side = (w * h / cells as f64).sqrt();
-        let nx = ((w / side).ceil() as usize).clamp(1, 4096);
-        let ny = ((h / side).ceil() as usize).clamp(1, 4096);
-        let (sx, sy) = (nx as f64 / w, ny as f64 / h);
+        let grid = Cells::over(b, cells as f64, 4096);
         let mut r = Raster {
-            x0: b[0],
-            y0: b[1],
-            sx,
-            sy,
-            nx,
-            ny,
-            cells: vec![u8::MAX; nx * ny],
+            grid,
+            cells: vec![u8::MAX; grid.count()],
         };
         for &(lo, hi) in rings {
             let mut prev = hi - 1;
             for i in lo..hi {
-                let (ax, bx) = (x[prev].min(x[i]), x[prev].max(x[i]));
-                let (ay, by) = (y[prev].min(y[i]), y[prev].max(y[i]));
-                let (cx0, cx1) = (Self::cell(ax, b[0], sx, nx), Self::cell(bx, b[0], sx, nx));
-                let (cy0, cy1) = (Self::cell(ay, b[1], sy, ny), Self::cell(by, b[1], sy, ny));
-                for cy in cy0..=cy1 {
-                    r.cells[cy * nx + cx0..=cy * nx + cx1].fill(MIXED);
+                let edge = [
+                    x[prev].min(x[i]),
+                    y[prev].min(y[i]),
+                    x[prev].max(x[i]),
+                    y[prev].max(y[i]),
+                ];
+                for c in grid.span(&edge) {
+                    r.cells[c] = MIXED;
                 }
                 prev = i;
             }
         }
-        for cy in 0..ny {
-            for cx in 0..nx {
-                let c = cy * nx + cx;
-                if r.cells[c] == MIXED {
-                    continue;
-                }
-                // The cell's center, if it maps back to this cell.
-                let px = b[0] + (cx as f64 + 0.5) / sx;
-                let py = b[1] + (cy as f64 + 0.5) / sy;
-                if Self::cell(px, b[0], sx, nx) != cx || Self::cell(py, b[1], sy, ny) != cy {
-                    r.cells[c] = MIXED;
-                    continue;
-                }
-                r.cells[c] = match locate(px, py) {
-                    Location::Inside => INSIDE,
-                    Location::Outside => OUTSIDE,
-                    Location::Boundary => MIXED, // cannot happen: no edge touches the cell
-                };
+        for c in 0..r.cells.len() {
+            if r.cells[c] == MIXED {
+                continue;
             }
+            r.cells[c] = match grid.center(c).map(|(px, py)| locate(px, py)) {
+                Some(Location::Inside) => INSIDE,
+                Some(Location::Outside) => OUTSIDE,
+                // A center that rounds into a neighbour; or on the boundary, which
+                // cannot happen: no edge touches the cell.
+                _ => MIXED,
+            };
         }
         Some(r)
     }
 
-    /// The location every point of `(px, py)`'s cell has, if its cell is not mixed (a
-    /// point outside the part's box is not asked: the box test comes first).
+    /// The location every point of `(px, py)`'s cell has, if its cell is not mixed.
     #[inline]
     fn known(&self, px: f64, py: f64) -> Option<Location> {
-        let cx = Self::cell(px, self.x0, self.sx, self.nx);
-        let cy = Self::cell(py, self.y0, self.sy, self.ny);
-        match self.cells[cy * self.nx + cx] {
+        match self.cells[self.grid.cell(px, py)] {
             INSIDE => Some(Location::Inside),
             OUTSIDE => Some(Location::Outside),
             _ => None,
@@ -315,13 +289,7 @@ impl Outlines {
                 if lo == hi {
                     continue; // an EMPTY part
                 }
-                let mut b = [f64::INFINITY, f64::INFINITY, -f64::INFINITY, -f64::INFINITY];
-                for i in lo..hi {
-                    b[0] = b[0].min(x[i]);
-                    b[1] = b[1].min(y[i]);
-                    b[2] = b[2].max(x[i]);
-                    b[3] = b[3].max(y[i]);
-                }
+                let b = vertex_bounds(x, y, lo, hi);
                 parts.push(Part {
                     row: row as u32,
                     rings,
