@@ -49,6 +49,7 @@ enum PredicateArg {
     Center,
     Contains,
     Covers,
+    Dwithin,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -62,12 +63,14 @@ enum HowArg {
 #[derive(clap::Args)]
 struct MatchArgs {
     /// Which polygons are a point's candidates: center (the polygon's center is within
-    /// --max-dist), contains (the point is in the polygon's interior) or covers (in the
-    /// interior or on the boundary).
+    /// --max-dist), contains (the point is in the polygon's interior), covers (in the
+    /// interior or on the boundary) or dwithin (the distance to the polygon, 0 inside
+    /// it, is < --max-dist).
     #[arg(long, value_enum, default_value = "center")]
     predicate: PredicateArg,
     /// With --predicate center: candidates are polygons whose center is at distance
-    /// < max-dist ("inf" allowed; default 10). The shape predicates take none.
+    /// < max-dist ("inf" allowed; default 10). With dwithin (required): polygons at
+    /// distance < max-dist ("inf": every polygon). contains and covers take none.
     #[arg(long, allow_negative_numbers = true)]
     max_dist: Option<f64>,
     /// inner: matched points only; left: every point.
@@ -96,6 +99,7 @@ impl MatchArgs {
             PredicateArg::Center => Predicate::Center,
             PredicateArg::Contains => Predicate::Contains,
             PredicateArg::Covers => Predicate::Covers,
+            PredicateArg::Dwithin => Predicate::Dwithin,
         };
         let options = MatchOptions {
             predicate,

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 
 use crate::error::{PolymatchError, Result};
 use crate::index::{GroupScratch, Near, NearScratch, Order, SpatialIndex, Within, NO_MATCH};
+use crate::shape::rule::{Contains, Covers, DWithin, Rule};
 use crate::shape::{ShapeIndex, ShapeRule};
 
 /// Points per rayon task. Inputs no larger than this run serially, on the calling thread.
@@ -66,42 +67,61 @@ pub enum Predicate {
     Contains,
     /// The point is in the polygon's interior or on its boundary (`covers`).
     Covers,
+    /// The distance from the point to the polygon (0 in or on it) is `< max_dist`.
+    Dwithin,
 }
 
 impl Predicate {
-    /// The text form: `"center"`, `"contains"` or `"covers"`.
+    /// The text form: `"center"`, `"contains"`, `"covers"` or `"dwithin"`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Center => "center",
             Self::Contains => "contains",
             Self::Covers => "covers",
+            Self::Dwithin => "dwithin",
         }
     }
 
+    /// Whether the rule has a radius (`max_dist`): `center` and `dwithin`.
+    pub fn has_radius(&self) -> bool {
+        matches!(self, Self::Center | Self::Dwithin)
+    }
+
     /// The `max_dist` of a match with this predicate from the caller's (`None`: not
-    /// given): the given one or [`DEFAULT_MAX_DIST`] for the center rule; for the shape
-    /// rules, which have no radius, NaN (recorded as `null`), and a given one is refused.
+    /// given): the given one, or [`DEFAULT_MAX_DIST`] for the center rule (the
+    /// article's default); for `contains` and `covers`, which have no radius, NaN
+    /// (recorded as `null`).
     ///
     /// # Errors
-    /// [`PolymatchError::InvalidArgument`] naming both for a shape rule with a `max_dist`.
+    /// [`PolymatchError::InvalidArgument`] naming both for `contains`/`covers` with a
+    /// `max_dist`, and for `dwithin` without one.
     pub fn max_dist(self, given: Option<f64>) -> Result<f64> {
         match (self, given) {
             (Self::Center, given) => Ok(given.unwrap_or(DEFAULT_MAX_DIST)),
+            (Self::Dwithin, Some(d)) => Ok(d),
+            (Self::Dwithin, None) => Err(PolymatchError::InvalidArgument(
+                "predicate \"dwithin\" needs max_dist: the distance to the outline below \
+                 which a polygon is a candidate (inf: every polygon, the nearest first with \
+                 rank_by=\"distance\")"
+                    .into(),
+            )),
             (_, None) => Ok(f64::NAN),
             (_, Some(d)) => Err(PolymatchError::InvalidArgument(format!(
-                "max_dist ({d}) applies to predicate \"center\" only: predicate {:?} \
-                 takes the polygons' shapes, with no radius",
+                "max_dist ({d}) applies to predicates \"center\" and \"dwithin\" only: \
+                 predicate {:?} takes the polygons' shapes, with no radius",
                 self.as_str()
             ))),
         }
     }
 
-    /// The shape rule, for the rules decided on the polygon's outline.
+    /// The shape rule, for the rules decided on the polygon's outline (every rule but
+    /// the center rule: those need the outlines).
     pub fn shape_rule(&self) -> Option<ShapeRule> {
         match self {
             Self::Center => None,
             Self::Contains => Some(ShapeRule::Contains),
             Self::Covers => Some(ShapeRule::Covers),
+            Self::Dwithin => Some(ShapeRule::DWithin),
         }
     }
 }
@@ -113,8 +133,10 @@ impl FromStr for Predicate {
             "center" => Ok(Self::Center),
             "contains" => Ok(Self::Contains),
             "covers" => Ok(Self::Covers),
+            "dwithin" => Ok(Self::Dwithin),
             other => Err(PolymatchError::InvalidArgument(format!(
-                "predicate must be \"center\", \"contains\" or \"covers\", got {other:?}"
+                "predicate must be \"center\", \"contains\", \"covers\" or \"dwithin\", \
+                 got {other:?}"
             ))),
         }
     }
@@ -227,7 +249,7 @@ impl MatchOptions {
     /// `chunk_size` or `k` is 0, or a rank rule is combined with `all_candidates` (which
     /// returns every candidate in polygon-row order).
     pub fn validate(&self) -> Result<()> {
-        if self.predicate == Predicate::Center {
+        if self.predicate.has_radius() {
             check_max_dist(self.max_dist)?;
         }
         if self.chunk_size == 0 {
@@ -766,11 +788,13 @@ pub fn match_points(
     })
 }
 
-/// Match points by a shape rule (`options.predicate` is `Contains` or `Covers`): the
-/// candidates of a point are the polygons that contain (cover) it, decided exactly on
-/// their outlines, and the rank rules, `k`, `how` and all candidates apply as for the
-/// center rule. The `distance` column is 0 (the point is in or on the polygon), so
-/// ranking by distance ties every candidate and the lowest rows win.
+/// Match points by a shape rule (`options.predicate` is `contains`, `covers` or
+/// `dwithin`): the candidates of a point are the polygons that contain (cover) it, or
+/// whose outline is closer than `max_dist`, decided exactly on their outlines; the rank
+/// rules, `k`, `how` and all candidates apply as for the center rule. The `distance`
+/// column is SPEC.md's distance from the point to the polygon (0 in or on it), and
+/// `rank_by="distance"` ranks by it (for `contains`/`covers` every candidate is at 0,
+/// so the lowest rows win).
 ///
 /// `shapes` must be ranked in the order the options ask for
 /// ([`MatchOptions::index_order`]; any for [`RankBy::Distance`] and all candidates).
@@ -788,7 +812,7 @@ pub fn match_shapes(
     options.validate()?;
     let Some(rule) = options.predicate.shape_rule() else {
         return Err(PolymatchError::InvalidArgument(
-            "match_shapes takes a shape predicate (contains or covers)".into(),
+            "match_shapes takes a shape predicate (contains, covers or dwithin)".into(),
         ));
     };
     if let Some(order) = options.index_order() {
@@ -800,6 +824,56 @@ pub fn match_shapes(
             )));
         }
     }
+    // One generic match per rule type (monomorphised): the rule is decided here, once.
+    match rule {
+        ShapeRule::Contains => match_rule(shapes, Contains, points, options, first_point, cancel),
+        ShapeRule::Covers => match_rule(shapes, Covers, points, options, first_point, cancel),
+        ShapeRule::DWithin => {
+            let rule = DWithin::new(options.max_dist);
+            match_rule(shapes, rule, points, options, first_point, cancel)
+        }
+    }
+}
+
+/// The output columns of a shape rule's candidates: the shape index's rows and areas,
+/// and the distance to the outline (0 for the rules whose candidates hold the point).
+struct ShapeRanked<'a, R> {
+    shapes: &'a ShapeIndex,
+    _rule: std::marker::PhantomData<R>,
+}
+
+impl<R: Rule> RankedPolygons for ShapeRanked<'_, R> {
+    #[inline]
+    fn row_of(&self, rank: u32) -> u32 {
+        self.shapes.row_of(rank)
+    }
+    #[inline]
+    fn area_of(&self, rank: u32) -> f64 {
+        self.shapes.area_of(rank)
+    }
+    #[inline]
+    fn distance_to(&self, rank: u32, px: f64, py: f64) -> f64 {
+        if R::IN_SHAPE {
+            0.0
+        } else {
+            self.shapes.squared_distance(rank, px, py).sqrt()
+        }
+    }
+}
+
+/// [`match_shapes`] for one rule type.
+fn match_rule<R: Rule>(
+    shapes: &ShapeIndex,
+    rule: R,
+    points: PointSlices<'_>,
+    options: &MatchOptions,
+    first_point: u64,
+    cancel: Option<&AtomicBool>,
+) -> Result<RecordBatch> {
+    let ranked = ShapeRanked::<R> {
+        shapes,
+        _rule: std::marker::PhantomData,
+    };
     let chunk = options.chunk_size;
     let valid = |i: usize| points.nulls.is_none_or(|n| n.is_valid(i));
     if options.k == 1 && !options.all_candidates && options.rank_by != RankBy::Distance {
@@ -854,10 +928,10 @@ pub fn match_shapes(
         };
         let matched = BooleanBuffer::collect_bool(ranks.len(), |i| ranks[i] != NO_MATCH);
         if options.how == How::Left || matched.count_set_bits() == ranks.len() {
-            return best_per_point(shapes, points, options, first_point, ranks, matched);
+            return best_per_point(&ranked, points, options, first_point, ranks, matched);
         }
         let none: &[u32] = &[];
-        return build_output(shapes, points, options, first_point, |i| {
+        return build_output(&ranked, points, options, first_point, |i| {
             if ranks[i] == NO_MATCH {
                 none
             } else {
@@ -865,14 +939,15 @@ pub fn match_shapes(
             }
         });
     }
-    // Lists per point: the k best in rank order, or every candidate (all candidates, or
-    // by distance, where all tie) in polygon-row order, cut to k.
+    // Lists per point: the k best in rank order; every candidate in polygon-row order
+    // (all candidates; or by distance where every candidate is at 0); or the k nearest.
     let k = if options.all_candidates {
         usize::MAX
     } else {
         options.k as usize
     };
-    let by_row = options.all_candidates || options.rank_by == RankBy::Distance;
+    let by_distance = !options.all_candidates && options.rank_by == RankBy::Distance;
+    let by_row = options.all_candidates || (by_distance && R::IN_SHAPE);
     let chunks: Vec<(Vec<u32>, Vec<u32>)> = (0..points.len().div_ceil(chunk))
         .into_par_iter()
         .map(|c| {
@@ -883,17 +958,33 @@ pub fn match_shapes(
                 return (counts, ranks);
             }
             let mut found = Vec::new();
+            let (mut near, mut seen) = (Vec::new(), Vec::new());
             for i in start..end {
                 found.clear();
-                if valid(i) {
-                    shapes.for_each_candidate(rule, points.x[i], points.y[i], |rank| {
-                        found.push(rank);
-                        by_row || found.len() < k
-                    });
-                }
+                let (px, py) = if valid(i) {
+                    (points.x[i], points.y[i])
+                } else {
+                    (f64::NAN, f64::NAN)
+                };
                 if by_row {
+                    shapes.candidates(rule, px, py, &mut found);
                     found.sort_unstable_by_key(|&r| shapes.row_of(r));
                     found.truncate(k);
+                } else if by_distance && !options.descending {
+                    shapes.nearest_k(rule, px, py, k, &mut near, &mut seen);
+                    found.extend(near.iter().map(|n| n.2));
+                } else if by_distance {
+                    // The farthest first: every candidate, by distance then row.
+                    shapes.candidates(rule, px, py, &mut found);
+                    let mut keyed: Vec<(f64, u32, u32)> = found
+                        .iter()
+                        .map(|&r| (shapes.squared_distance(r, px, py), shapes.row_of(r), r))
+                        .collect();
+                    keyed.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                    found.clear();
+                    found.extend(keyed.iter().take(k).map(|e| e.2));
+                } else {
+                    shapes.best_k(rule, px, py, k, &mut found);
                 }
                 counts.push(found.len() as u32);
                 ranks.extend_from_slice(&found);
@@ -913,7 +1004,7 @@ pub fn match_shapes(
         }
         ranks.extend(r);
     }
-    build_output(shapes, points, options, first_point, |i| {
+    build_output(&ranked, points, options, first_point, |i| {
         &ranks[offsets[i]..offsets[i + 1]]
     })
 }
@@ -1000,23 +1091,6 @@ impl RankedPolygons for SpatialIndex {
     fn distance_to(&self, rank: u32, px: f64, py: f64) -> f64 {
         let (cx, cy) = self.center_of(rank);
         crate::index::distance(px, py, cx, cy)
-    }
-}
-
-impl RankedPolygons for ShapeIndex {
-    #[inline]
-    fn row_of(&self, rank: u32) -> u32 {
-        ShapeIndex::row_of(self, rank)
-    }
-    #[inline]
-    fn area_of(&self, rank: u32) -> f64 {
-        ShapeIndex::area_of(self, rank)
-    }
-    /// The distance from the point to the polygon: 0 for every candidate of a shape rule
-    /// (it is in the polygon or on its boundary).
-    #[inline]
-    fn distance_to(&self, _rank: u32, _px: f64, _py: f64) -> f64 {
-        0.0
     }
 }
 

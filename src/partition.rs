@@ -255,12 +255,26 @@ impl Tiling {
         out[start..].sort_unstable();
     }
 
-    /// [`Tiling::assign`] by boxes ([`Tiling::box_tiles`]) instead of centers and a halo.
-    pub fn assign_boxes(&self, boxes: &[[f64; 4]]) -> (Vec<u64>, Vec<u32>) {
+    /// [`Tiling::assign`] by boxes ([`Tiling::box_tiles`]) instead of centers and a halo,
+    /// each box widened by `reach` (0 for `contains`/`covers`; `dwithin`'s `max_dist`):
+    /// a point closer than `reach` to a polygon lies in its box widened by `reach`, here
+    /// rounded outwards, so the polygon is in that point's tile.
+    pub fn assign_boxes(&self, boxes: &[[f64; 4]], reach: f64) -> (Vec<u64>, Vec<u32>) {
         let mut tiles = Vec::new();
         self.collect(boxes.len(), |row, out| {
             tiles.clear();
-            self.box_tiles(boxes[row], &mut tiles);
+            let b = boxes[row];
+            let b = if reach > 0.0 {
+                [
+                    (b[0] - reach).next_down(),
+                    (b[1] - reach).next_down(),
+                    (b[2] + reach).next_up(),
+                    (b[3] + reach).next_up(),
+                ]
+            } else {
+                b
+            };
+            self.box_tiles(b, &mut tiles);
             out.extend(tiles.iter().map(|&t| (t, row as u32)));
         })
     }

@@ -80,6 +80,32 @@ impl Cells {
         )
     }
 
+    /// Columns and rows.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.nx, self.ny)
+    }
+
+    /// A lower bound of the distance from `x` to every coordinate whose column is
+    /// beyond `c` on the side `up` (above `c` if `up`, below it if not); the margin
+    /// covers the rounding of the boundary and of the cell computation.
+    pub fn col_gap(&self, c: usize, up: bool, x: f64) -> f64 {
+        Self::gap(self.x0, self.sx, c, up, x)
+    }
+
+    /// [`Cells::col_gap`] for rows and `y`.
+    pub fn row_gap(&self, c: usize, up: bool, y: f64) -> f64 {
+        Self::gap(self.y0, self.sy, c, up, y)
+    }
+
+    fn gap(v0: f64, s: f64, c: usize, up: bool, v: f64) -> f64 {
+        if s == 0.0 {
+            return 0.0; // one cell on this axis
+        }
+        let edge = v0 + (if up { c + 1 } else { c }) as f64 / s;
+        let g = if up { edge - v } else { v - edge };
+        (g - 1e-9 * (edge.abs() + v.abs() + 1.0 / s)).max(0.0)
+    }
+
     /// The cell of `(x, y)`, row-major.
     #[inline]
     pub fn cell(&self, x: f64, y: f64) -> usize {

@@ -21,30 +21,25 @@ use rayon::prelude::*;
 use crate::error::{PolymatchError, Result};
 use crate::index::{Order, SpatialIndex, NO_MATCH};
 use crate::shape::cells::Cells;
-use crate::shape::locate::{Crossings, Location};
-use crate::shape::outlines::Outlines;
+use crate::shape::distance::box_squared;
+use crate::shape::locate::Crossings;
+use crate::shape::outlines::{farthest_squared, Outlines};
+use crate::shape::rule::Rule;
 
 /// Cell-list entries the grid may hold per part (beyond one per cell): a finer grid is
 /// coarsened until it fits.
 const ENTRIES_PER_PART: usize = 8;
 
-/// Which points a polygon's shape accepts.
+/// Which polygons a shape rule accepts (the data form of the [`Rule`] types, which
+/// the walks are generic over).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShapeRule {
     /// The point is in the polygon's interior (GEOS `contains`).
     Contains,
     /// The point is in the interior or on the boundary (GEOS `covers`).
     Covers,
-}
-
-impl ShapeRule {
-    #[inline]
-    fn accepts(self, location: Location) -> bool {
-        match self {
-            ShapeRule::Contains => location == Location::Inside,
-            ShapeRule::Covers => location != Location::Outside,
-        }
-    }
+    /// The point is at a distance `< max_dist` from the polygon (0 inside it).
+    DWithin,
 }
 
 /// A uniform grid over the parts' boxes ([`Cells`]), each cell listing the parts
@@ -59,17 +54,6 @@ struct Grid {
 }
 
 impl Grid {
-    /// The entries of the cell holding `(px, py)`, as a range (empty outside the bounds).
-    #[inline]
-    fn list(&self, px: f64, py: f64) -> std::ops::Range<usize> {
-        let (x0, y0) = self.cells.origin();
-        if !(px >= x0 && py >= y0) {
-            return 0..0; // also NaN
-        }
-        let c = self.cells.cell(px, py);
-        self.offsets[c] as usize..self.offsets[c + 1] as usize
-    }
-
     fn build(boxes: &[[f64; 4]]) -> Result<Self> {
         let mut b = [f64::INFINITY, f64::INFINITY, -f64::INFINITY, -f64::INFINITY];
         for p in boxes {
@@ -145,8 +129,10 @@ pub struct ShapeIndex {
     /// The grid's entries as slots: cell `c` lists `slots[grid.offsets[c]..]`, rank
     /// order within a cell.
     slots: Vec<Slot>,
-    /// Parts listed (each once).
-    parts: usize,
+    /// Every part once, in rank order: what a query reaching many cells scans instead.
+    by_rank: Vec<Slot>,
+    /// The largest squared diagonal of a part's box.
+    max_extent2: f64,
     /// Per rank: the polygon row and its area.
     rank_row: Arc<Vec<u32>>,
     rank_area: Arc<Vec<f64>>,
@@ -212,10 +198,15 @@ impl ShapeIndex {
             .into_par_iter()
             .map(|pos| by_position[pos as usize])
             .collect();
+        let max_extent2 = boxes
+            .iter()
+            .map(|b| farthest_squared(b, b[0], b[1]))
+            .fold(0.0, f64::max);
         Ok(Self {
             order: ranked.order().clone(),
             slots,
-            parts: by_position.len(),
+            by_rank: by_position,
+            max_extent2,
             rank_row: Arc::new(rank_row),
             rank_area: Arc::new(rank_area),
             grid,
@@ -247,64 +238,279 @@ impl ShapeIndex {
 
     /// The bounds of every part's box (`None`: no part).
     pub fn bounds(&self) -> Option<[f64; 4]> {
-        (self.parts > 0).then(|| self.grid.cells.bounds())
+        (!self.by_rank.is_empty()).then(|| self.grid.cells.bounds())
     }
 
     /// Bytes of the grid and the parts' boxes (besides the outlines').
     pub fn index_bytes(&self) -> usize {
-        self.grid.offsets.len() * 4 + self.slots.len() * std::mem::size_of::<Slot>()
+        self.grid.offsets.len() * 4
+            + (self.slots.len() + self.by_rank.len()) * std::mem::size_of::<Slot>()
     }
 
-    /// Visit the ranks of the polygons that accept `(px, py)` under `rule`, best rank
-    /// first, each once, until `f` returns false.
-    #[inline]
-    pub fn for_each_candidate(
-        &self,
-        rule: ShapeRule,
-        px: f64,
-        py: f64,
-        mut f: impl FnMut(u32) -> bool,
-    ) {
-        let mut last = NO_MATCH;
-        let columns = self.outlines.polygons();
-        let (x, y) = (columns.x().as_ref(), columns.y().as_ref());
-        for slot in &self.slots[self.grid.list(px, py)] {
-            let rank = slot.rank;
-            if rank == last {
-                continue; // another part of a polygon that accepted already
-            }
-            let b = &slot.bounds;
-            if px < b[0] || px > b[2] || py < b[1] || py > b[3] {
-                continue;
-            }
-            let location = if slot.count > 0 {
+    /// Whether `slot`'s part accepts `(px, py)` under `rule`.
+    #[inline(always)]
+    fn accepts<R: Rule>(&self, rule: R, slot: &Slot, px: f64, py: f64) -> bool {
+        rule.accepts(&self.outlines, slot.part as usize, px, py, || {
+            if slot.count > 0 {
+                // One ring, no edge index: its vertices straight from the buffers.
+                let columns = self.outlines.polygons();
                 let (lo, hi) = (
                     slot.first as usize,
                     slot.first as usize + slot.count as usize,
                 );
                 let mut c = Crossings::new(px, py);
-                c.ring(&x[lo..hi], &y[lo..hi]);
+                c.ring(&columns.x()[lo..hi], &columns.y()[lo..hi]);
                 c.location()
             } else {
                 self.outlines.locate(slot.part as usize, px, py)
-            };
-            if rule.accepts(location) {
-                last = rank;
-                if !f(rank) {
-                    return;
-                }
             }
+        })
+    }
+
+    /// The cells a query of `rule` at `(px, py)` reads, as column and row ranges, or
+    /// `None` when it would read more than a quarter of the grid (then the parts are
+    /// scanned in rank order instead). A point with a NaN or infinite coordinate reads
+    /// nothing (it is no polygon's candidate).
+    #[inline]
+    fn reach<R: Rule>(&self, rule: &R, px: f64, py: f64) -> Option<[usize; 4]> {
+        if !(px.is_finite() && py.is_finite()) {
+            return Some([1, 1, 0, 0]); // empty
+        }
+        let r = rule.reach();
+        if r == 0.0 {
+            let (x0, y0) = self.grid.cells.origin();
+            if !(px >= x0 && py >= y0) {
+                return Some([1, 1, 0, 0]);
+            }
+            let (cx, cy) = self.grid.cells.col_row(px, py);
+            return Some([cx, cy, cx, cy]);
+        }
+        // Rounded outwards: the true square [p - r, p + r] is inside.
+        let (cx0, cy0) = self
+            .grid
+            .cells
+            .col_row((px - r).next_down(), (py - r).next_down());
+        let (cx1, cy1) = self
+            .grid
+            .cells
+            .col_row((px + r).next_up(), (py + r).next_up());
+        let cells = (cx1 - cx0 + 1) * (cy1 - cy0 + 1);
+        (cells <= 4 || cells * 4 <= self.grid.cells.count()).then_some([cx0, cy0, cx1, cy1])
+    }
+
+    /// The slots of the cells `[cx0, cy0, cx1, cy1]`, cell by cell (a part spanning
+    /// several cells comes once per cell).
+    #[inline]
+    fn lists(&self, [cx0, cy0, cx1, cy1]: [usize; 4]) -> impl Iterator<Item = &[Slot]> + '_ {
+        let (nx, _) = self.grid.cells.dims();
+        (cy0..=cy1).flat_map(move |cy| {
+            (cx0..=cx1).map(move |cx| {
+                let c = cy * nx + cx;
+                &self.slots[self.grid.offsets[c] as usize..self.grid.offsets[c + 1] as usize]
+            })
+        })
+    }
+
+    /// The `k` best ranks (rank order) of the polygons that accept `(px, py)` under
+    /// `rule`, into `out` (cleared first).
+    ///
+    /// Each cell lists its parts in rank order, so the scan of a cell stops at the
+    /// first rank no better than the `k`-th found: the smallest-area match reads its
+    /// cell up to its first hit.
+    #[inline]
+    pub fn best_k<R: Rule>(&self, rule: R, px: f64, py: f64, k: usize, out: &mut Vec<u32>) {
+        out.clear();
+        let scan = |slots: &[Slot], out: &mut Vec<u32>| {
+            for slot in slots {
+                let rank = slot.rank;
+                if out.len() == k && rank >= out[k - 1] {
+                    break;
+                }
+                if out.contains(&rank)
+                    || !rule.may_hold(&slot.bounds, px, py)
+                    || !self.accepts(rule, slot, px, py)
+                {
+                    continue;
+                }
+                let at = out.partition_point(|&r| r < rank);
+                out.insert(at, rank);
+                out.truncate(k);
+            }
+        };
+        match self.reach(&rule, px, py) {
+            Some(range) => self.lists(range).for_each(|slots| scan(slots, out)),
+            None => scan(&self.by_rank, out),
         }
     }
 
-    /// The best rank that accepts `(px, py)`, or [`NO_MATCH`].
+    /// The best rank that accepts `(px, py)` under `rule`, or [`NO_MATCH`].
     #[inline]
-    pub fn best(&self, rule: ShapeRule, px: f64, py: f64) -> u32 {
+    pub fn best<R: Rule>(&self, rule: R, px: f64, py: f64) -> u32 {
         let mut best = NO_MATCH;
-        self.for_each_candidate(rule, px, py, |rank| {
-            best = rank;
-            false
-        });
+        let mut scan = |slots: &[Slot]| {
+            for slot in slots {
+                if slot.rank >= best {
+                    break;
+                }
+                if rule.may_hold(&slot.bounds, px, py) && self.accepts(rule, slot, px, py) {
+                    best = slot.rank;
+                    break;
+                }
+            }
+        };
+        match self.reach(&rule, px, py) {
+            Some([cx, cy, x1, y1]) if cx == x1 && cy == y1 => {
+                self.lists([cx, cy, cx, cy]).for_each(&mut scan)
+            }
+            Some(range) => self.lists(range).for_each(scan),
+            None => scan(&self.by_rank),
+        }
         best
+    }
+
+    /// Every rank that accepts `(px, py)` under `rule`, into `out` (cleared first),
+    /// increasing.
+    pub fn candidates<R: Rule>(&self, rule: R, px: f64, py: f64, out: &mut Vec<u32>) {
+        out.clear();
+        let scan = |slots: &[Slot], out: &mut Vec<u32>| {
+            for slot in slots {
+                if out.last() == Some(&slot.rank) {
+                    continue; // another part of a polygon that accepted already
+                }
+                if rule.may_hold(&slot.bounds, px, py) && self.accepts(rule, slot, px, py) {
+                    out.push(slot.rank);
+                }
+            }
+        };
+        match self.reach(&rule, px, py) {
+            Some(range) => self.lists(range).for_each(|slots| scan(slots, out)),
+            None => scan(&self.by_rank, out),
+        }
+        out.sort_unstable();
+        out.dedup();
+    }
+
+    /// SPEC.md's squared distance from `(px, py)` to rank `rank`'s polygon, in float64:
+    /// 0 where it covers the point, else the smallest over its edges.
+    pub fn squared_distance(&self, rank: u32, px: f64, py: f64) -> f64 {
+        self.outlines
+            .parts_of(self.row_of(rank))
+            .map(|part| self.outlines.part_squared(part, px, py))
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    /// The `k` nearest polygons that accept `(px, py)` under `rule`, by SPEC.md's
+    /// distance then polygon row, as `(squared distance, row, rank)`, into `out`
+    /// (cleared first); `seen` is scratch.
+    ///
+    /// The cells are read in square rings around the point's cell; a part is skipped
+    /// when its box's lower bound exceeds the `k`-th distance found, and the search
+    /// stops when the cells left are beyond the rule's reach or can hold nothing closer
+    /// than the `k`-th. The bounds are lower bounds of the float values (an edge's value
+    /// may lie below its true distance by its error bound, distance.rs), so the answer
+    /// is the one a scan of every polygon would give, whatever the grid.
+    pub fn nearest_k<R: Rule>(
+        &self,
+        rule: R,
+        px: f64,
+        py: f64,
+        k: usize,
+        out: &mut Vec<(f64, u32, u32)>,
+        seen: &mut Vec<u32>,
+    ) {
+        out.clear();
+        seen.clear();
+        if !(px.is_finite() && py.is_finite()) || self.by_rank.is_empty() {
+            return;
+        }
+        const U: f64 = f64::EPSILON * 0.5;
+        // A float value below v is impossible for an edge in a box whose true distance
+        // is g and farthest corner F when g^2 (1 - 4u) - 64u (1 + 4u) F^2 > v.
+        let floor = |g2: f64, f2: f64| g2 * (1.0 - 4.0 * U) - 64.0 * U * (1.0 + 4.0 * U) * f2;
+        let reach = rule.reach();
+        let cells = &self.grid.cells;
+        let (nx, ny) = cells.dims();
+        let (ccx, ccy) = cells.col_row(px, py);
+        let mut visit = |slot: &Slot, out: &mut Vec<(f64, u32, u32)>| {
+            let rank = slot.rank;
+            if !rule.may_hold(&slot.bounds, px, py) {
+                return;
+            }
+            if out.len() == k {
+                let b = &slot.bounds;
+                let lb = floor(
+                    box_squared(b, px, py) / (1.0 - 64.0 * U),
+                    farthest_squared(b, px, py),
+                );
+                if lb > out[k - 1].0 {
+                    return;
+                }
+            }
+            if seen.contains(&rank) {
+                return;
+            }
+            seen.push(rank);
+            let row = self.row_of(rank);
+            let outlines = &self.outlines;
+            let accepted = outlines
+                .parts_of(row)
+                .any(|part| rule.accepts(outlines, part, px, py, || outlines.locate(part, px, py)));
+            if !accepted {
+                return;
+            }
+            let s = self.squared_distance(rank, px, py);
+            let item = (s, row, rank);
+            let at = out.partition_point(|o| (o.0, o.1) < (s, row));
+            if at < k {
+                out.insert(at, item);
+                out.truncate(k);
+            }
+        };
+        for r in 0.. {
+            // The cells at Chebyshev distance r from the point's cell.
+            let (x0, x1) = (ccx.saturating_sub(r), (ccx + r).min(nx - 1));
+            let (y0, y1) = (ccy.saturating_sub(r), (ccy + r).min(ny - 1));
+            for cy in y0..=y1 {
+                let edge_row = cy + r == ccy || cy == ccy + r;
+                let mut cx = x0;
+                while cx <= x1 {
+                    let on_ring = edge_row || cx + r == ccx || cx == ccx + r;
+                    if on_ring {
+                        let c = cy * nx + cx;
+                        let list = &self.slots
+                            [self.grid.offsets[c] as usize..self.grid.offsets[c + 1] as usize];
+                        for slot in list {
+                            visit(slot, out);
+                        }
+                        cx += 1;
+                    } else {
+                        cx = (ccx + r).min(x1).max(cx + 1); // jump to the ring's right side
+                    }
+                }
+            }
+            // What is left lies beyond one of the square's four sides.
+            let mut gap = f64::INFINITY;
+            if ccx + r + 1 < nx {
+                gap = gap.min(cells.col_gap(ccx + r, true, px));
+            }
+            if ccx > r {
+                gap = gap.min(cells.col_gap(ccx - r, false, px));
+            }
+            if ccy + r + 1 < ny {
+                gap = gap.min(cells.row_gap(ccy + r, true, py));
+            }
+            if ccy > r {
+                gap = gap.min(cells.row_gap(ccy - r, false, py));
+            }
+            if gap == f64::INFINITY || gap >= reach {
+                break;
+            }
+            if out.len() == k {
+                let far = gap + self.max_extent2.sqrt();
+                if floor(gap * gap, far * far * (1.0 + 4.0 * U)) > out[k - 1].0 {
+                    break;
+                }
+            }
+        }
     }
 }

@@ -3,9 +3,11 @@
 //! ([`outlines`]) and a grid of rank-ordered part lists ([`index`]).
 
 pub mod cells;
+pub mod distance;
 pub mod index;
 pub mod locate;
 pub mod outlines;
+pub mod rule;
 
 pub use index::{ShapeIndex, ShapeRule};
 pub use locate::Location;

@@ -15,7 +15,16 @@ use crate::error::{PolymatchError, Result};
 use crate::geometry::vertex_bounds;
 use crate::polygons::PolygonColumns;
 use crate::shape::cells::Cells;
+use crate::shape::distance::{segment_squared, EdgeWithin};
 use crate::shape::locate::{locate_part, Crossings, Location};
+
+/// The squared distance from `(px, py)` to the farthest corner of the box `b`.
+#[inline]
+pub fn farthest_squared(b: &[f64; 4], px: f64, py: f64) -> f64 {
+    let dx = (px - b[0]).abs().max((b[2] - px).abs());
+    let dy = (py - b[1]).abs().max((b[3] - py).abs());
+    dx * dx + dy * dy
+}
 
 /// Parts with more edges than this get an edge index; smaller ones are tested edge by
 /// edge, which is faster than any lookup for them.
@@ -160,6 +169,35 @@ impl Stripes {
             }
         }
         c.location()
+    }
+
+    /// The edges listed in the stripes of `y_lo` to `y_hi` (an edge may come more than
+    /// once): every edge with a point whose y is in `[y_lo, y_hi]` is among them.
+    #[inline]
+    fn edges_between(&self, y_lo: f64, y_hi: f64) -> &[[u32; 2]] {
+        let (a, b) = (self.stripe(y_lo), self.stripe(y_hi));
+        &self.edges[self.offsets[a] as usize..self.offsets[b + 1] as usize]
+    }
+
+    /// The edges of stripe `s`.
+    #[inline]
+    fn stripe_edges(&self, s: usize) -> &[[u32; 2]] {
+        &self.edges[self.offsets[s] as usize..self.offsets[s + 1] as usize]
+    }
+
+    /// A lower bound of `|y - py|` for every `y` that maps to a stripe beyond `s` on the
+    /// side `up` (the stripe of a value is monotone; the margin covers the rounding of
+    /// the boundary and of the stripe's computation).
+    #[inline]
+    fn gap(&self, s: usize, up: bool, py: f64) -> f64 {
+        let edge = if up {
+            self.y0 + (s + 1) as f64 / self.scale
+        } else {
+            self.y0 + s as f64 / self.scale
+        };
+        let g = if up { edge - py } else { py - edge };
+        let margin = 1e-9 * (edge.abs() + py.abs() + 1.0 / self.scale);
+        (g - margin).max(0.0)
     }
 
     fn bytes(&self) -> usize {
@@ -363,6 +401,111 @@ impl Outlines {
                 locate_part(x, y, rings, px, py)
             }
         }
+    }
+
+    /// The parts of polygon `row`: a range of [`Outlines::parts`] (empty if it has none).
+    pub fn parts_of(&self, row: u32) -> std::ops::Range<usize> {
+        let lo = self.parts.partition_point(|p| p.row < row);
+        let hi = lo + self.parts[lo..].partition_point(|p| p.row == row);
+        lo..hi
+    }
+
+    /// The vertex ranges of the rings of `part`.
+    fn rings_of(&self, part: &Part) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let ring_offsets = self.polygons.ring_offsets();
+        (part.rings.0..part.rings.1)
+            .map(move |k| (ring_offsets[k] as usize, ring_offsets[k + 1] as usize))
+    }
+
+    /// Whether some edge of `part` is at a distance `< test.radius()` from `(px, py)`,
+    /// exactly ([`EdgeWithin`]). With an edge index, only the stripes within the radius
+    /// of the point's y are read.
+    #[inline]
+    pub fn edge_within(&self, part: usize, px: f64, py: f64, test: &EdgeWithin) -> bool {
+        let p = &self.parts[part];
+        let (x, y) = (self.polygons.x().as_ref(), self.polygons.y().as_ref());
+        if let Some(s) = p.stripes {
+            let d = test.radius();
+            return self.stripes[s as usize]
+                .edges_between(py - d, py + d)
+                .iter()
+                .any(|&[a, b]| {
+                    let (a, b) = (a as usize, b as usize);
+                    test.test(px, py, x[a], y[a], x[b], y[b])
+                });
+        }
+        self.rings_of(p).any(|(lo, hi)| {
+            let mut prev = hi.wrapping_sub(1);
+            (lo..hi).any(|i| {
+                let hit = test.test(px, py, x[prev], y[prev], x[i], y[i]);
+                prev = i;
+                hit
+            })
+        })
+    }
+
+    /// SPEC.md's squared distance from `(px, py)` to part `part` in float64: 0 where the
+    /// part covers the point, else the smallest [`segment_squared`] over its edges.
+    ///
+    /// With an edge index, the stripes are read outwards from the point's y and the
+    /// search stops where no edge in the stripes left can have a float value below the
+    /// smallest found (the value is the same as the edge-by-edge minimum).
+    pub fn part_squared(&self, part: usize, px: f64, py: f64) -> f64 {
+        if self.locate(part, px, py) != Location::Outside {
+            return 0.0;
+        }
+        let p = &self.parts[part];
+        let (x, y) = (self.polygons.x().as_ref(), self.polygons.y().as_ref());
+        let edge = |best: f64, &[a, b]: &[u32; 2]| {
+            let (a, b) = (a as usize, b as usize);
+            best.min(segment_squared(px, py, x[a], y[a], x[b], y[b]))
+        };
+        let Some(s) = p.stripes else {
+            let mut best = f64::INFINITY;
+            for (lo, hi) in self.rings_of(p) {
+                let mut prev = hi.wrapping_sub(1);
+                for i in lo..hi {
+                    best = best.min(segment_squared(px, py, x[prev], y[prev], x[i], y[i]));
+                    prev = i;
+                }
+            }
+            return best;
+        };
+        let stripes = &self.stripes[s as usize];
+        let last = stripes.offsets.len() - 2;
+        let s0 = stripes.stripe(py);
+        let mut best = stripes.stripe_edges(s0).iter().fold(f64::INFINITY, edge);
+        // Every edge's float value is within 64u F^2 below its true one, F the distance
+        // to the farthest corner of the part's box (distance.rs).
+        let slack = 64.0
+            * f64::EPSILON
+            * 0.5
+            * (1.0 + 4.0 * f64::EPSILON)
+            * farthest_squared(&p.bounds, px, py);
+        let (mut lo, mut hi) = (s0, s0);
+        loop {
+            let down = (lo > 0).then(|| stripes.gap(lo, false, py));
+            let up = (hi < last).then(|| stripes.gap(hi, true, py));
+            let next_up = match (down, up) {
+                (None, None) => break,
+                (Some(d), Some(u)) => u <= d,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+            };
+            let g = if next_up { up } else { down }.unwrap_or(0.0);
+            if g * g * (1.0 - 4.0 * f64::EPSILON) - slack > best {
+                break;
+            }
+            let edges = if next_up {
+                hi += 1;
+                stripes.stripe_edges(hi)
+            } else {
+                lo -= 1;
+                stripes.stripe_edges(lo)
+            };
+            best = edges.iter().fold(best, edge);
+        }
+        best
     }
 
     /// Where `(px, py)` is relative to part `part`, edge by edge (no edge index): the

@@ -27,6 +27,7 @@ mod index;
 mod ingest;
 mod kernels;
 mod matcher;
+mod near;
 mod partition;
 mod ranking;
 mod shapes;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, UInt32Type, UInt64Type};
+use polymatch::shape::rule::{Contains, Covers};
 use polymatch::shape::{Location, Outlines, ShapeIndex, ShapeRule};
 use polymatch::synth::Rng;
 use polymatch::{
@@ -65,7 +66,7 @@ fn oracle_part(part: &Part, p: (f64, f64)) -> Location {
 }
 
 /// The location in a polygon (the union of its parts).
-fn oracle(polygon: &Multi, p: (f64, f64)) -> Location {
+pub(crate) fn oracle(polygon: &Multi, p: (f64, f64)) -> Location {
     let mut best = Location::Outside;
     for part in polygon {
         match oracle_part(part, p) {
@@ -81,6 +82,7 @@ fn accepts(rule: ShapeRule, l: Location) -> bool {
     match rule {
         ShapeRule::Contains => l == Location::Inside,
         ShapeRule::Covers => l != Location::Outside,
+        ShapeRule::DWithin => unreachable!("tests/it/near.rs tests dwithin"),
     }
 }
 
@@ -111,7 +113,7 @@ fn grid_ring(
 
 /// Polygons on a small grid: star-shaped shells, some with a hole, some with a second
 /// part, a few invalid (a hole sticking out, a bow-tie), shells either way round.
-fn polygons(seed: u64, n: usize) -> Vec<Multi> {
+pub(crate) fn polygons(seed: u64, n: usize) -> Vec<Multi> {
     let mut rng = Rng::new(seed);
     (0..n)
         .map(|_| {
@@ -154,7 +156,7 @@ fn polygons(seed: u64, n: usize) -> Vec<Multi> {
 
 /// Points on the half-integer grid over the polygons: on vertices, on edges, on
 /// horizontal edges, and between.
-fn points(seed: u64, n: usize) -> Vec<(f64, f64)> {
+pub(crate) fn points(seed: u64, n: usize) -> Vec<(f64, f64)> {
     let mut rng = Rng::new(seed);
     (0..n)
         .map(|_| {
@@ -166,7 +168,7 @@ fn points(seed: u64, n: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn index_of(polys: &[Multi]) -> (Arc<Outlines>, SpatialIndex) {
+pub(crate) fn index_of(polys: &[Multi]) -> (Arc<Outlines>, SpatialIndex) {
     let columns: PolygonColumns = multi_polygons(polys);
     let index = SpatialIndex::new(&columns);
     (Arc::new(Outlines::new(Arc::new(columns)).unwrap()), index)
@@ -274,22 +276,25 @@ fn shape_index_queries_equal_brute_force() {
                 .into_iter()
                 .zip(wants)
             {
-                let mut got = Vec::new();
-                shapes.for_each_candidate(rule, p.0, p.1, |r| {
-                    got.push(r);
-                    true
-                });
+                let (mut got, mut best2) = (Vec::new(), Vec::new());
+                let best = if rule == ShapeRule::Contains {
+                    shapes.candidates(Contains, p.0, p.1, &mut got);
+                    shapes.best_k(Contains, p.0, p.1, 2, &mut best2);
+                    shapes.best(Contains, p.0, p.1)
+                } else {
+                    shapes.candidates(Covers, p.0, p.1, &mut got);
+                    shapes.best_k(Covers, p.0, p.1, 2, &mut best2);
+                    shapes.best(Covers, p.0, p.1)
+                };
                 assert_eq!(got, want, "{rule:?} {p:?}");
-                assert_eq!(
-                    shapes.best(rule, p.0, p.1),
-                    want.first().copied().unwrap_or(u32::MAX)
-                );
+                assert_eq!(best2, want[..want.len().min(2)], "{rule:?} {p:?}");
+                assert_eq!(best, want.first().copied().unwrap_or(u32::MAX));
             }
         }
     }
 }
 
-fn options(
+pub(crate) fn options(
     predicate: Predicate,
     rank_by: RankBy,
     k: u32,
@@ -310,7 +315,7 @@ fn options(
 }
 
 /// (point, polygon row, rank column) triples of a result.
-fn triples(r: &RecordBatch) -> Vec<(u64, Option<u32>, Option<u32>)> {
+pub(crate) fn triples(r: &RecordBatch) -> Vec<(u64, Option<u32>, Option<u32>)> {
     let p = r.column(0).as_primitive::<UInt64Type>();
     let g = r.column(1).as_primitive::<UInt32Type>();
     let rank = r

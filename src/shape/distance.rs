@@ -1,0 +1,256 @@
+//! Distances from a point to a polygon's edges: the float64 value the `distance` column
+//! reports, and the exact decision "closer than `max_dist`" the `dwithin` rule takes.
+//!
+//! # The value (docs/SPEC.md, "Near the outline")
+//! [`segment_squared`] is the squared distance from the point to a segment computed in
+//! float64 by one fixed formula (the projection's sign decides between the two ends and
+//! the perpendicular), so it is the same bits on every machine. A polygon's distance is
+//! the square root of the smallest of these over its edges, or 0 where it covers the
+//! point.
+//!
+//! # The decision
+//! "The true distance from the point to the segment is `< d`" is decided exactly for
+//! the float64 inputs. A filter compares the float value with `d^2` and answers when
+//! the gap exceeds the value's error bound ([`EdgeWithin::test`] derives it); the rare
+//! points within the bound of the threshold are decided in exact integer arithmetic
+//! ([`exact_within`]: every float64 is an integer times a power of two, so after
+//! scaling all seven inputs by the smallest power, the distances are integer
+//! polynomials). The same inputs give the same answer on every machine and path.
+
+use num_bigint::BigInt;
+
+/// The unit roundoff of float64, `2^-53`.
+const U: f64 = f64::EPSILON * 0.5;
+
+/// Below this, squared magnitudes may have lost bits to underflow: decided exactly.
+const TINY: f64 = 1e-250;
+
+/// The squared distance from `(px, py)` to the segment from `(ax, ay)` to `(bx, by)`, in
+/// float64 (SPEC.md's formula): the squared distance to `a` if the projection of the
+/// point falls before `a`, to `b` if it falls after `b`, else the squared perpendicular
+/// distance `cross^2 / len^2`.
+#[inline(always)]
+pub fn segment_squared(px: f64, py: f64, ax: f64, ay: f64, bx: f64, by: f64) -> f64 {
+    let (ex, ey) = (bx - ax, by - ay);
+    let (wx, wy) = (px - ax, py - ay);
+    let dot = ex * wx + ey * wy;
+    if dot <= 0.0 {
+        return wx * wx + wy * wy;
+    }
+    let len2 = ex * ex + ey * ey;
+    if dot >= len2 {
+        let (vx, vy) = (px - bx, py - by);
+        return vx * vx + vy * vy;
+    }
+    let cross = ex * wy - ey * wx;
+    cross * cross / len2
+}
+
+/// The squared distance from `(px, py)` to the box `b` (0 inside it), rounded down
+/// enough to be a lower bound of every float value [`segment_squared`] gives for a
+/// segment in the box, and of the true squared distance.
+#[inline(always)]
+pub fn box_squared(b: &[f64; 4], px: f64, py: f64) -> f64 {
+    let dx = (b[0] - px).max(px - b[2]).max(0.0);
+    let dy = (b[1] - py).max(py - b[3]).max(0.0);
+    // Each difference is within a relative `u` of the true one, the sum of squares
+    // within `3u`; a segment's float value is at most `32u` below its true one
+    // ([`EdgeWithin::test`]): `1 - 64u` covers both.
+    (dx * dx + dy * dy) * (1.0 - 64.0 * U)
+}
+
+/// The exact test "the distance from a point to a segment is `< d`" for one `d`.
+#[derive(Debug, Clone, Copy)]
+pub struct EdgeWithin {
+    d: f64,
+    /// `d * d` in float64 (within a relative `u` of the true square), and the
+    /// thresholds below and above which the float value decides.
+    d2: f64,
+    lo: f64,
+    hi: f64,
+}
+
+impl EdgeWithin {
+    /// The test for the radius `d` (`> 0`; `inf` accepts every segment).
+    pub fn new(d: f64) -> Self {
+        let d2 = d * d;
+        Self {
+            d,
+            d2,
+            lo: d2 * (1.0 - 2.0 * U),
+            hi: d2 * (1.0 + 2.0 * U),
+        }
+    }
+
+    /// The radius.
+    pub fn radius(&self) -> f64 {
+        self.d
+    }
+
+    /// `d * d` in float64.
+    pub fn squared(&self) -> f64 {
+        self.d2
+    }
+
+    /// Whether the true distance from `(px, py)` to the segment `a`-`b` is `< d`.
+    ///
+    /// # Why the filter is exact
+    /// With `e = b - a`, `w = p - a`, `v = p - b`, each float difference is within a
+    /// relative `u` (unit roundoff) of the true one. The perpendicular case computes
+    /// `cross = ex*wy - ey*wx` within `4.1u * (|ex wy| + |ey wx|) <= 4.1u |e||w|` (the
+    /// sum bounded by Cauchy-Schwarz); its square within `9.3u |e|^2 |w|^2`; `len^2`
+    /// within `3u`; the quotient then within `15u |w|^2`. The end cases are within `3u`
+    /// of `|w|^2` or `|v|^2`. Where the float projection picks another case than the
+    /// true one, the projection is within its error (`4.1u |e||w|`) of an end, and the
+    /// two cases' values differ by at most its square over `len^2`: `17u^2 |w|^2`. So
+    /// the float value is within `E = 32u (|w|^2 + |v|^2)` of the true squared
+    /// distance; `d2` is within `u` of `d^2`. The filter answers only when the value is
+    /// more than `E` plus that margin from `d2`; the bound assumes no underflow or
+    /// overflow, so tiny or non-finite magnitudes go to [`exact_within`].
+    #[inline(always)]
+    pub fn test(&self, px: f64, py: f64, ax: f64, ay: f64, bx: f64, by: f64) -> bool {
+        if self.d == f64::INFINITY {
+            return true;
+        }
+        let s = segment_squared(px, py, ax, ay, bx, by);
+        let (wx, wy, vx, vy) = (px - ax, py - ay, px - bx, py - by);
+        let (ex, ey) = (bx - ax, by - ay);
+        let mag = wx * wx + wy * wy + vx * vx + vy * vy;
+        let len2 = ex * ex + ey * ey;
+        let e = 32.0 * U * mag;
+        if mag.is_finite()
+            && mag > TINY
+            && (len2 > TINY || len2 == 0.0)
+            && self.d2 > TINY
+            && self.d2.is_finite()
+        {
+            if s + e < self.lo {
+                return true;
+            }
+            if s - e > self.hi {
+                return false;
+            }
+        }
+        exact_within(px, py, ax, ay, bx, by, self.d)
+    }
+}
+
+/// A float64 as `m * 2^e` with an integer `m`.
+fn split(v: f64) -> (i64, i32) {
+    if v == 0.0 {
+        return (0, 0);
+    }
+    let bits = v.to_bits();
+    let sign = if bits >> 63 == 1 { -1 } else { 1 };
+    let exp = ((bits >> 52) & 0x7ff) as i32;
+    let frac = (bits & ((1u64 << 52) - 1)) as i64;
+    if exp == 0 {
+        (sign * frac, -1074) // subnormal
+    } else {
+        (sign * (frac | (1i64 << 52)), exp - 1075)
+    }
+}
+
+/// The exact decision of [`EdgeWithin::test`], in integer arithmetic: the point is
+/// closer than `d` to an end, or its projection falls strictly inside the segment and
+/// `cross^2 < d^2 len^2`. Finite inputs (a non-finite one answers false, except
+/// `d = inf`, which answers true).
+pub fn exact_within(px: f64, py: f64, ax: f64, ay: f64, bx: f64, by: f64, d: f64) -> bool {
+    if d == f64::INFINITY {
+        return true;
+    }
+    let values = [px, py, ax, ay, bx, by, d];
+    if values.iter().any(|v| !v.is_finite()) {
+        return false;
+    }
+    let parts = values.map(split);
+    let e0 = parts
+        .iter()
+        .filter(|p| p.0 != 0)
+        .map(|p| p.1)
+        .min()
+        .unwrap_or(0);
+    let [px, py, ax, ay, bx, by, d] = parts.map(|(m, e)| BigInt::from(m) << (e - e0) as usize);
+    let (ex, ey) = (&bx - &ax, &by - &ay);
+    let (wx, wy) = (&px - &ax, &py - &ay);
+    let (vx, vy) = (&px - &bx, &py - &by);
+    let d2 = &d * &d;
+    if &wx * &wx + &wy * &wy < d2 || &vx * &vx + &vy * &vy < d2 {
+        return true;
+    }
+    let dot = &ex * &wx + &ey * &wy;
+    let len2 = &ex * &ex + &ey * &ey;
+    let zero = BigInt::from(0);
+    if dot <= zero || dot >= len2 {
+        return false;
+    }
+    let cross = &ex * &wy - &ey * &wx;
+    &cross * &cross < d2 * len2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_three_cases() {
+        assert_eq!(segment_squared(-1.0, 1.0, 0.0, 0.0, 2.0, 0.0), 2.0);
+        assert_eq!(segment_squared(3.0, 1.0, 0.0, 0.0, 2.0, 0.0), 2.0);
+        assert_eq!(segment_squared(1.0, 3.0, 0.0, 0.0, 2.0, 0.0), 9.0);
+        assert_eq!(segment_squared(1.0, 3.0, 1.0, 1.0, 1.0, 1.0), 4.0);
+    }
+
+    #[test]
+    fn exactly_at_the_radius_is_not_within() {
+        let t = EdgeWithin::new(0.1);
+        // The perpendicular foot at (0.5, 0): the distance is exactly the float 0.1.
+        assert!(!t.test(0.5, 0.1, 0.0, 0.0, 1.0, 0.0));
+        assert!(EdgeWithin::new(0.1f64.next_up()).test(0.5, 0.1, 0.0, 0.0, 1.0, 0.0));
+        assert!(t.test(0.5, 0.1f64.next_down(), 0.0, 0.0, 1.0, 0.0));
+        // At an end.
+        assert!(!t.test(1.1, 0.0, 0.0, 0.0, 1.0, 0.0));
+        assert!(t.test(1.1f64.next_down(), 0.0, 0.0, 0.0, 1.0, 0.0));
+    }
+
+    #[test]
+    fn the_filter_agrees_with_the_exact_test() {
+        // A small deterministic generator; points near the threshold on purpose.
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for _ in 0..20_000 {
+            let (ax, ay, bx, by) = (next() * 10.0, next() * 10.0, next() * 10.0, next() * 10.0);
+            let (px, py) = (next() * 10.0, next() * 10.0);
+            let s = segment_squared(px, py, ax, ay, bx, by);
+            for d in [
+                s.sqrt(),
+                s.sqrt().next_up(),
+                s.sqrt().next_down(),
+                next() * 5.0,
+            ] {
+                if d > 0.0 {
+                    assert_eq!(
+                        EdgeWithin::new(d).test(px, py, ax, ay, bx, by),
+                        exact_within(px, py, ax, ay, bx, by, d),
+                        "{px} {py} {ax} {ay} {bx} {by} {d}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tiny_huge_and_subnormal_inputs() {
+        let t = EdgeWithin::new(5e-324);
+        assert!(!t.test(0.0, 5e-324, 0.0, 0.0, 1.0, 0.0));
+        assert!(t.test(0.0, 0.0, 0.0, 0.0, 1.0, 0.0));
+        let big = EdgeWithin::new(1e300);
+        assert!(big.test(1e300, 0.0, 1e-300, 0.0, 1e-300, 0.0));
+        assert!(!big.test(1e300, 0.0, 0.0, 0.0, 0.0, 0.0));
+        assert!(EdgeWithin::new(f64::INFINITY).test(1e308, 1e308, 0.0, 0.0, 0.0, 0.0));
+    }
+}

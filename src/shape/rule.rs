@@ -1,0 +1,146 @@
+//! The candidate rules of the shape index: what makes a polygon a point's candidate,
+//! as types the index's walks are generic over (monomorphised: one walker, no copy of
+//! it per rule; docs/STYLE.md 11).
+//!
+//! A rule answers the questions a walk asks: how far from the point a candidate can
+//! be ([`Rule::reach`], which cells to read), whether anything in a box can be a
+//! candidate ([`Rule::may_hold`], the box filter), and whether a part accepts the point
+//! ([`Rule::accepts`], exact). The rank rule (area, a column, distance, `k`) is the
+//! other axis, chosen by the walk.
+
+use crate::shape::distance::{box_squared, EdgeWithin};
+use crate::shape::locate::Location;
+use crate::shape::outlines::Outlines;
+
+/// A candidate rule of the shape index (see the module docs).
+pub trait Rule: Copy + Send + Sync {
+    /// True if every candidate holds the point (in or on it): its distance is 0.
+    const IN_SHAPE: bool;
+
+    /// A candidate is at distance `< reach` from the point (`0`: its box holds the point;
+    /// `inf`: anywhere).
+    fn reach(&self) -> f64;
+
+    /// False only if no part whose box is `b` can accept `(px, py)`.
+    fn may_hold(&self, b: &[f64; 4], px: f64, py: f64) -> bool;
+
+    /// Whether `part` accepts `(px, py)`, exactly; `location` locates the point in it
+    /// (the caller knows the fastest way).
+    fn accepts(
+        &self,
+        outlines: &Outlines,
+        part: usize,
+        px: f64,
+        py: f64,
+        location: impl FnOnce() -> Location,
+    ) -> bool;
+}
+
+#[inline(always)]
+fn box_holds(b: &[f64; 4], px: f64, py: f64) -> bool {
+    px >= b[0] && px <= b[2] && py >= b[1] && py <= b[3]
+}
+
+/// The point is in the polygon's interior (GEOS `contains`).
+#[derive(Debug, Clone, Copy)]
+pub struct Contains;
+
+/// The point is in the interior or on the boundary (GEOS `covers`).
+#[derive(Debug, Clone, Copy)]
+pub struct Covers;
+
+/// The distance from the point to the polygon (0 where it covers the point) is
+/// `< max_dist`, exactly (docs/SPEC.md, "Near the outline").
+#[derive(Debug, Clone, Copy)]
+pub struct DWithin {
+    test: EdgeWithin,
+    /// Boxes whose float squared distance is at least this are beyond the radius.
+    beyond: f64,
+}
+
+impl DWithin {
+    /// The rule for `max_dist` (`> 0`; `inf`: every polygon).
+    pub fn new(max_dist: f64) -> Self {
+        let test = EdgeWithin::new(max_dist);
+        // A box's float squared distance is within 3u of its true one, d2 within u of
+        // d^2: a float value at least d2 (1 + 8u) is a true one at least d^2.
+        // Below 1e-250 the square may have lost bits to underflow: a larger threshold
+        // only skips fewer boxes.
+        let beyond = (test.squared() * (1.0 + 8.0 * f64::EPSILON)).max(1e-250);
+        Self { test, beyond }
+    }
+}
+
+impl Rule for Contains {
+    const IN_SHAPE: bool = true;
+    #[inline(always)]
+    fn reach(&self) -> f64 {
+        0.0
+    }
+    #[inline(always)]
+    fn may_hold(&self, b: &[f64; 4], px: f64, py: f64) -> bool {
+        box_holds(b, px, py)
+    }
+    #[inline(always)]
+    fn accepts(
+        &self,
+        _: &Outlines,
+        _: usize,
+        _: f64,
+        _: f64,
+        location: impl FnOnce() -> Location,
+    ) -> bool {
+        location() == Location::Inside
+    }
+}
+
+impl Rule for Covers {
+    const IN_SHAPE: bool = true;
+    #[inline(always)]
+    fn reach(&self) -> f64 {
+        0.0
+    }
+    #[inline(always)]
+    fn may_hold(&self, b: &[f64; 4], px: f64, py: f64) -> bool {
+        box_holds(b, px, py)
+    }
+    #[inline(always)]
+    fn accepts(
+        &self,
+        _: &Outlines,
+        _: usize,
+        _: f64,
+        _: f64,
+        location: impl FnOnce() -> Location,
+    ) -> bool {
+        location() != Location::Outside
+    }
+}
+
+impl Rule for DWithin {
+    const IN_SHAPE: bool = false;
+    #[inline(always)]
+    fn reach(&self) -> f64 {
+        self.test.radius()
+    }
+    #[inline(always)]
+    fn may_hold(&self, b: &[f64; 4], px: f64, py: f64) -> bool {
+        // box_squared is rounded down: below the true squared distance (an overflowing
+        // threshold keeps every box).
+        self.beyond == f64::INFINITY || box_squared(b, px, py) < self.beyond
+    }
+    #[inline(always)]
+    fn accepts(
+        &self,
+        outlines: &Outlines,
+        part: usize,
+        px: f64,
+        py: f64,
+        location: impl FnOnce() -> Location,
+    ) -> bool {
+        // max_dist > 0: a point in or on the part is at distance 0 < max_dist.
+        self.test.radius() == f64::INFINITY
+            || location() != Location::Outside
+            || outlines.edge_within(part, px, py, &self.test)
+    }
+}
