@@ -15,7 +15,8 @@
 //!   column, descending, distance, k = 5), and preparing a column order
 //!   (`SpatialIndex::with_order`).
 //!
-//! - `shape_pip`, `shape_build`, `shape_match`: the shape rules (see [`bench_shapes`]).
+//! - `shape_pip`, `shape_build`, `shape_match`, `shape_dwithin`: the shape rules (see
+//!   [`bench_shapes`]).
 //!
 //! Run `cargo bench --bench matching`; compare with a saved baseline
 //! (`-- --save-baseline main`, then `-- --baseline main`). A quick check that every bench
@@ -444,6 +445,9 @@ fn jittered_rings(n: usize, vertices: usize, r: f64, side: f64, seed: u64) -> Po
 ///   shape index; compare with `index_build/100000`, the center index);
 /// - `shape_match/100000x1000000`: `match_shapes`, 100k jittered 10-gons x 1M uniform
 ///   points (about one covering polygon per point), prepared index.
+/// - `shape_dwithin/*`: `predicate = dwithin` on those polygons: the smallest area with
+///   about three candidates per point (1M points), the nearest within that cap, and the
+///   1 and 5 nearest with no cap (200k points).
 fn bench_shapes(c: &mut Criterion) {
     let mut group = c.benchmark_group("shape_pip");
     configure(&mut group, 3);
@@ -510,6 +514,51 @@ fn bench_shapes(c: &mut Criterion) {
                 .num_rows()
         })
     });
+    group.finish();
+
+    // dwithin on the same polygons: ~3 candidates per point (rings of radius ~1 at one
+    // per unit area: the disk of radius 1 + r around a point holds about pi (1 + r)^2
+    // of them, minus the box slack; r = 0.35 measured to give ~3), the nearest within
+    // that cap, and the 1 and 5 nearest with no cap (200k points).
+    let mut group = c.benchmark_group("shape_dwithin");
+    configure(&mut group, 6);
+    let near = |rank_by: RankBy, max_dist: f64, k: u32| MatchOptions {
+        predicate: Predicate::Dwithin,
+        max_dist,
+        how: How::Left,
+        rank_by,
+        k,
+        ..MatchOptions::default()
+    };
+    let few = 200_000;
+    for (name, options, n) in [
+        ("area_1000000", near(RankBy::Area, 0.35, 1), xs.len()),
+        (
+            "nearest_capped_200000",
+            near(RankBy::Distance, 0.35, 1),
+            few,
+        ),
+        (
+            "nearest_k1_200000",
+            near(RankBy::Distance, f64::INFINITY, 1),
+            few,
+        ),
+        (
+            "nearest_k5_200000",
+            near(RankBy::Distance, f64::INFINITY, 5),
+            few,
+        ),
+    ] {
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| {
+                let points = PointSlices::new(&xs[..n], &ys[..n], None).expect("same lengths");
+                match_shapes(&shapes, points, &options, 0, None)
+                    .expect("valid options")
+                    .num_rows()
+            })
+        });
+    }
     group.finish();
 }
 

@@ -77,8 +77,9 @@ def match(
             WKB/GeoArrow arrays).
         points: anything :meth:`PolygonIndex.match` takes.
         max_dist: with ``predicate="center"`` (the default), candidates are polygons
-            whose center is at distance ``< max_dist`` (default 10); the shape
-            predicates take none.
+            whose center is at distance ``< max_dist`` (default 10); with
+            ``predicate="dwithin"`` (required), polygons whose outline is closer than
+            it; ``"contains"`` and ``"covers"`` take none.
         how: ``"inner"`` keeps matched points only, ``"left"`` keeps every point.
         all_candidates: return every (point, candidate) pair instead of the best one.
         geometry: the polygons' geometry column (default: the rule of docs/SPEC.md).

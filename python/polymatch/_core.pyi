@@ -99,7 +99,7 @@ class PolygonIndex:
         how: Literal["inner", "left"] = "inner",
         all_candidates: bool = False,
         *,
-        predicate: Literal["center", "contains", "covers"] = "center",
+        predicate: Literal["center", "contains", "covers", "dwithin"] = "center",
         rank_by: str = "area",
         descending: bool = False,
         k: int = 1,
@@ -170,6 +170,7 @@ class Tiling:
         ymin: npt.NDArray[np.float64],
         xmax: npt.NDArray[np.float64],
         ymax: npt.NDArray[np.float64],
+        reach: float = 0.0,
     ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint32]]:
         """Each tile's polygon rows by box (the shape rules' tiles) as ``(offsets, rows)``."""
 
@@ -202,7 +203,7 @@ def write_results(
     how: Literal["inner", "left"] = "inner",
     all_candidates: bool = False,
     *,
-    predicate: Literal["center", "contains", "covers"] = "center",
+    predicate: Literal["center", "contains", "covers", "dwithin"] = "center",
     rank_by: str = "area",
     descending: bool = False,
     k: int = 1,
@@ -226,7 +227,7 @@ def match_parquet(
     how: Literal["inner", "left"] = "inner",
     all_candidates: bool = False,
     *,
-    predicate: Literal["center", "contains", "covers"] = "center",
+    predicate: Literal["center", "contains", "covers", "dwithin"] = "center",
     rank_by: str = "area",
     descending: bool = False,
     k: int = 1,

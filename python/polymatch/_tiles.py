@@ -158,6 +158,32 @@ def summarise(
     }
 
 
+@dataclass(frozen=True)
+class Halo:
+    """What a polygon's tiles are: ``"center"``, the tiles within ``reach`` (the center
+    rule's ``max_dist``) of its center; ``"boxes"``, the tiles its box widened by
+    ``reach`` reaches (0 for ``contains``/``covers``, ``max_dist`` for ``dwithin``)."""
+
+    kind: str
+    reach: float
+
+    @property
+    def shapes(self) -> bool:
+        """Whether the tiles are cut by boxes (the shape rules: outlines shipped)."""
+        return self.kind == "boxes"
+
+    def check(self) -> None:
+        """Refuse a reach no tiling can serve (``ValueError``)."""
+        if not (self.reach > 0 or (self.shapes and self.reach == 0)):
+            raise ValueError(f"max_dist must be > 0, got {self.reach}")
+        if math.isinf(self.reach):
+            raise ValueError(
+                "max_dist=inf makes every polygon a candidate of every point, so the "
+                "polygons cannot be split into tiles; pass a PolygonIndex (broadcast to "
+                "every worker) instead of partitioned polygons"
+            )
+
+
 def split(
     part: Any,
     geometry: str | None,
@@ -165,17 +191,17 @@ def split(
     p: int,
     offset: int,
     tiling: Tiling,
-    max_dist: float | None,
+    halo: Halo,
 ) -> list[pa.Table]:
     """Phase 2 for one polygon partition: its piece of every tile (own polygons and halo,
-    or with ``max_dist=None``, the shape rules, every tile its box reaches), each with
-    the polygons' global rows in ``_ROW``, in row order."""
-    shapes = max_dist is None
-    table, _ = _centers(part, geometry, carry, p, shapes)
-    if shapes:
-        offsets, rows = tiling.assign_boxes(*[_floats(table[c]) for c in _BOX])
+    or for the shape rules every tile its widened box reaches), each with the polygons'
+    global rows in ``_ROW``, in row order."""
+    table, _ = _centers(part, geometry, carry, p, halo.shapes)
+    if halo.shapes:
+        boxes = [_floats(table[c]) for c in _BOX]
+        offsets, rows = tiling.assign_boxes(*boxes, halo.reach)
     else:
-        offsets, rows = tiling.assign(_floats(table[_CX]), _floats(table[_CY]), max_dist)
+        offsets, rows = tiling.assign(_floats(table[_CX]), _floats(table[_CY]), halo.reach)
     table = table.append_column(
         _ROW, pa.array(np.arange(offset, offset + table.num_rows, dtype=np.uint64))
     )
@@ -314,23 +340,15 @@ def plan(
     parts: list[Any],
     geometry: str | None,
     carry: list[str],
-    max_dist: float | None,
+    halo: Halo,
     polygons_per_tile: int,
 ) -> Plan:
     """Phase 1: sample every polygon partition (computed now, on the cluster) and cut
-    the tiles (``max_dist=None``: for the shape rules, polygons go to the tiles their
-    boxes reach)."""
+    the tiles (see :class:`Halo` for which tiles a polygon goes to)."""
     import dask
 
-    shapes = max_dist is None
-    if not shapes and not (max_dist > 0):
-        raise ValueError(f"max_dist must be > 0, got {max_dist}")
-    if not shapes and math.isinf(max_dist):
-        raise ValueError(
-            "max_dist=inf makes every polygon a candidate of every point, so the polygons "
-            "cannot be split into tiles; pass a PolygonIndex (broadcast to every worker) "
-            "instead of partitioned polygons"
-        )
+    halo.check()
+    shapes = halo.shapes
     if polygons_per_tile < 1:
         raise ValueError(f"polygons_per_tile must be >= 1, got {polygons_per_tile}")
     per_part = max(1, SAMPLE_SIZE // max(1, len(parts)))
@@ -359,9 +377,9 @@ def plan(
         tiling = Tiling(xs, ys, tiles)
         if shapes:
             boxes = [np.concatenate([s["boxes"][k] for s in summaries]) for k in range(4)]
-            _, rows = tiling.assign_boxes(*boxes)
+            _, rows = tiling.assign_boxes(*boxes, halo.reach)
         else:
-            _, rows = tiling.assign(xs, ys, max_dist)
+            _, rows = tiling.assign(xs, ys, halo.reach)
         replication = len(rows) / max(1, len(xs))
         if replication <= MAX_REPLICATION or tiles == 1:
             break

@@ -642,13 +642,29 @@ def _check_order(polygons: Any, points: Any) -> None:
         raise TypeError(f"points must be a Dask DataFrame, got a {type(points).__name__}{hint}")
 
 
-def _halo(predicate: str, max_dist: float | None) -> float | None:
-    """The halo of a partitioned join's tiles: the center rule's ``max_dist`` (10 when
-    not given); ``None`` for the shape rules, whose polygons go to every tile their box
-    reaches (:meth:`polymatch._core.Tiling.assign_boxes`)."""
-    if predicate != "center":
-        return None
-    return 10.0 if max_dist is None else max_dist
+def _halo(predicate: str, max_dist: float | None) -> Any:
+    """Which tiles a partitioned join's polygons go to (:class:`polymatch._tiles.Halo`):
+    for the center rule, the tiles within ``max_dist`` (10 when not given) of the
+    center; for the shape rules, every tile their box reaches
+    (:meth:`polymatch._core.Tiling.assign_boxes`), widened by ``max_dist`` for
+    ``dwithin``."""
+    from polymatch._tiles import Halo
+
+    if predicate == "center":
+        return Halo("center", 10.0 if max_dist is None else max_dist)
+    if predicate == "dwithin":
+        if max_dist is None:
+            raise ValueError(
+                'predicate "dwithin" needs max_dist: the distance to the outline below '
+                "which a polygon is a candidate"
+            )
+        return Halo("boxes", max_dist)
+    return Halo("boxes", 0.0)
+
+
+def _match_max_dist(predicate: str, max_dist: float | None) -> float | None:
+    """The ``max_dist`` a tile's match takes: the center rule's default made explicit."""
+    return 10.0 if predicate == "center" and max_dist is None else max_dist
 
 
 def _carried(keep_polygons: Sequence[str], rank_by: str) -> list[str]:
@@ -707,7 +723,7 @@ def _tile_keys(
     tiling: Any,
     geometry: str | None,
     carry: list[str],
-    max_dist: float | None,
+    halo: Any,
     rank_by: str,
     descending: bool,
 ) -> list[Any]:
@@ -720,7 +736,7 @@ def _tile_keys(
     n = len(plan.tiling)
     split = dask.delayed(_tiles.split, pure=True, nout=n)
     pieces = [
-        split(part, geometry, carry, p, plan.offsets[p], tiling, max_dist)
+        split(part, geometry, carry, p, plan.offsets[p], tiling, halo)
         for p, part in enumerate(parts)
     ]
     build = dask.delayed(_tiles.build_tile, pure=True)
@@ -760,7 +776,7 @@ def match(
     point_index: Literal["global", "partition"] = "global",
     polygons_per_tile: int | None = None,
     allow_crs_mismatch: bool = False,
-    predicate: Literal["center", "contains", "covers"] = "center",
+    predicate: Literal["center", "contains", "covers", "dwithin"] = "center",
 ) -> Any:
     """Match a Dask DataFrame of points to polygons; returns a lazy Dask DataFrame.
 
@@ -791,8 +807,9 @@ def match(
         points: a ``dask.dataframe.DataFrame`` with ``x``/``y`` columns, or a point
             geometry column named by ``geometry`` (WKB, e.g. ``pd.ArrowDtype(pa.binary())``).
         max_dist: with ``predicate="center"`` (the default), candidates are polygons
-            whose center is at distance ``< max_dist`` (default 10); the shape
-            predicates take none.
+            whose center is at distance ``< max_dist`` (default 10); with
+            ``"dwithin"`` (required), polygons whose outline is closer than it;
+            ``"contains"`` and ``"covers"`` take none.
             A partitioned join needs it finite (``inf`` makes every polygon a candidate
             of every point: pass a PolygonIndex to broadcast instead).
         how: ``"inner"`` keeps matched points only, ``"left"`` every point.
@@ -814,10 +831,11 @@ def match(
             (``k > 1`` adds a ``rank`` column). A broadcast index is prepared for it on
             the client and its order shipped in the bytes; partitioned tiles carry the
             column and are prepared on the workers.
-        predicate: ``"center"``, ``"contains"`` or ``"covers"``, as for
+        predicate: ``"center"``, ``"contains"``, ``"covers"`` or ``"dwithin"``, as for
             :meth:`polymatch.PolygonIndex.match`. A shape predicate ships the polygons'
             outlines with a broadcast index; partitioned polygons then go to every tile
-            their box reaches (no ``max_dist`` halo), with their outlines.
+            their box reaches (for ``"dwithin"``, their box widened by ``max_dist``),
+            with their outlines.
         point_index: ``"global"`` (default): the point's row in the whole DataFrame,
             which needs every partition's length (computed lazily, in the same graph:
             ``len`` of each partition and two-level prefix sums; no extra pass over the
@@ -916,21 +934,21 @@ def match(
     else:
         from polymatch import _tiles
 
-        max_dist = _halo(predicate, max_dist)
-        options["max_dist"] = max_dist
+        halo = _halo(predicate, max_dist)
+        options["max_dist"] = _match_max_dist(predicate, max_dist)
         carry = _carried(keep_polygons, rank_by)
         plan = _tiles.plan(
             polygon_parts,
             polygon_geometry,
             carry,
-            max_dist,
+            halo,
             polygons_per_tile or _tiles.POLYGONS_PER_TILE,
         )
         empty = _tiles.empty_tile(plan.schema, plan.crs, rank_by, descending)
         schema = _meta_schema(points, empty.index, options, per_partition)
         tiling = dask.delayed(plan.tiling, name=f"polymatch-tiling-{plan.token()}", pure=True)
         tiles = _tile_keys(
-            polygon_parts, plan, tiling, polygon_geometry, carry, max_dist, rank_by, descending
+            polygon_parts, plan, tiling, polygon_geometry, carry, halo, rank_by, descending
         )
         if per_partition:
             offsets: list[Any] = [0] * len(parts)
@@ -1160,7 +1178,7 @@ def match_parquet(
     batch_rows: int = 262_144,
     polygons_per_tile: int | None = None,
     allow_crs_mismatch: bool = False,
-    predicate: Literal["center", "contains", "covers"] = "center",
+    predicate: Literal["center", "contains", "covers", "dwithin"] = "center",
 ) -> list[str]:
     """Match Parquet files of points on the current Dask scheduler, one task per file.
 
@@ -1411,7 +1429,7 @@ def _match_parquet_tiles(
     }
     match_options = {
         "predicate": options["predicate"],
-        "max_dist": _halo(options["predicate"], options["max_dist"]),
+        "max_dist": _match_max_dist(options["predicate"], options["max_dist"]),
         "how": options["how"],
         "all_candidates": options["all_candidates"],
         "rank_by": rank_by,

@@ -615,17 +615,19 @@ impl PyPolygonIndex {
     /// Match points to polygons (docs/SPEC.md is the exact rule).
     ///
     /// For each point the candidates are the polygons whose center is at distance
-    /// ``< max_dist`` (``predicate="center"``, the article's rule), or that contain or
-    /// cover the point (``predicate="contains"``/``"covers"``, decided exactly on the
-    /// outlines); the match is the best candidate by ``rank_by`` (default: the smallest
+    /// ``< max_dist`` (``predicate="center"``, the article's rule), that contain or
+    /// cover the point (``predicate="contains"``/``"covers"``), or whose outline is
+    /// closer than ``max_dist`` (``predicate="dwithin"``), decided exactly on the
+    /// outlines; the match is the best candidate by ``rank_by`` (default: the smallest
     /// area, the most specific region), the lowest polygon row on ties.
     ///
     /// Args:
     ///     points: a pyarrow/polars/duckdb table, a pandas DataFrame, a geopandas
     ///         GeoDataFrame or GeoSeries of points, a numpy ``(N, 2)`` array, a bare WKB
     ///         or GeoArrow point array, a polars LazyFrame (collected).
-    ///     max_dist: the center rule's search radius, ``> 0`` (default 10); ``inf``
-    ///         makes every polygon a candidate. The shape predicates take none.
+    ///     max_dist: the radius, ``> 0``: of the center rule (default 10) and of
+    ///         ``"dwithin"`` (required); ``inf`` makes every polygon a candidate.
+    ///         ``"contains"`` and ``"covers"`` take none.
     ///     how: ``"inner"`` keeps matched points only; ``"left"`` keeps every point,
     ///         with nulls where there is no match (with ``all_candidates``, one null row
     ///         for a point without candidates).
@@ -637,8 +639,13 @@ impl PyPolygonIndex {
     ///         prepared (edge indexes for large parts) on first use and kept; an index
     ///         without outlines (``from_bytes``, ``from_centers``) refuses them. The
     ///         ``distance`` column is then 0 (the point is in or on the polygon).
+    ///         ``"dwithin"``: the distance from the point to the polygon (0 in or on
+    ///         it) is ``< max_dist``, strictly and exactly; the ``distance`` column is
+    ///         that distance. With ``rank_by="distance"`` and ``max_dist=inf``: the
+    ///         nearest polygon (``k`` nearest) to every point.
     ///     rank_by: what makes a candidate the best: ``"area"`` (the default),
-    ///         ``"distance"`` (SPEC's distance to the center; with ``max_dist=inf``, plain
+    ///         ``"distance"`` (the ``distance`` column: to the center for the center
+    ///         rule, to the outline for the shape rules; with ``max_dist=inf``, plain
     ///         nearest) or the name of a numeric polygon attribute column (integer,
     ///         float, decimal, date, time, timestamp, duration; nulls and NaN rank after
     ///         every value). A column order is prepared on first use and cached on the
@@ -673,7 +680,8 @@ impl PyPolygonIndex {
     ///     SchemaError: a missing or unusable column (``rank_by`` included), or
     ///         different CRS.
     ///     InvalidGeometryError: a malformed point geometry (names the row).
-    ///     ValueError: ``max_dist <= 0`` or NaN, an unknown ``how``, bad ``threads``,
+    ///     ValueError: ``max_dist <= 0`` or NaN, ``max_dist`` with ``"contains"`` or
+    ///         ``"covers"`` or missing with ``"dwithin"``, an unknown ``how``, bad ``threads``,
     ///         ``k`` outside 1 to ``2**32 - 1``, a rank rule with ``all_candidates``.
     #[pyo3(name = "match", signature = (points, max_dist=None, how="inner", all_candidates=false, *, predicate="center", rank_by="area", descending=false, k=1, x=None, y=None, geometry=None, keep=None, keep_polygons=None, allow_crs_mismatch=false, threads=None, chunk_size=None))]
     #[allow(clippy::too_many_arguments)]

@@ -216,8 +216,8 @@ pub fn threads(threads: Option<i64>) -> PyResult<Option<usize>> {
 
 /// The match options from their Python arguments, validated: the one parser of
 /// `PolygonIndex.match`, `match_parquet` and the result writer (`predicate` is
-/// `"center"`, `"contains"` or `"covers"`; `max_dist` is the center rule's, 10 when
-/// `None`, and refused with a shape rule; `rank_by` is `"area"`, `"distance"` or a
+/// `"center"`, `"contains"`, `"covers"` or `"dwithin"`; `max_dist` is the center rule's,
+/// 10 when `None`, or dwithin's, required, and refused with contains or covers; `rank_by` is `"area"`, `"distance"` or a
 /// polygon column; `k` is 1 to `2**32 - 1`; `chunk_size` defaults to
 /// [`polymatch::matching::CHUNK`]).
 ///

@@ -122,7 +122,9 @@ impl PyTiling {
 
     /// Every tile's polygon set for the shape rules, from the polygons' boxes (float64
     /// arrays; a NaN box, an unmatchable polygon, goes nowhere): each polygon goes to
-    /// every tile a point of its box is routed to. ``(offsets, rows)`` as ``assign``.
+    /// every tile a point of its box, widened by ``reach`` (``dwithin``'s ``max_dist``,
+    /// finite, ``>= 0``), is routed to. ``(offsets, rows)`` as ``assign``.
+    #[pyo3(signature = (xmin, ymin, xmax, ymax, reach=0.0))]
     fn assign_boxes<'py>(
         &self,
         py: Python<'py>,
@@ -130,7 +132,13 @@ impl PyTiling {
         ymin: PyReadonlyArray1<'py, f64>,
         xmax: PyReadonlyArray1<'py, f64>,
         ymax: PyReadonlyArray1<'py, f64>,
+        reach: f64,
     ) -> PyResult<Assigned<'py>> {
+        if !(reach >= 0.0 && reach.is_finite()) {
+            return Err(PyValueError::new_err(format!(
+                "reach must be finite and >= 0 for tiles, got {reach}"
+            )));
+        }
         let (a, b, c, d) = (
             xmin.as_slice()?,
             ymin.as_slice()?,
@@ -146,7 +154,7 @@ impl PyTiling {
             ));
         }
         let boxes: Vec<[f64; 4]> = (0..a.len()).map(|i| [a[i], b[i], c[i], d[i]]).collect();
-        let (offsets, rows) = py.detach(|| self.0.assign_boxes(&boxes));
+        let (offsets, rows) = py.detach(|| self.0.assign_boxes(&boxes, reach));
         Ok((
             PyArray1::from_vec(py, offsets),
             PyArray1::from_vec(py, rows),

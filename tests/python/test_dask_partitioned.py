@@ -459,7 +459,7 @@ def test_read_parquet_carries_the_crs_to_the_tiles(client, crs_inputs):
     frame = pmd.read_parquet([str(f) for f in poly_files])
     assert all(isinstance(t, pd.ArrowDtype) for t in frame.dtypes)
     for parts in (pmd._polygon_parts(frame), pmd._polygon_parts([str(f) for f in poly_files])):
-        plan = _tiles.plan(parts, None, [], MAX_DIST, 100)
+        plan = _tiles.plan(parts, None, [], _tiles.Halo("center", MAX_DIST), 100)
         assert plan.crs == crs
         assert _tiles.empty_tile(plan.schema, plan.crs, "area", False).index.crs == crs
 

@@ -27,6 +27,7 @@ EXPECT = {
     "notebook_demo.py": "revenue by district",
     "choosing_the_best_match.py": "rank  height",
     "most_specific_region.py": ("   1 city", "   3     2    east"),
+    "snap_to_nearest.py": ("  2  field       1.0", "  3     1   road  3.000000"),
 }
 ARGS = {"notebook_demo.py": lambda tmp: [str(tmp)]}
 TIMEOUT = 300  # seconds per example; each takes a few on a loaded 2-core machine
