@@ -30,6 +30,7 @@ use crate::error::{PolymatchError, Result};
 use crate::geometry::float_key;
 use crate::polygons::{PolygonCenters, PolygonColumns};
 
+mod bytes;
 mod cells;
 pub use cells::CellGrid;
 
@@ -44,7 +45,10 @@ const PARALLEL_BUILD: usize = 1 << 14;
 /// the tree needs to be trusted.
 const MAGIC_V2: &[u8; 8] = b"PMINDEX2";
 /// Version 3: version 2 plus the order the ranks follow ([`Order`]).
-const MAGIC: &[u8; 8] = b"PMINDEX3";
+const MAGIC_V3: &[u8; 8] = b"PMINDEX3";
+/// Version 4: version 3 plus an optional section with the polygons' outlines (see
+/// [`SpatialIndex::to_bytes_with_polygons`]).
+const MAGIC_V4: &[u8; 8] = b"PMINDEX4";
 
 /// The total order an index's ranks follow: rank 0 is the best match. Ties always go to
 /// the lowest polygon row, in either direction.
@@ -1275,13 +1279,25 @@ impl SpatialIndex {
         }
     }
 
-    /// Serialise to bytes (little-endian, versioned, with a checksum): the row count,
-    /// the [`Order`] (a tag and the rank column's name), then per rank the polygon row (u32), area, center x and center y (f64), then the
+    /// Serialise to bytes (little-endian, versioned, with a checksum): format version 3,
+    /// the index alone. The row count, the [`Order`] (a tag and the rank column's name),
+    /// then per rank the polygon row (u32), area, center x and center y (f64), then the
     /// ranks in tree order (u32): 32 bytes per matchable polygon. Node boxes and ranks are
     /// not stored; [`SpatialIndex::from_bytes`] recomputes them.
+    /// [`SpatialIndex::to_bytes_with_polygons`] writes version 4, which can carry the
+    /// polygons' outlines as well.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(32 + self.rank_row.len() * 32);
-        out.extend_from_slice(MAGIC);
+        let mut out = Vec::with_capacity(48 + self.rank_row.len() * 32);
+        out.extend_from_slice(MAGIC_V3);
+        self.write_body(&mut out);
+        let sum = checksum(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        out
+    }
+
+    /// The body shared by format versions 3 and 4: everything after the magic up to the
+    /// end of the tree order.
+    fn write_body(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&(self.rows as u64).to_le_bytes());
         out.extend_from_slice(&(self.rank_row.len() as u64).to_le_bytes());
         let (tag, name) = match &self.order {
@@ -1291,17 +1307,17 @@ impl SpatialIndex {
         out.extend_from_slice(&tag.to_le_bytes());
         out.extend_from_slice(&(name.len() as u64).to_le_bytes());
         out.extend_from_slice(name.as_bytes());
-        put_u32(&mut out, &self.rank_row);
+        put_u32(out, &self.rank_row);
         for v in [&self.rank_area, &self.rank_x, &self.rank_y] {
-            put_f64(&mut out, v);
+            put_f64(out, v);
         }
-        put_u32(&mut out, &self.item_rank);
-        let sum = checksum(&out);
-        out.extend_from_slice(&sum.to_le_bytes());
-        out
+        put_u32(out, &self.item_rank);
     }
 
-    /// Read what [`SpatialIndex::to_bytes`] wrote, and recompute the tree's nodes.
+    /// Read what [`SpatialIndex::to_bytes`] or [`SpatialIndex::to_bytes_with_polygons`]
+    /// wrote (format versions 2 to 4; the outlines of version 4 are read, checked and
+    /// dropped: [`SpatialIndex::from_bytes_with_polygons`] keeps them), and recompute the
+    /// tree's nodes.
     ///
     /// Only what is read is checked: rows in range and distinct, finite centers and
     /// areas, ranks in `(area, row)` order, the tree order a permutation of the ranks with
@@ -1311,33 +1327,50 @@ impl SpatialIndex {
     /// areas (a forged order can only make it slower).
     ///
     /// # Implementation
-    /// O(P) apart from one sort of the rows (to refuse a row ranked twice).
+    /// O(P) apart from one sort of the rows (to refuse a row ranked twice); O(coordinates)
+    /// more for outlines.
     ///
     /// # Errors
     /// [`PolymatchError::InvalidIndexBytes`] if the bytes are truncated, corrupt (checksum),
     /// from another format version, or inconsistent.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let bad = |why: &str| PolymatchError::InvalidIndexBytes(why.to_string());
-        let version3 = bytes.len() >= MAGIC.len() && &bytes[..MAGIC.len()] == MAGIC;
-        let version2 = bytes.len() >= MAGIC.len() && &bytes[..MAGIC.len()] == MAGIC_V2;
-        if bytes.len() < MAGIC.len() + 24 || !(version2 || version3) {
-            return Err(bad(
-                "not a polymatch index of this version (wrong header): rebuild it with to_bytes()",
+        Self::from_bytes_with_polygons(bytes).map(|(index, _)| index)
+    }
+
+    /// Check the magic and the checksum of serialised bytes: the format version (2 to
+    /// 4) and a reader over the body (after the magic, before the checksum).
+    fn open_bytes(bytes: &[u8]) -> Result<(u8, Reader<'_>)> {
+        let version = match bytes.get(..8) {
+            Some(m) if m == MAGIC_V2 => 2,
+            Some(m) if m == MAGIC_V3 => 3,
+            Some(m) if m == MAGIC_V4 => 4,
+            _ => 0,
+        };
+        if version == 0 || bytes.len() < 8 + 24 {
+            return Err(PolymatchError::InvalidIndexBytes(
+                "not a polymatch index of this version (wrong header): rebuild it with to_bytes()"
+                    .into(),
             ));
         }
         let (body, sum) = bytes.split_at(bytes.len() - 8);
         if checksum(body).to_le_bytes() != sum {
-            return Err(bad("checksum mismatch (truncated or corrupted)"));
+            return Err(PolymatchError::InvalidIndexBytes(
+                "checksum mismatch (truncated or corrupted)".into(),
+            ));
         }
-        let mut r = Reader {
-            buf: &body[MAGIC.len()..],
-        };
+        Ok((version, Reader { buf: &body[8..] }))
+    }
+
+    /// Read the body [`SpatialIndex::write_body`] wrote (without the order before
+    /// version 3), check it, and recompute the tree's nodes; `r` is left after it.
+    fn read_body(r: &mut Reader<'_>, version: u8) -> Result<Self> {
+        let bad = |why: &str| PolymatchError::InvalidIndexBytes(why.to_string());
         let rows = r.u64()? as usize;
         let n = r.u64()? as usize;
         if n > rows || rows >= u32::MAX as usize {
             return Err(bad("inconsistent sizes"));
         }
-        let order = if version3 {
+        let order = if version >= 3 {
             let tag = r.u64()?;
             let len = r.u64()?;
             let name = r.take(usize::try_from(len).map_err(|_| bad("truncated"))?)?;
@@ -1362,9 +1395,6 @@ impl SpatialIndex {
         let rank_x = r.f64s(n)?;
         let rank_y = r.f64s(n)?;
         let item_rank = r.u32s(n)?;
-        if !r.buf.is_empty() {
-            return Err(bad("trailing bytes"));
-        }
         if rank_row.iter().any(|&row| row as usize >= rows) {
             return Err(bad("row out of range"));
         }
@@ -1631,6 +1661,16 @@ impl Reader<'_> {
             .take(len)?
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+    fn i64s(&mut self, n: usize) -> Result<Vec<i64>> {
+        let len = n
+            .checked_mul(8)
+            .ok_or_else(|| PolymatchError::InvalidIndexBytes("size overflow".into()))?;
+        Ok(self
+            .take(len)?
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
             .collect())
     }
     fn f64s(&mut self, n: usize) -> Result<Vec<f64>> {

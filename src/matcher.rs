@@ -47,7 +47,8 @@ pub struct PolygonSide<'a> {
     /// The CRS the polygons were stated in (`None`: not stated).
     pub crs: Option<&'a Crs>,
     /// The polygons' outlines, which the shape rules (`contains`, `covers`) need
-    /// (`None`: polygons known by their centers only, e.g. read from bytes).
+    /// (`None`: polygons known by their centers only, e.g. read from bytes without
+    /// outlines).
     pub outlines: Option<&'a Arc<Outlines>>,
 }
 
@@ -140,8 +141,11 @@ impl<'a> Matcher<'a> {
         let outlines = self.polygons.outlines.ok_or_else(|| {
             PolymatchError::InvalidArgument(format!(
                 "predicate {:?} tests the polygons' outlines, and these polygons have none \
-                 (built from centers, or read from to_bytes(), which keeps no outlines): \
-                 build the index from the polygons themselves",
+                 (built from centers, or read from index bytes without them: \
+                 to_bytes(outlines=False), or bytes of index format 3 or older, which \
+                 polymatch wrote before it kept the outlines): build the index from the \
+                 polygons themselves, or re-save it with to_bytes() of this version to keep \
+                 the outlines",
                 self.options.predicate.as_str()
             ))
         })?;

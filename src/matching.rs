@@ -776,15 +776,15 @@ pub fn match_points(
         let none: &[u32] = &[];
         return build_output(index, points, options, first_point, |i| {
             if ranks[i] == NO_MATCH {
-                none
+                (none, None)
             } else {
-                std::slice::from_ref(&ranks[i])
+                (std::slice::from_ref(&ranks[i]), None)
             }
         });
     }
     let (offsets, ranks) = ranked_candidates(index, points, options, cancel)?;
     build_output(index, points, options, first_point, |i| {
-        &ranks[offsets[i]..offsets[i + 1]]
+        (&ranks[offsets[i]..offsets[i + 1]], None)
     })
 }
 
@@ -933,9 +933,9 @@ fn match_rule<R: Rule>(
         let none: &[u32] = &[];
         return build_output(&ranked, points, options, first_point, |i| {
             if ranks[i] == NO_MATCH {
-                none
+                (none, None)
             } else {
-                std::slice::from_ref(&ranks[i])
+                (std::slice::from_ref(&ranks[i]), None)
             }
         });
     }
@@ -948,14 +948,18 @@ fn match_rule<R: Rule>(
     };
     let by_distance = !options.all_candidates && options.rank_by == RankBy::Distance;
     let by_row = options.all_candidates || (by_distance && R::IN_SHAPE);
-    let chunks: Vec<(Vec<u32>, Vec<u32>)> = (0..points.len().div_ceil(chunk))
+    // The nearest-first search computes each candidate's distance: kept for the output.
+    let keeps_distances = by_distance && !by_row && !options.descending;
+    type Lists = (Vec<u32>, Vec<u32>, Vec<f64>);
+    let chunks: Vec<Lists> = (0..points.len().div_ceil(chunk))
         .into_par_iter()
         .map(|c| {
             let (start, end) = (c * chunk, ((c + 1) * chunk).min(points.len()));
             let mut counts = Vec::with_capacity(end - start);
             let mut ranks = Vec::new();
+            let mut distances = Vec::new();
             if cancelled(cancel) {
-                return (counts, ranks);
+                return (counts, ranks, distances);
             }
             let mut found = Vec::new();
             let (mut near, mut seen) = (Vec::new(), Vec::new());
@@ -973,6 +977,7 @@ fn match_rule<R: Rule>(
                 } else if by_distance && !options.descending {
                     shapes.nearest_k(rule, px, py, k, &mut near, &mut seen);
                     found.extend(near.iter().map(|n| n.2));
+                    distances.extend(near.iter().map(|n| n.0.sqrt()));
                 } else if by_distance {
                     // The farthest first: every candidate, by distance then row.
                     shapes.candidates(rule, px, py, &mut found);
@@ -989,7 +994,7 @@ fn match_rule<R: Rule>(
                 counts.push(found.len() as u32);
                 ranks.extend_from_slice(&found);
             }
-            (counts, ranks)
+            (counts, ranks, distances)
         })
         .collect();
     if cancelled(cancel) {
@@ -997,15 +1002,18 @@ fn match_rule<R: Rule>(
     }
     let mut offsets = Vec::with_capacity(points.len() + 1);
     offsets.push(0usize);
-    let mut ranks = Vec::new();
-    for (counts, r) in chunks {
+    let (mut ranks, mut distances) = (Vec::new(), Vec::new());
+    for (counts, r, d) in chunks {
         for c in counts {
             offsets.push(offsets[offsets.len() - 1] + c as usize);
         }
         ranks.extend(r);
+        distances.extend(d);
     }
     build_output(&ranked, points, options, first_point, |i| {
-        &ranks[offsets[i]..offsets[i + 1]]
+        let range = offsets[i]..offsets[i + 1];
+        let known = keeps_distances.then(|| &distances[range.clone()]);
+        (&ranks[range], known)
     })
 }
 
@@ -1106,21 +1114,22 @@ type RowTask<'a> = (
     &'a mut [bool],
 );
 
-/// The result rows: per point `i`, one row per rank of `ranked(i)` (best first), or with
-/// [`How::Left`] one null row if it has none. Built in parallel: each task owns the
-/// output rows of its points.
+/// The result rows: per point `i`, one row per rank of `ranked(i).0` (best first), or
+/// with [`How::Left`] one null row if it has none; the `distance` column from
+/// `ranked(i).1` where the search computed it already, else from `index`. Built in
+/// parallel: each task owns the output rows of its points.
 fn build_output<'r>(
     index: &impl RankedPolygons,
     points: PointSlices<'_>,
     options: &MatchOptions,
     first_point: u64,
-    ranked: impl Fn(usize) -> &'r [u32] + Sync,
+    ranked: impl Fn(usize) -> (&'r [u32], Option<&'r [f64]>) + Sync,
 ) -> Result<RecordBatch> {
     let chunk = options.chunk_size;
     let left = options.how == How::Left;
     let with_rank = options.k > 1;
     let n = points.len();
-    let rows_of = |i: usize| ranked(i).len().max(usize::from(left));
+    let rows_of = |i: usize| ranked(i).0.len().max(usize::from(left));
     let count = |c: usize| -> usize { (c * chunk..((c + 1) * chunk).min(n)).map(rows_of).sum() };
     // One chunk (a small call) stays on the calling thread: a parallel iterator would
     // hand it to a pool thread and wait, which costs more than the work.
@@ -1162,7 +1171,7 @@ fn build_output<'r>(
             let end = (start + chunk).min(n);
             let mut j = 0;
             for i in start..end {
-                let list = ranked(i);
+                let (list, known) = ranked(i);
                 if list.is_empty() && left {
                     pi[j] = first_point + i as u64;
                     di[j] = f64::NAN;
@@ -1173,7 +1182,10 @@ fn build_output<'r>(
                 for (r, &rank) in list.iter().enumerate() {
                     pi[j] = first_point + i as u64;
                     po[j] = index.row_of(rank);
-                    di[j] = index.distance_to(rank, points.x[i], points.y[i]);
+                    di[j] = match known {
+                        Some(d) => d[r],
+                        None => index.distance_to(rank, points.x[i], points.y[i]),
+                    };
                     ar[j] = index.area_of(rank);
                     if with_rank {
                         rk[j] = r as u32 + 1;

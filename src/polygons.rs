@@ -254,6 +254,11 @@ impl PolygonColumns {
             .collect()
     }
 
+    /// Which rows are null (`None`: none is).
+    pub fn nulls(&self) -> Option<&NullBuffer> {
+        self.nulls.as_ref()
+    }
+
     /// Row `i` has parts `geom_offsets[i]..geom_offsets[i + 1]`.
     pub fn geom_offsets(&self) -> &OffsetBuffer<i64> {
         &self.geom_offsets

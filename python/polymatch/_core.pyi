@@ -53,7 +53,8 @@ class PolygonIndex:
 
     @classmethod
     def from_bytes(cls, data: bytes, crs: str | dict[str, Any] | None = None) -> PolygonIndex:
-        """Read what :meth:`to_bytes` wrote, carrying ``crs``."""
+        """Read what :meth:`to_bytes` wrote (the outlines too, if it wrote them),
+        carrying ``crs``."""
 
     @classmethod
     def from_centers(
@@ -76,8 +77,9 @@ class PolygonIndex:
     def attributes(self) -> pa.Table | None:
         """The polygon attribute columns (the source table), or None."""
 
-    def to_bytes(self) -> bytes:
-        """The match-ready index (centers, areas, tree, its rank order) as bytes."""
+    def to_bytes(self, *, outlines: bool = True) -> bytes:
+        """The match-ready index (centers, areas, tree, its rank order) and, unless
+        ``outlines=False``, the polygons' outlines, as bytes."""
 
     def prepare(self, rank_by: str = "area", descending: bool = False) -> PolygonIndex:
         """The index ranked by ``rank_by`` (``"area"`` or a numeric polygon column)."""

@@ -17,7 +17,8 @@ Two ways to get the polygons to the points, chosen by what ``polygons`` is:
 
 - *broadcast* (a :class:`~polymatch.PolygonIndex`, a table, a single path): one index,
   built on the client, shipped once to every worker. Best while the polygons fit one
-  process (about 32 bytes per polygon on the wire, plus kept attribute columns).
+  process (about 32 bytes per polygon on the wire, plus kept attribute columns and, for a
+  shape ``predicate``, 16 bytes per vertex of the outlines).
 - *partitioned* (a Dask DataFrame of polygons, or a list of polygon Parquet files): the
   polygons are cut into spatial tiles, each extended by a halo of ``max_dist``, one index
   per tile built on a worker; no process, the client included, ever holds every polygon.
@@ -26,9 +27,10 @@ Two ways to get the polygons to the points, chosen by what ``polygons`` is:
 
 The broadcast pattern: the polygon index is built once on the
 client, serialised once with :meth:`~polymatch.PolygonIndex.to_bytes` (the match-ready
-index only: centers, areas, tree and rank order; no outlines, attribute columns or CRS),
-with the kept ``keep_polygons`` columns (and, for a shape ``predicate``, the outlines)
-beside it as Arrow IPC streams (the CRS is passed to each task: it is small), and
+index: centers, areas, tree and rank order; for a shape ``predicate`` the outlines too,
+for the center rule not: ``to_bytes(outlines=False)``; never attribute columns or the
+CRS), with the kept ``keep_polygons`` columns beside it as an Arrow IPC stream (the CRS
+is passed to each task: it is small), and
 placed in the task graph as a *single* key that every matching task depends on. The
 scheduler ships that key to each worker once (workers fetch it from each other like any
 other dependency), and each worker process deserialises it at most once:
@@ -91,10 +93,11 @@ def cached_index(
     outlines: bytes | None = None,
 ) -> PolygonIndex:
     """The index for ``token``, deserialised from ``data`` (``PolygonIndex.to_bytes()``,
-    with the original's ``index.crs``, ``attributes``: polygon attribute columns as
-    an Arrow IPC stream, if any, and ``outlines``: the polygons' geometry as an Arrow
-    IPC stream, which the shape predicates need) only if this process has not done so
-    yet; ``token`` is
+    which carries the outlines the shape predicates need unless written with
+    ``outlines=False``, with the original's ``index.crs``, ``attributes``: polygon
+    attribute columns as an Arrow IPC stream, if any, and ``outlines``: for bytes without
+    them, the polygons' geometry as an Arrow IPC stream) only if this process has not done
+    so yet; ``token`` is
     any string that identifies all of them (this module uses a blake2b hash, computed
     once on the client).
     Thread-safe: concurrent tasks in one process wait for a single load. The last few
@@ -180,18 +183,26 @@ def _broadcast(
     predicate: str = "center",
 ) -> tuple[str, Any, int, Any]:
     """Serialise the index once, prepared for the rank rule (so that workers need no
-    polygon column to rank by: the order travels in the bytes), with the kept polygon
-    columns (Arrow IPC) if any and, for a shape predicate, the outlines (Arrow IPC of
-    the GeoArrow geometry); return its token, a single graph key holding
-    ``(bytes, attributes, outlines)``, its size in bytes, and its CRS (small: passed to
-    each task, so that workers check the points' CRS against it exactly as one process
-    does)."""
+    polygon column to rank by: the order travels in the bytes) and, for a shape
+    predicate, with the outlines in the bytes, with the kept polygon columns (Arrow IPC)
+    if any; return its token, a single graph key holding ``(bytes, attributes, None)``
+    (the last slot, outlines beside the bytes, is for :func:`cached_index`'s other
+    callers), its size in bytes, and its CRS (small: passed to each task, so that workers
+    check the points' CRS against it exactly as one process does)."""
     import json
 
     import dask
 
     index = _as_index(polygons).prepare(rank_by, descending)
-    data = index.to_bytes()
+    shapes = predicate != "center"
+    if shapes and "geometry" not in index.to_arrow().column_names:
+        raise ValueError(
+            f"predicate={predicate!r} tests the polygons' outlines, and this index has "
+            "none (built from centers, or read from bytes without them): build it from "
+            "the polygons themselves, or re-save it with to_bytes() of this version to "
+            "keep the outlines"
+        )
+    data = index.to_bytes(outlines=shapes)
     crs = index.crs
     attributes = None
     if keep_polygons:
@@ -206,25 +217,14 @@ def _broadcast(
                 f"(columns: {have})"
             )
         attributes = _ipc(table.select(list(dict.fromkeys(keep_polygons))))
-    outlines = None
-    if predicate != "center":
-        derived = index.to_arrow()
-        if "geometry" not in derived.column_names:
-            raise ValueError(
-                f"predicate={predicate!r} tests the polygons' outlines, and this index has "
-                "none (built from centers or read from to_bytes()): build it from the "
-                "polygons themselves"
-            )
-        outlines = _ipc(derived.select(["geometry"]))
     h = hashlib.blake2b(data, digest_size=16)
     h.update(json.dumps(crs, sort_keys=True).encode())
-    for extra in (attributes, outlines):
-        h.update(b"-" if extra is None else extra)
+    h.update(b"-" if attributes is None else attributes)
     token = h.hexdigest()
     # One key for the whole graph: every task depends on it, so it is shipped to each
     # worker once instead of being embedded in every task.
-    key = dask.delayed((data, attributes, outlines), name=f"polymatch-index-{token}", pure=True)
-    return token, key, len(data) + len(attributes or b"") + len(outlines or b""), crs
+    key = dask.delayed((data, attributes, None), name=f"polymatch-index-{token}", pure=True)
+    return token, key, len(data) + len(attributes or b""), crs
 
 
 def _resolve_threads(threads: int | None) -> int:

@@ -24,6 +24,12 @@ use crate::crs::{crs_to_py, optional_crs};
 use crate::error::PyPolymatchError;
 use crate::input::{match_options, read_table, threads as check_threads, Columns, Side};
 
+/// Why an index has no outlines, and what to do about it.
+const NO_OUTLINES: &str = "this index has no outlines (built from centers, or read from bytes \
+    without them: to_bytes(outlines=False), or bytes of index format 3 or older, which \
+    polymatch wrote before it kept the outlines): build it from the polygons themselves, \
+    or re-save it with to_bytes() of this version to keep the outlines";
+
 /// Above this many points a match runs on a worker thread while the calling thread
 /// watches for Ctrl-C; below it, the thread hand-off would cost more than the match.
 const INTERRUPTIBLE_POINTS: usize = 1 << 16;
@@ -111,6 +117,13 @@ fn one_batch(py: Python<'_>, data: &Bound<'_, PyAny>, side: Side) -> PyResult<Re
         1 => batches.into_iter().next().expect("one batch"),
         _ => concat_batches(&schema, &batches).map_err(|e| PyPolymatchError(e.into()))?,
     })
+}
+
+/// The index and the outlines (if any) of serialised bytes, read without the GIL
+/// (rebuilding outlines is O(coordinates), on polymatch's pool).
+fn read_bytes(py: Python<'_>, data: &[u8]) -> PyResult<(SpatialIndex, Option<PolygonColumns>)> {
+    py.detach(|| crate::pool::run(None, || SpatialIndex::from_bytes_with_polygons(data))?)
+        .map_err(|e| PyPolymatchError(e).into())
 }
 
 /// Run `work` without the GIL. Large jobs run on a scoped worker thread while this
@@ -275,23 +288,34 @@ impl PyPolygonIndex {
         .map_err(|e| PyPolymatchError(e).into())
     }
 
-    /// Rebuild an index from ``to_bytes()`` output (no outlines, no attributes).
+    /// Rebuild an index from ``to_bytes()`` output: the match-ready index and, if the
+    /// bytes carry them, the polygons' outlines (the shape predicates need them); no
+    /// attribute columns.
+    ///
+    /// Bytes of an index without outlines (``from_centers``, ``to_bytes(outlines=False)``)
+    /// or written by polymatch before index format 4 load too, and match by center only.
     ///
     /// Args:
     ///     data: what ``to_bytes()`` returned.
     ///     crs: the CRS to carry (``index.crs`` of the original: a string such as
     ///         ``"EPSG:32633"`` or a PROJJSON dict), checked against the points' CRS.
+    ///
+    /// Raises:
+    ///     PolymatchError: the bytes are truncated, corrupt (checksum), of an unknown
+    ///         format, or inconsistent (outlines that do not give the stored centers and
+    ///         areas).
     #[classmethod]
     #[pyo3(signature = (data, crs=None))]
     fn from_bytes(
         _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
         data: &[u8],
         crs: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let crs = optional_crs(crs)?;
-        let index = SpatialIndex::from_bytes(data).map_err(PyPolymatchError)?;
+        let (index, polygons) = read_bytes(py, data)?;
         Ok(Self {
-            polygons: None,
+            polygons: polygons.map(Arc::new),
             outlines: Arc::default(),
             index: Arc::new(Rankings::new(Arc::new(index))),
             attributes: None,
@@ -348,9 +372,11 @@ impl PyPolygonIndex {
         })
     }
 
-    /// Unpickle: the index from bytes, with its CRS, attribute columns and (for the
-    /// shape rules) outlines, a one-column table of GeoArrow multipolygons (pickles
-    /// of polymatch 0.1 have none: they match by center only).
+    /// Unpickle: the index from bytes (with the outlines if they carry them: index
+    /// format 4), with its CRS, attribute columns and, for bytes without outlines, the
+    /// outlines as a one-column table of GeoArrow multipolygons (what pickles written
+    /// before index format 4 carry; the first pickles of polymatch 0.1 have neither: they
+    /// match by center only).
     #[classmethod]
     #[pyo3(signature = (data, crs, attributes, outlines=None))]
     fn _from_pickle(
@@ -366,7 +392,7 @@ impl PyPolygonIndex {
             Some(a) if !a.is_none() => Some(one_batch(py, a, Side::Polygons)?),
             _ => None,
         };
-        let index = SpatialIndex::from_bytes(data).map_err(PyPolymatchError)?;
+        let (index, in_bytes) = read_bytes(py, data)?;
         if let Some(a) = &attributes {
             if a.num_rows() != index.rows() {
                 return Err(PyValueError::new_err(format!(
@@ -377,6 +403,7 @@ impl PyPolygonIndex {
             }
         }
         let polygons = match outlines {
+            _ if in_bytes.is_some() => in_bytes.map(Arc::new),
             Some(o) if !o.is_none() => {
                 let batch = one_batch(py, o, Side::Polygons)?;
                 let schema = batch.schema();
@@ -429,14 +456,25 @@ impl PyPolygonIndex {
         crs_to_py(py, self.crs.as_ref())
     }
 
-    /// The match-ready index as bytes: ranked rows, centers and areas and the tree
-    /// order, 32 bytes per polygon (not the outlines, attributes or CRS; the tree's nodes
-    /// are recomputed on load).
-    /// ``PolygonIndex.from_bytes`` reads it back; pickling uses it and keeps the CRS and
-    /// the attribute columns (not the outlines).
-    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let bytes = py.detach(|| self.core().to_bytes());
-        PyBytes::new(py, &bytes)
+    /// The index as bytes: the match-ready index (ranked rows, centers and areas, the
+    /// tree order and the rank order, 32 bytes per polygon; the tree's nodes are
+    /// recomputed on load) and the polygons' outlines (their coordinates and offsets, 16
+    /// bytes per vertex), which the shape predicates need. Not the attribute columns or
+    /// the CRS (pass it to ``from_bytes``).
+    ///
+    /// ``PolygonIndex.from_bytes`` reads it back; pickling uses it and adds the CRS and
+    /// the attribute columns. An index without outlines (``from_centers``) writes none.
+    ///
+    /// Args:
+    ///     outlines: write the outlines. ``False`` ships only what the center rule needs
+    ///         (an index read back from it refuses the shape predicates).
+    #[pyo3(signature = (*, outlines=true))]
+    fn to_bytes<'py>(&self, py: Python<'py>, outlines: bool) -> PyResult<Bound<'py, PyBytes>> {
+        let polygons = self.polygons.as_deref().filter(|_| outlines);
+        let bytes = py
+            .detach(|| self.core().to_bytes_with_polygons(polygons))
+            .map_err(PyPolymatchError)?;
+        Ok(PyBytes::new(py, &bytes))
     }
 
     fn __reduce__<'py>(
@@ -444,7 +482,8 @@ impl PyPolygonIndex {
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
         let py = slf.py();
         let from_pickle = py.get_type::<Self>().getattr("_from_pickle")?;
-        let bytes = slf.get().to_bytes(py).into_any();
+        // the outlines travel in the bytes (index format 4)
+        let bytes = slf.get().to_bytes(py, true)?.into_any();
         let crs = match slf.get().py_crs(py)? {
             Some(c) => c,
             None => py.None().into_bound(py),
@@ -456,20 +495,9 @@ impl PyPolygonIndex {
             }
             None => py.None().into_bound(py),
         };
-        let outlines = match &slf.get().polygons {
-            Some(p) => {
-                let batch = p
-                    .to_record_batch()
-                    .and_then(|b| Ok(b.project(&[0])?))
-                    .map_err(PyPolymatchError)?;
-                let schema = batch.schema();
-                PyTable::try_new(vec![batch], schema)?.into_pyarrow(py)?
-            }
-            None => py.None().into_bound(py),
-        };
         Ok((
             from_pickle,
-            PyTuple::new(py, [bytes, crs, attributes, outlines])?,
+            PyTuple::new(py, [bytes, crs, attributes, py.None().into_bound(py)])?,
         ))
     }
 
@@ -555,8 +583,8 @@ impl PyPolygonIndex {
     }
 
     /// The polygon columns as a `pyarrow.Table`: `geometry` (GeoArrow multipolygon),
-    /// `center_x`, `center_y`, `area` (null for null or empty polygons). An index read
-    /// from bytes has no geometry column.
+    /// `center_x`, `center_y`, `area` (null for null or empty polygons). An index
+    /// without outlines (``from_centers``, bytes without them) has no geometry column.
     fn to_arrow<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let batch = match &self.polygons {
             Some(p) => p.to_record_batch().map_err(PyPolymatchError)?,
@@ -586,12 +614,11 @@ impl PyPolygonIndex {
     /// columns ``xmin``, ``ymin``, ``xmax``, ``ymax`` (null for a row that cannot match).
     ///
     /// Raises:
-    ///     ValueError: the index has no outlines (``from_bytes``, ``from_centers``).
+    ///     ValueError: the index has no outlines (``from_centers``, or bytes without
+    ///         them).
     fn bounds<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let Some(polygons) = &self.polygons else {
-            return Err(PyValueError::new_err(
-                "this index has no outlines (built from centers or read from to_bytes())",
-            ));
+            return Err(PyValueError::new_err(NO_OUTLINES));
         };
         let boxes = py.detach(|| polygons.bounds());
         let column = |k: usize| -> ArrayRef {
@@ -637,7 +664,7 @@ impl PyPolygonIndex {
     ///         polygon's interior; on its boundary is not contained) or ``"covers"``
     ///         (interior or boundary), as GEOS/shapely define them. The outlines are
     ///         prepared (edge indexes for large parts) on first use and kept; an index
-    ///         without outlines (``from_bytes``, ``from_centers``) refuses them. The
+    ///         without outlines (``from_centers``, bytes without them) refuses them. The
     ///         ``distance`` column is then 0 (the point is in or on the polygon).
     ///         ``"dwithin"``: the distance from the point to the polygon (0 in or on
     ///         it) is ``< max_dist``, strictly and exactly; the ``distance`` column is

@@ -22,7 +22,7 @@ use crate::error::{PolymatchError, Result};
 use crate::index::{Order, SpatialIndex, NO_MATCH};
 use crate::shape::cells::Cells;
 use crate::shape::distance::box_squared;
-use crate::shape::locate::Crossings;
+use crate::shape::locate::{Crossings, Location};
 use crate::shape::outlines::{farthest_squared, Outlines};
 use crate::shape::rule::Rule;
 
@@ -451,18 +451,25 @@ impl ShapeIndex {
             }
             seen.push(rank);
             let row = self.row_of(rank);
-            let outlines = &self.outlines;
-            let accepted = outlines
-                .parts_of(row)
-                .any(|part| rule.accepts(outlines, part, px, py, || outlines.locate(part, px, py)));
-            if !accepted {
+            // The distance first (it prunes), then the rule, which is cheap for an
+            // infinite radius and knows the location where the distance is not 0.
+            let s = self.squared_distance(rank, px, py);
+            let at = out.partition_point(|o| (o.0, o.1) < (s, row));
+            if at >= k {
                 return;
             }
-            let s = self.squared_distance(rank, px, py);
-            let item = (s, row, rank);
-            let at = out.partition_point(|o| (o.0, o.1) < (s, row));
-            if at < k {
-                out.insert(at, item);
+            let outlines = &self.outlines;
+            let accepted = outlines.parts_of(row).any(|part| {
+                rule.accepts(outlines, part, px, py, || {
+                    if s > 0.0 {
+                        Location::Outside // the polygon covers the point iff s = 0
+                    } else {
+                        outlines.locate(part, px, py)
+                    }
+                })
+            });
+            if accepted {
+                out.insert(at, (s, row, rank));
                 out.truncate(k);
             }
         };

@@ -9,6 +9,8 @@
 //! - [`exact`]: derived columns (center, area) against the exact big-integer oracle;
 //! - [`ingest`]: GeoArrow / WKB / x-y ingest from hand-built Arrow arrays;
 //! - [`errors`]: every error variant, forged index bytes, cancellation;
+//! - [`index_bytes`]: index bytes with outlines (format 4): round trips answer the shape
+//!   rules as the original, older bytes load, bad bytes are refused without a panic;
 //! - [`adversarial`]: docs/hardening.md's cases through the Rust API and the CLI;
 //! - [`matcher`]: the one Matcher and schema resolver, in memory and through Parquet;
 //! - [`ranking`]: the rank rules (area, distance, a column; descending; k best) against
@@ -24,6 +26,7 @@ mod adversarial;
 mod errors;
 mod exact;
 mod index;
+mod index_bytes;
 mod ingest;
 mod kernels;
 mod matcher;

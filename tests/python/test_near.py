@@ -226,9 +226,15 @@ def test_arguments_and_bad_points():
             pm.match(polygons, points, predicate="dwithin", max_dist=bad)
     index = pm.PolygonIndex.from_arrow(polygons)
     with pytest.raises(ValueError, match="outlines"):
-        pm.PolygonIndex.from_bytes(index.to_bytes()).match(
+        pm.PolygonIndex.from_bytes(index.to_bytes(outlines=False)).match(
             points, predicate="dwithin", max_dist=1.0
         )
+    # the bytes carry the outlines by default
+    assert (
+        pm.PolygonIndex.from_bytes(index.to_bytes())
+        .match(points, predicate="dwithin", max_dist=1.0)
+        .equals(index.match(points, predicate="dwithin", max_dist=1.0))
+    )
     odd = pa.table(
         {
             "x": pa.array([None, float("nan"), float("inf"), -float("inf"), 1.0]),

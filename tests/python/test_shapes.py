@@ -176,13 +176,96 @@ def test_arguments():
     with pytest.raises(ValueError, match="predicate"):
         pm.match(polygons, points, predicate="within")
     index = pm.PolygonIndex.from_arrow(polygons)
-    with pytest.raises(ValueError, match="outlines"):
-        pm.PolygonIndex.from_bytes(index.to_bytes()).match(points, predicate="covers")
     # a pickle carries the outlines
     again = pickle.loads(pickle.dumps(index))
     assert again.match(points, predicate="covers").equals(index.match(points, predicate="covers"))
     # the center rule keeps its default radius
     assert pm.match(polygons, points).num_rows == 1
+
+
+def fnv(data: bytes) -> bytes:
+    """The index bytes' checksum: FNV-1a over 8-byte little-endian words, then bytes."""
+    h, mask = 0xCBF29CE484222325, (1 << 64) - 1
+    whole = len(data) // 8 * 8
+    for i in range(0, whole, 8):
+        h = ((h ^ int.from_bytes(data[i : i + 8], "little")) * 0x100000001B3) & mask
+    for b in data[whole:]:
+        h = ((h ^ b) * 0x100000001B3) & mask
+    return h.to_bytes(8, "little")
+
+
+def test_bytes_carry_the_outlines():
+    polygons = nested_regions()
+    rng = np.random.default_rng(3)
+    points = pa.table(
+        {"x": np.round(rng.uniform(-10, 110, 300)), "y": np.round(rng.uniform(-10, 110, 300))}
+    )
+    rules = [
+        dict(predicate="contains"),
+        dict(predicate="covers", k=3, how="left"),
+        dict(predicate="dwithin", max_dist=5.0, rank_by="distance", k=2),
+        dict(predicate="covers", rank_by="area", descending=True),
+    ]
+    index = pm.PolygonIndex.from_arrow(polygons)
+    for original in (index, index.prepare("area", descending=True)):
+        again = pm.PolygonIndex.from_bytes(original.to_bytes(), crs="EPSG:32633")
+        assert again.crs == "EPSG:32633" and again.rank_order == original.rank_order
+        assert again.to_arrow().equals(original.to_arrow())
+        assert again.bounds().equals(original.bounds())
+        for rule in rules:
+            assert again.match(points, **rule).equals(original.match(points, **rule)), rule
+        # bytes of bytes are the same bytes; a pickle of it carries them too
+        assert again.to_bytes() == original.to_bytes()
+        assert (
+            pickle.loads(pickle.dumps(again))
+            .match(points, **rules[1])
+            .equals(original.match(points, **rules[1]))
+        )
+    # without the outlines: the center rule only, 8 bytes more than the index alone
+    slim = index.to_bytes(outlines=False)
+    assert len(slim) < len(index.to_bytes()) and len(slim) == 8 + 32 + 4 * 32 + 8 + 8
+    center_only = pm.PolygonIndex.from_bytes(slim)
+    assert center_only.match(points).equals(index.match(points))
+    with pytest.raises(ValueError, match="outlines.*re-save it with to_bytes"):
+        center_only.match(points, predicate="covers")
+    with pytest.raises(ValueError, match="no outlines"):
+        center_only.bounds()
+    # corrupt or truncated bytes with outlines: a clear error, never a crash
+    data = index.to_bytes()
+    for bad in (data[:-1], data[: len(data) // 2], data[:-9] + bytes([data[-9] ^ 1]) + data[-8:]):
+        with pytest.raises(pm.PolymatchError, match="checksum"):
+            pm.PolygonIndex.from_bytes(bad)
+
+
+def test_bytes_without_outlines():
+    polygons = nested_regions()
+    points = pa.table({"x": [15.0, 75.0], "y": [15.0, 5.0]})
+    index = pm.PolygonIndex.from_arrow(polygons)
+    # from centers: nothing to write; the bytes round-trip and still refuse shape rules
+    centers = pm.PolygonIndex.from_centers(
+        index.to_arrow().select(["center_x", "center_y", "area"])
+    )
+    again = pm.PolygonIndex.from_bytes(centers.to_bytes())
+    assert again.to_bytes() == centers.to_bytes() == centers.to_bytes(outlines=False)
+    assert again.match(points, 60.0).equals(index.match(points, 60.0))
+    for index_without in (centers, again):
+        with pytest.raises(ValueError, match="have none.*re-save it with to_bytes"):
+            index_without.match(points, predicate="contains")
+    # bytes of format 3 (polymatch before the outlines were kept) load, center rule only:
+    # format 4 without outlines is format 3 plus an 8-byte "absent" marker
+    v4 = index.to_bytes(outlines=False)
+    assert v4[:8] == b"PMINDEX4"
+    body = b"PMINDEX3" + v4[8:-16]
+    old = pm.PolygonIndex.from_bytes(body + fnv(body))
+    assert old.match(points, 60.0).equals(index.match(points, 60.0))
+    with pytest.raises(ValueError, match="format 3 or older.*re-save it with to_bytes"):
+        old.match(points, predicate="dwithin", max_dist=1.0)
+    # an old pickle (format 3 bytes, the outlines beside them as a table) still loads
+    outlines = index.to_arrow().select(["geometry"])
+    unpickled = pm.PolygonIndex._from_pickle(body + fnv(body), None, polygons, outlines)
+    assert unpickled.match(points, predicate="covers").equals(
+        index.match(points, predicate="covers")
+    )
 
 
 def test_threads_and_chunks_do_not_change_the_answer():
