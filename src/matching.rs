@@ -771,7 +771,7 @@ pub fn match_points(
         let ranks = best_ranks(index, points, options.max_dist, options.chunk_size, cancel)?;
         let matched = BooleanBuffer::collect_bool(ranks.len(), |i| ranks[i] != NO_MATCH);
         if options.how == How::Left || matched.count_set_bits() == ranks.len() {
-            return best_per_point(index, points, options, first_point, ranks, matched);
+            return best_per_point(index, points, options, first_point, ranks, matched, None);
         }
         let none: &[u32] = &[];
         return build_output(index, points, options, first_point, |i| {
@@ -842,6 +842,18 @@ struct ShapeRanked<'a, R> {
     _rule: std::marker::PhantomData<R>,
 }
 
+impl<R: Rule> ShapeRanked<'_, R> {
+    /// The `distance` column of `rank` ([`NO_MATCH`]: NaN).
+    #[inline]
+    fn distance_or_nan(&self, rank: u32, px: f64, py: f64) -> f64 {
+        if rank == NO_MATCH {
+            f64::NAN
+        } else {
+            self.distance_to(rank, px, py)
+        }
+    }
+}
+
 impl<R: Rule> RankedPolygons for ShapeRanked<'_, R> {
     #[inline]
     fn row_of(&self, rank: u32) -> u32 {
@@ -898,44 +910,79 @@ fn match_rule<R: Rule>(
             };
             (gather(points.x), gather(points.y))
         });
-        let mut found = zeroed(points.len(), chunk);
-        for_chunks(&mut found, chunk, |c, out| {
-            if cancelled(cancel) {
-                return;
-            }
-            let start = c * chunk;
-            for (j, slot) in out.iter_mut().enumerate() {
-                let j = start + j;
-                *slot = match &sorted {
-                    Some((xs, ys)) => shapes.best(rule, xs[j], ys[j]),
-                    None if valid(j) => shapes.best(rule, points.x[j], points.y[j]),
-                    None => NO_MATCH,
-                };
-            }
-        });
+        // Each point's best rank, and for the rules with a distance that distance,
+        // computed here while the polygon is in cache (the output is built in input
+        // order, where it would be a cache miss per point). The rules whose candidates
+        // hold the point (distance 0) keep the leaner rank-only buffer.
+        let point = |j: usize| match &sorted {
+            Some((xs, ys)) => (xs[j], ys[j]),
+            None if valid(j) => (points.x[j], points.y[j]),
+            None => (f64::NAN, f64::NAN),
+        };
+        let (found, found_distances): (Vec<u32>, Option<Vec<f64>>) = if R::IN_SHAPE {
+            let mut found: Vec<u32> = zeroed(points.len(), chunk);
+            for_chunks(&mut found, chunk, |c, out| {
+                if !cancelled(cancel) {
+                    for (j, slot) in out.iter_mut().enumerate() {
+                        let (px, py) = point(c * chunk + j);
+                        *slot = shapes.best(rule, px, py);
+                    }
+                }
+            });
+            (found, None)
+        } else {
+            let mut found: Vec<(u32, f64)> = zeroed(points.len(), chunk);
+            for_chunks(&mut found, chunk, |c, out| {
+                if !cancelled(cancel) {
+                    for (j, slot) in out.iter_mut().enumerate() {
+                        let (px, py) = point(c * chunk + j);
+                        let rank = shapes.best(rule, px, py);
+                        *slot = (rank, ranked.distance_or_nan(rank, px, py));
+                    }
+                }
+            });
+            let (ranks, distances) = found.into_iter().unzip();
+            (ranks, Some(distances))
+        };
         if cancelled(cancel) {
             return Err(PolymatchError::Cancelled);
         }
-        let ranks = match &order {
-            None => found,
+        let (ranks, distances) = match &order {
+            None => (found, found_distances),
             Some(order) => {
                 let mut ranks = vec![NO_MATCH; found.len()];
                 for (&i, &rank) in order.iter().zip(&found) {
                     ranks[i as usize] = rank;
                 }
-                ranks
+                let distances = found_distances.map(|d| {
+                    let mut out = vec![0.0; d.len()];
+                    for (&i, &v) in order.iter().zip(&d) {
+                        out[i as usize] = v;
+                    }
+                    out
+                });
+                (ranks, distances)
             }
         };
         let matched = BooleanBuffer::collect_bool(ranks.len(), |i| ranks[i] != NO_MATCH);
         if options.how == How::Left || matched.count_set_bits() == ranks.len() {
-            return best_per_point(&ranked, points, options, first_point, ranks, matched);
+            return best_per_point(
+                &ranked,
+                points,
+                options,
+                first_point,
+                ranks,
+                matched,
+                distances,
+            );
         }
         let none: &[u32] = &[];
         return build_output(&ranked, points, options, first_point, |i| {
             if ranks[i] == NO_MATCH {
                 (none, None)
             } else {
-                (std::slice::from_ref(&ranks[i]), None)
+                let known = distances.as_ref().map(|d| std::slice::from_ref(&d[i]));
+                (std::slice::from_ref(&ranks[i]), known)
             }
         });
     }
@@ -948,13 +995,20 @@ fn match_rule<R: Rule>(
     };
     let by_distance = !options.all_candidates && options.rank_by == RankBy::Distance;
     let by_row = options.all_candidates || (by_distance && R::IN_SHAPE);
-    // The nearest-first search computes each candidate's distance: kept for the output.
-    let keeps_distances = by_distance && !by_row && !options.descending;
+    // For the rules with a distance, each candidate's distance is computed here, while
+    // its polygon is in cache (the nearest-first search has it already).
+    let with_distances = !R::IN_SHAPE;
+    // In Z-order when there are enough points, as the best path (neighbours read the
+    // same cells and outlines), then put back in input order.
+    let n = points.len();
+    let order = (n >= SORT_MIN_POINTS && n < u32::MAX as usize)
+        .then(|| z_order_in(shapes.bounds(), points, chunk));
+    let position = |j: usize| order.as_ref().map_or(j, |o| o[j] as usize);
     type Lists = (Vec<u32>, Vec<u32>, Vec<f64>);
-    let chunks: Vec<Lists> = (0..points.len().div_ceil(chunk))
+    let chunks: Vec<Lists> = (0..n.div_ceil(chunk))
         .into_par_iter()
         .map(|c| {
-            let (start, end) = (c * chunk, ((c + 1) * chunk).min(points.len()));
+            let (start, end) = (c * chunk, ((c + 1) * chunk).min(n));
             let mut counts = Vec::with_capacity(end - start);
             let mut ranks = Vec::new();
             let mut distances = Vec::new();
@@ -963,7 +1017,8 @@ fn match_rule<R: Rule>(
             }
             let mut found = Vec::new();
             let (mut near, mut seen) = (Vec::new(), Vec::new());
-            for i in start..end {
+            for j in start..end {
+                let i = position(j);
                 found.clear();
                 let (px, py) = if valid(i) {
                     (points.x[i], points.y[i])
@@ -976,8 +1031,10 @@ fn match_rule<R: Rule>(
                     found.truncate(k);
                 } else if by_distance && !options.descending {
                     shapes.nearest_k(rule, px, py, k, &mut near, &mut seen);
-                    found.extend(near.iter().map(|n| n.2));
+                    counts.push(near.len() as u32);
+                    ranks.extend(near.iter().map(|n| n.2));
                     distances.extend(near.iter().map(|n| n.0.sqrt()));
+                    continue;
                 } else if by_distance {
                     // The farthest first: every candidate, by distance then row.
                     shapes.candidates(rule, px, py, &mut found);
@@ -986,13 +1043,19 @@ fn match_rule<R: Rule>(
                         .map(|&r| (shapes.squared_distance(r, px, py), shapes.row_of(r), r))
                         .collect();
                     keyed.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-                    found.clear();
-                    found.extend(keyed.iter().take(k).map(|e| e.2));
+                    keyed.truncate(k);
+                    counts.push(keyed.len() as u32);
+                    ranks.extend(keyed.iter().map(|e| e.2));
+                    distances.extend(keyed.iter().map(|e| e.0.sqrt()));
+                    continue;
                 } else {
                     shapes.best_k(rule, px, py, k, &mut found);
                 }
                 counts.push(found.len() as u32);
                 ranks.extend_from_slice(&found);
+                if with_distances {
+                    distances.extend(found.iter().map(|&r| ranked.distance_to(r, px, py)));
+                }
             }
             (counts, ranks, distances)
         })
@@ -1000,19 +1063,39 @@ fn match_rule<R: Rule>(
     if cancelled(cancel) {
         return Err(PolymatchError::Cancelled);
     }
-    let mut offsets = Vec::with_capacity(points.len() + 1);
-    offsets.push(0usize);
-    let (mut ranks, mut distances) = (Vec::new(), Vec::new());
-    for (counts, r, d) in chunks {
-        for c in counts {
-            offsets.push(offsets[offsets.len() - 1] + c as usize);
+    // Counts per point in input order, then every list copied to its place.
+    let mut counts = vec![0u32; n];
+    let mut j = 0;
+    for (cs, _, _) in &chunks {
+        for &c in cs {
+            counts[position(j)] = c;
+            j += 1;
         }
-        ranks.extend(r);
-        distances.extend(d);
+    }
+    let mut offsets = Vec::with_capacity(n + 1);
+    offsets.push(0usize);
+    for &c in &counts {
+        offsets.push(offsets[offsets.len() - 1] + c as usize);
+    }
+    let total = offsets[n];
+    let mut ranks = vec![NO_MATCH; total];
+    let mut distances = vec![0.0; if with_distances { total } else { 0 }];
+    let mut j = 0;
+    for (cs, r, d) in &chunks {
+        let mut at = 0;
+        for &c in cs {
+            let (to, c) = (offsets[position(j)], c as usize);
+            ranks[to..to + c].copy_from_slice(&r[at..at + c]);
+            if with_distances {
+                distances[to..to + c].copy_from_slice(&d[at..at + c]);
+            }
+            at += c;
+            j += 1;
+        }
     }
     build_output(&ranked, points, options, first_point, |i| {
         let range = offsets[i]..offsets[i + 1];
-        let known = keeps_distances.then(|| &distances[range.clone()]);
+        let known = with_distances.then(|| &distances[range.clone()]);
         (&ranks[range], known)
     })
 }
@@ -1040,6 +1123,8 @@ fn map_chunked<T: Sync, U: Send>(
 /// The result with one row per point (`k = 1`; [`How::Left`], or every point matched) from
 /// each point's best rank ([`NO_MATCH`] where none; `matched` marks the others): every
 /// column is a map over `ranks`, and `ranks` itself becomes the polygon column.
+///
+/// `known` holds the `distance` column where the search computed it already.
 fn best_per_point(
     index: &impl RankedPolygons,
     points: PointSlices<'_>,
@@ -1047,18 +1132,22 @@ fn best_per_point(
     first_point: u64,
     mut ranks: Vec<u32>,
     matched: BooleanBuffer,
+    known: Option<Vec<f64>>,
 ) -> Result<RecordBatch> {
     let chunk = options.chunk_size;
     // An inner result comes here only when every point matched: no validity at all.
     let valid = (options.how == How::Left).then(|| NullBuffer::new(matched));
     let point_index = map_chunked(&ranks, chunk, |i, _| first_point + i as u64);
-    let distance = map_chunked(&ranks, chunk, |i, &rank| {
-        if rank == NO_MATCH {
-            f64::NAN
-        } else {
-            index.distance_to(rank, points.x[i], points.y[i])
-        }
-    });
+    let distance = match known {
+        Some(d) => d,
+        None => map_chunked(&ranks, chunk, |i, &rank| {
+            if rank == NO_MATCH {
+                f64::NAN
+            } else {
+                index.distance_to(rank, points.x[i], points.y[i])
+            }
+        }),
+    };
     let area = map_chunked(&ranks, chunk, |_, &rank| {
         if rank == NO_MATCH {
             f64::NAN

@@ -24,7 +24,7 @@ use crate::shape::cells::Cells;
 use crate::shape::distance::box_squared;
 use crate::shape::locate::{Crossings, Location};
 use crate::shape::outlines::{farthest_squared, Outlines};
-use crate::shape::rule::Rule;
+use crate::shape::rule::{Candidate, Rule};
 
 /// Cell-list entries the grid may hold per part (beyond one per cell): a finer grid is
 /// coarsened until it fits.
@@ -136,6 +136,10 @@ pub struct ShapeIndex {
     /// Per rank: the polygon row and its area.
     rank_row: Arc<Vec<u32>>,
     rank_area: Arc<Vec<f64>>,
+    /// Per rank: its polygon's parts, `first..first + count` of the outlines' parts (a
+    /// lookup the distance of every output row makes: a binary search over the parts
+    /// cost a cache miss per step).
+    rank_parts: Vec<(u32, u32)>,
     grid: Grid,
 }
 
@@ -165,6 +169,19 @@ impl ShapeIndex {
             rank_of_row[row as usize] = r as u32;
         }
         let parts = outlines.parts();
+        let mut rank_parts = vec![(0u32, 0u32); rank_row.len()];
+        let mut j = 0;
+        while j < parts.len() {
+            let row = parts[j].row;
+            let first = j;
+            while j < parts.len() && parts[j].row == row {
+                j += 1;
+            }
+            let rank = rank_of_row[row as usize];
+            if rank != NO_MATCH {
+                rank_parts[rank as usize] = (first as u32, (j - first) as u32);
+            }
+        }
         let mut by_rank: Vec<(u32, u32)> = parts
             .iter()
             .enumerate()
@@ -209,6 +226,7 @@ impl ShapeIndex {
             max_extent2,
             rank_row: Arc::new(rank_row),
             rank_area: Arc::new(rank_area),
+            rank_parts,
             grid,
             outlines,
         })
@@ -245,12 +263,23 @@ impl ShapeIndex {
     pub fn index_bytes(&self) -> usize {
         self.grid.offsets.len() * 4
             + (self.slots.len() + self.by_rank.len()) * std::mem::size_of::<Slot>()
+            + self.rank_parts.len() * 8
     }
 
     /// Whether `slot`'s part accepts `(px, py)` under `rule`.
     #[inline(always)]
     fn accepts<R: Rule>(&self, rule: R, slot: &Slot, px: f64, py: f64) -> bool {
-        rule.accepts(&self.outlines, slot.part as usize, px, py, || {
+        let part = Candidate {
+            part: slot.part as usize,
+            ring: (slot.count > 0).then(|| {
+                (
+                    slot.first as usize,
+                    slot.first as usize + slot.count as usize,
+                )
+            }),
+            bounds: &slot.bounds,
+        };
+        rule.accepts(&self.outlines, &part, px, py, || {
             if slot.count > 0 {
                 // One ring, no edge index: its vertices straight from the buffers.
                 let columns = self.outlines.polygons();
@@ -344,6 +373,11 @@ impl ShapeIndex {
     }
 
     /// The best rank that accepts `(px, py)` under `rule`, or [`NO_MATCH`].
+    ///
+    /// Reading one cell, its list is in rank order: the first part that accepts is the
+    /// answer. Reading several (a radius), the parts whose box passes the rule's box
+    /// filter are gathered from all of them first and tested in rank order, so the
+    /// exact tests stop at the best candidate instead of testing the best of each cell.
     #[inline]
     pub fn best<R: Rule>(&self, rule: R, px: f64, py: f64) -> u32 {
         let mut best = NO_MATCH;
@@ -362,7 +396,41 @@ impl ShapeIndex {
             Some([cx, cy, x1, y1]) if cx == x1 && cy == y1 => {
                 self.lists([cx, cy, cx, cy]).for_each(&mut scan)
             }
-            Some(range) => self.lists(range).for_each(scan),
+            Some(range) => {
+                const GATHER: usize = 64;
+                let mut gathered = [(0u32, 0u32); GATHER];
+                let mut n = 0;
+                let (nx, _) = self.grid.cells.dims();
+                'cells: for cy in range[1]..=range[3] {
+                    for cx in range[0]..=range[2] {
+                        let c = cy * nx + cx;
+                        let (lo, hi) = (self.grid.offsets[c], self.grid.offsets[c + 1]);
+                        for pos in lo..hi {
+                            let slot = &self.slots[pos as usize];
+                            if rule.may_hold(&slot.bounds, px, py) {
+                                if n == GATHER {
+                                    break 'cells;
+                                }
+                                gathered[n] = (slot.rank, pos);
+                                n += 1;
+                            }
+                        }
+                    }
+                }
+                if n == GATHER {
+                    // Too many to gather: cell by cell.
+                    self.lists(range).for_each(scan);
+                } else {
+                    let gathered = &mut gathered[..n];
+                    gathered.sort_unstable();
+                    for &(rank, pos) in gathered.iter() {
+                        if self.accepts(rule, &self.slots[pos as usize], px, py) {
+                            best = rank;
+                            break;
+                        }
+                    }
+                }
+            }
             None => scan(&self.by_rank),
         }
         best
@@ -390,11 +458,17 @@ impl ShapeIndex {
         out.dedup();
     }
 
+    /// The positions in [`Outlines::parts`] of rank `rank`'s polygon's parts.
+    #[inline]
+    fn parts_of_rank(&self, rank: u32) -> std::ops::Range<usize> {
+        let (first, count) = self.rank_parts[rank as usize];
+        first as usize..(first + count) as usize
+    }
+
     /// SPEC.md's squared distance from `(px, py)` to rank `rank`'s polygon, in float64:
     /// 0 where it covers the point, else the smallest over its edges.
     pub fn squared_distance(&self, rank: u32, px: f64, py: f64) -> f64 {
-        self.outlines
-            .parts_of(self.row_of(rank))
+        self.parts_of_rank(rank)
             .map(|part| self.outlines.part_squared(part, px, py))
             .fold(f64::INFINITY, f64::min)
     }
@@ -459,8 +533,13 @@ impl ShapeIndex {
                 return;
             }
             let outlines = &self.outlines;
-            let accepted = outlines.parts_of(row).any(|part| {
-                rule.accepts(outlines, part, px, py, || {
+            let accepted = self.parts_of_rank(rank).any(|part| {
+                let candidate = Candidate {
+                    part,
+                    ring: None,
+                    bounds: &outlines.parts()[part].bounds,
+                };
+                rule.accepts(outlines, &candidate, px, py, || {
                     if s > 0.0 {
                         Location::Outside // the polygon covers the point iff s = 0
                     } else {

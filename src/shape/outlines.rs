@@ -434,14 +434,26 @@ impl Outlines {
                     test.test(px, py, x[a], y[a], x[b], y[b])
                 });
         }
-        self.rings_of(p).any(|(lo, hi)| {
-            let mut prev = hi.wrapping_sub(1);
-            (lo..hi).any(|i| {
-                let hit = test.test(px, py, x[prev], y[prev], x[i], y[i]);
-                prev = i;
-                hit
-            })
-        })
+        self.rings_of(p)
+            .any(|(lo, hi)| self.ring_within(lo, hi, px, py, test))
+    }
+
+    /// Whether an edge of the ring of vertices `lo..hi` (closing edge included) is at a
+    /// distance `< test.radius()` from `(px, py)`, exactly.
+    #[inline]
+    pub fn ring_within(&self, lo: usize, hi: usize, px: f64, py: f64, test: &EdgeWithin) -> bool {
+        if lo >= hi {
+            return false;
+        }
+        let (x, y) = (&self.polygons.x()[lo..hi], &self.polygons.y()[lo..hi]);
+        let (mut ax, mut ay) = (x[x.len() - 1], y[y.len() - 1]);
+        for (&bx, &by) in x.iter().zip(y) {
+            if test.test(px, py, ax, ay, bx, by) {
+                return true;
+            }
+            (ax, ay) = (bx, by);
+        }
+        false
     }
 
     /// SPEC.md's squared distance from `(px, py)` to part `part` in float64: 0 where the
@@ -451,9 +463,6 @@ impl Outlines {
     /// search stops where no edge in the stripes left can have a float value below the
     /// smallest found (the value is the same as the edge-by-edge minimum).
     pub fn part_squared(&self, part: usize, px: f64, py: f64) -> f64 {
-        if self.locate(part, px, py) != Location::Outside {
-            return 0.0;
-        }
         let p = &self.parts[part];
         let (x, y) = (self.polygons.x().as_ref(), self.polygons.y().as_ref());
         let edge = |best: f64, &[a, b]: &[u32; 2]| {
@@ -461,16 +470,33 @@ impl Outlines {
             best.min(segment_squared(px, py, x[a], y[a], x[b], y[b]))
         };
         let Some(s) = p.stripes else {
+            // One pass over the edges: the crossings (where the point is) and the
+            // smallest distance together.
+            let mut c = Crossings::new(px, py);
             let mut best = f64::INFINITY;
             for (lo, hi) in self.rings_of(p) {
-                let mut prev = hi.wrapping_sub(1);
-                for i in lo..hi {
-                    best = best.min(segment_squared(px, py, x[prev], y[prev], x[i], y[i]));
-                    prev = i;
+                if lo == hi {
+                    continue;
+                }
+                let (mut ax, mut ay) = (x[hi - 1], y[hi - 1]);
+                for (&bx, &by) in x[lo..hi].iter().zip(&y[lo..hi]) {
+                    c.edge(ax, ay, bx, by);
+                    best = best.min(segment_squared(px, py, ax, ay, bx, by));
+                    (ax, ay) = (bx, by);
+                }
+                if c.on_edge() {
+                    return 0.0;
                 }
             }
-            return best;
+            return if c.location() == Location::Outside {
+                best
+            } else {
+                0.0
+            };
         };
+        if self.locate(part, px, py) != Location::Outside {
+            return 0.0;
+        }
         let stripes = &self.stripes[s as usize];
         let last = stripes.offsets.len() - 2;
         let s0 = stripes.stripe(py);

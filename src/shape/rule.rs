@@ -12,6 +12,18 @@ use crate::shape::distance::{box_squared, EdgeWithin};
 use crate::shape::locate::Location;
 use crate::shape::outlines::Outlines;
 
+/// A part a rule is asked about.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    /// Its position in [`Outlines::parts`].
+    pub part: usize,
+    /// For a part of one ring without an edge index: its vertex range, read straight
+    /// from the coordinate buffers.
+    pub ring: Option<(usize, usize)>,
+    /// Its box.
+    pub bounds: &'a [f64; 4],
+}
+
 /// A candidate rule of the shape index (see the module docs).
 pub trait Rule: Copy + Send + Sync {
     /// True if every candidate holds the point (in or on it): its distance is 0.
@@ -29,7 +41,7 @@ pub trait Rule: Copy + Send + Sync {
     fn accepts(
         &self,
         outlines: &Outlines,
-        part: usize,
+        part: &Candidate<'_>,
         px: f64,
         py: f64,
         location: impl FnOnce() -> Location,
@@ -85,7 +97,7 @@ impl Rule for Contains {
     fn accepts(
         &self,
         _: &Outlines,
-        _: usize,
+        _: &Candidate<'_>,
         _: f64,
         _: f64,
         location: impl FnOnce() -> Location,
@@ -108,7 +120,7 @@ impl Rule for Covers {
     fn accepts(
         &self,
         _: &Outlines,
-        _: usize,
+        _: &Candidate<'_>,
         _: f64,
         _: f64,
         location: impl FnOnce() -> Location,
@@ -133,14 +145,21 @@ impl Rule for DWithin {
     fn accepts(
         &self,
         outlines: &Outlines,
-        part: usize,
+        part: &Candidate<'_>,
         px: f64,
         py: f64,
         location: impl FnOnce() -> Location,
     ) -> bool {
-        // max_dist > 0: a point in or on the part is at distance 0 < max_dist.
-        self.test.radius() == f64::INFINITY
-            || location() != Location::Outside
-            || outlines.edge_within(part, px, py, &self.test)
+        if self.test.radius() == f64::INFINITY {
+            return true;
+        }
+        // An edge within the radius first (one early exit serves the points near the
+        // outline, in or out); then, for a point in the box, whether the part covers it
+        // (max_dist > 0: a point in or on the part is at distance 0 < max_dist).
+        let near = match part.ring {
+            Some((lo, hi)) => outlines.ring_within(lo, hi, px, py, &self.test),
+            None => outlines.edge_within(part.part, px, py, &self.test),
+        };
+        near || (box_holds(part.bounds, px, py) && location() != Location::Outside)
     }
 }
