@@ -15,6 +15,7 @@ use rayon::prelude::*;
 
 use crate::error::{PolymatchError, Result};
 use crate::index::{GroupScratch, Near, NearScratch, Order, SpatialIndex, Within, NO_MATCH};
+use crate::shape::index::ShapeNearScratch;
 use crate::shape::rule::{Contains, Covers, DWithin, Rule};
 use crate::shape::{ShapeIndex, ShapeRule};
 
@@ -1016,7 +1017,7 @@ fn match_rule<R: Rule>(
                 return (counts, ranks, distances);
             }
             let mut found = Vec::new();
-            let (mut near, mut seen) = (Vec::new(), Vec::new());
+            let (mut near, mut scratch) = (Vec::new(), ShapeNearScratch::default());
             for j in start..end {
                 let i = position(j);
                 found.clear();
@@ -1030,7 +1031,7 @@ fn match_rule<R: Rule>(
                     found.sort_unstable_by_key(|&r| shapes.row_of(r));
                     found.truncate(k);
                 } else if by_distance && !options.descending {
-                    shapes.nearest_k(rule, px, py, k, &mut near, &mut seen);
+                    shapes.nearest_k(rule, px, py, k, &mut near, &mut scratch);
                     counts.push(near.len() as u32);
                     ranks.extend(near.iter().map(|n| n.2));
                     distances.extend(near.iter().map(|n| n.0.sqrt()));

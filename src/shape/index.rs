@@ -107,6 +107,13 @@ impl Grid {
     }
 }
 
+/// Scratch space of [`ShapeIndex::nearest_k`], reused across queries.
+#[derive(Debug, Default)]
+pub struct ShapeNearScratch {
+    seen: Vec<u32>,
+    ring: Vec<(f64, u32)>,
+}
+
 /// One listed part: what a query reads, stored in the cell lists themselves so that a
 /// cell's parts are one contiguous read (the rank order of the parts is not their
 /// spatial order: a list of positions into one array cost a cache miss per part).
@@ -490,10 +497,10 @@ impl ShapeIndex {
         py: f64,
         k: usize,
         out: &mut Vec<(f64, u32, u32)>,
-        seen: &mut Vec<u32>,
+        scratch: &mut ShapeNearScratch,
     ) {
         out.clear();
-        seen.clear();
+        scratch.seen.clear();
         if !(px.is_finite() && py.is_finite()) || self.by_rank.is_empty() {
             return;
         }
@@ -505,21 +512,17 @@ impl ShapeIndex {
         let cells = &self.grid.cells;
         let (nx, ny) = cells.dims();
         let (ccx, ccy) = cells.col_row(px, py);
+        let ShapeNearScratch { seen, ring } = scratch;
+        // A part's lower bound: below every float distance of its edges.
+        let lower = |slot: &Slot| {
+            let b = &slot.bounds;
+            floor(
+                box_squared(b, px, py) / (1.0 - 64.0 * U),
+                farthest_squared(b, px, py),
+            )
+        };
         let mut visit = |slot: &Slot, out: &mut Vec<(f64, u32, u32)>| {
             let rank = slot.rank;
-            if !rule.may_hold(&slot.bounds, px, py) {
-                return;
-            }
-            if out.len() == k {
-                let b = &slot.bounds;
-                let lb = floor(
-                    box_squared(b, px, py) / (1.0 - 64.0 * U),
-                    farthest_squared(b, px, py),
-                );
-                if lb > out[k - 1].0 {
-                    return;
-                }
-            }
             if seen.contains(&rank) {
                 return;
             }
@@ -563,10 +566,14 @@ impl ShapeIndex {
                     let on_ring = edge_row || cx + r == ccx || cx == ccx + r;
                     if on_ring {
                         let c = cy * nx + cx;
-                        let list = &self.slots
-                            [self.grid.offsets[c] as usize..self.grid.offsets[c + 1] as usize];
-                        for slot in list {
-                            visit(slot, out);
+                        for pos in self.grid.offsets[c]..self.grid.offsets[c + 1] {
+                            let slot = &self.slots[pos as usize];
+                            if rule.may_hold(&slot.bounds, px, py) {
+                                let lb = lower(slot);
+                                if out.len() < k || lb <= out[k - 1].0 {
+                                    ring.push((lb, pos));
+                                }
+                            }
                         }
                         cx += 1;
                     } else {
@@ -574,6 +581,16 @@ impl ShapeIndex {
                     }
                 }
             }
+            // The ring's parts nearest box first: the k-th distance shrinks soonest, and
+            // the rest are pruned by it.
+            ring.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+            for &(lb, pos) in ring.iter() {
+                if out.len() == k && lb > out[k - 1].0 {
+                    break;
+                }
+                visit(&self.slots[pos as usize], out);
+            }
+            ring.clear();
             // What is left lies beyond one of the square's four sides.
             let mut gap = f64::INFINITY;
             if ccx + r + 1 < nx {

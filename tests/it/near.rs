@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Float64Type;
 use polymatch::shape::distance::{exact_within, segment_squared};
+use polymatch::shape::index::ShapeNearScratch;
 use polymatch::shape::rule::DWithin;
 use polymatch::shape::{Location, Outlines, ShapeIndex};
 use polymatch::synth::Rng;
@@ -53,8 +54,12 @@ fn dwithin_queries_equal_brute_force() {
         let polys = polygons(seed + 30, 100);
         let (outlines, index) = index_of(&polys);
         let shapes = ShapeIndex::new(outlines, &index).unwrap();
-        let (mut got, mut best, mut near, mut seen) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut got, mut best, mut near, mut seen) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            ShapeNearScratch::default(),
+        );
         for p in points(seed + 40, 150) {
             let inside: Vec<bool> = polys
                 .iter()
