@@ -92,6 +92,30 @@ impl EdgeWithin {
         self.d2
     }
 
+    /// Decide "the true squared distance from a point to a set of edges is `< d^2`" from
+    /// `s`, the smallest [`segment_squared`] over them, where every vertex is within
+    /// `sqrt(far2)` of the point: each edge's value is within `32u (|w|^2 + |v|^2) <=
+    /// 64u far2` of its true one ([`EdgeWithin::test`]), so `s` is within that of the
+    /// true smallest. `None`: too close to call, or magnitudes where the bound may not
+    /// hold (decide edge by edge then).
+    #[inline(always)]
+    pub fn decide(&self, s: f64, far2: f64) -> Option<bool> {
+        if self.d == f64::INFINITY {
+            return Some(true);
+        }
+        let e = 64.0 * U * (1.0 + 4.0 * U) * far2;
+        if !(e.is_finite() && far2 > TINY && self.d2 > TINY && self.d2.is_finite()) {
+            return None;
+        }
+        if s + e < self.lo {
+            Some(true)
+        } else if s - e > self.hi {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
     /// Whether the true distance from `(px, py)` to the segment `a`-`b` is `< d`.
     ///
     /// # Why the filter is exact

@@ -438,6 +438,25 @@ impl Outlines {
             .any(|(lo, hi)| self.ring_within(lo, hi, px, py, test))
     }
 
+    /// One pass over the ring of vertices `lo..hi` (closing edge included): its edges
+    /// counted into `c`, and the smallest [`segment_squared`] from `c`'s point.
+    #[inline]
+    pub fn scan_ring(&self, lo: usize, hi: usize, c: &mut Crossings) -> f64 {
+        if lo >= hi {
+            return f64::INFINITY;
+        }
+        let (px, py) = c.point();
+        let (x, y) = (&self.polygons.x()[lo..hi], &self.polygons.y()[lo..hi]);
+        let (mut ax, mut ay) = (x[x.len() - 1], y[y.len() - 1]);
+        let mut best = f64::INFINITY;
+        for (&bx, &by) in x.iter().zip(y) {
+            c.edge(ax, ay, bx, by);
+            best = best.min(segment_squared(px, py, ax, ay, bx, by));
+            (ax, ay) = (bx, by);
+        }
+        best
+    }
+
     /// Whether an edge of the ring of vertices `lo..hi` (closing edge included) is at a
     /// distance `< test.radius()` from `(px, py)`, exactly.
     #[inline]
@@ -475,15 +494,7 @@ impl Outlines {
             let mut c = Crossings::new(px, py);
             let mut best = f64::INFINITY;
             for (lo, hi) in self.rings_of(p) {
-                if lo == hi {
-                    continue;
-                }
-                let (mut ax, mut ay) = (x[hi - 1], y[hi - 1]);
-                for (&bx, &by) in x[lo..hi].iter().zip(&y[lo..hi]) {
-                    c.edge(ax, ay, bx, by);
-                    best = best.min(segment_squared(px, py, ax, ay, bx, by));
-                    (ax, ay) = (bx, by);
-                }
+                best = best.min(self.scan_ring(lo, hi, &mut c));
                 if c.on_edge() {
                     return 0.0;
                 }

@@ -9,8 +9,8 @@
 //! other axis, chosen by the walk.
 
 use crate::shape::distance::{box_squared, EdgeWithin};
-use crate::shape::locate::Location;
-use crate::shape::outlines::Outlines;
+use crate::shape::locate::{Crossings, Location};
+use crate::shape::outlines::{farthest_squared, Outlines};
 
 /// A part a rule is asked about.
 #[derive(Debug, Clone, Copy)]
@@ -153,13 +153,26 @@ impl Rule for DWithin {
         if self.test.radius() == f64::INFINITY {
             return true;
         }
+        if let Some((lo, hi)) = part.ring {
+            // One pass: where the point is, and the smallest float distance, which
+            // decides unless it is within its error bound of max_dist. Every edge's
+            // value is within 32u (|w|^2 + |v|^2) <= 64u F^2 of its true one (F: the
+            // farthest corner of the part's box; distance.rs), so the smallest value is
+            // within that of the true distance to the part.
+            let mut c = Crossings::new(px, py);
+            let s = outlines.scan_ring(lo, hi, &mut c);
+            if c.location() != Location::Outside {
+                return true; // max_dist > 0: in or on the part is at distance 0
+            }
+            if let Some(answer) = self.test.decide(s, farthest_squared(part.bounds, px, py)) {
+                return answer;
+            }
+            return outlines.ring_within(lo, hi, px, py, &self.test);
+        }
         // An edge within the radius first (one early exit serves the points near the
         // outline, in or out); then, for a point in the box, whether the part covers it
         // (max_dist > 0: a point in or on the part is at distance 0 < max_dist).
-        let near = match part.ring {
-            Some((lo, hi)) => outlines.ring_within(lo, hi, px, py, &self.test),
-            None => outlines.edge_within(part.part, px, py, &self.test),
-        };
-        near || (box_holds(part.bounds, px, py) && location() != Location::Outside)
+        outlines.edge_within(part.part, px, py, &self.test)
+            || (box_holds(part.bounds, px, py) && location() != Location::Outside)
     }
 }
