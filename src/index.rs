@@ -183,6 +183,37 @@ impl Within {
     }
 }
 
+/// A candidate rule of the center tree's walks (docs/STYLE.md 11): where a node's box of
+/// centers lies relative to what a point accepts, and whether one item is a candidate.
+/// [`Within`] (the center rule) is one; the shape rules bring their own.
+pub trait CenterRule {
+    /// [`Reach::Outside`] only if no center in the box `b` can be a candidate,
+    /// [`Reach::Inside`] only if every one is.
+    fn reach(&self, b: &[f64; 4], px: f64, py: f64) -> Reach;
+    /// Whether rank `rank`, centered at `(cx, cy)`, is a candidate of `(px, py)`.
+    fn accepts(&self, rank: u32, cx: f64, cy: f64, px: f64, py: f64) -> bool;
+}
+
+impl CenterRule for Within {
+    #[inline(always)]
+    fn reach(&self, b: &[f64; 4], px: f64, py: f64) -> Reach {
+        if !self.test(px, py, px.clamp(b[0], b[2]), py.clamp(b[1], b[3])) {
+            return Reach::Outside;
+        }
+        let far_x = if px - b[0] > b[2] - px { b[0] } else { b[2] };
+        let far_y = if py - b[1] > b[3] - py { b[1] } else { b[3] };
+        if self.test(px, py, far_x, far_y) {
+            Reach::Inside
+        } else {
+            Reach::Partial
+        }
+    }
+    #[inline(always)]
+    fn accepts(&self, _rank: u32, cx: f64, cy: f64, px: f64, py: f64) -> bool {
+        self.test(px, py, cx, cy)
+    }
+}
+
 /// SPEC.md's squared distance: `dx * dx + dy * dy` in float64 (its square root is
 /// [`distance`]).
 #[inline(always)]
@@ -209,8 +240,8 @@ fn squared_at_least(d: f64) -> f64 {
     down * down * (1.0 - 4.0 * f64::EPSILON)
 }
 
-/// A node's box against a point's disk.
-enum Reach {
+/// A node's box against a point's disk (or a rule's reach).
+pub enum Reach {
     /// No center below can be a candidate.
     Outside,
     /// Every center below is a candidate.
@@ -671,11 +702,20 @@ impl SpatialIndex {
     /// A NaN coordinate never matches (every comparison with NaN is false).
     #[inline]
     pub fn best_within(&self, px: f64, py: f64, max_dist: f64) -> u32 {
+        self.best_by(&Within::new(max_dist), px, py)
+    }
+
+    /// The best rank that `rule` accepts at `(px, py)`, or [`NO_MATCH`]: the walk of the
+    /// center rule, generic over what a candidate is (docs/STYLE.md 11). A node whose
+    /// minimum rank is no better than the best found is skipped, a node `rule` places
+    /// wholly inside settles at its minimum rank, and a leaf is read in rank order up
+    /// to its first candidate.
+    #[inline]
+    pub fn best_by<R: CenterRule>(&self, rule: &R, px: f64, py: f64) -> u32 {
         if self.rank_row.is_empty() {
             return NO_MATCH;
         }
-        let within = Within::new(max_dist);
-        if let Reach::Inside = self.classify(&within, px, py, 1) {
+        if let Reach::Inside = rule.reach(&self.node_box[1], px, py) {
             // Every center is a candidate (max_dist = inf, or a disk around all of them):
             // the best rank of all, before setting up a walk.
             return self.node_rank[1];
@@ -693,14 +733,14 @@ impl SpatialIndex {
             if rank >= best {
                 continue;
             }
-            match self.classify(&within, px, py, node) {
+            match rule.reach(&self.node_box[node as usize], px, py) {
                 Reach::Outside => continue,
                 Reach::Inside => {
                     best = rank; // every center below is a candidate, this is the best of them
                     continue;
                 }
                 Reach::Partial if node >= leaves => {
-                    best = self.scan_leaf(&within, px, py, lo, hi, best);
+                    best = self.scan_leaf(rule, px, py, lo, hi, best);
                     continue;
                 }
                 Reach::Partial => {}
@@ -723,29 +763,27 @@ impl SpatialIndex {
     /// Where a node's box lies with respect to the disk around `(px, py)`, exactly.
     #[inline(always)]
     fn classify(&self, within: &Within, px: f64, py: f64, node: u32) -> Reach {
-        let b = self.node_box[node as usize];
-        if !within.test(px, py, px.clamp(b[0], b[2]), py.clamp(b[1], b[3])) {
-            return Reach::Outside;
-        }
-        let far_x = if px - b[0] > b[2] - px { b[0] } else { b[2] };
-        let far_y = if py - b[1] > b[3] - py { b[1] } else { b[3] };
-        if within.test(px, py, far_x, far_y) {
-            Reach::Inside
-        } else {
-            Reach::Partial
-        }
+        within.reach(&self.node_box[node as usize], px, py)
     }
 
-    /// The better of `best` and the first candidate among the leaf items `lo..hi`
-    /// (sorted by rank, so the first candidate found is the leaf's best).
+    /// The better of `best` and the first candidate of `rule` among the leaf items
+    /// `lo..hi` (sorted by rank, so the first candidate found is the leaf's best).
     #[inline(always)]
-    fn scan_leaf(&self, within: &Within, px: f64, py: f64, lo: u32, hi: u32, best: u32) -> u32 {
+    fn scan_leaf<R: CenterRule>(
+        &self,
+        rule: &R,
+        px: f64,
+        py: f64,
+        lo: u32,
+        hi: u32,
+        best: u32,
+    ) -> u32 {
         for i in lo as usize..hi as usize {
             let r = self.item_rank[i];
             if r >= best {
                 break; // sorted by rank: nothing after can win
             }
-            if within.test(px, py, self.item_x[i], self.item_y[i]) {
+            if rule.accepts(r, self.item_x[i], self.item_y[i], px, py) {
                 return r;
             }
         }

@@ -831,6 +831,15 @@ pub fn match_shapes(
         ShapeRule::Covers => match_rule(shapes, Covers, points, options, first_point, cancel),
         ShapeRule::DWithin => {
             let rule = DWithin::new(options.max_dist);
+            // A finite radius reads cell lists widened by it (one list per point, built
+            // once per radius); the nearest-first search reads the index's own in rings.
+            let nearest = !options.all_candidates
+                && options.rank_by == RankBy::Distance
+                && !options.descending;
+            if options.max_dist.is_finite() && !nearest {
+                let view = shapes.for_radius(options.max_dist)?;
+                return match_rule(&view, rule, points, options, first_point, cancel);
+            }
             match_rule(shapes, rule, points, options, first_point, cancel)
         }
     }

@@ -137,7 +137,7 @@ pub struct ShapeIndex {
     /// order within a cell.
     slots: Vec<Slot>,
     /// Every part once, in rank order: what a query reaching many cells scans instead.
-    by_rank: Vec<Slot>,
+    by_rank: Arc<Vec<Slot>>,
     /// The largest squared diagonal of a part's box.
     max_extent2: f64,
     /// Per rank: the polygon row and its area.
@@ -146,9 +146,18 @@ pub struct ShapeIndex {
     /// Per rank: its polygon's parts, `first..first + count` of the outlines' parts (a
     /// lookup the distance of every output row makes: a binary search over the parts
     /// cost a cache miss per step).
-    rank_parts: Vec<(u32, u32)>,
+    rank_parts: Arc<Vec<(u32, u32)>>,
     grid: Grid,
+    /// The radius the cell lists are widened by: 0 for the index itself, `d` for a
+    /// view from [`ShapeIndex::for_radius`] (each part listed in the cells its box
+    /// widened by `d` overlaps, so a query at radius `d` reads one cell).
+    widened: f64,
+    /// Views widened by a radius, built on first use and kept (the most recent few).
+    views: Arc<std::sync::Mutex<Vec<Arc<ShapeIndex>>>>,
 }
+
+/// Radii whose widened views an index keeps.
+const VIEWS: usize = 4;
 
 impl ShapeIndex {
     /// The shape index of `outlines` ranked as `ranked` is (the same polygon set's center
@@ -229,14 +238,71 @@ impl ShapeIndex {
         Ok(Self {
             order: ranked.order().clone(),
             slots,
-            by_rank: by_position,
+            by_rank: Arc::new(by_position),
             max_extent2,
             rank_row: Arc::new(rank_row),
             rank_area: Arc::new(rank_area),
-            rank_parts,
+            rank_parts: Arc::new(rank_parts),
+            widened: 0.0,
+            views: Arc::default(),
             grid,
             outlines,
         })
+    }
+
+    /// This index with cell lists widened by `radius` (finite, `> 0`): every part is
+    /// listed in the cells its box, widened by `radius` and rounded outwards, overlaps,
+    /// so every part within `radius` of a point is in that point's cell, and a radius
+    /// query reads one list, in rank order, as `contains`/`covers` do. Built on first
+    /// use (about what the index's own lists cost) and kept for the most recent radii;
+    /// the outlines, parts and ranks are shared, not copied.
+    ///
+    /// # Errors
+    /// [`PolymatchError::InvalidLayout`] if the lists would be too large.
+    pub fn for_radius(&self, radius: f64) -> Result<Arc<ShapeIndex>> {
+        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = views
+            .iter()
+            .find(|v| v.widened.to_bits() == radius.to_bits())
+        {
+            return Ok(v.clone());
+        }
+        let boxes: Vec<[f64; 4]> = self
+            .by_rank
+            .iter()
+            .map(|slot| {
+                let b = slot.bounds;
+                [
+                    (b[0] - radius).next_down(),
+                    (b[1] - radius).next_down(),
+                    (b[2] + radius).next_up(),
+                    (b[3] + radius).next_up(),
+                ]
+            })
+            .collect();
+        let mut grid = Grid::build(&boxes)?;
+        let slots = std::mem::take(&mut grid.entries)
+            .into_par_iter()
+            .map(|pos| self.by_rank[pos as usize])
+            .collect();
+        let view = Arc::new(ShapeIndex {
+            outlines: self.outlines.clone(),
+            order: self.order.clone(),
+            slots,
+            by_rank: self.by_rank.clone(),
+            max_extent2: self.max_extent2,
+            rank_row: self.rank_row.clone(),
+            rank_area: self.rank_area.clone(),
+            rank_parts: self.rank_parts.clone(),
+            grid,
+            widened: radius,
+            views: Arc::default(),
+        });
+        if views.len() == VIEWS {
+            views.remove(0);
+        }
+        views.push(view.clone());
+        Ok(view)
     }
 
     /// The rank order.
@@ -313,7 +379,8 @@ impl ShapeIndex {
             return Some([1, 1, 0, 0]); // empty
         }
         let r = rule.reach();
-        if r == 0.0 {
+        // A view widened by the rule's radius lists every part within it in one cell.
+        if r == 0.0 || r == self.widened {
             let (x0, y0) = self.grid.cells.origin();
             if !(px >= x0 && py >= y0) {
                 return Some([1, 1, 0, 0]);
