@@ -44,6 +44,7 @@ import pyarrow as pa
 import polymatch as pm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import shapes  # noqa: E402
 from compare import polygons_wkb, synthetic, versions  # noqa: E402
 from shapes import best_by_area, median_time  # noqa: E402
 
@@ -306,25 +307,13 @@ class DuckDB:
         return as_ids(t.column("polygon_row")), as_dist(t.column("dist"))
 
 
-class Sedona:
+class Sedona(shapes.Sedona):
+    """SedonaDB with the polygons loaded (shapes.py's setup), for the distance queries."""
+
     name = "SedonaDB"
 
-    def __init__(self, wkb, area):
-        import geoarrow.pyarrow as ga
-        import sedonadb
-
-        self.sd = sedonadb.connect()
-        polygons = pa.table(
-            {"polygon_row": np.arange(len(area)), "geom": ga.wkb().wrap_array(wkb), "area": area}
-        )
-        self.sd.create_data_frame(polygons).to_memtable().to_view("polygons", overwrite=True)
-
     def load(self, pts):
-        points = pa.table({"point_row": np.arange(len(pts)), "x": pts[:, 0], "y": pts[:, 1]})
-        self.sd.create_data_frame(points).to_view("points_arrow", overwrite=True)
-        self.sd.sql(
-            "SELECT point_row, ST_Point(x, y) AS geom FROM points_arrow"
-        ).to_memtable().to_view("points", overwrite=True)
+        self.load_points(pts)
 
     def check_plan(self, sql, d):
         params = {"d": d} if "$d" in sql else None

@@ -165,12 +165,16 @@ class Sedona:
         )
         self.sd.create_data_frame(polygons).to_memtable().to_view("polygons", overwrite=True)
 
-    def load(self, pts):
+    def load_points(self, pts):
+        """The points as the view `points` (point_row, geom), as SedonaDB's users load them."""
         points = pa.table({"point_row": np.arange(len(pts)), "x": pts[:, 0], "y": pts[:, 1]})
         self.sd.create_data_frame(points).to_view("points_arrow", overwrite=True)
         self.sd.sql(
             "SELECT point_row, ST_Point(x, y) AS geom FROM points_arrow"
         ).to_memtable().to_view("points", overwrite=True)
+
+    def load(self, pts):
+        self.load_points(pts)
         plan = "\n".join(
             self.sd.sql("EXPLAIN " + SEDONA_QUERY).to_arrow_table().column(1).to_pylist()
         )

@@ -798,6 +798,20 @@ impl SpatialIndex {
     /// node whose minimum rank is no better is skipped, and below a node whose box is
     /// inside the disk every center is taken without a distance test, in rank order.
     pub fn best_k_within(&self, px: f64, py: f64, within: &Within, k: usize, out: &mut Vec<u32>) {
+        self.best_k_by(within, px, py, k, out)
+    }
+
+    /// The `k` best ranks that `rule` accepts at `(px, py)`, best first, into `out`
+    /// (cleared first): [`SpatialIndex::best_k_within`]'s walk, generic over the
+    /// candidate rule as [`SpatialIndex::best_by`] is.
+    pub fn best_k_by<R: CenterRule>(
+        &self,
+        rule: &R,
+        px: f64,
+        py: f64,
+        k: usize,
+        out: &mut Vec<u32>,
+    ) {
         out.clear();
         if self.rank_row.is_empty() || k == 0 {
             return;
@@ -815,7 +829,7 @@ impl SpatialIndex {
                 continue;
             }
             let inside = inside
-                || match self.classify(within, px, py, node) {
+                || match rule.reach(&self.node_box[node as usize], px, py) {
                     Reach::Outside => continue,
                     Reach::Inside => true,
                     Reach::Partial => false,
@@ -826,7 +840,7 @@ impl SpatialIndex {
                     if r >= bound(out) {
                         break; // sorted by rank: nothing after can enter the k best
                     }
-                    if inside || within.test(px, py, self.item_x[i], self.item_y[i]) {
+                    if inside || rule.accepts(r, self.item_x[i], self.item_y[i], px, py) {
                         insert_best(out, k, r, |a, b| a < b);
                     }
                 }
@@ -1701,25 +1715,22 @@ impl Reader<'_> {
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect())
     }
-    fn i64s(&mut self, n: usize) -> Result<Vec<i64>> {
+    /// `n` little-endian 8-byte values, each read with `from`.
+    fn words8<T>(&mut self, n: usize, from: fn([u8; 8]) -> T) -> Result<Vec<T>> {
         let len = n
             .checked_mul(8)
             .ok_or_else(|| PolymatchError::InvalidIndexBytes("size overflow".into()))?;
         Ok(self
             .take(len)?
             .chunks_exact(8)
-            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .map(|c| from([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
             .collect())
     }
+    fn i64s(&mut self, n: usize) -> Result<Vec<i64>> {
+        self.words8(n, i64::from_le_bytes)
+    }
     fn f64s(&mut self, n: usize) -> Result<Vec<f64>> {
-        let len = n
-            .checked_mul(8)
-            .ok_or_else(|| PolymatchError::InvalidIndexBytes("size overflow".into()))?;
-        Ok(self
-            .take(len)?
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-            .collect())
+        self.words8(n, f64::from_le_bytes)
     }
 }
 
