@@ -321,3 +321,38 @@ def test_dask_broadcast_and_partitioned(tmp_path):
         assert pq.read_table(out).select(want.column_names).equals(want)
         with pytest.raises(ValueError, match="inf"):
             pmd.match(halves, frame, predicate="dwithin", max_dist=math.inf)
+
+
+def test_the_distance_column_is_within_its_stated_bound():
+    """docs/SPEC.md: |distance^2 - true^2| <= 32u (|w|^2 + |v|^2) for the nearest edge, so
+    at most 64u F^2 with F the farthest vertex from the point: checked against the exact
+    rational distance, on points near long edges (where the cancellation is worst)."""
+    u = 2.0**-53
+    rng = np.random.default_rng(17)
+    for _ in range(30):
+        # a long thin quadrilateral and points just off its long edges
+        ax, ay = rng.uniform(-1e3, 1e3, 2)
+        dx, dy = rng.uniform(-1e3, 1e3, 2)
+        ring = [
+            (ax, ay),
+            (ax + dx, ay + dy),
+            (ax + dx + 1e-3, ay + dy + 2e-3),
+            (ax + 1e-3, ay + 2e-3),
+        ]
+        t = rng.uniform(0, 1, 20)
+        off = rng.uniform(-5, 5, 20)
+        px = ax + t * dx - off * dy / math.hypot(dx, dy)
+        py = ay + t * dy + off * dx / math.hypot(dx, dy)
+        index = pm.PolygonIndex.from_arrow(wkb([shapely.Polygon(ring)]))
+        got = index.match(np.c_[px, py], predicate="dwithin", max_dist=math.inf, how="left")
+        covered = shapely.covers(shapely.Polygon(ring), shapely.points(np.c_[px, py]))
+        for i, d in enumerate(got["distance"].to_pylist()):
+            if covered[i]:
+                assert d == 0.0
+                continue
+            exact = exact_squared([ring], px[i], py[i])
+            far2 = max(
+                (Fraction(x) - Fraction(px[i])) ** 2 + (Fraction(y) - Fraction(py[i])) ** 2
+                for x, y in ring
+            )
+            assert abs(Fraction(d) ** 2 - exact) <= Fraction(64 * u) * far2, (ring, px[i], py[i], d)
