@@ -590,10 +590,12 @@ impl ShapeIndex {
         };
         let mut visit = |slot: &Slot, out: &mut Vec<(f64, u32, u32)>| {
             let rank = slot.rank;
-            if seen.contains(&rank) {
-                return;
+            // Sorted: a search with many evaluated polygons (large k, large parts listed
+            // in many cells) stays O(log n) per lookup.
+            match seen.binary_search(&rank) {
+                Ok(_) => return,
+                Err(at) => seen.insert(at, rank),
             }
-            seen.push(rank);
             let row = self.row_of(rank);
             // The distance first (it prunes), then the rule, which is cheap for an
             // infinite radius and knows the location where the distance is not 0.
