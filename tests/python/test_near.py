@@ -319,6 +319,12 @@ def test_dask_broadcast_and_partitioned(tmp_path):
             assert pa.array(got[column]).to_pylist() == want[column].to_pylist(), column
         [out] = pmd.match_parquet(src, halves, tmp_path / "tiled", polygons_per_tile=8, **opts)
         assert pq.read_table(out).select(want.column_names).equals(want)
+        # the nearest within the cap, partitioned: the tiles' nearest-first searches
+        near = dict(opts, rank_by="distance")
+        want = pm.PolygonIndex.from_arrow(polygons).match(points, **near)
+        got = pmd.match(halves, frame, polygons_per_tile=8, **near).compute()
+        for column in ("point_index", "polygon_index", "distance", "rank"):
+            assert pa.array(got[column]).to_pylist() == want[column].to_pylist(), column
         with pytest.raises(ValueError, match="inf"):
             pmd.match(halves, frame, predicate="dwithin", max_dist=math.inf)
 
