@@ -516,10 +516,11 @@ fn bench_shapes(c: &mut Criterion) {
     });
     group.finish();
 
-    // dwithin on the same polygons: ~3 candidates per point (rings of radius ~1 at one
-    // per unit area: the disk of radius 1 + r around a point holds about pi (1 + r)^2
-    // of them, minus the box slack; r = 0.35 measured to give ~3), the nearest within
-    // that cap, and the 1 and 5 nearest with no cap (200k points).
+    // dwithin on the same polygons: a few candidates per point (rings of radius ~1 at
+    // 1/pi per unit area: a polygon is within r of the point when the point is in its
+    // r-buffer, of area about pi (1 + r)^2, so about (1 + r)^2 of them; r = 0.35 gives
+    // about 1.8, less the jitter), the nearest within that cap, and the 1 and 5 nearest
+    // with no cap (200k points).
     let mut group = c.benchmark_group("shape_dwithin");
     configure(&mut group, 6);
     let near = |rank_by: RankBy, max_dist: f64, k: u32| MatchOptions {

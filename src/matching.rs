@@ -946,8 +946,13 @@ fn match_rule<R: Rule>(
                 if !cancelled(cancel) {
                     for (j, slot) in out.iter_mut().enumerate() {
                         let (px, py) = point(c * chunk + j);
-                        let rank = shapes.best(rule, px, py);
-                        *slot = (rank, ranked.distance_or_nan(rank, px, py));
+                        // The distance from the test that accepted, where it has it.
+                        let (rank, s) = shapes.best_measured(rule, px, py);
+                        *slot = if s.is_nan() {
+                            (rank, ranked.distance_or_nan(rank, px, py))
+                        } else {
+                            (rank, s.sqrt())
+                        };
                     }
                 }
             });

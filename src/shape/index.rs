@@ -342,6 +342,13 @@ impl ShapeIndex {
     /// Whether `slot`'s part accepts `(px, py)` under `rule`.
     #[inline(always)]
     fn accepts<R: Rule>(&self, rule: R, slot: &Slot, px: f64, py: f64) -> bool {
+        self.accepts_measured(rule, slot, px, py).0
+    }
+
+    /// [`ShapeIndex::accepts`], and the part's squared distance where the rule's test
+    /// computed it (else NaN; see [`Rule::accepts_measured`]).
+    #[inline(always)]
+    fn accepts_measured<R: Rule>(&self, rule: R, slot: &Slot, px: f64, py: f64) -> (bool, f64) {
         let part = Candidate {
             part: slot.part as usize,
             ring: (slot.count > 0).then(|| {
@@ -352,7 +359,7 @@ impl ShapeIndex {
             }),
             bounds: &slot.bounds,
         };
-        rule.accepts(&self.outlines, &part, px, py, || {
+        rule.accepts_measured(&self.outlines, &part, px, py, || {
             if slot.count > 0 {
                 // One ring, no edge index: its vertices straight from the buffers.
                 let columns = self.outlines.polygons();
@@ -454,15 +461,28 @@ impl ShapeIndex {
     /// exact tests stop at the best candidate instead of testing the best of each cell.
     #[inline]
     pub fn best<R: Rule>(&self, rule: R, px: f64, py: f64) -> u32 {
+        self.best_measured(rule, px, py).0
+    }
+
+    /// [`ShapeIndex::best`], and the best polygon's squared distance (SPEC.md's float
+    /// value) where the rule's test computed it on the way and the polygon has one part
+    /// (else NaN: ask [`ShapeIndex::squared_distance`]).
+    #[inline]
+    pub fn best_measured<R: Rule>(&self, rule: R, px: f64, py: f64) -> (u32, f64) {
         let mut best = NO_MATCH;
+        let mut measured = f64::NAN;
         let mut scan = |slots: &[Slot]| {
             for slot in slots {
                 if slot.rank >= best {
                     break;
                 }
-                if rule.may_hold(&slot.bounds, px, py) && self.accepts(rule, slot, px, py) {
-                    best = slot.rank;
-                    break;
+                if rule.may_hold(&slot.bounds, px, py) {
+                    let (yes, s) = self.accepts_measured(rule, slot, px, py);
+                    if yes {
+                        best = slot.rank;
+                        measured = s;
+                        break;
+                    }
                 }
             }
         };
@@ -498,8 +518,11 @@ impl ShapeIndex {
                     let gathered = &mut gathered[..n];
                     gathered.sort_unstable();
                     for &(rank, pos) in gathered.iter() {
-                        if self.accepts(rule, &self.slots[pos as usize], px, py) {
+                        let (yes, s) =
+                            self.accepts_measured(rule, &self.slots[pos as usize], px, py);
+                        if yes {
                             best = rank;
+                            measured = s;
                             break;
                         }
                     }
@@ -507,7 +530,10 @@ impl ShapeIndex {
             }
             None => scan(&self.by_rank),
         }
-        best
+        if best == NO_MATCH || self.rank_parts[best as usize].1 != 1 {
+            measured = f64::NAN; // several parts: the polygon's distance is their minimum
+        }
+        (best, measured)
     }
 
     /// Every rank that accepts `(px, py)` under `rule`, into `out` (cleared first),

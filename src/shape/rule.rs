@@ -46,6 +46,20 @@ pub trait Rule: Copy + Send + Sync {
         py: f64,
         location: impl FnOnce() -> Location,
     ) -> bool;
+
+    /// [`Rule::accepts`], and the part's squared distance (SPEC.md's float value, 0 in
+    /// or on it) where the test computed it on the way, else NaN.
+    #[inline(always)]
+    fn accepts_measured(
+        &self,
+        outlines: &Outlines,
+        part: &Candidate<'_>,
+        px: f64,
+        py: f64,
+        location: impl FnOnce() -> Location,
+    ) -> (bool, f64) {
+        (self.accepts(outlines, part, px, py, location), f64::NAN)
+    }
 }
 
 #[inline(always)]
@@ -150,29 +164,48 @@ impl Rule for DWithin {
         py: f64,
         location: impl FnOnce() -> Location,
     ) -> bool {
-        if self.test.radius() == f64::INFINITY {
-            return true;
-        }
+        self.accepts_measured(outlines, part, px, py, location).0
+    }
+
+    #[inline(always)]
+    fn accepts_measured(
+        &self,
+        outlines: &Outlines,
+        part: &Candidate<'_>,
+        px: f64,
+        py: f64,
+        location: impl FnOnce() -> Location,
+    ) -> (bool, f64) {
         if let Some((lo, hi)) = part.ring {
             // One pass: where the point is, and the smallest float distance, which
             // decides unless it is within its error bound of max_dist. Every edge's
             // value is within 32u (|w|^2 + |v|^2) <= 64u F^2 of its true one (F: the
             // farthest corner of the part's box; distance.rs), so the smallest value is
-            // within that of the true distance to the part.
+            // within that of the true distance to the part. The pass is the one
+            // `Outlines::part_squared` makes: its value is the part's distance.
             let mut c = Crossings::new(px, py);
             let s = outlines.scan_ring(lo, hi, &mut c);
             if c.location() != Location::Outside {
-                return true; // max_dist > 0: in or on the part is at distance 0
+                return (true, 0.0); // max_dist > 0: in or on the part is at distance 0
             }
-            if let Some(answer) = self.test.decide(s, farthest_squared(part.bounds, px, py)) {
-                return answer;
+            if self.test.radius() == f64::INFINITY {
+                return (true, s);
             }
-            return outlines.ring_within(lo, hi, px, py, &self.test);
+            let far2 = farthest_squared(part.bounds, px, py);
+            let answer = match self.test.decide(s, far2) {
+                Some(answer) => answer,
+                None => outlines.ring_within(lo, hi, px, py, &self.test),
+            };
+            return (answer, s);
+        }
+        if self.test.radius() == f64::INFINITY {
+            return (true, f64::NAN);
         }
         // An edge within the radius first (one early exit serves the points near the
         // outline, in or out); then, for a point in the box, whether the part covers it
         // (max_dist > 0: a point in or on the part is at distance 0 < max_dist).
-        outlines.edge_within(part.part, px, py, &self.test)
-            || (box_holds(part.bounds, px, py) && location() != Location::Outside)
+        let near = outlines.edge_within(part.part, px, py, &self.test)
+            || (box_holds(part.bounds, px, py) && location() != Location::Outside);
+        (near, f64::NAN)
     }
 }
