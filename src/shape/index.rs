@@ -625,17 +625,48 @@ impl ShapeIndex {
             let row = self.row_of(rank);
             // The distance first (it prunes), then the rule, which is cheap for an
             // infinite radius and knows the location where the distance is not 0.
-            let s = self.squared_distance(rank, px, py);
+            let s = if slot.count > 0 && self.rank_parts[rank as usize].1 == 1 {
+                // A one-part polygon of one ring: one pass straight from the slot's
+                // vertex range (what `Outlines::part_squared` computes, without looking
+                // up the part and its ring offsets).
+                let (lo, hi) = (
+                    slot.first as usize,
+                    slot.first as usize + slot.count as usize,
+                );
+                let mut c = Crossings::new(px, py);
+                let s = self.outlines.scan_ring(lo, hi, &mut c);
+                if c.location() == Location::Outside {
+                    s
+                } else {
+                    0.0
+                }
+            } else {
+                self.squared_distance(rank, px, py)
+            };
             let at = out.partition_point(|o| (o.0, o.1) < (s, row));
             if at >= k {
                 return;
             }
             let outlines = &self.outlines;
+            let one_ring = (slot.count > 0 && self.rank_parts[rank as usize].1 == 1).then(|| {
+                (
+                    slot.first as usize,
+                    slot.first as usize + slot.count as usize,
+                )
+            });
             let accepted = self.parts_of_rank(rank).any(|part| {
-                let candidate = Candidate {
-                    part,
-                    ring: None,
-                    bounds: &outlines.parts()[part].bounds,
+                let candidate = match one_ring {
+                    // The slot is the polygon's only part: its ring and box.
+                    Some(ring) => Candidate {
+                        part,
+                        ring: Some(ring),
+                        bounds: &slot.bounds,
+                    },
+                    None => Candidate {
+                        part,
+                        ring: None,
+                        bounds: &outlines.parts()[part].bounds,
+                    },
                 };
                 rule.accepts(outlines, &candidate, px, py, || {
                     if s > 0.0 {
