@@ -770,18 +770,7 @@ pub fn match_points(
     }
     if options.best_rank_path() {
         let ranks = best_ranks(index, points, options.max_dist, options.chunk_size, cancel)?;
-        let matched = BooleanBuffer::collect_bool(ranks.len(), |i| ranks[i] != NO_MATCH);
-        if options.how == How::Left || matched.count_set_bits() == ranks.len() {
-            return best_per_point(index, points, options, first_point, ranks, matched, None);
-        }
-        let none: &[u32] = &[];
-        return build_output(index, points, options, first_point, |i| {
-            if ranks[i] == NO_MATCH {
-                (none, None)
-            } else {
-                (std::slice::from_ref(&ranks[i]), None)
-            }
-        });
+        return best_output(index, points, options, first_point, ranks, None);
     }
     let (offsets, ranks) = ranked_candidates(index, points, options, cancel)?;
     build_output(index, points, options, first_point, |i| {
@@ -979,27 +968,7 @@ fn match_rule<R: Rule>(
                 (ranks, distances)
             }
         };
-        let matched = BooleanBuffer::collect_bool(ranks.len(), |i| ranks[i] != NO_MATCH);
-        if options.how == How::Left || matched.count_set_bits() == ranks.len() {
-            return best_per_point(
-                &ranked,
-                points,
-                options,
-                first_point,
-                ranks,
-                matched,
-                distances,
-            );
-        }
-        let none: &[u32] = &[];
-        return build_output(&ranked, points, options, first_point, |i| {
-            if ranks[i] == NO_MATCH {
-                (none, None)
-            } else {
-                let known = distances.as_ref().map(|d| std::slice::from_ref(&d[i]));
-                (std::slice::from_ref(&ranks[i]), known)
-            }
-        });
+        return best_output(&ranked, points, options, first_point, ranks, distances);
     }
     // Lists per point: the k best in rank order; every candidate in polygon-row order
     // (all candidates; or by distance where every candidate is at 0); or the k nearest.
@@ -1133,6 +1102,40 @@ fn map_chunked<T: Sync, U: Send>(
             .map(|(i, t)| f(i, t))
             .collect()
     }
+}
+
+/// The result from each point's best rank ([`NO_MATCH`] where none) and, where the
+/// search computed them, their distances: a map over the ranks when every point has a
+/// row ([`How::Left`], or every point matched), else the rows of the matched points.
+fn best_output(
+    index: &impl RankedPolygons,
+    points: PointSlices<'_>,
+    options: &MatchOptions,
+    first_point: u64,
+    ranks: Vec<u32>,
+    distances: Option<Vec<f64>>,
+) -> Result<RecordBatch> {
+    let matched = BooleanBuffer::collect_bool(ranks.len(), |i| ranks[i] != NO_MATCH);
+    if options.how == How::Left || matched.count_set_bits() == ranks.len() {
+        return best_per_point(
+            index,
+            points,
+            options,
+            first_point,
+            ranks,
+            matched,
+            distances,
+        );
+    }
+    let none: &[u32] = &[];
+    build_output(index, points, options, first_point, |i| {
+        if ranks[i] == NO_MATCH {
+            (none, None)
+        } else {
+            let known = distances.as_ref().map(|d| std::slice::from_ref(&d[i]));
+            (std::slice::from_ref(&ranks[i]), known)
+        }
+    })
 }
 
 /// The result with one row per point (`k = 1`; [`How::Left`], or every point matched) from

@@ -623,57 +623,41 @@ impl ShapeIndex {
                 Err(at) => seen.insert(at, rank),
             }
             let row = self.row_of(rank);
-            // The distance first (it prunes), then the rule, which is cheap for an
-            // infinite radius and knows the location where the distance is not 0.
-            let s = if slot.count > 0 && self.rank_parts[rank as usize].1 == 1 {
-                // A one-part polygon of one ring: one pass straight from the slot's
-                // vertex range (what `Outlines::part_squared` computes, without looking
-                // up the part and its ring offsets).
-                let (lo, hi) = (
-                    slot.first as usize,
-                    slot.first as usize + slot.count as usize,
-                );
-                let mut c = Crossings::new(px, py);
-                let s = self.outlines.scan_ring(lo, hi, &mut c);
-                if c.location() == Location::Outside {
-                    s
+            // A one-ring polygon (its slot is its only part): the rule's test and its
+            // distance in one pass over the ring (`Rule::accepts_measured`). Any other:
+            // the distance first (it prunes), then the rule, which knows the location
+            // where the distance is not 0.
+            let one_ring = slot.count > 0 && self.rank_parts[rank as usize].1 == 1;
+            let (known, s) = if one_ring {
+                let (yes, s) = self.accepts_measured(rule, slot, px, py);
+                let s = if s.is_nan() {
+                    self.squared_distance(rank, px, py)
                 } else {
-                    0.0
-                }
+                    s
+                };
+                (Some(yes), s)
             } else {
-                self.squared_distance(rank, px, py)
+                (None, self.squared_distance(rank, px, py))
             };
             let at = out.partition_point(|o| (o.0, o.1) < (s, row));
             if at >= k {
                 return;
             }
             let outlines = &self.outlines;
-            let one_ring = (slot.count > 0 && self.rank_parts[rank as usize].1 == 1).then(|| {
-                (
-                    slot.first as usize,
-                    slot.first as usize + slot.count as usize,
-                )
-            });
-            let accepted = self.parts_of_rank(rank).any(|part| {
-                let candidate = match one_ring {
-                    // The slot is the polygon's only part: its ring and box.
-                    Some(ring) => Candidate {
-                        part,
-                        ring: Some(ring),
-                        bounds: &slot.bounds,
-                    },
-                    None => Candidate {
+            let accepted = known.unwrap_or_else(|| {
+                self.parts_of_rank(rank).any(|part| {
+                    let candidate = Candidate {
                         part,
                         ring: None,
                         bounds: &outlines.parts()[part].bounds,
-                    },
-                };
-                rule.accepts(outlines, &candidate, px, py, || {
-                    if s > 0.0 {
-                        Location::Outside // the polygon covers the point iff s = 0
-                    } else {
-                        outlines.locate(part, px, py)
-                    }
+                    };
+                    rule.accepts(outlines, &candidate, px, py, || {
+                        if s > 0.0 {
+                            Location::Outside // the polygon covers the point iff s = 0
+                        } else {
+                            outlines.locate(part, px, py)
+                        }
+                    })
                 })
             });
             if accepted {
