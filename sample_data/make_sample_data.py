@@ -62,6 +62,9 @@ def main() -> None:
                 "encoding": "WKB",
                 "geometry_types": ["Polygon"],
                 "bbox": [allx.min(), ally.min(), allx.max(), ally.max()],
+                # unknown: these coordinates are not longitude/latitude, which an omitted
+                # crs would state (GeoParquet 1.1's default is OGC:CRS84)
+                "crs": None,
             }
         },
     }

@@ -17,6 +17,7 @@ use crate::io::{Keep, PointSpec};
 use crate::matcher::{Matcher, PolygonSide};
 use crate::matching::with_threads;
 use crate::pipeline::{load_polygons, match_parquet, ParquetJob};
+use crate::sphere::{resolve_metric, Metric};
 use crate::synth::SynthSpec;
 use crate::{How, MatchOptions, PolymatchError, Predicate, RankBy};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -50,6 +51,12 @@ enum PredicateArg {
     Contains,
     Covers,
     Dwithin,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MetricArg {
+    Planar,
+    Sphere,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -90,6 +97,11 @@ struct MatchArgs {
     /// (1-based) when k > 1.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     k: u32,
+    /// planar: coordinates in the data's units (the default). sphere: x is longitude and
+    /// y latitude in degrees; --max-dist and the distance column are great-circle metres,
+    /// areas square metres. Without it, a geographic CRS gets a warning on stderr.
+    #[arg(long, value_enum)]
+    metric: Option<MetricArg>,
 }
 
 impl MatchArgs {
@@ -112,10 +124,19 @@ impl MatchArgs {
             rank_by: self.rank_by.parse::<RankBy>()?,
             descending: self.descending,
             k: self.k,
+            metric: self.metric().unwrap_or_default(),
             ..MatchOptions::default()
         };
         options.validate()?;
         Ok(options)
+    }
+
+    /// The metric, if given.
+    fn metric(&self) -> Option<Metric> {
+        self.metric.map(|m| match m {
+            MetricArg::Planar => Metric::Planar,
+            MetricArg::Sphere => Metric::Sphere,
+        })
     }
 }
 
@@ -265,6 +286,7 @@ fn run(cli: Cli, cancel: &AtomicBool) -> Result<(), PolymatchError> {
         } => {
             let keep = column_list(keep);
             let keep_polygons = column_list(keep_polygons);
+            let given = options.metric();
             let options = options.options()?;
             with_threads(threads, || {
                 let start = Instant::now();
@@ -274,6 +296,11 @@ fn run(cli: Cli, cancel: &AtomicBool) -> Result<(), PolymatchError> {
                     &keep_polygons,
                     &options,
                 )?;
+                let (_, warning) =
+                    resolve_metric(given, file.crs.as_ref()).map_err(|e| e.in_file(&polygons))?;
+                if let Some(w) = warning {
+                    eprintln!("polymatch: warning: {w}");
+                }
                 let job = ParquetJob {
                     matcher: Matcher {
                         polygons: PolygonSide {
@@ -371,7 +398,9 @@ fn run(cli: Cli, cancel: &AtomicBool) -> Result<(), PolymatchError> {
             let geo = serde_json::json!({
                 "version": "1.1.0",
                 "primary_column": "geometry",
-                "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"], "bbox": bbox}},
+                // "crs": null (unknown): the synthetic coordinates are not longitude/latitude,
+                // which an omitted crs would state (GeoParquet's default, OGC:CRS84).
+                "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"], "bbox": bbox, "crs": null}},
             });
             let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| {
                 SynthSpec {

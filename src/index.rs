@@ -29,6 +29,7 @@ use rayon::prelude::*;
 use crate::error::{PolymatchError, Result};
 use crate::geometry::float_key;
 use crate::polygons::{PolygonCenters, PolygonColumns};
+use crate::sphere::Metric;
 
 mod bytes;
 mod cells;
@@ -49,6 +50,8 @@ const MAGIC_V3: &[u8; 8] = b"PMINDEX3";
 /// Version 4: version 3 plus an optional section with the polygons' outlines (see
 /// [`SpatialIndex::to_bytes_with_polygons`]).
 const MAGIC_V4: &[u8; 8] = b"PMINDEX4";
+/// The order tag's bit that says the index is on the sphere (versions 3 and 4).
+const SPHERE_TAG: u64 = 1 << 8;
 
 /// The total order an index's ranks follow: rank 0 is the best match. Ties always go to
 /// the lowest polygon row, in either direction.
@@ -187,16 +190,16 @@ impl Within {
 /// centers lies relative to what a point accepts, and whether one item is a candidate.
 /// [`Within`] (the center rule) is one; the shape rules bring their own.
 pub trait CenterRule {
-    /// [`Reach::Outside`] only if no center in the box `b` can be a candidate,
-    /// [`Reach::Inside`] only if every one is.
-    fn reach(&self, b: &[f64; 4], px: f64, py: f64) -> Reach;
+    /// [`Reach::Outside`] only if no center below tree node `node` (whose box of centers
+    /// is `b`) can be a candidate, [`Reach::Inside`] only if every one is.
+    fn reach(&self, node: usize, b: &[f64; 4], px: f64, py: f64) -> Reach;
     /// Whether rank `rank`, centered at `(cx, cy)`, is a candidate of `(px, py)`.
     fn accepts(&self, rank: u32, cx: f64, cy: f64, px: f64, py: f64) -> bool;
 }
 
 impl CenterRule for Within {
     #[inline(always)]
-    fn reach(&self, b: &[f64; 4], px: f64, py: f64) -> Reach {
+    fn reach(&self, _node: usize, b: &[f64; 4], px: f64, py: f64) -> Reach {
         if !self.test(px, py, px.clamp(b[0], b[2]), py.clamp(b[1], b[3])) {
             return Reach::Outside;
         }
@@ -212,6 +215,18 @@ impl CenterRule for Within {
     fn accepts(&self, _rank: u32, cx: f64, cy: f64, px: f64, py: f64) -> bool {
         self.test(px, py, cx, cy)
     }
+}
+
+/// A candidate rule that also orders candidates by a key (a distance, or a monotone
+/// function of one) for [`SpatialIndex::nearest_k_by`]: the key of a rank, and bounds
+/// of the keys of every center below a node.
+pub trait NearRule: CenterRule {
+    /// The key of rank `rank` (smaller is nearer).
+    fn key(&self, rank: u32) -> f64;
+    /// A value no larger than the key of any center below `node`.
+    fn near_key(&self, node: usize) -> f64;
+    /// A value no smaller than the key of any center below `node`.
+    fn far_key(&self, node: usize) -> f64;
 }
 
 /// SPEC.md's squared distance: `dx * dx + dy * dy` in float64 (its square root is
@@ -450,6 +465,14 @@ pub struct SpatialIndex {
     node_rank: Vec<u32>,
     /// Cell lists per radius, built once they pay (not serialised; a clone starts empty).
     cells: cells::CellCache,
+    /// What the centers and areas are measured in ([`Metric::Sphere`]: the centers are
+    /// longitude/latitude degrees).
+    metric: Metric,
+    /// Per rank, on the sphere only: the center's unit vector ([`crate::sphere::unit`]).
+    rank_unit: Vec<[f64; 3]>,
+    /// Per node, on the sphere only: the 3-D box of its centers' unit vectors (min x, y,
+    /// z, max x, y, z), which bounds their chords to a point exactly.
+    node_box3: Vec<[f64; 6]>,
 }
 
 #[derive(Clone, Copy)]
@@ -471,6 +494,7 @@ impl SpatialIndex {
             polygons.area(),
             |row| polygons.matchable().is_valid(row),
         )
+        .with_metric(polygons.metric())
     }
 
     /// Index the matchable rows of polygons read as centers and areas.
@@ -478,6 +502,7 @@ impl SpatialIndex {
         Self::from_centers(&polygons.x, &polygons.y, &polygons.area, |row| {
             polygons.matchable[row]
         })
+        .with_metric(polygons.metric)
     }
 
     /// Index rows `i` with `keep(i)`, given their centers and areas (finite).
@@ -553,7 +578,84 @@ impl SpatialIndex {
             node_box,
             node_rank,
             cells: cells::CellCache::default(),
+            metric: Metric::Planar,
+            rank_unit: Vec::new(),
+            node_box3: Vec::new(),
         }
+    }
+
+    /// This index with its centers and areas read as measured in `metric` (they must
+    /// have been: [`PolygonColumns::with_metric`]); on the sphere, the centers' unit
+    /// vectors are computed here.
+    pub fn with_metric(mut self, metric: Metric) -> Self {
+        self.metric = metric;
+        self.rank_unit = match metric {
+            Metric::Planar => Vec::new(),
+            Metric::Sphere => self
+                .rank_x
+                .par_iter()
+                .zip(self.rank_y.par_iter())
+                .map(|(&x, &y)| crate::sphere::unit(x, y))
+                .collect(),
+        };
+        self.node_box3 = match metric {
+            Metric::Planar => Vec::new(),
+            Metric::Sphere => self.unit_boxes(),
+        };
+        self
+    }
+
+    /// The 3-D boxes of the nodes' centers' unit vectors (as [`tree_nodes`] makes the
+    /// 2-D ones).
+    fn unit_boxes(&self) -> Vec<[f64; 6]> {
+        let leaves = 1usize << self.depth;
+        let empty = [
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NEG_INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        let mut boxes = vec![empty; 2 * leaves];
+        if self.item_rank.is_empty() {
+            return boxes;
+        }
+        let mut ranges = Vec::with_capacity(leaves);
+        leaf_ranges(0, self.item_rank.len(), self.depth, &mut ranges);
+        for (leaf, &(lo, hi)) in ranges.iter().enumerate() {
+            let b = &mut boxes[leaves + leaf];
+            for &r in &self.item_rank[lo..hi] {
+                let u = self.rank_unit[r as usize];
+                for a in 0..3 {
+                    b[a] = b[a].min(u[a]);
+                    b[a + 3] = b[a + 3].max(u[a]);
+                }
+            }
+        }
+        for k in (1..leaves).rev() {
+            let (l, r) = (boxes[2 * k], boxes[2 * k + 1]);
+            for a in 0..3 {
+                boxes[k][a] = l[a].min(r[a]);
+                boxes[k][a + 3] = l[a + 3].max(r[a + 3]);
+            }
+        }
+        boxes
+    }
+
+    /// On the sphere, the nodes' 3-D boxes of unit vectors (empty for planar).
+    pub fn unit_node_boxes(&self) -> &[[f64; 6]] {
+        &self.node_box3
+    }
+
+    /// What the centers and areas are measured in.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// On the sphere, the centers' unit vectors by rank (empty for planar).
+    pub fn units(&self) -> &[[f64; 3]] {
+        &self.rank_unit
     }
 
     /// The same polygons ranked in another order: `rows_in_order` lists every matchable
@@ -625,7 +727,7 @@ impl SpatialIndex {
             &items,
         );
         out.order = order;
-        Ok(out)
+        Ok(out.with_metric(self.metric))
     }
 
     /// The order the ranks follow.
@@ -715,7 +817,7 @@ impl SpatialIndex {
         if self.rank_row.is_empty() {
             return NO_MATCH;
         }
-        if let Reach::Inside = rule.reach(&self.node_box[1], px, py) {
+        if let Reach::Inside = rule.reach(1, &self.node_box[1], px, py) {
             // Every center is a candidate (max_dist = inf, or a disk around all of them):
             // the best rank of all, before setting up a walk.
             return self.node_rank[1];
@@ -733,7 +835,7 @@ impl SpatialIndex {
             if rank >= best {
                 continue;
             }
-            match rule.reach(&self.node_box[node as usize], px, py) {
+            match rule.reach(node as usize, &self.node_box[node as usize], px, py) {
                 Reach::Outside => continue,
                 Reach::Inside => {
                     best = rank; // every center below is a candidate, this is the best of them
@@ -763,7 +865,7 @@ impl SpatialIndex {
     /// Where a node's box lies with respect to the disk around `(px, py)`, exactly.
     #[inline(always)]
     fn classify(&self, within: &Within, px: f64, py: f64, node: u32) -> Reach {
-        within.reach(&self.node_box[node as usize], px, py)
+        within.reach(node as usize, &self.node_box[node as usize], px, py)
     }
 
     /// The better of `best` and the first candidate of `rule` among the leaf items
@@ -829,7 +931,7 @@ impl SpatialIndex {
                 continue;
             }
             let inside = inside
-                || match rule.reach(&self.node_box[node as usize], px, py) {
+                || match rule.reach(node as usize, &self.node_box[node as usize], px, py) {
                     Reach::Outside => continue,
                     Reach::Inside => true,
                     Reach::Partial => false,
@@ -1297,36 +1399,142 @@ impl SpatialIndex {
         (r2.is_normal() && r2 > f64::MIN_POSITIVE * 1e10) || max_dist == f64::INFINITY
     }
 
-    /// Call `f(rank, distance)` for every candidate of `(px, py)`, in no particular order.
-    #[inline]
-    pub fn for_each_within(&self, px: f64, py: f64, max_dist: f64, mut f: impl FnMut(u32, f64)) {
-        if self.rank_row.is_empty() {
+    /// The `k` candidates of `(px, py)` under `rule` with the smallest keys (largest if
+    /// `descending`), ties to the lowest polygon row, as `(key, rank)` into `out`
+    /// (cleared first): the nearest-first walk generic over the rule's metric
+    /// ([`NearRule`]; the planar center rule has its own seeded and grouped walk,
+    /// [`SpatialIndex::nearest_k_within`]). A node is skipped when the rule places it
+    /// outside, or when its key bound is strictly worse than the k-th key found.
+    pub fn nearest_k_by<R: NearRule>(
+        &self,
+        rule: &R,
+        px: f64,
+        py: f64,
+        k: usize,
+        descending: bool,
+        out: &mut Vec<(f64, u32)>,
+    ) {
+        out.clear();
+        if self.rank_row.is_empty() || k == 0 {
             return;
         }
         let leaves = 1u32 << self.depth;
-        let within = Within::new(max_dist);
-        let mut stack = [(0u32, 0u32, 0u32); 40];
-        stack[0] = (1, 0, self.item_rank.len() as u32);
+        let rows = &self.rank_row;
+        // strictly worse than the k-th: beyond its key
+        let worse = |key: f64, out: &Vec<(f64, u32)>| {
+            out.len() == k
+                && if descending {
+                    key < out[k - 1].0
+                } else {
+                    key > out[k - 1].0
+                }
+        };
+        let better = |a: &(f64, u32), b: &(f64, u32)| {
+            let closer = if descending { a.0 > b.0 } else { a.0 < b.0 };
+            closer || (a.0 == b.0 && rows[a.1 as usize] < rows[b.1 as usize])
+        };
+        let bound = |node: u32| {
+            if descending {
+                rule.far_key(node as usize)
+            } else {
+                rule.near_key(node as usize)
+            }
+        };
+        // (node, lo, hi, key bound, inside); at most depth + 2 entries.
+        let mut stack = [(0u32, 0u32, 0u32, 0.0f64, false); 40];
+        stack[0] = (1, 0, self.item_rank.len() as u32, bound(1), false);
         let mut top = 1;
         while top > 0 {
             top -= 1;
-            let (node, lo, hi) = stack[top];
-            let b = self.node_box[node as usize];
-            if !within.test(px, py, px.clamp(b[0], b[2]), py.clamp(b[1], b[3])) {
+            let (node, lo, hi, key, inside) = stack[top];
+            if worse(key, out) {
                 continue;
             }
+            let inside = inside
+                || match rule.reach(node as usize, &self.node_box[node as usize], px, py) {
+                    Reach::Outside => continue,
+                    Reach::Inside => true,
+                    Reach::Partial => false,
+                };
             if node >= leaves {
                 for i in lo as usize..hi as usize {
-                    let d = distance(px, py, self.item_x[i], self.item_y[i]);
-                    if d < max_dist {
-                        f(self.item_rank[i], d);
+                    let r = self.item_rank[i];
+                    let key = rule.key(r);
+                    if worse(key, out) {
+                        continue;
+                    }
+                    if inside || rule.accepts(r, self.item_x[i], self.item_y[i], px, py) {
+                        insert_best(out, k, (key, r), better);
                     }
                 }
                 continue;
             }
             let mid = lo + (hi - lo) / 2;
-            stack[top] = (2 * node + 1, mid, hi);
-            stack[top + 1] = (2 * node, lo, mid);
+            let (l, r) = (2 * node, 2 * node + 1);
+            let (kl, kr) = (bound(l), bound(r));
+            // Pop the likelier better child first.
+            let left_first = if descending { kl >= kr } else { kl <= kr };
+            let (a, b) = if left_first {
+                ((r, mid, hi, kr), (l, lo, mid, kl))
+            } else {
+                ((l, lo, mid, kl), (r, mid, hi, kr))
+            };
+            for (n, nlo, nhi, key) in [a, b] {
+                if !worse(key, out) {
+                    stack[top] = (n, nlo, nhi, key, inside);
+                    top += 1;
+                }
+            }
+        }
+    }
+
+    /// Call `f(rank, distance)` for every candidate of `(px, py)`, in no particular order.
+    #[inline]
+    pub fn for_each_within(&self, px: f64, py: f64, max_dist: f64, mut f: impl FnMut(u32, f64)) {
+        self.for_each_by(&Within::new(max_dist), px, py, |rank, cx, cy| {
+            f(rank, distance(px, py, cx, cy))
+        });
+    }
+
+    /// Call `f(rank, cx, cy)` for every center `rule` accepts at `(px, py)`, in no
+    /// particular order: the walk of all candidates, generic over the candidate rule (a
+    /// node the rule places wholly inside gives all its centers without a test).
+    pub fn for_each_by<R: CenterRule>(
+        &self,
+        rule: &R,
+        px: f64,
+        py: f64,
+        mut f: impl FnMut(u32, f64, f64),
+    ) {
+        if self.rank_row.is_empty() {
+            return;
+        }
+        let leaves = 1u32 << self.depth;
+        // (node, lo, hi, inside); at most depth + 2 entries.
+        let mut stack = [(0u32, 0u32, 0u32, false); 40];
+        stack[0] = (1, 0, self.item_rank.len() as u32, false);
+        let mut top = 1;
+        while top > 0 {
+            top -= 1;
+            let (node, lo, hi, inside) = stack[top];
+            let inside = inside
+                || match rule.reach(node as usize, &self.node_box[node as usize], px, py) {
+                    Reach::Outside => continue,
+                    Reach::Inside => true,
+                    Reach::Partial => false,
+                };
+            if inside || node >= leaves {
+                for i in lo as usize..hi as usize {
+                    let (r, cx, cy) = (self.item_rank[i], self.item_x[i], self.item_y[i]);
+                    if inside || rule.accepts(r, cx, cy, px, py) {
+                        f(r, cx, cy);
+                    }
+                }
+                continue;
+            }
+            let mid = lo + (hi - lo) / 2;
+            stack[top] = (2 * node + 1, mid, hi, false);
+            stack[top + 1] = (2 * node, lo, mid, false);
             top += 2;
         }
     }
@@ -1356,6 +1564,14 @@ impl SpatialIndex {
             Order::Area { descending } => (u64::from(*descending), ""),
             Order::Column { name, descending } => (2 + u64::from(*descending), name.as_str()),
         };
+        // The metric rides in the order tag (bit 8): planar bytes are unchanged, and a
+        // reader that knows no metric refuses sphere bytes instead of reading them planar.
+        let tag = tag
+            | if self.metric == Metric::Sphere {
+                SPHERE_TAG
+            } else {
+                0
+            };
         out.extend_from_slice(&tag.to_le_bytes());
         out.extend_from_slice(&(name.len() as u64).to_le_bytes());
         out.extend_from_slice(name.as_bytes());
@@ -1422,8 +1638,13 @@ impl SpatialIndex {
         if n > rows || rows >= u32::MAX as usize {
             return Err(bad("inconsistent sizes"));
         }
+        let mut metric = Metric::Planar;
         let order = if version >= 3 {
-            let tag = r.u64()?;
+            let mut tag = r.u64()?;
+            if tag & SPHERE_TAG != 0 {
+                metric = Metric::Sphere;
+                tag &= !SPHERE_TAG;
+            }
             let len = r.u64()?;
             let name = r.take(usize::try_from(len).map_err(|_| bad("truncated"))?)?;
             let name = std::str::from_utf8(name)
@@ -1488,9 +1709,19 @@ impl SpatialIndex {
                 rank: k,
             })
             .collect();
+        if metric == Metric::Sphere
+            && rank_x
+                .iter()
+                .zip(&rank_y)
+                .any(|(&x, &y)| crate::sphere::check_lon_lat(x, y).is_some())
+        {
+            return Err(bad(
+                "a center outside longitude/latitude range on the sphere",
+            ));
+        }
         let mut index = Self::from_items(rows, depth, rank_row, rank_area, rank_x, rank_y, &items);
         index.order = order;
-        Ok(index)
+        Ok(index.with_metric(metric))
     }
 }
 

@@ -8,6 +8,7 @@
 //! - [`polygons`]: the polygon columns (flat coordinates, offsets, derived columns);
 //! - [`index`]: the spatial index over centers, serialisable to bytes;
 //! - [`matching`]: the kernels, parallel over points with rayon;
+//! - [`sphere`]: the sphere metric (longitude/latitude, metres), exact chord tests;
 //! - [`ranking`]: rank rules over polygon columns, and the prepared indexes per rule;
 //! - [`matcher`]: the one Matcher every entry point matches through (columns, CRS,
 //!   kept columns, output schema);
@@ -30,6 +31,7 @@ pub mod pipeline;
 pub mod polygons;
 pub mod ranking;
 pub mod shape;
+pub mod sphere;
 pub mod synth;
 
 pub use error::{PolymatchError, Result};
@@ -39,3 +41,4 @@ pub use partition::Tiling;
 pub use polygons::PolygonColumns;
 pub use ranking::Rankings;
 pub use shape::{Outlines, ShapeIndex, ShapeRule};
+pub use sphere::Metric;

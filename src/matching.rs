@@ -14,10 +14,13 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use rayon::prelude::*;
 
 use crate::error::{PolymatchError, Result};
-use crate::index::{GroupScratch, Near, NearScratch, Order, SpatialIndex, Within, NO_MATCH};
+use crate::index::{
+    GroupScratch, Near, NearRule, NearScratch, Order, SpatialIndex, Within, NO_MATCH,
+};
 use crate::shape::index::ShapeNearScratch;
 use crate::shape::rule::{Contains, Covers, DWithin, Rule};
 use crate::shape::{ShapeIndex, ShapeRule};
+use crate::sphere::{self, ChordWithin, Metric, SphereCap};
 
 /// Points per rayon task. Inputs no larger than this run serially, on the calling thread.
 pub const CHUNK: usize = 8192;
@@ -225,6 +228,9 @@ pub struct MatchOptions {
     /// How many of the best candidates per point, in rank order (one row each; a `rank`
     /// column is added when `k > 1`).
     pub k: u32,
+    /// Planar coordinates (the default), or longitude/latitude on the sphere with
+    /// `max_dist` and `distance` in metres (the polygons' index must be measured in it).
+    pub metric: Metric,
 }
 
 impl Default for MatchOptions {
@@ -238,6 +244,7 @@ impl Default for MatchOptions {
             rank_by: RankBy::Area,
             descending: false,
             k: 1,
+            metric: Metric::Planar,
         }
     }
 }
@@ -277,6 +284,7 @@ impl MatchOptions {
     /// order, not all candidates), the only path that uses the index's cell lists.
     pub fn best_rank_path(&self) -> bool {
         self.predicate == Predicate::Center
+            && self.metric == Metric::Planar
             && !self.all_candidates
             && self.k == 1
             && self.rank_by != RankBy::Distance
@@ -765,6 +773,17 @@ pub fn match_points(
             )));
         }
     }
+    if index.metric() != options.metric {
+        return Err(PolymatchError::InvalidArgument(format!(
+            "the match asks for metric={:?}, and this index was built with metric={:?}: \
+             build the index with the metric of the match",
+            options.metric.as_str(),
+            index.metric().as_str()
+        )));
+    }
+    if options.metric == Metric::Sphere {
+        return match_sphere(index, points, options, first_point, cancel);
+    }
     if options.all_candidates {
         return match_all_candidates(index, points, options, first_point, cancel);
     }
@@ -800,6 +819,14 @@ pub fn match_shapes(
     cancel: Option<&AtomicBool>,
 ) -> Result<RecordBatch> {
     options.validate()?;
+    if options.metric == Metric::Sphere {
+        return Err(PolymatchError::InvalidArgument(format!(
+            "metric=\"sphere\" applies to predicate \"center\" so far; predicate {:?} \
+             decides on the outlines in planar coordinates: match with metric=\"planar\" \
+             (on longitude/latitude that tests containment with straight edges in degrees)",
+            options.predicate.as_str()
+        )));
+    }
     let Some(rule) = options.predicate.shape_rule() else {
         return Err(PolymatchError::InvalidArgument(
             "match_shapes takes a shape predicate (contains, covers or dwithin)".into(),
@@ -1201,11 +1228,19 @@ impl RankedPolygons for SpatialIndex {
     fn area_of(&self, rank: u32) -> f64 {
         SpatialIndex::area_of(self, rank)
     }
-    /// SPEC.md's distance to the polygon's center.
+    /// SPEC.md's distance to the polygon's center (great-circle metres on the sphere).
     #[inline]
     fn distance_to(&self, rank: u32, px: f64, py: f64) -> f64 {
-        let (cx, cy) = self.center_of(rank);
-        crate::index::distance(px, py, cx, cy)
+        match self.metric() {
+            Metric::Planar => {
+                let (cx, cy) = self.center_of(rank);
+                crate::index::distance(px, py, cx, cy)
+            }
+            Metric::Sphere => sphere::metres(sphere::chord_squared(
+                &sphere::unit(px, py),
+                &self.units()[rank as usize],
+            )),
+        }
     }
 }
 
@@ -1345,6 +1380,173 @@ fn build_batch(
         columns.push(Arc::new(UInt32Array::new(ScalarBuffer::from(rank), valid)));
     }
     Ok(RecordBatch::try_new(result_schema(options), columns)?)
+}
+
+/// Check the points of a match on the sphere: a finite latitude outside `[-90, 90]` or
+/// longitude outside `[-180, 360]` is an error naming the row (`first_point + i`);
+/// non-finite and null points never match.
+fn check_sphere_points(points: PointSlices<'_>, first_point: u64) -> Result<()> {
+    let bad = (0..points.len())
+        .into_par_iter()
+        .with_min_len(CHUNK)
+        .find_first(|&i| {
+            points.nulls.is_none_or(|n| n.is_valid(i))
+                && sphere::check_lon_lat(points.x[i], points.y[i]).is_some()
+        });
+    match bad {
+        None => Ok(()),
+        Some(i) => Err(PolymatchError::invalid_geometry(
+            first_point as usize + i,
+            format!(
+                "point {}",
+                sphere::check_lon_lat(points.x[i], points.y[i]).unwrap_or_default()
+            ),
+        )),
+    }
+}
+
+/// The center rule on the sphere ([`Metric::Sphere`]): the tree's walks with the
+/// [`SphereCap`] rule, per point, in Z-order of longitude/latitude when it pays. Every
+/// rank rule, `k`, `how` and all candidates apply as on the plane; `rank_by="distance"`
+/// orders by the squared chord (the great-circle distance's order), ties to the lowest
+/// row.
+fn match_sphere(
+    index: &SpatialIndex,
+    points: PointSlices<'_>,
+    options: &MatchOptions,
+    first_point: u64,
+    cancel: Option<&AtomicBool>,
+) -> Result<RecordBatch> {
+    check_sphere_points(points, first_point)?;
+    let within = ChordWithin::new(options.max_dist);
+    let (units, boxes) = (index.units(), index.unit_node_boxes());
+    let k = options.k as usize;
+    let by_distance = options.rank_by == RankBy::Distance;
+    let all = options.all_candidates;
+    let descending = options.descending;
+    // One point: its ranks (best first, or by row for all candidates) and, when the
+    // search measured them, their squared chords.
+    let search = |lon: f64, lat: f64, ranks: &mut Vec<u32>, chords: &mut Vec<f64>| {
+        let cap = SphereCap::new(&within, units, boxes, lon, lat);
+        if all {
+            let mut found: Vec<(u32, u32)> = Vec::new();
+            index.for_each_by(&cap, lon, lat, |rank, _, _| {
+                found.push((index.row_of(rank), rank));
+            });
+            found.sort_unstable();
+            for (_, r) in found {
+                ranks.push(r);
+                chords.push(cap.key(r));
+            }
+        } else if by_distance {
+            let mut near = Vec::with_capacity(k);
+            index.nearest_k_by(&cap, lon, lat, k, descending, &mut near);
+            for (s, r) in near {
+                ranks.push(r);
+                chords.push(s);
+            }
+        } else if k == 1 {
+            let r = index.best_by(&cap, lon, lat);
+            if r != NO_MATCH {
+                ranks.push(r);
+            }
+        } else {
+            let mut best = Vec::with_capacity(k);
+            index.best_k_by(&cap, lon, lat, k, &mut best);
+            ranks.extend_from_slice(&best);
+        }
+    };
+    let (offsets, ranks, chords) =
+        lists_per_point(index, points, options.chunk_size, cancel, search)?;
+    let metres: Vec<f64> = chords.par_iter().map(|&s| sphere::metres(s)).collect();
+    build_output(index, points, options, first_point, |i| {
+        let (a, b) = (offsets[i], offsets[i + 1]);
+        let known = (!metres.is_empty()).then(|| &metres[a..b]);
+        (&ranks[a..b], known)
+    })
+}
+
+/// Each point's list of ranks (and values, for the paths that measure them) from
+/// `search(x, y, ranks, values)`, run in parallel chunks, in Z-order when it pays, and
+/// returned in input order as `(offsets, ranks, values)`: point `i` has
+/// `ranks[offsets[i]..offsets[i + 1]]` (values empty if no search pushed any). Null and
+/// non-finite points get NaN coordinates, which no rule accepts.
+fn lists_per_point(
+    index: &SpatialIndex,
+    points: PointSlices<'_>,
+    chunk: usize,
+    cancel: Option<&AtomicBool>,
+    search: impl Fn(f64, f64, &mut Vec<u32>, &mut Vec<f64>) + Sync,
+) -> Result<(Vec<usize>, Vec<u32>, Vec<f64>)> {
+    let n = points.len();
+    let order: Option<Vec<u32>> =
+        (n >= SORT_MIN_POINTS && index.matchable() >= SORT_MIN_POLYGONS && n < u32::MAX as usize)
+            .then(|| z_order(index, points, chunk));
+    let position = |j: usize| order.as_ref().map_or(j, |o| o[j] as usize);
+    let kernel = |start: usize, end: usize| -> (Vec<u32>, Vec<u32>, Vec<f64>) {
+        let (mut counts, mut ranks, mut values) =
+            (Vec::with_capacity(end - start), Vec::new(), Vec::new());
+        if cancelled(cancel) {
+            return (counts, ranks, values);
+        }
+        for j in start..end {
+            let i = position(j);
+            let (x, y) = if points.nulls.is_none_or(|nb| nb.is_valid(i)) {
+                (points.x[i], points.y[i])
+            } else {
+                (f64::NAN, f64::NAN)
+            };
+            let before = ranks.len();
+            if x.is_finite() && y.is_finite() {
+                search(x, y, &mut ranks, &mut values);
+            }
+            counts.push((ranks.len() - before) as u32);
+        }
+        (counts, ranks, values)
+    };
+    let parts: Vec<(Vec<u32>, Vec<u32>, Vec<f64>)> = if n <= chunk {
+        vec![kernel(0, n)]
+    } else {
+        (0..n.div_ceil(chunk))
+            .into_par_iter()
+            .map(|c| kernel(c * chunk, ((c + 1) * chunk).min(n)))
+            .collect()
+    };
+    if cancelled(cancel) {
+        return Err(PolymatchError::Cancelled);
+    }
+    let with_values = parts.iter().any(|p| !p.2.is_empty());
+    let mut counts = vec![0u32; n];
+    let mut j = 0usize;
+    for (cs, _, _) in &parts {
+        for &c in cs {
+            counts[position(j)] = c;
+            j += 1;
+        }
+    }
+    let mut offsets = Vec::with_capacity(n + 1);
+    offsets.push(0usize);
+    for &c in &counts {
+        offsets.push(offsets[offsets.len() - 1] + c as usize);
+    }
+    let total = offsets[n];
+    let mut ranks = vec![NO_MATCH; total];
+    let mut values = vec![f64::NAN; if with_values { total } else { 0 }];
+    let mut j = 0usize;
+    for (cs, r, v) in &parts {
+        let mut at = 0usize;
+        for &c in cs {
+            let start = offsets[position(j)];
+            let c = c as usize;
+            ranks[start..start + c].copy_from_slice(&r[at..at + c]);
+            if with_values {
+                values[start..start + c].copy_from_slice(&v[at..at + c]);
+            }
+            at += c;
+            j += 1;
+        }
+    }
+    Ok((offsets, ranks, values))
 }
 
 /// One chunk's share of the all-candidates result.

@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::error::{PolymatchError, Result};
 use crate::io::crs::Crs;
 use crate::io::parquet::{
-    build, next_batch, open, read_polygon_centers, read_polygons, roots, total_rows,
+    build, next_batch, open, read_polygon_centers_in, read_polygons, roots, total_rows,
 };
 use crate::io::writer::{
     result_properties, schema_with_metadata, write_parquet, ParallelWriter, TempOutput,
@@ -158,7 +158,7 @@ pub struct LoadedPolygons {
 
 /// Load the polygons of a (Geo)Parquet file for a match with `options`, keeping the
 /// `keep_polygons` columns and the rank column: as centers and areas only (the
-/// coordinates dropped batch by batch, see [`read_polygon_centers`]) for the center
+/// coordinates dropped batch by batch, see [`read_polygon_centers_in`]) for the center
 /// rule, whole with their outlines for the shape rules.
 ///
 /// # Errors
@@ -171,7 +171,7 @@ pub fn load_polygons(
 ) -> Result<LoadedPolygons> {
     let load = polygon_columns_to_read(keep_polygons, options);
     if options.predicate.shape_rule().is_none() {
-        let file = read_polygon_centers(path, geometry, &load)?;
+        let file = read_polygon_centers_in(path, geometry, &load, options.metric)?;
         return Ok(LoadedPolygons {
             rankings: Rankings::new(Arc::new(SpatialIndex::from_polygon_centers(&file.centers))),
             attributes: file.attributes,
@@ -221,6 +221,7 @@ impl JobRecord<'_> {
             "rank_by": options.rank_by.as_str(),
             "descending": options.descending,
             "k": options.k,
+            "metric": options.metric.as_str(),
             "keep": self.keep.points,
             "keep_polygons": self.keep.polygons,
         });

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use crate::error::{PolymatchError, Result};
 use crate::geometry::{open_len, vertex_bounds, PolygonAccumulator};
+use crate::sphere::{center_area, check_lon_lat, Metric};
 
 /// Rows per rayon task when deriving centers and areas.
 const DERIVE_CHUNK: usize = 2048;
@@ -28,6 +29,8 @@ pub struct PolygonCenters {
     pub area: ScalarBuffer<f64>,
     /// Whether each row can match (not null, not EMPTY, finite center and area).
     pub matchable: Vec<bool>,
+    /// What the centers and areas were measured in.
+    pub metric: Metric,
 }
 
 /// A set of polygons as structure-of-arrays columns.
@@ -52,6 +55,7 @@ pub struct PolygonColumns {
     center_y: ScalarBuffer<f64>,
     area: ScalarBuffer<f64>,
     matchable: NullBuffer,
+    metric: Metric,
 }
 
 /// Build an [`OffsetBuffer`] from `values`, checking what `OffsetBuffer::new` would
@@ -163,7 +167,106 @@ impl PolygonColumns {
             center_y: ScalarBuffer::from(center_y),
             area: ScalarBuffer::from(area),
             matchable: NullBuffer::new(BooleanBuffer::from(ok)),
+            metric: Metric::Planar,
         })
+    }
+
+    /// The same polygons with centers and areas measured in `metric`: for
+    /// [`Metric::Sphere`], coordinates are longitude/latitude degrees, centers the
+    /// normalised mean of the exterior vertices' unit vectors and areas square metres
+    /// ([`crate::sphere::center_area`]).
+    ///
+    /// # Errors
+    /// [`PolymatchError::InvalidGeometry`] (with the row) for a latitude outside
+    /// `[-90, 90]` or a longitude outside `[-180, 360]`, or vertices with no mean
+    /// direction; only [`Metric::Sphere`] can be asked of planar polygons.
+    pub fn with_metric(self, metric: Metric) -> Result<Self> {
+        if metric == self.metric {
+            return Ok(self);
+        }
+        if metric == Metric::Planar {
+            return Err(PolymatchError::InvalidArgument(
+                "these polygons were measured on the sphere; build them again for planar".into(),
+            ));
+        }
+        let rows = self.len();
+        let mut center_x = vec![f64::NAN; rows];
+        let mut center_y = vec![f64::NAN; rows];
+        let mut area = vec![f64::NAN; rows];
+        let mut ok = vec![false; rows];
+        let first_error = center_x
+            .par_chunks_mut(DERIVE_CHUNK)
+            .zip(center_y.par_chunks_mut(DERIVE_CHUNK))
+            .zip(area.par_chunks_mut(DERIVE_CHUNK))
+            .zip(ok.par_chunks_mut(DERIVE_CHUNK))
+            .enumerate()
+            .filter_map(|(chunk, (((cx, cy), ar), ok))| {
+                let start = chunk * DERIVE_CHUNK;
+                for i in 0..cx.len() {
+                    let row = start + i;
+                    if !self.matchable.is_valid(row) {
+                        continue;
+                    }
+                    match self.sphere_row(row) {
+                        Ok((a, b, c)) => (cx[i], cy[i], ar[i], ok[i]) = (a, b, c, true),
+                        Err(e) => return Some((row, e)),
+                    }
+                }
+                None
+            })
+            .min_by_key(|(row, _)| *row);
+        if let Some((_, e)) = first_error {
+            return Err(e);
+        }
+        Ok(Self {
+            center_x: ScalarBuffer::from(center_x),
+            center_y: ScalarBuffer::from(center_y),
+            area: ScalarBuffer::from(area),
+            matchable: NullBuffer::new(BooleanBuffer::from(ok)),
+            metric,
+            ..self
+        })
+    }
+
+    /// What the centers and areas are measured in.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// Center and area on the sphere of a matchable row (its rings open).
+    fn sphere_row(&self, row: usize) -> Result<(f64, f64, f64)> {
+        let (x, y) = (&self.x[..], &self.y[..]);
+        let (p0, p1) = (
+            self.geom_offsets[row] as usize,
+            self.geom_offsets[row + 1] as usize,
+        );
+        let ring = |k: usize| -> (&[f64], &[f64]) {
+            let (c0, c1) = (
+                self.ring_offsets[k] as usize,
+                self.ring_offsets[k + 1] as usize,
+            );
+            let n = open_len(&x[c0..c1], &y[c0..c1]);
+            (&x[c0..c0 + n], &y[c0..c0 + n])
+        };
+        for k in self.part_offsets[p0] as usize..self.part_offsets[p1] as usize {
+            let (xs, ys) = ring(k);
+            if let Some((v, why)) = xs
+                .iter()
+                .zip(ys)
+                .enumerate()
+                .find_map(|(v, (&lon, &lat))| check_lon_lat(lon, lat).map(|w| (v, w)))
+            {
+                return Err(PolymatchError::invalid_geometry(
+                    row,
+                    format!("vertex {v}: {why}"),
+                ));
+            }
+        }
+        let firsts = |part: usize| self.part_offsets[part] as usize;
+        let exteriors = (p0..p1).map(|part| ring(firsts(part)));
+        let holes = (p0..p1)
+            .flat_map(|part| (firsts(part) + 1..self.part_offsets[part + 1] as usize).map(ring));
+        center_area(exteriors, holes).map_err(|why| PolymatchError::invalid_geometry(row, why))
     }
 
     /// Polygons with holes: polygon `i` has rings `polygon_offsets[i]..polygon_offsets[i+1]`

@@ -67,6 +67,7 @@ def match(
     all_candidates: bool = False,
     *,
     geometry: str | None = None,
+    metric: Literal["planar", "sphere"] | None = None,
     **kwargs: Any,
 ) -> Any:
     """Match ``points`` to ``polygons`` in one call (builds the index, then matches).
@@ -83,6 +84,9 @@ def match(
         how: ``"inner"`` keeps matched points only, ``"left"`` keeps every point.
         all_candidates: return every (point, candidate) pair instead of the best one.
         geometry: the polygons' geometry column (default: the rule of docs/SPEC.md).
+        metric: ``"planar"`` (the default) or ``"sphere"``: longitude/latitude degrees,
+            ``max_dist`` and ``distance`` in great-circle metres, ``area`` in square
+            metres. Not given with geographic polygons: a ``UserWarning``.
         **kwargs: passed on to :meth:`PolygonIndex.match` (``predicate``, ``rank_by``,
             ``k``, ``x``, ``y``, ``keep``, ``keep_polygons``, ``allow_crs_mismatch``,
             ``threads``, ...).
@@ -95,6 +99,6 @@ def match(
     index = (
         polygons
         if isinstance(polygons, PolygonIndex)
-        else PolygonIndex.from_arrow(polygons_to_arrow(polygons), geometry=geometry)
+        else PolygonIndex.from_arrow(polygons_to_arrow(polygons), geometry=geometry, metric=metric)
     )
-    return index.match(points, max_dist, how, all_candidates, **kwargs)
+    return index.match(points, max_dist, how, all_candidates, metric=metric, **kwargs)

@@ -8,6 +8,7 @@ import pyarrow as pa
 from typing_extensions import Self, disjoint_base
 
 _Columns = str | Sequence[str]
+_Metric = Literal["planar", "sphere"]
 
 __all__ = [
     "PolymatchError",
@@ -43,12 +44,16 @@ class PolygonIndex:
     spatial index over the centers. Immutable and thread-safe."""
 
     @classmethod
-    def from_arrow(cls, data: Any, geometry: str | None = None) -> PolygonIndex:
+    def from_arrow(
+        cls, data: Any, geometry: str | None = None, *, metric: _Metric | None = None
+    ) -> PolygonIndex:
         """Build from a table of polygons (Arrow table-likes, geopandas, bare geometry
         arrays, pandas, polars LazyFrames)."""
 
     @classmethod
-    def from_coords(cls, x: Any, y: Any, offsets: Any) -> PolygonIndex:
+    def from_coords(
+        cls, x: Any, y: Any, offsets: Any, *, metric: _Metric | None = None
+    ) -> PolygonIndex:
         """Build from flat coordinates, one ring per polygon, ``offsets`` of length P+1."""
 
     @classmethod
@@ -65,6 +70,7 @@ class PolygonIndex:
         center_x: str = "center_x",
         center_y: str = "center_y",
         area: str = "area",
+        metric: _Metric | None = None,
     ) -> PolygonIndex:
         """Build from precomputed centers and areas (null/NaN: unmatchable); every
         column is kept as an attribute."""
@@ -87,6 +93,10 @@ class PolygonIndex:
     @property
     def rank_order(self) -> tuple[str, bool]:
         """The index's own order as ``(rank_by, descending)``."""
+
+    @property
+    def metric(self) -> _Metric:
+        """What centers, areas and distances are measured in."""
 
     def bounds(self) -> pa.Table:
         """Each polygon's closed bounds: ``xmin``, ``ymin``, ``xmax``, ``ymax``."""
@@ -113,6 +123,7 @@ class PolygonIndex:
         allow_crs_mismatch: bool = False,
         threads: int | None = None,
         chunk_size: int | None = None,
+        metric: _Metric | None = None,
     ) -> pa.Table:
         """Match points to polygons; returns a pyarrow.Table."""
 
@@ -215,11 +226,16 @@ def write_results(
     points: str | os.PathLike[str] | None = None,
     polygons: str | os.PathLike[str] | None = None,
     job_id: str | None = None,
+    metric: _Metric | None = None,
 ) -> None:
     """Write a match result as ``match_parquet`` writes its output (metadata included)."""
 
 def read_polygons(
-    path: str | os.PathLike[str], geometry: str | None = None, keep: _Columns | None = None
+    path: str | os.PathLike[str],
+    geometry: str | None = None,
+    keep: _Columns | None = None,
+    *,
+    metric: _Metric | None = None,
 ) -> PolygonIndex: ...
 def match_parquet(
     polygons: PolygonIndex | str | os.PathLike[str],
@@ -243,5 +259,6 @@ def match_parquet(
     threads: int | None = None,
     batch_rows: int = 262144,
     job_id: str | None = None,
+    metric: _Metric | None = None,
 ) -> dict[str, int]: ...
 def run_cli(args: list[str]) -> int: ...

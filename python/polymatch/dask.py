@@ -156,16 +156,32 @@ def _require_dask(dataframe: bool = False) -> None:
         raise ImportError(_DASK_MISSING) from e
 
 
-def _as_index(polygons: Any, geometry: str | None = None) -> PolygonIndex:
+def _as_index(
+    polygons: Any, geometry: str | None = None, metric: str | None = None
+) -> PolygonIndex:
     if isinstance(polygons, PolygonIndex):
         return polygons
     if isinstance(polygons, (str, os.PathLike)):
         from polymatch._core import read_polygons
 
-        return read_polygons(polygons, geometry=geometry)
+        return read_polygons(polygons, geometry=geometry, metric=metric)  # type: ignore[arg-type]
     from polymatch._convert import polygons_to_arrow
 
-    return PolygonIndex.from_arrow(polygons_to_arrow(polygons), geometry=geometry)
+    return PolygonIndex.from_arrow(
+        polygons_to_arrow(polygons),
+        geometry=geometry,
+        metric=metric,  # type: ignore[arg-type]
+    )
+
+
+def _no_sphere_tiles(metric: str | None) -> None:
+    """Partitioned polygons are cut into planar tiles: not on the sphere (yet)."""
+    if metric == "sphere":
+        raise ValueError(
+            'metric="sphere" with partitioned polygons is not supported yet (the tiles and '
+            "their halos are planar): broadcast the polygons instead (pass a PolygonIndex, "
+            "a path or a table)"
+        )
 
 
 def _ipc(table: pa.Table) -> bytes:
@@ -777,6 +793,7 @@ def match(
     polygons_per_tile: int | None = None,
     allow_crs_mismatch: bool = False,
     predicate: Literal["center", "contains", "covers", "dwithin"] = "center",
+    metric: Literal["planar", "sphere"] | None = None,
 ) -> Any:
     """Match a Dask DataFrame of points to polygons; returns a lazy Dask DataFrame.
 
@@ -847,6 +864,10 @@ def match(
         allow_crs_mismatch: match even if the points and the polygons state different
             CRS, as for :meth:`polymatch.PolygonIndex.match` (the CRS of points and
             polygons read by :func:`read_parquet` or dask-geopandas is known).
+        metric: ``"planar"`` or ``"sphere"`` (longitude/latitude, metres), as for
+            :meth:`polymatch.PolygonIndex.match`; broadcast polygons only (the index
+            carries its metric in its bytes). Default: the index's, planar for polygons
+            indexed here.
 
     Raises:
         TypeError: the points came first (the order of polymatch 0.1).
@@ -903,6 +924,7 @@ def match(
         "keep": keep or None,
         "keep_polygons": keep_polygons or None,
         "allow_crs_mismatch": allow_crs_mismatch,
+        "metric": metric,
     }
     spec: dict[str, Any] = {}
     if geometry is not None:
@@ -915,8 +937,10 @@ def match(
     import pandas as pd
 
     polygon_parts = _polygon_parts(polygons, rank_by, polygon_geometry)
+    if polygon_parts is not None:
+        _no_sphere_tiles(metric)
     if polygon_parts is None:
-        index = _as_index(polygons, polygon_geometry).prepare(rank_by, descending)
+        index = _as_index(polygons, polygon_geometry, metric).prepare(rank_by, descending)
         schema = _meta_schema(points, index, options, per_partition)
         token, data, _, crs = _broadcast(index, rank_by, descending, keep_polygons, predicate)
         match_part = dask.delayed(_match_partition, pure=True)
@@ -1179,6 +1203,7 @@ def match_parquet(
     polygons_per_tile: int | None = None,
     allow_crs_mismatch: bool = False,
     predicate: Literal["center", "contains", "covers", "dwithin"] = "center",
+    metric: Literal["planar", "sphere"] | None = None,
 ) -> list[str]:
     """Match Parquet files of points on the current Dask scheduler, one task per file.
 
@@ -1219,6 +1244,7 @@ def match_parquet(
         keep_polygons, polygon_geometry, polygons_per_tile: as for :func:`match`.
         allow_crs_mismatch: match even if the points and the polygons state different
             CRS (as for :func:`polymatch.match_parquet`); part of the job's identity.
+        metric: as for :func:`match` (broadcast polygons only).
 
     Returns:
         The output paths, in input order (including the ones a rerun skipped).
@@ -1256,9 +1282,11 @@ def match_parquet(
         "batch_rows": batch_rows,
         "keep_polygons": list(keep_polygons) if keep_polygons else None,
         "allow_crs_mismatch": allow_crs_mismatch,
+        "metric": metric,
     }
     polygon_parts = _polygon_parts(polygons, rank_by, polygon_geometry)
     if polygon_parts is not None:
+        _no_sphere_tiles(metric)
         return _match_parquet_tiles(
             polygons,
             polygon_parts,
@@ -1271,7 +1299,7 @@ def match_parquet(
             polygons_per_tile,
         )
     token, data, nbytes, crs = _broadcast(
-        _as_index(polygons, polygon_geometry),
+        _as_index(polygons, polygon_geometry, metric),
         rank_by,
         descending,
         keep_polygons or (),

@@ -17,7 +17,8 @@ use pyo3::types::PyDict;
 use crate::crs::optional_crs;
 use crate::error::PyPolymatchError;
 use crate::index::{run_detached, PyPolygonIndex};
-use crate::input::{match_options, threads as check_threads, Columns};
+use crate::input::{match_options, parse_metric, threads as check_threads, warn, Columns};
+use polymatch::sphere::resolve_metric;
 
 /// Load a ``PolygonIndex`` from a (Geo)Parquet file.
 ///
@@ -28,29 +29,41 @@ use crate::input::{match_options, threads as check_threads, Columns};
 ///     keep: the attribute columns to load for ``match(..., keep_polygons=...)``: a name
 ///         or a list; default ``None`` loads every column (as ``from_arrow`` keeps
 ///         every column), ``[]`` none (the least memory).
+///     metric: ``"planar"`` or ``"sphere"``, as for ``PolygonIndex.from_arrow`` (which
+///         see for the warning when a geographic file is read without one).
 ///
 /// Returns:
 ///     A PolygonIndex with the file's CRS.
 #[pyfunction]
-#[pyo3(signature = (path, geometry=None, keep=None))]
+#[pyo3(signature = (path, geometry=None, keep=None, *, metric=None))]
 pub fn read_polygons(
     py: Python<'_>,
     path: PathBuf,
     geometry: Option<String>,
     keep: Option<Columns>,
+    metric: Option<&str>,
 ) -> PyResult<PyPolygonIndex> {
+    let given = parse_metric(metric)?;
     let keep = keep.map(|k| k.0);
-    py.detach(|| {
-        crate::pool::run(None, || {
-            let file = core_read_polygons(&path, geometry.as_deref(), keep.as_deref())?;
-            Ok(PyPolygonIndex::from_parts(
-                file.polygons,
-                Some(file.attributes),
-                file.crs,
-            ))
-        })?
-    })
-    .map_err(|e| PyPolymatchError(e).into())
+    let (index, warning) = py
+        .detach(|| {
+            crate::pool::run(None, || {
+                let file = core_read_polygons(&path, geometry.as_deref(), keep.as_deref())?;
+                let (metric, warning) =
+                    resolve_metric(given, file.crs.as_ref()).map_err(|e| e.in_file(&path))?;
+                let polygons = file
+                    .polygons
+                    .with_metric(metric)
+                    .map_err(|e| e.in_file(&path))?;
+                Ok((
+                    PyPolygonIndex::from_parts(polygons, Some(file.attributes), file.crs),
+                    warning,
+                ))
+            })?
+        })
+        .map_err(PyPolymatchError)?;
+    warn(py, warning)?;
+    Ok(index)
 }
 
 /// Where `match_parquet`'s polygons come from: the index, attributes, CRS, outlines
@@ -88,7 +101,7 @@ type PolygonsFrom = (
 /// Returns:
 ///     A dict with ``points``, ``matched``, ``rows_written``.
 #[pyfunction]
-#[pyo3(signature = (polygons, points, out, max_dist=None, how="inner", all_candidates=false, *, predicate="center", rank_by="area", descending=false, k=1, keep=None, keep_polygons=None, x=None, y=None, point_geometry=None, polygon_geometry=None, allow_crs_mismatch=false, threads=None, batch_rows=262_144, job_id=None))]
+#[pyo3(signature = (polygons, points, out, max_dist=None, how="inner", all_candidates=false, *, predicate="center", rank_by="area", descending=false, k=1, keep=None, keep_polygons=None, x=None, y=None, point_geometry=None, polygon_geometry=None, allow_crs_mismatch=false, threads=None, batch_rows=262_144, job_id=None, metric=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn match_parquet<'py>(
     py: Python<'py>,
@@ -112,9 +125,10 @@ pub fn match_parquet<'py>(
     threads: Option<i64>,
     batch_rows: usize,
     job_id: Option<String>,
+    metric: Option<&str>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let threads = check_threads(threads)?;
-    let options = match_options(
+    let mut options = match_options(
         predicate,
         max_dist,
         how,
@@ -123,7 +137,10 @@ pub fn match_parquet<'py>(
         descending,
         k,
         None,
+        metric,
     )?;
+    let given = parse_metric(metric)?;
+    let mut warning = None;
     let keep = keep.map(|k| k.0).unwrap_or_default();
     let keep_polygons = keep_polygons.map(|k| k.0).unwrap_or_default();
     // The polygons: an index (its outlines prepared if the rule needs them), or a file
@@ -131,6 +148,9 @@ pub fn match_parquet<'py>(
     let (index, attributes, crs, outlines, polygons_path): PolygonsFrom =
         if let Ok(idx) = polygons.cast::<PyPolygonIndex>() {
             let idx = idx.get();
+            if given.is_none() {
+                options.metric = idx.core().metric();
+            }
             let outlines = match options.predicate.shape_rule() {
                 Some(_) => py
                     .detach(|| idx.outlines())
@@ -147,13 +167,22 @@ pub fn match_parquet<'py>(
             )
         } else {
             let path: PathBuf = polygons.extract()?;
-            let file = py
+            let (file, w) = py
                 .detach(|| {
                     crate::pool::run(None, || {
-                        load_polygons(&path, polygon_geometry.as_deref(), &keep_polygons, &options)
+                        let file = load_polygons(
+                            &path,
+                            polygon_geometry.as_deref(),
+                            &keep_polygons,
+                            &options,
+                        )?;
+                        let (_, w) = resolve_metric(given, file.crs.as_ref())
+                            .map_err(|e| e.in_file(&path))?;
+                        Ok((file, w))
                     })?
                 })
                 .map_err(PyPolymatchError)?;
+            warning = w;
             (
                 Arc::new(file.rankings),
                 Some(file.attributes),
@@ -162,6 +191,7 @@ pub fn match_parquet<'py>(
                 Some(path),
             )
         };
+    warn(py, warning)?;
     let summary = run_detached(py, usize::MAX, |cancel| {
         crate::pool::run(threads, || {
             let job = ParquetJob {
@@ -217,7 +247,7 @@ pub fn match_parquet<'py>(
 ///     points, polygons: the input files, if any, recorded as they are.
 ///     job_id: recorded as ``"job"``.
 #[pyfunction]
-#[pyo3(signature = (result, out, max_dist=None, how="inner", all_candidates=false, *, predicate="center", rank_by="area", descending=false, k=1, keep=None, keep_polygons=None, crs=None, points=None, polygons=None, job_id=None))]
+#[pyo3(signature = (result, out, max_dist=None, how="inner", all_candidates=false, *, predicate="center", rank_by="area", descending=false, k=1, keep=None, keep_polygons=None, crs=None, points=None, polygons=None, job_id=None, metric=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn write_results(
     py: Python<'_>,
@@ -236,6 +266,7 @@ pub fn write_results(
     points: Option<PathBuf>,
     polygons: Option<PathBuf>,
     job_id: Option<String>,
+    metric: Option<&str>,
 ) -> PyResult<()> {
     let options = match_options(
         predicate,
@@ -246,6 +277,7 @@ pub fn write_results(
         descending,
         k,
         None,
+        metric,
     )?;
     let crs = optional_crs(crs)?;
     let keep = keep.map(|k| k.0).unwrap_or_default();

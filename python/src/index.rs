@@ -14,7 +14,9 @@ use polymatch::io::crs::Crs;
 use polymatch::io::schema::{resolve_geometry, Request, Role};
 use polymatch::io::{centers_from_batch, polygons_from_batch, Keep, PointSpec};
 use polymatch::matcher::{Matcher, PolygonSide};
-use polymatch::{Outlines, PolygonColumns, PolymatchError, RankBy, Rankings, SpatialIndex};
+use polymatch::polygons::PolygonCenters;
+use polymatch::sphere::{check_lon_lat, resolve_metric};
+use polymatch::{Metric, Outlines, PolygonColumns, PolymatchError, RankBy, Rankings, SpatialIndex};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
@@ -22,7 +24,9 @@ use pyo3_arrow::{PyArray, PyTable};
 
 use crate::crs::{crs_to_py, optional_crs};
 use crate::error::PyPolymatchError;
-use crate::input::{match_options, read_table, threads as check_threads, Columns, Side};
+use crate::input::{
+    match_options, parse_metric, read_table, threads as check_threads, warn, Columns, Side,
+};
 
 /// Why an index has no outlines, and what to do about it.
 const NO_OUTLINES: &str = "this index has no outlines (built from centers, or read from bytes \
@@ -110,6 +114,19 @@ impl PyPolygonIndex {
     }
 }
 
+/// Centers given for the sphere must be longitudes/latitudes.
+fn check_centers_on_sphere(c: &PolygonCenters) -> polymatch::Result<()> {
+    for (row, (&x, &y)) in c.x.iter().zip(c.y.iter()).enumerate() {
+        if let Some(why) = check_lon_lat(x, y) {
+            return Err(PolymatchError::invalid_geometry(
+                row,
+                format!("center: {why}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Every batch of `data` in one record batch (no copy if there is one).
 fn one_batch(py: Python<'_>, data: &Bound<'_, PyAny>, side: Side) -> PyResult<RecordBatch> {
     let (schema, batches) = read_table(py, data, side)?;
@@ -188,6 +205,9 @@ impl PyPolygonIndex {
     ///         metadata, GeoArrow type), else list columns ``x`` and ``y`` (one ring per
     ///         row, the article's layout), else one named ``geometry``, ``geom``, ``wkb``
     ///         or ``wkb_geometry``.
+    ///     metric: ``"planar"`` (coordinates in the data's units) or ``"sphere"``
+    ///         (longitude/latitude degrees: centers on the sphere, areas in square metres,
+    ///         ``max_dist`` and ``distance`` in great-circle metres). Default: planar.
     ///
     /// Returns:
     ///     A PolygonIndex. Every other column is kept as a polygon attribute for
@@ -196,28 +216,43 @@ impl PyPolygonIndex {
     ///
     /// Raises:
     ///     SchemaError: no usable geometry column, or spherical edges.
-    ///     InvalidGeometryError: a malformed polygon (the message names the row).
+    ///     InvalidGeometryError: a malformed polygon (the message names the row), or
+    ///         with ``metric="sphere"`` a latitude outside [-90, 90] or longitude
+    ///         outside [-180, 360].
+    ///     ValueError: ``metric="sphere"`` with a projected CRS.
+    ///
+    /// Warns:
+    ///     UserWarning: the CRS is geographic (longitude/latitude, GeoParquet's default
+    ///         when a file states none) and ``metric`` was not given: distances and
+    ///         areas are then planar degrees.
     #[classmethod]
-    #[pyo3(signature = (data, geometry=None))]
+    #[pyo3(signature = (data, geometry=None, *, metric=None))]
     fn from_arrow(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
         data: &Bound<'_, PyAny>,
         geometry: Option<String>,
+        metric: Option<&str>,
     ) -> PyResult<Self> {
+        let given = parse_metric(metric)?;
         let batch = one_batch(py, data, Side::Polygons)?;
-        py.detach(|| {
-            crate::pool::run(None, || {
-                let request = Request {
-                    geometry: geometry.as_deref(),
-                    ..Request::default()
-                };
-                let crs = resolve_geometry(batch.schema_ref(), Role::Polygons, request)?.crs;
-                let polygons = polygons_from_batch(&batch, geometry.as_deref())?;
-                Ok(Self::from_parts(polygons, Some(batch), crs))
-            })?
-        })
-        .map_err(|e| PyPolymatchError(e).into())
+        let (index, warning) = py
+            .detach(|| {
+                crate::pool::run(None, || {
+                    let request = Request {
+                        geometry: geometry.as_deref(),
+                        ..Request::default()
+                    };
+                    let crs = resolve_geometry(batch.schema_ref(), Role::Polygons, request)?.crs;
+                    let (metric, warning) = resolve_metric(given, crs.as_ref())?;
+                    let polygons =
+                        polygons_from_batch(&batch, geometry.as_deref())?.with_metric(metric)?;
+                    Ok((Self::from_parts(polygons, Some(batch), crs), warning))
+                })?
+            })
+            .map_err(PyPolymatchError)?;
+        warn(py, warning)?;
+        Ok(index)
     }
 
     /// Build an index from flat coordinates, one ring per polygon.
@@ -230,6 +265,8 @@ impl PyPolygonIndex {
     ///     y: vertex y coordinates, as long as ``x``.
     ///     offsets: integers, one more than there are polygons, starting at 0,
     ///         non-decreasing, ending at ``len(x)``.
+    ///     metric: ``"planar"`` (the default) or ``"sphere"`` (x is longitude, y latitude,
+    ///         in degrees: centers on the sphere, areas in square metres).
     ///
     /// Returns:
     ///     A PolygonIndex without attribute columns.
@@ -237,13 +274,16 @@ impl PyPolygonIndex {
     /// Raises:
     ///     SchemaError: bad lengths or offsets. InvalidGeometryError: a bad ring.
     #[classmethod]
+    #[pyo3(signature = (x, y, offsets, *, metric=None))]
     fn from_coords(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
         x: &Bound<'_, PyAny>,
         y: &Bound<'_, PyAny>,
         offsets: &Bound<'_, PyAny>,
+        metric: Option<&str>,
     ) -> PyResult<Self> {
+        let metric = parse_metric(metric)?.unwrap_or_default();
         let as_arrow = |a: &Bound<'_, PyAny>, integer: bool| -> PyResult<PyArray> {
             if a.hasattr("__arrow_c_array__")? {
                 return a.extract();
@@ -281,7 +321,7 @@ impl PyPolygonIndex {
         }
         py.detach(|| {
             crate::pool::run(None, || {
-                let polygons = polygons_from_coords(&x, &y, &offsets)?;
+                let polygons = polygons_from_coords(&x, &y, &offsets)?.with_metric(metric)?;
                 Ok(Self::new(polygons, None))
             })?
         })
@@ -333,6 +373,9 @@ impl PyPolygonIndex {
     ///     crs: the CRS to carry (a string or a PROJJSON dict), checked against the
     ///         points' CRS.
     ///     center_x, center_y, area: the names of those columns, if not these.
+    ///     metric: ``"planar"`` (the default) or ``"sphere"``: the centers are
+    ///         longitude/latitude degrees and the areas square metres (what ``to_arrow()``
+    ///         of an index on the sphere gives).
     ///
     /// Returns:
     ///     A PolygonIndex without outlines; its matches are those of the polygons the
@@ -343,7 +386,8 @@ impl PyPolygonIndex {
     ///     InvalidGeometryError: an infinite center or area, or a negative area (names
     ///         the row).
     #[classmethod]
-    #[pyo3(signature = (data, crs=None, *, center_x="center_x", center_y="center_y", area="area"))]
+    #[pyo3(signature = (data, crs=None, *, center_x="center_x", center_y="center_y", area="area", metric=None))]
+    #[allow(clippy::too_many_arguments)]
     fn from_centers(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
@@ -352,14 +396,21 @@ impl PyPolygonIndex {
         center_x: &str,
         center_y: &str,
         area: &str,
+        metric: Option<&str>,
     ) -> PyResult<Self> {
+        let metric = parse_metric(metric)?.unwrap_or_default();
         let crs = optional_crs(crs)?;
         let batch = one_batch(py, data, Side::Polygons)?;
         let index = py
             .detach(|| {
                 crate::pool::run(None, || {
-                    centers_from_batch(&batch, [center_x, center_y, area])
-                        .map(|c| SpatialIndex::from_polygon_centers(&c))
+                    centers_from_batch(&batch, [center_x, center_y, area]).and_then(|mut c| {
+                        if metric == Metric::Sphere {
+                            check_centers_on_sphere(&c)?;
+                        }
+                        c.metric = metric;
+                        Ok(SpatialIndex::from_polygon_centers(&c))
+                    })
                 })?
             })
             .map_err(PyPolymatchError)?;
@@ -411,8 +462,13 @@ impl PyPolygonIndex {
                     (Some(f), Some(c)) => (f.clone(), c.clone()),
                     _ => return Err(PyValueError::new_err("pickled outlines have no column")),
                 };
+                let metric = index.metric();
                 let polygons = py
-                    .detach(|| crate::pool::run(None, || polygons_from_array(&field, &column))?)
+                    .detach(|| {
+                        crate::pool::run(None, || {
+                            polygons_from_array(&field, &column)?.with_metric(metric)
+                        })?
+                    })
                     .map_err(PyPolymatchError)?;
                 if polygons.len() != index.rows() {
                     return Err(PyValueError::new_err(format!(
@@ -571,15 +627,26 @@ impl PyPolygonIndex {
 
     fn __repr__(&self) -> String {
         format!(
-            "PolygonIndex({} polygons, {} matchable{})",
+            "PolygonIndex({} polygons, {} matchable{}{})",
             self.core().rows(),
             self.core().matchable(),
             if self.polygons.is_some() {
                 ""
             } else {
                 ", no geometry"
+            },
+            match self.core().metric() {
+                Metric::Planar => "",
+                Metric::Sphere => ", metric=\"sphere\"",
             }
         )
+    }
+
+    /// What the centers, areas and distances are measured in: ``"planar"``, or
+    /// ``"sphere"`` (longitude/latitude degrees, metres, square metres).
+    #[getter]
+    fn metric(&self) -> &'static str {
+        self.core().metric().as_str()
     }
 
     /// The polygon columns as a `pyarrow.Table`: `geometry` (GeoArrow multipolygon),
@@ -710,7 +777,7 @@ impl PyPolygonIndex {
     ///     ValueError: ``max_dist <= 0`` or NaN, ``max_dist`` with ``"contains"`` or
     ///         ``"covers"`` or missing with ``"dwithin"``, an unknown ``how``, bad ``threads``,
     ///         ``k`` outside 1 to ``2**32 - 1``, a rank rule with ``all_candidates``.
-    #[pyo3(name = "match", signature = (points, max_dist=None, how="inner", all_candidates=false, *, predicate="center", rank_by="area", descending=false, k=1, x=None, y=None, geometry=None, keep=None, keep_polygons=None, allow_crs_mismatch=false, threads=None, chunk_size=None))]
+    #[pyo3(name = "match", signature = (points, max_dist=None, how="inner", all_candidates=false, *, predicate="center", rank_by="area", descending=false, k=1, x=None, y=None, geometry=None, keep=None, keep_polygons=None, allow_crs_mismatch=false, threads=None, chunk_size=None, metric=None))]
     #[allow(clippy::too_many_arguments)]
     fn match_<'py>(
         &self,
@@ -731,8 +798,9 @@ impl PyPolygonIndex {
         allow_crs_mismatch: bool,
         threads: Option<i64>,
         chunk_size: Option<usize>,
+        metric: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = match_options(
+        let mut options = match_options(
             predicate,
             max_dist,
             how,
@@ -741,7 +809,11 @@ impl PyPolygonIndex {
             descending,
             k,
             chunk_size,
+            metric,
         )?;
+        if metric.is_none() {
+            options.metric = self.core().metric();
+        }
         let threads = check_threads(threads)?;
         let outlines = match options.predicate.shape_rule() {
             Some(_) => py.detach(|| self.outlines()).map_err(PyPolymatchError)?,

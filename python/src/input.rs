@@ -214,6 +214,31 @@ pub fn threads(threads: Option<i64>) -> PyResult<Option<usize>> {
     }
 }
 
+/// A `metric=` argument: `None` (not given), `"planar"` or `"sphere"`.
+///
+/// # Errors
+/// `ValueError` for anything else.
+pub fn parse_metric(metric: Option<&str>) -> PyResult<Option<polymatch::Metric>> {
+    metric
+        .map(|m| m.parse().map_err(|e| PyPolymatchError(e).into()))
+        .transpose()
+}
+
+/// Show the warning [`polymatch::sphere::resolve_metric`] gave, if any, as a
+/// `UserWarning` (an error under `-W error`).
+pub fn warn(py: Python<'_>, warning: Option<String>) -> PyResult<()> {
+    if let Some(w) = warning {
+        let text = std::ffi::CString::new(w).unwrap_or_default();
+        PyErr::warn(
+            py,
+            &py.get_type::<pyo3::exceptions::PyUserWarning>(),
+            &text,
+            1,
+        )?;
+    }
+    Ok(())
+}
+
 /// The match options from their Python arguments, validated: the one parser of
 /// `PolygonIndex.match`, `match_parquet` and the result writer (`predicate` is
 /// `"center"`, `"contains"`, `"covers"` or `"dwithin"`; `max_dist` is the center rule's,
@@ -234,6 +259,7 @@ pub fn match_options(
     descending: bool,
     k: i128,
     chunk_size: Option<usize>,
+    metric: Option<&str>,
 ) -> PyResult<polymatch::MatchOptions> {
     let predicate: polymatch::Predicate = predicate.parse().map_err(PyPolymatchError)?;
     let k = match u32::try_from(k) {
@@ -254,6 +280,7 @@ pub fn match_options(
         rank_by: rank_by.parse().map_err(PyPolymatchError)?,
         descending,
         k,
+        metric: parse_metric(metric)?.unwrap_or_default(),
     };
     options.validate().map_err(PyPolymatchError)?;
     Ok(options)

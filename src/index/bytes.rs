@@ -148,7 +148,13 @@ impl SpatialIndex {
         if !r.buf.is_empty() {
             return Err(bad("trailing bytes"));
         }
-        let polygons = polygons.map(|p| p.build()).transpose()?;
+        let polygons = polygons
+            .map(|p| {
+                p.build()?
+                    .with_metric(index.metric())
+                    .map_err(|e| bad(format!("the stored outlines are invalid: {e}")))
+            })
+            .transpose()?;
         if let Some(p) = &polygons {
             index.check_polygons(p)?;
         }

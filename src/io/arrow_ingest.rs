@@ -378,6 +378,7 @@ pub fn centers_from_batch(batch: &RecordBatch, names: [&str; 3]) -> Result<Polyg
         y: cy,
         area,
         matchable,
+        metric: crate::sphere::Metric::Planar,
     })
 }
 

@@ -33,6 +33,7 @@ use crate::io::crs::Crs;
 use crate::io::guard;
 use crate::io::schema::{resolve_geometry, CrsEntry, GeometryColumns, Request, Resolved, Role};
 use crate::polygons::{PolygonCenters, PolygonColumns};
+use crate::sphere::Metric;
 
 /// Rows per batch when loading polygons.
 const POLYGON_BATCH_ROWS: usize = 65_536;
@@ -347,6 +348,7 @@ fn parse_part(
     path: &Path,
     part: Part,
     keep_idx: &[usize],
+    metric: Metric,
 ) -> Result<Parsed> {
     let reader = source.reader(path, Some(part))?;
     let mut out = Parsed {
@@ -379,6 +381,7 @@ fn parse_part(
                 .map(|&start| {
                     let rows = PARSE_ROWS.min(batch.num_rows() - start);
                     batch_polygons(&batch.slice(start, rows), &source.resolved.columns)
+                        .and_then(|p| p.with_metric(metric))
                         .map_err(|e| e.rows_from(first_row + start).in_file(path))
                 })
                 .collect();
@@ -428,6 +431,20 @@ pub fn read_polygon_centers(
     geometry: Option<&str>,
     keep: &[String],
 ) -> Result<PolygonCenterFile> {
+    read_polygon_centers_in(path, geometry, keep, Metric::Planar)
+}
+
+/// [`read_polygon_centers`] with the centers and areas measured in `metric`
+/// ([`PolygonColumns::with_metric`]).
+///
+/// # Errors
+/// As [`read_polygon_centers`], and the errors of [`PolygonColumns::with_metric`].
+pub fn read_polygon_centers_in(
+    path: &Path,
+    geometry: Option<&str>,
+    keep: &[String],
+    metric: Metric,
+) -> Result<PolygonCenterFile> {
     let source = open_polygons(path, geometry, Some(keep))?;
     let projected = source.reader(path, None)?.schema();
     let keep_idx: Vec<usize> = source
@@ -439,7 +456,7 @@ pub fn read_polygon_centers(
     let parts = source.parts(2 * rayon::current_num_threads());
     let parsed: Vec<Result<Parsed>> = parts
         .par_iter()
-        .map(|&part| parse_part(&source, path, part, &keep_idx))
+        .map(|&part| parse_part(&source, path, part, &keep_idx, metric))
         .collect();
     // Parts in file order: the first error in row order wins.
     let mut whole = Parsed::default();
@@ -479,6 +496,7 @@ pub fn read_polygon_centers(
             y: cy.into(),
             area: area.into(),
             matchable,
+            metric,
         },
         attributes,
         crs: resolved.crs,

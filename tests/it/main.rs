@@ -17,7 +17,8 @@
 //!   a brute-force oracle, and their errors;
 //! - [`shapes`]: the shape rules (`contains`, `covers`) against an exact big-integer
 //!   crossing oracle, the edge index against the edge-by-edge test, and `match_shapes`
-//!   against brute force.
+//!   against brute force;
+//! - [`sphere`]: `metric="sphere"` against a brute-force oracle of the exact chord test.
 #![allow(clippy::unwrap_used)] // in a test, a panic is a failure with a message
 
 mod common;
@@ -34,3 +35,4 @@ mod near;
 mod partition;
 mod ranking;
 mod shapes;
+mod sphere;

@@ -311,6 +311,7 @@ pub(crate) fn options(
         rank_by,
         descending: false,
         k,
+        ..MatchOptions::default()
     }
 }
 

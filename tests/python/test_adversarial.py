@@ -800,7 +800,7 @@ def test_no_panic_from_mutated_parquet(parquet_seed, edits, cut, tmp_path_factor
     path.write_bytes(mutate(parquet_seed, edits, cut))
     out = path.with_name("out.parquet")
     try:
-        index = pm.read_polygons(path)
+        index = pm.read_polygons(path, metric="planar")
         index.match(POINTS, 2.0)
     except (pm.PolymatchError, OSError):
         pass

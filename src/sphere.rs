@@ -1,0 +1,579 @@
+//! The sphere metric (`metric="sphere"`): longitude/latitude in degrees on a sphere of
+//! radius [`EARTH_RADIUS`], distances in great-circle metres, areas in square metres.
+//!
+//! Every value that decides or is reported comes from float64 arithmetic and the pinned
+//! pure-Rust `libm` (`sin`, `cos`, `asin`, `atan2`, `hypot`): no platform maths, so the
+//! bits are the same on every machine (SPEC.md, "On the sphere").
+//!
+//! - A point (and a polygon's center) is the unit vector [`unit`] of its longitude and
+//!   latitude.
+//! - `distance < max_dist` is decided as S2's `S1ChordAngle` does: the squared chord
+//!   length between two unit vectors against a threshold computed once from `max_dist`
+//!   ([`ChordWithin`]), exactly for the float64 vectors (a filter with an error bound,
+//!   big-integer fallback).
+//! - A polygon's center is the normalised mean of its exterior vertices' unit vectors
+//!   ([`center_area`]), reported as longitude/latitude; its area the spherical excess of
+//!   its rings (edges as great-circle arcs) times `R^2`.
+//! - The center index stays the planar tree over the centers' longitude/latitude:
+//!   [`SphereCap`] is its candidate rule, a latitude band and a longitude interval (with
+//!   the antimeridian and the poles) that hold the cap around the point, and the exact
+//!   chord test for each center.
+
+use std::f64::consts::PI;
+use std::str::FromStr;
+
+use num_bigint::BigInt;
+
+use crate::error::{PolymatchError, Result};
+use crate::index::{CenterRule, NearRule, Reach};
+use crate::io::crs::{Crs, CrsKind};
+
+/// The sphere's radius in metres: the IUGG mean Earth radius `R1 = (2a + b) / 3` of
+/// WGS84, 6,371,008.8 m.
+pub const EARTH_RADIUS: f64 = 6_371_008.8;
+
+/// Degrees per radian and radians per degree, as float64 constants.
+const DEG: f64 = 180.0 / PI;
+const RAD: f64 = PI / 180.0;
+
+/// How distances and areas are measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Metric {
+    /// Coordinates are planar: Euclidean distances, areas in squared units (the default).
+    #[default]
+    Planar,
+    /// Coordinates are longitude/latitude in degrees on a sphere: great-circle metres,
+    /// square metres.
+    Sphere,
+}
+
+impl Metric {
+    /// The text form, `"planar"` or `"sphere"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Planar => "planar",
+            Self::Sphere => "sphere",
+        }
+    }
+}
+
+impl FromStr for Metric {
+    type Err = PolymatchError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "planar" => Ok(Self::Planar),
+            "sphere" => Ok(Self::Sphere),
+            other => Err(PolymatchError::InvalidArgument(format!(
+                "metric must be \"planar\" or \"sphere\", got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// The accepted longitudes, `[-180, 360]` (both the `[-180, 180]` and the `[0, 360]`
+/// conventions), and latitudes, `[-90, 90]`.
+pub const LON_RANGE: (f64, f64) = (-180.0, 360.0);
+
+/// Why a longitude/latitude pair is not one, or `None` if it is (non-finite values are
+/// left to the caller: a point with NaN never matches, a polygon's vertex is checked
+/// before this).
+pub fn check_lon_lat(lon: f64, lat: f64) -> Option<String> {
+    if !(-90.0..=90.0).contains(&lat) && lat.is_finite() {
+        return Some(format!(
+            "latitude {lat} is outside [-90, 90] (metric=\"sphere\" reads x as longitude \
+             and y as latitude, in degrees)"
+        ));
+    }
+    if !(LON_RANGE.0..=LON_RANGE.1).contains(&lon) && lon.is_finite() {
+        return Some(format!(
+            "longitude {lon} is outside [-180, 360] (metric=\"sphere\" reads x as \
+             longitude and y as latitude, in degrees)"
+        ));
+    }
+    None
+}
+
+/// A longitude in `(180, 360]` moved to `(-180, 0]` (exact: Sterbenz), so both
+/// conventions give the same bits.
+#[inline(always)]
+fn wrap(lon: f64) -> f64 {
+    if lon > 180.0 {
+        lon - 360.0
+    } else {
+        lon
+    }
+}
+
+/// The unit vector of a longitude/latitude in degrees, `(cos lat cos lon, cos lat sin
+/// lon, sin lat)`, with the pinned `libm`; the longitude wrapped to `[-180, 180]` first.
+#[inline]
+pub fn unit(lon: f64, lat: f64) -> [f64; 3] {
+    let (slat, clat) = libm::sincos(lat * RAD);
+    let (slon, clon) = libm::sincos(wrap(lon) * RAD);
+    [clat * clon, clat * slon, slat]
+}
+
+/// The squared chord length between two unit vectors, `dx^2 + dy^2 + dz^2` in float64 in
+/// that order.
+#[inline(always)]
+pub fn chord_squared(a: &[f64; 3], b: &[f64; 3]) -> f64 {
+    let (dx, dy, dz) = (a[0] - b[0], a[1] - b[1], a[2] - b[2]);
+    dx * dx + dy * dy + dz * dz
+}
+
+/// Great-circle metres of a squared chord length: `2 R asin(min(sqrt(s) / 2, 1))`.
+#[inline]
+pub fn metres(s: f64) -> f64 {
+    2.0 * EARTH_RADIUS * libm::asin((s.sqrt() * 0.5).min(1.0))
+}
+
+/// `great-circle distance < max_dist` between two unit vectors, as squared chords.
+///
+/// The threshold is `T = fl(2 sin(max_dist / (2R)))^2`, computed once (`inf` when
+/// `max_dist / R > pi`: every point is then closer); a pair is within iff the exact
+/// squared chord `S` of the two float64 vectors is `< T`.
+///
+/// # The filter
+/// `s = chord_squared(a, b)` is `S (1 + e)` with `|e| <= 5u + O(u^2)` (`u = 2^-53`): each
+/// difference, square and sum of non-negative terms adds one rounding. `lo` and `hi`
+/// are `T (1 -+ 8u)` rounded, so within `T (1 -+ 6.99u)`: `s < lo` proves `S < T` and
+/// `s > hi` proves `S > T`. Between them the sum is compared exactly in big integers.
+/// Underflow adds at most `5 * 2^-1074` to `|s - S|`, below `u T` when `T >= 2^-900`;
+/// smaller thresholds always take the exact path.
+#[derive(Debug, Clone, Copy)]
+pub struct ChordWithin {
+    t: f64,
+    lo: f64,
+    hi: f64,
+}
+
+impl ChordWithin {
+    /// The test for `max_dist` metres (`> 0`, `inf` allowed).
+    pub fn new(max_dist: f64) -> Self {
+        let theta = max_dist / EARTH_RADIUS;
+        // Farther than half the circumference, or inf (NaN is refused before: check_max_dist):
+        // every pair is closer.
+        if theta > PI || theta.is_nan() {
+            return Self {
+                t: f64::INFINITY,
+                lo: f64::INFINITY,
+                hi: f64::INFINITY,
+            };
+        }
+        let c = 2.0 * libm::sin(theta * 0.5);
+        let t = c * c;
+        const M: f64 = 8.0 * f64::EPSILON * 0.5;
+        if t >= f64::powi(2.0, -900) {
+            Self {
+                t,
+                lo: t * (1.0 - M),
+                hi: t * (1.0 + M),
+            }
+        } else {
+            Self {
+                t,
+                lo: -1.0,
+                hi: f64::INFINITY,
+            }
+        }
+    }
+
+    /// The squared-chord threshold `T`.
+    pub fn threshold(&self) -> f64 {
+        self.t
+    }
+
+    /// Whether `a` and `b` are closer than `max_dist`, exactly (false if either has a
+    /// NaN).
+    #[inline(always)]
+    pub fn test(&self, a: &[f64; 3], b: &[f64; 3]) -> bool {
+        self.test_squared(chord_squared(a, b), a, b)
+    }
+
+    /// [`ChordWithin::test`] given `s = chord_squared(a, b)`.
+    #[inline(always)]
+    pub fn test_squared(&self, s: f64, a: &[f64; 3], b: &[f64; 3]) -> bool {
+        if s < self.lo {
+            true
+        } else if s > self.hi || s.is_nan() {
+            false
+        } else {
+            exact_less(a, b, self.t)
+        }
+    }
+}
+
+/// A float64 as `m * 2^e` with an integer `m`.
+fn split(v: f64) -> (i64, i32) {
+    if v == 0.0 {
+        return (0, 0);
+    }
+    let bits = v.to_bits();
+    let sign = if bits >> 63 == 1 { -1 } else { 1 };
+    let exp = ((bits >> 52) & 0x7ff) as i32;
+    let frac = (bits & ((1u64 << 52) - 1)) as i64;
+    if exp == 0 {
+        (sign * frac, -1074)
+    } else {
+        (sign * (frac | (1i64 << 52)), exp - 1075)
+    }
+}
+
+/// `v * 2^1074` as an integer (every finite float64 is a multiple of `2^-1074`).
+fn scaled(v: f64) -> BigInt {
+    let (m, e) = split(v);
+    BigInt::from(m) << (e + 1074) as usize
+}
+
+/// The exact `sum (a_i - b_i)^2 < t` for finite values (`t = inf`: true).
+fn exact_less(a: &[f64; 3], b: &[f64; 3], t: f64) -> bool {
+    if t == f64::INFINITY {
+        return true;
+    }
+    if a.iter().chain(b).any(|v| !v.is_finite()) {
+        return false;
+    }
+    let mut sum = BigInt::from(0);
+    for i in 0..3 {
+        let d = scaled(a[i]) - scaled(b[i]);
+        sum += &d * &d;
+    }
+    sum < (scaled(t) << 1074usize)
+}
+
+/// A polygon's center and area on the sphere.
+///
+/// `exteriors` and `holes` are rings as longitude/latitude slices, open (no closing
+/// vertex). The center is the mean of the exterior vertices' unit vectors (summed in
+/// order), normalised, as `(lon, lat)` degrees (`atan2`); the area is `R^2` times the sum
+/// of the exteriors' spherical excesses less the holes' (each ring the smaller of the
+/// two regions it bounds, so its orientation does not matter).
+///
+/// # Errors
+/// A message (the caller adds the row) when the vertices' mean direction is too close to
+/// zero (vertices spread around the whole sphere: no center).
+pub fn center_area<'a>(
+    exteriors: impl Iterator<Item = (&'a [f64], &'a [f64])> + Clone,
+    holes: impl Iterator<Item = (&'a [f64], &'a [f64])>,
+) -> std::result::Result<(f64, f64, f64), String> {
+    let mut sum = [0.0f64; 3];
+    let mut n = 0usize;
+    for (xs, ys) in exteriors.clone() {
+        for (&x, &y) in xs.iter().zip(ys) {
+            let u = unit(x, y);
+            sum[0] += u[0];
+            sum[1] += u[1];
+            sum[2] += u[2];
+        }
+        n += xs.len();
+    }
+    let norm = (sum[0] * sum[0] + sum[1] * sum[1] + sum[2] * sum[2]).sqrt();
+    if n == 0 || norm.is_nan() || norm <= 1e-9 * n as f64 {
+        return Err(format!(
+            "the mean of its {n} exterior vertices' unit vectors is too close to the \
+             sphere's center (vertices all around the sphere): it has no center on the \
+             sphere"
+        ));
+    }
+    let c = [sum[0] / norm, sum[1] / norm, sum[2] / norm];
+    let lon = libm::atan2(c[1], c[0]) * DEG;
+    let lat = libm::atan2(c[2], libm::hypot(c[0], c[1])) * DEG;
+    let mut area = 0.0;
+    for (xs, ys) in exteriors {
+        area += ring_excess(xs, ys, &c);
+    }
+    for (xs, ys) in holes {
+        area -= ring_excess(xs, ys, &c);
+    }
+    Ok((lon, lat, area * EARTH_RADIUS * EARTH_RADIUS + 0.0))
+}
+
+/// The spherical excess (steradians) of the smaller region a ring bounds: the signed
+/// excesses of the triangles `(o, a, b)` over its edges `a -> b`, each
+/// `2 atan2(o . (a x b), 1 + o.a + a.b + b.o)`, with the triple product computed on
+/// `a - o` and `b - o` (it equals `o . ((a - o) x (b - o))`), which keeps it accurate for
+/// small rings.
+fn ring_excess(xs: &[f64], ys: &[f64], o: &[f64; 3]) -> f64 {
+    let n = xs.len();
+    if n < 3 {
+        return 0.0;
+    }
+    let vs: Vec<[f64; 3]> = xs.iter().zip(ys).map(|(&x, &y)| unit(x, y)).collect();
+    let mut total = 0.0;
+    for i in 0..n {
+        let (a, b) = (&vs[i], &vs[(i + 1) % n]);
+        let p = [a[0] - o[0], a[1] - o[1], a[2] - o[2]];
+        let q = [b[0] - o[0], b[1] - o[1], b[2] - o[2]];
+        let cross = [
+            p[1] * q[2] - p[2] * q[1],
+            p[2] * q[0] - p[0] * q[2],
+            p[0] * q[1] - p[1] * q[0],
+        ];
+        let triple = o[0] * cross[0] + o[1] * cross[1] + o[2] * cross[2];
+        let dot = |u: &[f64; 3], v: &[f64; 3]| u[0] * v[0] + u[1] * v[1] + u[2] * v[2];
+        let den = 1.0 + dot(o, a) + dot(a, b) + dot(b, o);
+        total += 2.0 * libm::atan2(triple, den);
+    }
+    let a = total.abs();
+    // A ring around more than half the sphere (as seen from o): the other side.
+    a.min(4.0 * PI - a)
+}
+
+/// The center rule on the sphere for one point: the candidates are the centers closer
+/// than `max_dist` great-circle metres ([`ChordWithin`]), and for the index's walks a
+/// node is placed by the 3-D box of its centers' unit vectors: the float64 squared chord
+/// from the point to the nearest point of the box is no larger than to any center in it,
+/// and to the farthest corner no smaller (rounding is monotone: each coordinate
+/// difference to the box is no larger, resp. no smaller, in magnitude than to the
+/// center, and so are its rounded square and the rounded sum), so a node is outside when
+/// that nearest chord is above the filter's upper bound and inside when the farthest is
+/// below its lower bound, exactly as [`ChordWithin::test`] would decide each center.
+/// The same bounds order the nearest search ([`NearRule`]): the key of a center is its
+/// float64 squared chord.
+#[derive(Debug, Clone, Copy)]
+pub struct SphereCap<'a> {
+    within: &'a ChordWithin,
+    units: &'a [[f64; 3]],
+    boxes: &'a [[f64; 6]],
+    u: [f64; 3],
+}
+
+impl<'a> SphereCap<'a> {
+    /// The cap of `within` around `(lon, lat)`; `units` are the centers' unit vectors by
+    /// rank and `boxes` the nodes' 3-D boxes of them
+    /// ([`crate::SpatialIndex::units`], [`crate::SpatialIndex::unit_node_boxes`]).
+    #[inline]
+    pub fn new(
+        within: &'a ChordWithin,
+        units: &'a [[f64; 3]],
+        boxes: &'a [[f64; 6]],
+        lon: f64,
+        lat: f64,
+    ) -> Self {
+        Self {
+            within,
+            units,
+            boxes,
+            u: unit(lon, lat),
+        }
+    }
+
+    /// The point's unit vector.
+    pub fn unit(&self) -> &[f64; 3] {
+        &self.u
+    }
+
+    /// The float64 squared chords from the point to the nearest point and to the
+    /// farthest corner of node `node`'s box (an empty box is infinitely far).
+    #[inline(always)]
+    fn near_far(&self, node: usize) -> (f64, f64) {
+        let b = &self.boxes[node];
+        let (mut near, mut far) = (0.0, 0.0);
+        for a in 0..3 {
+            let u = self.u[a];
+            let n = u - u.max(b[a]).min(b[a + 3]);
+            let f = if u - b[a] > b[a + 3] - u {
+                u - b[a]
+            } else {
+                u - b[a + 3]
+            };
+            near += n * n;
+            far += f * f;
+        }
+        (near, far)
+    }
+}
+
+impl CenterRule for SphereCap<'_> {
+    #[inline(always)]
+    fn reach(&self, node: usize, _b: &[f64; 4], _px: f64, _py: f64) -> Reach {
+        let (near, far) = self.near_far(node);
+        if near > self.within.hi || near.is_nan() {
+            Reach::Outside
+        } else if far < self.within.lo {
+            Reach::Inside
+        } else {
+            Reach::Partial
+        }
+    }
+
+    #[inline(always)]
+    fn accepts(&self, rank: u32, _cx: f64, _cy: f64, _px: f64, _py: f64) -> bool {
+        self.within.test(&self.u, &self.units[rank as usize])
+    }
+}
+
+impl NearRule for SphereCap<'_> {
+    #[inline(always)]
+    fn key(&self, rank: u32) -> f64 {
+        chord_squared(&self.u, &self.units[rank as usize])
+    }
+    #[inline(always)]
+    fn near_key(&self, node: usize) -> f64 {
+        self.near_far(node).0
+    }
+    #[inline(always)]
+    fn far_key(&self, node: usize) -> f64 {
+        self.near_far(node).1
+    }
+}
+
+/// The metric of a match from the caller's choice (`None`: not given) and the CRS the
+/// polygons state: the metric, and a warning to show when a geographic CRS is read as
+/// planar because no metric was given (GeoParquet's omitted `crs` is OGC:CRS84, so it
+/// counts as stated; `"crs": null` is unknown and does not).
+///
+/// # Errors
+/// [`PolymatchError::InvalidArgument`] for `metric="sphere"` with a projected CRS (its
+/// coordinates are not longitudes and latitudes).
+pub fn resolve_metric(
+    given: Option<Metric>,
+    crs: Option<&Crs>,
+) -> Result<(Metric, Option<String>)> {
+    let kind = crs.map(|c| c.kind());
+    match (given, kind) {
+        (Some(Metric::Sphere), Some(CrsKind::Projected)) => {
+            Err(PolymatchError::InvalidArgument(format!(
+                "metric=\"sphere\" needs longitude/latitude coordinates, and the polygons' CRS \
+                 {} is projected: match it with metric=\"planar\" (its units), or transform \
+                 the data to EPSG:4326 / OGC:CRS84 first",
+                crs.map(|c| c.short()).unwrap_or_default()
+            )))
+        }
+        (None, Some(CrsKind::Geographic)) => Ok((
+            Metric::Planar,
+            Some(format!(
+                "the polygons' CRS {} is geographic (longitude/latitude in degrees), and \
+                 the match measures planar degrees: pass metric=\"sphere\" (command line: \
+                 --metric sphere) for distances in metres and areas in square metres, or \
+                 metric=\"planar\" to keep degrees and silence this warning",
+                crs.map(|c| c.short()).unwrap_or_default()
+            )),
+        )),
+        (given, _) => Ok((given.unwrap_or_default(), None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threshold_and_exact_ties() {
+        // A unit vector against itself: chord 0, within any radius.
+        let a = unit(10.0, 20.0);
+        assert!(ChordWithin::new(1e-3).test(&a, &a));
+        // Exactly at the threshold: the chord between (1,0,0) and (0,1,0) is 2; a
+        // radius whose T rounds to 2 is not strictly closer.
+        let w = ChordWithin::new(EARTH_RADIUS * PI / 2.0);
+        let (x, y) = ([1.0, 0.0, 0.0], [0.0, 1.0, 0.0]);
+        assert_eq!(
+            w.test(&x, &y),
+            exact_less(&x, &y, w.threshold()),
+            "filter and exact test agree at T = {}",
+            w.threshold()
+        );
+        assert!(!exact_less(&x, &y, 2.0));
+        assert!(exact_less(&x, &y, 2.0f64.next_up()));
+        // Farther than half the circumference: everything, antipodes included.
+        let w = ChordWithin::new(EARTH_RADIUS * 4.0);
+        assert!(w.test(&unit(0.0, 0.0), &unit(180.0, 0.0)));
+        // NaN never.
+        assert!(!w.test(&unit(f64::NAN, 0.0), &x));
+    }
+
+    #[test]
+    fn filter_agrees_with_exact_near_the_threshold() {
+        let w = ChordWithin::new(1000.0);
+        let a = unit(2.0, 45.0);
+        // Walk a point across the threshold in tiny steps north.
+        let step = 1000.0 / EARTH_RADIUS * DEG;
+        for k in -200..200 {
+            let lat = 45.0 + step + k as f64 * 1e-15;
+            let b = unit(2.0, lat);
+            assert_eq!(w.test(&a, &b), exact_less(&a, &b, w.threshold()), "{lat}");
+        }
+    }
+
+    #[test]
+    fn both_longitude_conventions_give_the_same_bits() {
+        assert_eq!(unit(190.0, 12.5), unit(-170.0, 12.5));
+        assert_eq!(unit(360.0, -3.0), unit(0.0, -3.0));
+    }
+
+    #[test]
+    fn center_and_area_of_a_small_square_and_across_the_antimeridian() {
+        // 1 degree square at the equator: area about (111.2 km)^2.
+        let (xs, ys) = ([0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 1.0, 1.0]);
+        let (lon, lat, area) =
+            center_area([(&xs[..], &ys[..])].into_iter(), std::iter::empty()).unwrap();
+        assert!(
+            (lon - 0.5).abs() < 1e-12 && (lat - 0.5).abs() < 1e-4,
+            "{lon} {lat}"
+        );
+        let side = EARTH_RADIUS * RAD;
+        assert!((area / (side * side) - 1.0).abs() < 1e-3, "{area}");
+        // The same square across the antimeridian: center at 180, same area.
+        let xs2 = [179.5, -179.5, -179.5, 179.5];
+        let (lon2, _, area2) =
+            center_area([(&xs2[..], &ys[..])].into_iter(), std::iter::empty()).unwrap();
+        assert!((lon2.abs() - 180.0).abs() < 1e-9, "{lon2}");
+        assert!((area2 / area - 1.0).abs() < 1e-9);
+        // Orientation does not matter.
+        let (xr, yr) = ([0.0, 0.0, 1.0, 1.0], [0.0, 1.0, 1.0, 0.0]);
+        let (_, _, area3) =
+            center_area([(&xr[..], &yr[..])].into_iter(), std::iter::empty()).unwrap();
+        assert!((area3 - area).abs() <= 1e-9 * area);
+        // Vertices around the whole equator: no center.
+        let xe = [0.0, 90.0, 180.0, 270.0];
+        let ye = [0.0; 4];
+        assert!(center_area([(&xe[..], &ye[..])].into_iter(), std::iter::empty()).is_err());
+    }
+
+    #[test]
+    fn the_walks_equal_brute_force_near_the_poles_and_the_antimeridian() {
+        // Centers on a 5-degree grid (poles and the antimeridian included, many exact
+        // ties of chord), the index's walks against the exact test of every center.
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        for i in 0..72 {
+            for j in 0..37 {
+                xs.push(-180.0 + 5.0 * i as f64);
+                ys.push(-90.0 + 5.0 * j as f64);
+            }
+        }
+        let area = vec![1.0; xs.len()];
+        let index = crate::SpatialIndex::from_centers(&xs, &ys, &area, |_| true)
+            .with_metric(Metric::Sphere);
+        let units = index.units();
+        for &d in &[1e5, 1e6, 5e6, 3e7] {
+            let w = ChordWithin::new(d);
+            for &(px, py) in &[(179.0, 10.0), (-179.0, 80.0), (0.0, -88.0), (300.0, 45.0)] {
+                let cap = SphereCap::new(&w, units, index.unit_node_boxes(), px, py);
+                let mut walk = Vec::new();
+                index.for_each_by(&cap, px, py, |r, _, _| walk.push(r));
+                walk.sort_unstable();
+                let brute: Vec<u32> = (0..units.len() as u32)
+                    .filter(|&r| w.test(cap.unit(), &units[r as usize]))
+                    .collect();
+                assert_eq!(walk, brute, "{d} ({px}, {py})");
+                // the 7 nearest (farthest), ties to the lowest row
+                for descending in [false, true] {
+                    let mut near = Vec::new();
+                    index.nearest_k_by(&cap, px, py, 7, descending, &mut near);
+                    let mut want: Vec<(f64, u32)> =
+                        brute.iter().map(|&r| (cap.key(r), r)).collect();
+                    want.sort_by(|a, b| {
+                        let o = if descending {
+                            b.0.total_cmp(&a.0)
+                        } else {
+                            a.0.total_cmp(&b.0)
+                        };
+                        o.then(index.row_of(a.1).cmp(&index.row_of(b.1)))
+                    });
+                    want.truncate(7);
+                    assert_eq!(near, want, "{d} ({px}, {py}) descending {descending}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! `metric="sphere"` (SPEC.md, "On the sphere") against a brute-force oracle written from
+//! the definition: a polygon is a candidate iff the exact chord test
+//! ([`ChordWithin::test`]) accepts the unit vectors of the point and of its center;
+//! candidates ranked by (area, row), by (squared chord, row) for `rank_by="distance"`,
+//! or by row for all candidates. Centers cluster around the antimeridian and the poles,
+//! where the index's longitude/latitude boxes wrap and widen, and points use both
+//! longitude conventions.
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Float64Type, UInt32Type, UInt64Type};
+use polymatch::matching::with_threads;
+use polymatch::sphere::{chord_squared, metres, unit, ChordWithin, Metric, EARTH_RADIUS};
+use polymatch::synth::Rng;
+use polymatch::{
+    match_points, How, MatchOptions, PointSlices, PolymatchError, RankBy, SpatialIndex,
+};
+
+use crate::common::arrays::ring_polygons_result;
+use crate::common::below;
+
+fn uniform(rng: &mut Rng, lo: f64, hi: f64) -> f64 {
+    lo + (hi - lo) * (below(rng, 1 << 40) as f64 / (1u64 << 40) as f64)
+}
+
+/// Centers in clusters: around the antimeridian, near both poles, and anywhere.
+fn centers(rng: &mut Rng, n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (mut x, mut y, mut a) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n {
+        let (lon, lat) = match i % 4 {
+            0 => (uniform(rng, 170.0, 190.0), uniform(rng, -60.0, 60.0)),
+            1 => (uniform(rng, -180.0, 180.0), uniform(rng, 80.0, 90.0)),
+            2 => (uniform(rng, -180.0, 180.0), uniform(rng, -90.0, -80.0)),
+            _ => (uniform(rng, -180.0, 180.0), uniform(rng, -90.0, 90.0)),
+        };
+        let lon = if lon > 180.0 { lon - 360.0 } else { lon };
+        x.push(lon);
+        y.push(lat);
+        // few distinct areas: many ties, broken by row
+        a.push(below(rng, 4) as f64);
+    }
+    (x, y, a)
+}
+
+fn points(rng: &mut Rng, n: usize) -> (Vec<f64>, Vec<f64>) {
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let (lon, lat) = match i % 4 {
+            0 => (uniform(rng, 170.0, 190.0), uniform(rng, -60.0, 60.0)),
+            1 => (uniform(rng, -180.0, 360.0), uniform(rng, 80.0, 90.0)),
+            2 => (uniform(rng, 0.0, 360.0), uniform(rng, -90.0, -80.0)),
+            _ => (uniform(rng, -180.0, 180.0), uniform(rng, -90.0, 90.0)),
+        };
+        x.push(lon);
+        y.push(lat);
+    }
+    (x, y)
+}
+
+/// The oracle: per point, its rows in order, with squared chords.
+fn oracle(
+    cx: &[f64],
+    cy: &[f64],
+    area: &[f64],
+    options: &MatchOptions,
+    px: f64,
+    py: f64,
+) -> Vec<(u32, f64)> {
+    let within = ChordWithin::new(options.max_dist);
+    let u = unit(px, py);
+    let mut c: Vec<(u32, f64)> = (0..cx.len())
+        .filter_map(|j| {
+            let v = unit(cx[j], cy[j]);
+            within
+                .test(&u, &v)
+                .then(|| (j as u32, chord_squared(&u, &v)))
+        })
+        .collect();
+    if options.all_candidates {
+        c.sort_by_key(|&(j, _)| j);
+        return c;
+    }
+    let sign = if options.descending { -1.0 } else { 1.0 };
+    if options.rank_by == RankBy::Distance {
+        c.sort_by(|a, b| (sign * a.1).total_cmp(&(sign * b.1)).then(a.0.cmp(&b.0)));
+    } else {
+        c.sort_by(|a, b| {
+            (sign * area[a.0 as usize])
+                .total_cmp(&(sign * area[b.0 as usize]))
+                .then(a.0.cmp(&b.0))
+        });
+    }
+    c.truncate(options.k as usize);
+    c
+}
+
+fn check_case(seed: u64, polygons: usize, npoints: usize, max_dist: f64) {
+    let mut rng = Rng::new(seed);
+    let (cx, cy, area) = centers(&mut rng, polygons);
+    let (px, py) = points(&mut rng, npoints);
+    let index = SpatialIndex::from_centers(&cx, &cy, &area, |_| true).with_metric(Metric::Sphere);
+    let rankings = polymatch::Rankings::new(std::sync::Arc::new(index));
+    for (rank_by, descending, k, all) in [
+        (RankBy::Area, false, 1, false),
+        (RankBy::Area, true, 3, false),
+        (RankBy::Distance, false, 1, false),
+        (RankBy::Distance, false, 4, false),
+        (RankBy::Distance, true, 2, false),
+        (RankBy::Area, false, 1, true),
+    ] {
+        let options = MatchOptions {
+            max_dist,
+            rank_by: rank_by.clone(),
+            descending,
+            k,
+            all_candidates: all,
+            how: How::Left,
+            metric: Metric::Sphere,
+            chunk_size: 97,
+            ..MatchOptions::default()
+        };
+        let index = match options.index_order() {
+            Some(order) => rankings.get(&order, None).unwrap(),
+            None => rankings.base().clone(),
+        };
+        let slices = PointSlices::new(&px, &py, None).unwrap();
+        let got = match_points(&index, slices, &options, 0, None).unwrap();
+        // The same answer for one thread and big chunks.
+        let one = with_threads(Some(1), || {
+            let o = MatchOptions {
+                chunk_size: 8192,
+                ..options.clone()
+            };
+            match_points(&index, slices, &o, 0, None).unwrap()
+        })
+        .unwrap();
+        assert_eq!(got, one, "threads/chunks, {options:?}");
+        let point = got.column(0).as_primitive::<UInt64Type>();
+        let row = got.column(1).as_primitive::<UInt32Type>();
+        let dist = got.column(2).as_primitive::<Float64Type>();
+        let mut at = 0;
+        for i in 0..px.len() {
+            let want = oracle(&cx, &cy, &area, &options, px[i], py[i]);
+            if want.is_empty() {
+                assert_eq!(point.value(at), i as u64);
+                assert!(row.is_null(at), "point {i} has no candidate, {options:?}");
+                at += 1;
+                continue;
+            }
+            for (j, s) in want {
+                assert_eq!(
+                    (point.value(at), row.value(at)),
+                    (i as u64, j),
+                    "point {i} ({}, {}), {options:?}",
+                    px[i],
+                    py[i]
+                );
+                assert_eq!(dist.value(at).to_bits(), metres(s).to_bits());
+                at += 1;
+            }
+        }
+        assert_eq!(at, got.num_rows());
+    }
+}
+
+#[test]
+fn every_rank_rule_against_brute_force_near_the_poles_and_the_antimeridian() {
+    check_case(1, 400, 600, 250_000.0);
+    check_case(2, 300, 300, 3_000_000.0);
+    check_case(3, 200, 200, 1e7);
+    // farther than half the circumference: everything
+    check_case(4, 50, 50, 2.5e7);
+    check_case(5, 500, 400, 1_000.0);
+}
+
+#[test]
+fn the_reported_distance_is_the_great_circle_to_the_center() {
+    // Two points on the equator 1 degree apart: R * pi / 180 metres.
+    let a = unit(0.0, 0.0);
+    let b = unit(1.0, 0.0);
+    let d = metres(chord_squared(&a, &b));
+    let want = EARTH_RADIUS * std::f64::consts::PI / 180.0;
+    assert!((d - want).abs() < 1e-6, "{d} vs {want}");
+}
+
+#[test]
+fn polygons_on_the_sphere_and_their_errors() {
+    // A 1-degree square straddling the antimeridian, and one at 80N.
+    let rings = vec![
+        vec![
+            (179.5, 0.0),
+            (-179.5, 0.0),
+            (-179.5, 1.0),
+            (179.5, 1.0),
+            (179.5, 0.0),
+        ],
+        vec![(10.0, 80.0), (11.0, 80.0), (11.0, 81.0), (10.0, 81.0)],
+    ];
+    let p = ring_polygons_result(&rings)
+        .unwrap()
+        .with_metric(Metric::Sphere)
+        .unwrap();
+    assert!((p.center_x()[0].abs() - 180.0).abs() < 1e-9);
+    assert!(p.area()[1] < p.area()[0] / 5.0, "80N is narrower");
+    let index = SpatialIndex::new(&p);
+    assert_eq!(index.metric(), Metric::Sphere);
+    // Bytes keep the metric, and the answers.
+    let back = SpatialIndex::from_bytes(&index.to_bytes()).unwrap();
+    assert_eq!(back, index);
+    let (with, polys) =
+        SpatialIndex::from_bytes_with_polygons(&index.to_bytes_with_polygons(Some(&p)).unwrap())
+            .unwrap();
+    assert_eq!(with, index);
+    assert_eq!(polys.unwrap().metric(), Metric::Sphere);
+    // A point 10 km east of the antimeridian matches the first polygon, in either
+    // longitude convention.
+    let options = MatchOptions {
+        max_dist: 100_000.0,
+        metric: Metric::Sphere,
+        ..MatchOptions::default()
+    };
+    for lon in [-179.9, 180.1] {
+        let r = match_points(
+            &index,
+            PointSlices::new(&[lon], &[0.5], None).unwrap(),
+            &options,
+            0,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            r.column(1).as_primitive::<UInt32Type>().value(0),
+            0,
+            "{lon}"
+        );
+    }
+    // A latitude out of range names the row; so does a point's.
+    let bad = vec![rings[0].clone(), vec![(0.0, 0.0), (1.0, 91.0), (1.0, 0.0)]];
+    let e = ring_polygons_result(&bad)
+        .unwrap()
+        .with_metric(Metric::Sphere)
+        .unwrap_err();
+    assert!(
+        matches!(&e, PolymatchError::InvalidGeometry { row: 1, reason } if reason.contains("latitude 91")),
+        "{e}"
+    );
+    let e = match_points(
+        &index,
+        PointSlices::new(&[0.0, 400.0], &[0.0, 0.0], None).unwrap(),
+        &options,
+        10,
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, PolymatchError::InvalidGeometry { row: 11, reason } if reason.contains("longitude 400")),
+        "{e}"
+    );
+    // The metric of the match must be the index's.
+    let planar = MatchOptions::default();
+    let e = match_points(
+        &index,
+        PointSlices::new(&[0.0], &[0.0], None).unwrap(),
+        &planar,
+        0,
+        None,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("metric"), "{e}");
+    // Vertices all around the equator have no center.
+    let around = vec![vec![(0.0, 0.0), (90.0, 0.0), (180.0, 0.0), (270.0, 0.0)]];
+    let e = ring_polygons_result(&around)
+        .unwrap()
+        .with_metric(Metric::Sphere)
+        .unwrap_err();
+    assert!(
+        matches!(e, PolymatchError::InvalidGeometry { row: 0, .. }),
+        "{e}"
+    );
+}

@@ -1,0 +1,277 @@
+"""``metric="sphere"``: longitude/latitude points and polygons, great-circle metres, square
+metres (docs/SPEC.md, "On the sphere").
+
+The oracle is independent of polymatch: pyproj's geodesics on a sphere of radius R
+(``Geod(a=R, b=R)``: great circles, spherical polygon areas). Candidates are compared
+away from the threshold (a relative band of 1e-9 around ``max_dist``, where float
+rounding of either side may decide), distances and areas within stated tolerances.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pyproj
+import pytest
+
+import polymatch as pm
+
+R = 6_371_008.8
+GEOD = pyproj.Geod(a=R, b=R)
+
+
+def rings(n: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Small hexagon-ish rings anywhere, across the antimeridian and near the poles."""
+    rng = np.random.default_rng(seed)
+    cx = rng.uniform(-180, 180, n)
+    cy = np.concatenate([rng.uniform(-85, 85, n - n // 4), rng.uniform(80, 86, n // 4)])
+    xs, ys = [], []
+    for i in range(n):
+        ang = np.sort(rng.uniform(0, 2 * np.pi, 6))
+        r = rng.uniform(0.01, 0.4)
+        x = cx[i] + r * np.cos(ang) / np.cos(np.radians(cy[i]))
+        y = cy[i] + r * np.sin(ang)
+        xs.append(np.where(x > 180, x - 360, np.where(x < -180, x + 360, x)))
+        ys.append(y)
+    return xs, ys
+
+
+def index_of(xs: list[np.ndarray], ys: list[np.ndarray]) -> pm.PolygonIndex:
+    offsets = np.cumsum([0] + [len(x) for x in xs])
+    return pm.PolygonIndex.from_coords(
+        np.concatenate(xs), np.concatenate(ys), offsets, metric="sphere"
+    )
+
+
+def points(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    # both longitude conventions
+    return rng.uniform(-180, 360, n), rng.uniform(-89.5, 89.5, n)
+
+
+@pytest.fixture(scope="module")
+def world() -> tuple[pm.PolygonIndex, list[np.ndarray], list[np.ndarray]]:
+    xs, ys = rings(1500, 3)
+    return index_of(xs, ys), xs, ys
+
+
+def test_centers_and_areas_against_geodesics(world) -> None:
+    index, xs, ys = world
+    t = index.to_arrow()
+    area = np.array([abs(GEOD.polygon_area_perimeter(x, y)[0]) for x, y in zip(xs, ys)])
+    np.testing.assert_allclose(t["area"].to_numpy(), area, rtol=1e-9)
+    # The center: the normalised mean of the vertices' unit vectors.
+    for i in range(0, len(xs), 97):
+        lon, lat = np.radians(xs[i]), np.radians(ys[i])
+        v = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)]).sum(1)
+        want_lon = np.degrees(np.arctan2(v[1], v[0]))
+        want_lat = np.degrees(np.arctan2(v[2], np.hypot(v[0], v[1])))
+        _, _, d = GEOD.inv(t["center_x"][i].as_py(), t["center_y"][i].as_py(), want_lon, want_lat)
+        assert d < 1e-6, (i, d)
+    assert index.metric == "sphere"
+    assert 'metric="sphere"' in repr(index)
+
+
+def oracle_distances(index: pm.PolygonIndex, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    t = index.to_arrow()
+    cx, cy = t["center_x"].to_numpy(), t["center_y"].to_numpy()
+    out = np.empty((len(px), len(cx)))
+    for i in range(len(px)):
+        _, _, out[i] = GEOD.inv(np.full(len(cx), px[i]), np.full(len(cx), py[i]), cx, cy)
+    return out
+
+
+@pytest.mark.parametrize("max_dist", [30_000.0, 400_000.0, 5_000_000.0])
+def test_candidates_best_and_nearest_against_geodesics(world, max_dist: float) -> None:
+    index, _, _ = world
+    px, py = points(400, 7)
+    d = oracle_distances(index, px, py)
+    area = index.to_arrow()["area"].to_numpy()
+    table = pa.table({"x": px, "y": py})
+    near_tie = np.abs(d - max_dist) <= 1e-9 * max_dist
+    # every candidate
+    res = index.match(table, max_dist, all_candidates=True)
+    got = set(zip(res["point_index"].to_pylist(), res["polygon_index"].to_pylist()))
+    want = set(zip(*np.nonzero(d < max_dist)))
+    unsure = set(zip(*np.nonzero(near_tie)))
+    assert got - unsure == want - unsure
+    np.testing.assert_allclose(
+        res["distance"].to_numpy(),
+        d[res["point_index"].to_numpy(), res["polygon_index"].to_numpy()],
+        rtol=1e-12,
+        atol=1e-6,
+    )
+    # the smallest area, ties to the lowest row
+    best = index.match(table, max_dist, how="left")
+    for i, row in enumerate(best["polygon_index"].to_pylist()):
+        if near_tie[i].any():
+            continue
+        cands = np.nonzero(d[i] < max_dist)[0]
+        if len(cands) == 0:
+            assert row is None
+        else:
+            assert row == cands[np.lexsort((cands, area[cands]))][0]
+    # the 3 nearest, nearest first
+    near = index.match(table, max_dist, rank_by="distance", k=3)
+    by_point: dict[int, list[int]] = {}
+    for p, row in zip(near["point_index"].to_pylist(), near["polygon_index"].to_pylist()):
+        by_point.setdefault(p, []).append(row)
+    for i in range(len(px)):
+        order = np.argsort(d[i], kind="stable")
+        want_rows = [j for j in order if d[i, j] < max_dist][:3]
+        if near_tie[i].any() or np.any(np.abs(np.diff(d[i, order[:4]])) < 1e-6):
+            continue
+        assert by_point.get(i, []) == want_rows, i
+
+
+def test_nearest_without_a_cap_and_the_antimeridian() -> None:
+    # Two squares either side of the antimeridian; a point at 179.99 E is nearest the
+    # one west of it across the line.
+    xs = [np.array([179.0, 179.5, 179.5, 179.0]), np.array([-179.9, -179.8, -179.8, -179.9])]
+    ys = [np.array([0.0, 0.0, 0.5, 0.5]), np.array([0.0, 0.0, 0.5, 0.5])]
+    index = index_of(xs, ys)
+    table = pa.table({"x": [179.99, -180.0 + 0.01 + 360.0], "y": [0.25, 0.25]})
+    res = index.match(table, float("inf"), rank_by="distance")
+    assert res["polygon_index"].to_pylist() == [1, 1]
+    d = GEOD.inv(179.99, 0.25, -179.85, 0.25)[2]
+    assert abs(res["distance"][0].as_py() - d) < 1e-3
+
+
+def test_identical_across_threads_chunks_entry_points_and_bytes(world, tmp_path: Path) -> None:
+    index, xs, ys = world
+    px, py = points(30_000, 11)
+    table = pa.table({"x": px, "y": py, "id": np.arange(len(px))})
+    ref = index.match(table, 250_000.0, k=2, keep=["id"], threads=2)
+    assert ref.num_rows > 0
+    for kw in ({"threads": 1}, {"chunk_size": 1000}, {"threads": 2, "chunk_size": 7}):
+        assert index.match(table, 250_000.0, k=2, keep=["id"], **kw).equals(ref)
+    again = pm.PolygonIndex.from_bytes(index.to_bytes())
+    assert again.metric == "sphere"
+    assert again.match(table, 250_000.0, k=2, keep=["id"]).equals(ref)
+    assert pickle.loads(pickle.dumps(index)).match(table, 250_000.0, k=2, keep=["id"]).equals(ref)
+    # pm.match and match_parquet from a GeoParquet file of polygons
+    poly = tmp_path / "zones.parquet"
+    write_zones(poly, xs, ys, crs="OGC:CRS84")
+    pts = tmp_path / "gps.parquet"
+    pq.write_table(table, pts)
+    via_file = pm.read_polygons(poly, metric="sphere", keep=[])
+    assert via_file.match(table, 250_000.0, k=2, keep=["id"]).equals(ref)
+    out = tmp_path / "out.parquet"
+    pm.match_parquet(str(poly), str(pts), str(out), 250_000.0, k=2, keep=["id"], metric="sphere")
+    written = pq.read_table(out)
+    assert written.select(ref.column_names).equals(ref)
+    assert json.loads(written.schema.metadata[b"polymatch"])["metric"] == "sphere"
+    cli = tmp_path / "cli.parquet"
+    run = subprocess.run(
+        [sys.executable, "-m", "polymatch", "match", "--polygons", str(poly), "--points",
+         str(pts), "--out", str(cli), "--max-dist", "250000", "--k", "2", "--keep", "id",
+         "--metric", "sphere", "--quiet"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "warning" not in run.stderr
+    assert pq.read_table(cli).select(ref.column_names).equals(ref)
+
+
+def write_zones(path: Path, xs, ys, crs) -> None:
+    import shapely
+
+    geoms = [shapely.Polygon(np.column_stack([x, y])) for x, y in zip(xs, ys)]
+    column = {"encoding": "WKB", "geometry_types": ["Polygon"]}
+    if crs != "omit":
+        column["crs"] = crs
+    geo = {"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": column}}
+    t = pa.table({"geometry": pa.array(shapely.to_wkb(geoms), pa.binary())})
+    pq.write_table(t.replace_schema_metadata({"geo": json.dumps(geo)}), path)
+
+
+def test_a_geographic_crs_without_a_metric_warns(tmp_path: Path) -> None:
+    xs, ys = rings(20, 5)
+    points_table = pa.table({"x": [0.0], "y": [0.0]})
+    for crs in ("omit", "OGC:CRS84", "EPSG:4326"):
+        path = tmp_path / f"{crs.replace(':', '_')}.parquet"
+        write_zones(path, xs, ys, crs)
+        with pytest.warns(UserWarning, match='metric="sphere"'):
+            pm.read_polygons(path)
+        with pytest.warns(UserWarning, match='metric="sphere"'):
+            pm.match(pq.read_table(path), points_table)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert pm.read_polygons(path, metric="planar").metric == "planar"
+            assert pm.read_polygons(path, metric="sphere").metric == "sphere"
+        out = tmp_path / "out.parquet"
+        run = subprocess.run(
+            [sys.executable, "-m", "polymatch", "match", "--polygons", str(path), "--points",
+             str(write_points(tmp_path)), "--out", str(out), "--quiet"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        lines = run.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert "--metric sphere" in lines[0] and "warning" in lines[0], lines
+    # "crs": null is unknown: no warning.
+    path = tmp_path / "unknown.parquet"
+    write_zones(path, xs, ys, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pm.read_polygons(path)
+
+
+def write_points(tmp_path: Path) -> Path:
+    p = tmp_path / "pts.parquet"
+    pq.write_table(pa.table({"x": [0.0, 1.0], "y": [0.0, 1.0]}), p)
+    return p
+
+
+def test_errors(tmp_path: Path) -> None:
+    xs, ys = rings(5, 2)
+    index = index_of(xs, ys)
+    # a latitude out of range names the row, for polygons and points
+    bad_y = [y.copy() for y in ys]
+    bad_y[3][1] = 95.0
+    with pytest.raises(pm.InvalidGeometryError, match=r"row 3.*latitude 95"):
+        index_of(xs, bad_y)
+    with pytest.raises(pm.InvalidGeometryError, match=r"row 1.*longitude 400"):
+        index.match(pa.table({"x": [0.0, 400.0], "y": [0.0, 0.0]}), 1000.0)
+    # a projected CRS cannot be read on the sphere
+    path = tmp_path / "utm.parquet"
+    write_zones(path, xs, ys, "EPSG:32633")
+    with pytest.raises(ValueError, match="projected"):
+        pm.read_polygons(path, metric="sphere")
+    # the match's metric must be the index's
+    with pytest.raises(ValueError, match="metric"):
+        index.match(pa.table({"x": [0.0], "y": [0.0]}), 10.0, metric="planar")
+    with pytest.raises(ValueError, match="metric"):
+        index.match(pa.table({"x": [0.0], "y": [0.0]}), metric="globe")
+    # the shape rules are planar so far
+    with pytest.raises(ValueError, match="sphere"):
+        index.match(pa.table({"x": [0.0], "y": [0.0]}), predicate="covers")
+    # NaN and null points match nothing
+    res = index.match(pa.table({"x": [np.nan, None], "y": [0.0, 1.0]}), 1e7, how="left")
+    assert res["polygon_index"].null_count == 2
+
+
+def test_dask_broadcast_equals_one_process(world) -> None:
+    dd = pytest.importorskip("dask.dataframe")
+    import pandas as pd
+
+    import polymatch.dask as pmd
+
+    index, xs, ys = world
+    px, py = points(4000, 13)
+    frame = pd.DataFrame({"x": px, "y": py})
+    want = index.match(pa.Table.from_pandas(frame), 300_000.0)
+    got = pmd.match(index, dd.from_pandas(frame, npartitions=3), 300_000.0).compute()
+    assert got["polygon_index"].tolist() == want["polygon_index"].to_pylist()
+    assert got["distance"].tolist() == want["distance"].to_pylist()
+    with pytest.raises(ValueError, match="partitioned"):
+        polys = dd.from_pandas(pd.DataFrame({"x": [xs[0].tolist()], "y": [ys[0].tolist()]}), 1)
+        pmd.match(polys, dd.from_pandas(frame, npartitions=1), 1000.0, metric="sphere")
