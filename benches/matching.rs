@@ -35,6 +35,7 @@ use criterion::{
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array};
+use polymatch::index::cells::Planar;
 use polymatch::index::CellGrid;
 use polymatch::matching::{best_ranks, CHUNK};
 use polymatch::ranking::column_order;
@@ -248,7 +249,9 @@ fn bench_cell_lists(c: &mut Criterion) {
         let max_dist = radius_for(30.0, n);
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::new("build", n), &index, |b, index| {
-            b.iter(|| CellGrid::build(black_box(index), max_dist).expect("lists pay here"))
+            b.iter(|| {
+                CellGrid::<Planar>::build(black_box(index), max_dist).expect("lists pay here")
+            })
         });
     }
     group.finish();

@@ -32,8 +32,8 @@ use crate::polygons::{PolygonCenters, PolygonColumns};
 use crate::sphere::Metric;
 
 mod bytes;
-mod cells;
-pub use cells::CellGrid;
+pub mod cells;
+pub use cells::{CellGrid, CellMetric};
 
 /// Most centers in a leaf.
 pub const LEAF_SIZE: usize = 32;
@@ -194,7 +194,9 @@ pub trait CenterRule {
     /// is `b`) can be a candidate, [`Reach::Inside`] only if every one is.
     fn reach(&self, node: usize, b: &[f64; 4], px: f64, py: f64) -> Reach;
     /// Whether rank `rank`, centered at `(cx, cy)`, is a candidate of `(px, py)`.
-    fn accepts(&self, rank: u32, cx: f64, cy: f64, px: f64, py: f64) -> bool;
+    /// Whether the center of rank `rank`, item `item` of the tree (its position in tree
+    /// order), at `(cx, cy)`, is a candidate of `(px, py)`.
+    fn accepts(&self, item: usize, rank: u32, cx: f64, cy: f64, px: f64, py: f64) -> bool;
 }
 
 impl CenterRule for Within {
@@ -212,7 +214,7 @@ impl CenterRule for Within {
         }
     }
     #[inline(always)]
-    fn accepts(&self, _rank: u32, cx: f64, cy: f64, px: f64, py: f64) -> bool {
+    fn accepts(&self, _item: usize, _rank: u32, cx: f64, cy: f64, px: f64, py: f64) -> bool {
         self.test(px, py, cx, cy)
     }
 }
@@ -227,6 +229,37 @@ pub trait NearRule: CenterRule {
     fn near_key(&self, node: usize) -> f64;
     /// A value no smaller than the key of any center below `node`.
     fn far_key(&self, node: usize) -> f64;
+}
+
+/// Where a tree node lies for every point of a group at once
+/// ([`SpatialIndex::best_by_group`]).
+pub trait GroupReach {
+    /// [`Reach::Outside`] only if no center below `node` (box `b`) is a candidate of any
+    /// point of the group, [`Reach::Inside`] only if every one is a candidate of every
+    /// point.
+    fn group_reach(&self, node: usize, b: &[f64; 4]) -> Reach;
+}
+
+/// The planar center rule's group: the group's bounding box, with the relative margins
+/// of `1e-9` that cover the rounding of [`box_gap`] and [`box_span`] (see
+/// [`SpatialIndex::best_within_group`]).
+struct PlanarGroup {
+    group: [f64; 4],
+    reach: f64,
+    shrink: f64,
+}
+
+impl GroupReach for PlanarGroup {
+    #[inline(always)]
+    fn group_reach(&self, _node: usize, b: &[f64; 4]) -> Reach {
+        if box_gap(b, &self.group) > self.reach {
+            Reach::Outside
+        } else if box_span(b, &self.group) < self.shrink {
+            Reach::Inside
+        } else {
+            Reach::Partial
+        }
+    }
 }
 
 /// SPEC.md's squared distance: `dx * dx + dy * dy` in float64 (its square root is
@@ -473,6 +506,11 @@ pub struct SpatialIndex {
     /// Per node, on the sphere only: the 3-D box of its centers' unit vectors (min x, y,
     /// z, max x, y, z), which bounds their chords to a point exactly.
     node_box3: Vec<[f64; 6]>,
+    /// Per item (tree order), on the sphere only: the center's unit vector, read in leaf
+    /// scans without a random access by rank.
+    item_unit: Vec<[f64; 3]>,
+    /// Cell lists per radius on the sphere (as `cells`).
+    sphere_cells: cells::CellCache<cells::Sphere>,
 }
 
 #[derive(Clone, Copy)]
@@ -581,6 +619,8 @@ impl SpatialIndex {
             metric: Metric::Planar,
             rank_unit: Vec::new(),
             node_box3: Vec::new(),
+            item_unit: Vec::new(),
+            sphere_cells: cells::CellCache::default(),
         }
     }
 
@@ -601,6 +641,14 @@ impl SpatialIndex {
         self.node_box3 = match metric {
             Metric::Planar => Vec::new(),
             Metric::Sphere => self.unit_boxes(),
+        };
+        self.item_unit = match metric {
+            Metric::Planar => Vec::new(),
+            Metric::Sphere => self
+                .item_rank
+                .par_iter()
+                .map(|&r| self.rank_unit[r as usize])
+                .collect(),
         };
         self
     }
@@ -656,6 +704,11 @@ impl SpatialIndex {
     /// On the sphere, the centers' unit vectors by rank (empty for planar).
     pub fn units(&self) -> &[[f64; 3]] {
         &self.rank_unit
+    }
+
+    /// On the sphere, the centers' unit vectors in tree order (empty for planar).
+    pub fn item_units(&self) -> &[[f64; 3]] {
+        &self.item_unit
     }
 
     /// The same polygons ranked in another order: `rows_in_order` lists every matchable
@@ -748,6 +801,19 @@ impl SpatialIndex {
         self.cells.get(self, max_dist, points)
     }
 
+    /// [`SpatialIndex::cell_lists`] on the sphere (`max_dist` in metres): `None` for a
+    /// planar index, and where the sphere's lists do not apply ([`cells::Sphere`]).
+    pub fn sphere_cell_lists(
+        &self,
+        max_dist: f64,
+        points: usize,
+    ) -> Option<Arc<CellGrid<cells::Sphere>>> {
+        if self.metric != Metric::Sphere {
+            return None;
+        }
+        self.sphere_cells.get(self, max_dist, points)
+    }
+
     /// Announce `points` points that will be matched at `max_dist` (a file's row count,
     /// before it is streamed in batches): they count toward building the cell lists, so
     /// the first call at that radius builds them when the whole job makes them pay,
@@ -755,7 +821,10 @@ impl SpatialIndex {
     /// Answers do not depend on it; only which path computes them.
     pub fn expect_points(&self, max_dist: f64, points: usize) {
         if max_dist.is_finite() {
-            self.cells.expect(max_dist, points);
+            match self.metric {
+                Metric::Planar => self.cells.expect(max_dist, points),
+                Metric::Sphere => self.sphere_cells.expect(max_dist, points),
+            }
         }
     }
 
@@ -885,7 +954,7 @@ impl SpatialIndex {
             if r >= best {
                 break; // sorted by rank: nothing after can win
             }
-            if rule.accepts(r, self.item_x[i], self.item_y[i], px, py) {
+            if rule.accepts(i, r, self.item_x[i], self.item_y[i], px, py) {
                 return r;
             }
         }
@@ -942,7 +1011,7 @@ impl SpatialIndex {
                     if r >= bound(out) {
                         break; // sorted by rank: nothing after can enter the k best
                     }
-                    if inside || rule.accepts(r, self.item_x[i], self.item_y[i], px, py) {
+                    if inside || rule.accepts(i, r, self.item_x[i], self.item_y[i], px, py) {
                         insert_best(out, k, r, |a, b| a < b);
                     }
                 }
@@ -1195,15 +1264,38 @@ impl SpatialIndex {
         out: &mut [u32],
         entries: &mut Vec<GroupEntry>,
     ) {
+        let Some(group) = finite_bounds(xs, ys) else {
+            out.fill(NO_MATCH);
+            return; // no finite point: none can match
+        };
+        let planar = PlanarGroup {
+            group,
+            reach: max_dist * (1.0 + 1e-9),
+            shrink: max_dist * (1.0 - 1e-9),
+        };
+        let within = Within::new(max_dist);
+        self.best_by_group(&planar, |_| within, xs, ys, out, entries);
+    }
+
+    /// The walk of [`SpatialIndex::best_within_group`], generic over the candidate rule
+    /// (docs/STYLE.md 11): `group` places a node for every point of the group at once,
+    /// `rule_of(k)` is point `k`'s own rule. One walk collects the subtrees the group
+    /// places inside (every center below is a candidate of every point) and the leaves
+    /// it does not place outside; each point with finite coordinates then scans them in
+    /// rank order with its own rule, up to the first rank that cannot win.
+    pub fn best_by_group<G: GroupReach, R: CenterRule>(
+        &self,
+        group: &G,
+        rule_of: impl Fn(usize) -> R,
+        xs: &[f64],
+        ys: &[f64],
+        out: &mut [u32],
+        entries: &mut Vec<GroupEntry>,
+    ) {
         out.fill(NO_MATCH);
         if self.rank_row.is_empty() {
             return;
         }
-        let Some(group) = finite_bounds(xs, ys) else {
-            return; // no finite point: none can match
-        };
-        let reach = max_dist * (1.0 + 1e-9);
-        let shrink = max_dist * (1.0 - 1e-9);
         let leaves = 1u32 << self.depth;
         entries.clear();
         let mut group_best = NO_MATCH;
@@ -1217,21 +1309,21 @@ impl SpatialIndex {
             if rank >= group_best {
                 continue;
             }
-            let b = self.node_box[node as usize];
-            if box_gap(&b, &group) > reach {
-                continue; // no point of the group reaches this box
-            }
-            if box_span(&b, &group) < shrink {
-                // every center below is a candidate of every point of the group
-                entries.push(GroupEntry {
-                    rank,
-                    node,
-                    lo,
-                    hi,
-                    inside: true,
-                });
-                group_best = rank;
-                continue;
+            match group.group_reach(node as usize, &self.node_box[node as usize]) {
+                Reach::Outside => continue, // no point of the group reaches this box
+                Reach::Inside => {
+                    // every center below is a candidate of every point of the group
+                    entries.push(GroupEntry {
+                        rank,
+                        node,
+                        lo,
+                        hi,
+                        inside: true,
+                    });
+                    group_best = rank;
+                    continue;
+                }
+                Reach::Partial => {}
             }
             if node >= leaves {
                 entries.push(GroupEntry {
@@ -1250,11 +1342,11 @@ impl SpatialIndex {
         }
         // Disjoint subtrees have distinct minimum ranks: one order.
         entries.sort_unstable_by_key(|e| e.rank);
-        let within = Within::new(max_dist);
-        for ((slot, &px), &py) in out.iter_mut().zip(xs).zip(ys) {
+        for (k, ((slot, &px), &py)) in out.iter_mut().zip(xs).zip(ys).enumerate() {
             if !(px.is_finite() && py.is_finite()) {
                 continue; // NaN or infinite: every distance is NaN or inf, never a candidate
             }
+            let rule = rule_of(k);
             let mut best = NO_MATCH;
             for e in entries.iter() {
                 if e.rank >= best {
@@ -1264,13 +1356,13 @@ impl SpatialIndex {
                     best = e.rank;
                     break;
                 }
-                match self.classify(&within, px, py, e.node) {
+                match rule.reach(e.node as usize, &self.node_box[e.node as usize], px, py) {
                     Reach::Outside => {}
                     Reach::Inside => {
                         best = e.rank; // sorted by rank: nothing after can do better
                         break;
                     }
-                    Reach::Partial => best = self.scan_leaf(&within, px, py, e.lo, e.hi, best),
+                    Reach::Partial => best = self.scan_leaf(&rule, px, py, e.lo, e.hi, best),
                 }
             }
             *slot = best;
@@ -1463,7 +1555,7 @@ impl SpatialIndex {
                     if worse(key, out) {
                         continue;
                     }
-                    if inside || rule.accepts(r, self.item_x[i], self.item_y[i], px, py) {
+                    if inside || rule.accepts(i, r, self.item_x[i], self.item_y[i], px, py) {
                         insert_best(out, k, (key, r), better);
                     }
                 }
@@ -1526,7 +1618,7 @@ impl SpatialIndex {
             if inside || node >= leaves {
                 for i in lo as usize..hi as usize {
                     let (r, cx, cy) = (self.item_rank[i], self.item_x[i], self.item_y[i]);
-                    if inside || rule.accepts(r, cx, cy, px, py) {
+                    if inside || rule.accepts(i, r, cx, cy, px, py) {
                         f(r, cx, cy);
                     }
                 }

@@ -20,7 +20,7 @@ use crate::index::{
 use crate::shape::index::ShapeNearScratch;
 use crate::shape::rule::{Contains, Covers, DWithin, Rule};
 use crate::shape::{ShapeIndex, ShapeRule};
-use crate::sphere::{self, ChordWithin, Metric, SphereCap};
+use crate::sphere::{self, ChordWithin, Metric, SphereCap, SphereGroup};
 
 /// Points per rayon task. Inputs no larger than this run serially, on the calling thread.
 pub const CHUNK: usize = 8192;
@@ -280,11 +280,16 @@ impl MatchOptions {
         Ok(())
     }
 
-    /// Whether a match takes one best rank per point ([`best_ranks`]: `k = 1`, a rank
-    /// order, not all candidates), the only path that uses the index's cell lists.
+    /// Whether a planar match takes one best rank per point ([`best_ranks`]: `k = 1`, a
+    /// rank order, not all candidates), the planar path that uses the index's cell lists.
     pub fn best_rank_path(&self) -> bool {
+        self.metric == Metric::Planar && self.best_rank_path_by_rank()
+    }
+
+    /// Whether a center-rule match takes one best rank per point by a rank order (`k = 1`,
+    /// not by distance, not all candidates), in either metric.
+    pub fn best_rank_path_by_rank(&self) -> bool {
         self.predicate == Predicate::Center
-            && self.metric == Metric::Planar
             && !self.all_candidates
             && self.k == 1
             && self.rank_by != RankBy::Distance
@@ -1418,8 +1423,38 @@ fn match_sphere(
     cancel: Option<&AtomicBool>,
 ) -> Result<RecordBatch> {
     check_sphere_points(points, first_point)?;
+    if options.best_rank_path_by_rank() {
+        // One best rank per point: the cell lists, where they apply (as best_ranks).
+        if let Some(cells) = index.sphere_cell_lists(options.max_dist, points.len()) {
+            let chunk = options.chunk_size;
+            let mut ranks = zeroed(points.len(), chunk);
+            for_chunks(&mut ranks, chunk, |c, out| {
+                if cancelled(cancel) {
+                    return;
+                }
+                let start = c * chunk;
+                let xs = &points.x[start..start + out.len()];
+                let ys = &points.y[start..start + out.len()];
+                cells.best_within_many(index, xs, ys, out);
+                if let Some(nulls) = points.nulls {
+                    for (i, slot) in out.iter_mut().enumerate() {
+                        if nulls.is_null(start + i) {
+                            *slot = NO_MATCH;
+                        }
+                    }
+                }
+            });
+            if cancelled(cancel) {
+                return Err(PolymatchError::Cancelled);
+            }
+            return best_output(index, points, options, first_point, ranks, None);
+        }
+        if sort_pays(index, points, options.max_dist) {
+            let ranks = sphere_best_grouped(index, points, options, cancel)?;
+            return best_output(index, points, options, first_point, ranks, None);
+        }
+    }
     let within = ChordWithin::new(options.max_dist);
-    let (units, boxes) = (index.units(), index.unit_node_boxes());
     let k = options.k as usize;
     let by_distance = options.rank_by == RankBy::Distance;
     let all = options.all_candidates;
@@ -1427,7 +1462,7 @@ fn match_sphere(
     // One point: its ranks (best first, or by row for all candidates) and, when the
     // search measured them, their squared chords.
     let search = |lon: f64, lat: f64, ranks: &mut Vec<u32>, chords: &mut Vec<f64>| {
-        let cap = SphereCap::new(&within, units, boxes, lon, lat);
+        let cap = SphereCap::new(&within, index, lon, lat);
         if all {
             let mut found: Vec<(u32, u32)> = Vec::new();
             index.for_each_by(&cap, lon, lat, |rank, _, _| {
@@ -1464,6 +1499,68 @@ fn match_sphere(
         let known = (!metres.is_empty()).then(|| &metres[a..b]);
         (&ranks[a..b], known)
     })
+}
+
+/// The best rank of every point on the sphere, in Z-order by groups of [`GROUP`]
+/// neighbours: one tree walk per group ([`SpatialIndex::best_by_group`] with a
+/// [`SphereGroup`]), each point deciding with its own [`SphereCap`]; answers in input
+/// order.
+fn sphere_best_grouped(
+    index: &SpatialIndex,
+    points: PointSlices<'_>,
+    options: &MatchOptions,
+    cancel: Option<&AtomicBool>,
+) -> Result<Vec<u32>> {
+    let chunk = options.chunk_size;
+    let within = ChordWithin::new(options.max_dist);
+    let order = z_order(index, points, chunk);
+    let mut ranks = vec![NO_MATCH; order.len()];
+    for_chunks(&mut ranks, chunk, |c, ranks| {
+        if cancelled(cancel) {
+            return;
+        }
+        let order = &order[c * chunk..c * chunk + ranks.len()];
+        let mut entries = Vec::new();
+        let (mut gx, mut gy) = ([0.0; GROUP], [0.0; GROUP]);
+        let mut us = [[0.0; 3]; GROUP];
+        for (ranks, order) in ranks.chunks_mut(GROUP).zip(order.chunks(GROUP)) {
+            let n = order.len();
+            for (k, &i) in order.iter().enumerate() {
+                let i = i as usize;
+                // A null or non-finite point gets NaN: it never matches.
+                let (x, y) = if points.nulls.is_none_or(|nb| nb.is_valid(i)) {
+                    (points.x[i], points.y[i])
+                } else {
+                    (f64::NAN, f64::NAN)
+                };
+                (gx[k], gy[k]) = (x, y);
+                us[k] = if x.is_finite() && y.is_finite() {
+                    sphere::unit(x, y)
+                } else {
+                    [f64::NAN; 3]
+                };
+            }
+            let Some(group) = SphereGroup::new(&within, index, &us[..n]) else {
+                continue;
+            };
+            index.best_by_group(
+                &group,
+                |k| SphereCap::from_unit(&within, index, us[k]),
+                &gx[..n],
+                &gy[..n],
+                ranks,
+                &mut entries,
+            );
+        }
+    });
+    if cancelled(cancel) {
+        return Err(PolymatchError::Cancelled);
+    }
+    let mut out = vec![NO_MATCH; ranks.len()];
+    for (&i, &rank) in order.iter().zip(&ranks) {
+        out[i as usize] = rank;
+    }
+    Ok(out)
 }
 
 /// Each point's list of ranks (and values, for the paths that measure them) from

@@ -183,6 +183,16 @@ impl ChordWithin {
         self.t
     }
 
+    /// The filter's lower bound: a float64 squared chord below it is within, exactly.
+    pub fn lower(&self) -> f64 {
+        self.lo
+    }
+
+    /// The filter's upper bound: a float64 squared chord above it is not within.
+    pub fn upper(&self) -> f64 {
+        self.hi
+    }
+
     /// Whether `a` and `b` are closer than `max_dist`, exactly (false if either has a
     /// NaN).
     #[inline(always)]
@@ -334,27 +344,39 @@ fn ring_excess(xs: &[f64], ys: &[f64], o: &[f64; 3]) -> f64 {
 pub struct SphereCap<'a> {
     within: &'a ChordWithin,
     units: &'a [[f64; 3]],
+    items: &'a [[f64; 3]],
     boxes: &'a [[f64; 6]],
     u: [f64; 3],
 }
 
 impl<'a> SphereCap<'a> {
-    /// The cap of `within` around `(lon, lat)`; `units` are the centers' unit vectors by
-    /// rank and `boxes` the nodes' 3-D boxes of them
-    /// ([`crate::SpatialIndex::units`], [`crate::SpatialIndex::unit_node_boxes`]).
+    /// The cap of `within` around `(lon, lat)` in the sphere index `index` (its
+    /// centers' unit vectors by rank and in tree order, and its nodes' 3-D boxes).
     #[inline]
     pub fn new(
         within: &'a ChordWithin,
-        units: &'a [[f64; 3]],
-        boxes: &'a [[f64; 6]],
+        index: &'a crate::SpatialIndex,
         lon: f64,
         lat: f64,
     ) -> Self {
         Self {
             within,
-            units,
-            boxes,
+            units: index.units(),
+            items: index.item_units(),
+            boxes: index.unit_node_boxes(),
             u: unit(lon, lat),
+        }
+    }
+
+    /// [`SphereCap::new`] for a point given by its unit vector.
+    #[inline]
+    pub fn from_unit(within: &'a ChordWithin, index: &'a crate::SpatialIndex, u: [f64; 3]) -> Self {
+        Self {
+            within,
+            units: index.units(),
+            items: index.item_units(),
+            boxes: index.unit_node_boxes(),
+            u,
         }
     }
 
@@ -384,6 +406,70 @@ impl<'a> SphereCap<'a> {
     }
 }
 
+/// A group of nearby points on the sphere ([`crate::SpatialIndex::best_by_group`]): the
+/// 3-D box of their unit vectors, placed against a node's box of centers by the float
+/// squared chords between the boxes' nearest and farthest points (the per-axis gaps and
+/// spans bound every pair's differences, and rounding is monotone, as in [`SphereCap`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SphereGroup<'a> {
+    within: &'a ChordWithin,
+    boxes: &'a [[f64; 6]],
+    g: [f64; 6],
+}
+
+impl<'a> SphereGroup<'a> {
+    /// The group of the unit vectors `us` (NaN ones left out), or `None` if none is
+    /// finite.
+    pub fn new(
+        within: &'a ChordWithin,
+        index: &'a crate::SpatialIndex,
+        us: &[[f64; 3]],
+    ) -> Option<Self> {
+        let mut g = [
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NEG_INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        let mut any = false;
+        for u in us.iter().filter(|u| u.iter().all(|v| v.is_finite())) {
+            any = true;
+            for a in 0..3 {
+                g[a] = g[a].min(u[a]);
+                g[a + 3] = g[a + 3].max(u[a]);
+            }
+        }
+        any.then_some(Self {
+            within,
+            boxes: index.unit_node_boxes(),
+            g,
+        })
+    }
+}
+
+impl crate::index::GroupReach for SphereGroup<'_> {
+    #[inline(always)]
+    fn group_reach(&self, node: usize, _b: &[f64; 4]) -> Reach {
+        let (b, g) = (&self.boxes[node], &self.g);
+        let (mut near, mut far) = (0.0, 0.0);
+        for a in 0..3 {
+            let gap = (g[a] - b[a + 3]).max(b[a] - g[a + 3]).max(0.0);
+            let span = (g[a + 3] - b[a]).max(b[a + 3] - g[a]);
+            near += gap * gap;
+            far += span * span;
+        }
+        if near > self.within.hi || near.is_nan() {
+            Reach::Outside
+        } else if far < self.within.lo {
+            Reach::Inside
+        } else {
+            Reach::Partial
+        }
+    }
+}
+
 impl CenterRule for SphereCap<'_> {
     #[inline(always)]
     fn reach(&self, node: usize, _b: &[f64; 4], _px: f64, _py: f64) -> Reach {
@@ -398,8 +484,8 @@ impl CenterRule for SphereCap<'_> {
     }
 
     #[inline(always)]
-    fn accepts(&self, rank: u32, _cx: f64, _cy: f64, _px: f64, _py: f64) -> bool {
-        self.within.test(&self.u, &self.units[rank as usize])
+    fn accepts(&self, item: usize, _rank: u32, _cx: f64, _cy: f64, _px: f64, _py: f64) -> bool {
+        self.within.test(&self.u, &self.items[item])
     }
 }
 
@@ -548,7 +634,7 @@ mod tests {
         for &d in &[1e5, 1e6, 5e6, 3e7] {
             let w = ChordWithin::new(d);
             for &(px, py) in &[(179.0, 10.0), (-179.0, 80.0), (0.0, -88.0), (300.0, 45.0)] {
-                let cap = SphereCap::new(&w, units, index.unit_node_boxes(), px, py);
+                let cap = SphereCap::new(&w, &index, px, py);
                 let mut walk = Vec::new();
                 index.for_each_by(&cap, px, py, |r, _, _| walk.push(r));
                 walk.sort_unstable();

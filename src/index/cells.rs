@@ -27,6 +27,10 @@ use std::sync::{Arc, Mutex};
 use rayon::prelude::*;
 
 use super::{box_gap, box_span, SpatialIndex, Within, NO_MATCH};
+use crate::sphere::{unit, ChordWithin, EARTH_RADIUS};
+
+/// Radians per degree.
+const RAD: f64 = std::f64::consts::PI / 180.0;
 
 /// Cell width as a fraction of `max_dist`, where the cell count allows (measured: see
 /// docs/benchmarks.md).
@@ -46,34 +50,271 @@ const BUILD_AFTER: usize = 2;
 /// Radii whose cell lists (or whose refusal) an index keeps.
 const CACHED_RADII: usize = 4;
 
-/// One list entry: a polygon's center and rank, and whether it is a candidate of every
-/// point of the cell (then it is the last entry).
+/// What the cell lists need of a metric (docs/STYLE.md 11): the grid's reach around a
+/// center, what an entry keeps of a center, where a center stands against a cell, and
+/// the exact test of a point. The planar center rule ([`Planar`]) and the sphere's
+/// ([`Sphere`]) share the grid, its build and its scans.
+pub trait CellMetric: Sized + Send + Sync + std::fmt::Debug {
+    /// What an entry keeps of a center to test a point against it.
+    type Center: Copy + Send + Sync + std::fmt::Debug;
+    /// A point as the test reads it.
+    type Point: Copy;
+    /// The metric's geometry for `max_dist` over `index`, or `None` where lists cannot be
+    /// built exactly.
+    fn new(index: &SpatialIndex, max_dist: f64) -> Option<Self>;
+    /// The radius the cell size is a fraction of, in coordinate units.
+    fn radius(&self) -> f64;
+    /// How far, along x and along y (coordinate units, rounded outwards), a point can be
+    /// from a center it is a candidate of.
+    fn reach(&self) -> (f64, f64);
+    /// The entry's view of rank `rank`'s center.
+    fn center(&self, index: &SpatialIndex, rank: u32) -> Self::Center;
+    /// `None` if no point of the closed `cell` (`[x0, y0, x1, y1]`) can be a candidate of
+    /// the center at `(cx, cy)`, else whether every point of it is.
+    fn place(&self, c: &Self::Center, cx: f64, cy: f64, cell: &[f64; 4]) -> Option<bool>;
+    /// A point's coordinates as the grid locates them (the sphere wraps longitudes).
+    fn locate_xy(&self, x: f64, y: f64) -> (f64, f64);
+    /// A point as the test reads it.
+    fn point(&self, x: f64, y: f64) -> Self::Point;
+    /// Whether the point is a candidate of the center, exactly.
+    fn test(&self, p: &Self::Point, c: &Self::Center) -> bool;
+    /// The answer for a point outside the grid, from the tree.
+    fn fallback(&self, index: &SpatialIndex, x: f64, y: f64) -> u32;
+    /// A placeholder center.
+    fn empty() -> Self::Center;
+}
+
+/// The planar center rule's cell metric: SPEC.md's distance.
 #[derive(Debug, Clone, Copy)]
-struct Entry {
-    x: f64,
-    y: f64,
+pub struct Planar {
+    max_dist: f64,
+    within: Within,
+    reach: f64,
+    shrink: f64,
+}
+
+impl CellMetric for Planar {
+    type Center = (f64, f64);
+    type Point = (f64, f64);
+
+    fn new(_index: &SpatialIndex, max_dist: f64) -> Option<Self> {
+        if !max_dist.is_finite() || !SpatialIndex::group_search_applies(max_dist) {
+            return None;
+        }
+        Some(Self {
+            max_dist,
+            within: Within::new(max_dist),
+            reach: max_dist * (1.0 + 1e-9),
+            shrink: max_dist * (1.0 - 1e-9),
+        })
+    }
+    fn radius(&self) -> f64 {
+        self.max_dist
+    }
+    fn reach(&self) -> (f64, f64) {
+        (self.reach, self.reach)
+    }
+    #[inline]
+    fn center(&self, index: &SpatialIndex, rank: u32) -> (f64, f64) {
+        index.center_of(rank)
+    }
+    #[inline]
+    fn place(&self, _c: &(f64, f64), cx: f64, cy: f64, cell: &[f64; 4]) -> Option<bool> {
+        let center = [cx, cy, cx, cy];
+        if box_gap(&center, cell) > self.reach {
+            return None;
+        }
+        Some(box_span(&center, cell) < self.shrink)
+    }
+    #[inline(always)]
+    fn locate_xy(&self, x: f64, y: f64) -> (f64, f64) {
+        (x, y)
+    }
+    #[inline(always)]
+    fn point(&self, x: f64, y: f64) -> (f64, f64) {
+        (x, y)
+    }
+    #[inline(always)]
+    fn test(&self, p: &(f64, f64), c: &(f64, f64)) -> bool {
+        self.within.test(p.0, p.1, c.0, c.1)
+    }
+    #[inline]
+    fn fallback(&self, index: &SpatialIndex, x: f64, y: f64) -> u32 {
+        index.best_within(x, y, self.max_dist)
+    }
+    fn empty() -> (f64, f64) {
+        (f64::NAN, f64::NAN)
+    }
+}
+
+/// The sphere's cell metric: longitude/latitude cells, and for each cell the 3-D box of
+/// the unit vectors of its points (widened by `1e-15` for the rounding of [`unit`]), so
+/// that a center is placed against a cell exactly as [`crate::sphere::SphereCap`] places
+/// a node: out if the float squared chord to the box's nearest point is above the
+/// chord filter's upper bound, covering if the chord to its farthest corner is below its
+/// lower bound. Lists apply where no cap can wrap around the antimeridian or over a
+/// pole: the grid's longitudes, widened by the reach, stay inside `(-180, 180)`, and its
+/// latitudes inside `(-89, 89)`; elsewhere the tree answers.
+#[derive(Debug, Clone, Copy)]
+pub struct Sphere {
+    within: ChordWithin,
+    /// Degrees of latitude and of longitude (at the grid's largest |latitude|) a point can
+    /// be from a center it is a candidate of, rounded outwards.
+    reach_y: f64,
+    reach_x: f64,
+}
+
+impl CellMetric for Sphere {
+    type Center = [f64; 3];
+    type Point = [f64; 3];
+
+    fn new(index: &SpatialIndex, max_dist: f64) -> Option<Self> {
+        let theta = max_dist / EARTH_RADIUS;
+        if !(theta.is_finite() && theta > 1e-12 && theta < 0.1) {
+            return None;
+        }
+        let [bx0, by0, bx1, by1] = index.bounds()?;
+        let deg = theta / RAD;
+        let reach_y = deg * (1.0 + 1e-6) + 1e-9;
+        let far_lat = by0.abs().max(by1.abs()) + reach_y;
+        if far_lat >= 89.0 {
+            return None;
+        }
+        // The widest longitude span of a cap of radius theta whose center is at most
+        // `far_lat` from the equator: asin(sin theta / cos far_lat).
+        let ratio = libm::sin(theta) / libm::cos(far_lat * RAD);
+        if ratio >= 0.5 {
+            return None;
+        }
+        let reach_x = libm::asin(ratio) / RAD * (1.0 + 1e-6) + 1e-9;
+        if bx0 - reach_x <= -180.0 || bx1 + reach_x >= 180.0 {
+            return None; // a cap could wrap around the antimeridian
+        }
+        Some(Self {
+            within: ChordWithin::new(max_dist),
+            reach_y,
+            reach_x,
+        })
+    }
+    fn radius(&self) -> f64 {
+        self.reach_y
+    }
+    fn reach(&self) -> (f64, f64) {
+        (self.reach_x, self.reach_y)
+    }
+    #[inline]
+    fn center(&self, index: &SpatialIndex, rank: u32) -> [f64; 3] {
+        index.units()[rank as usize]
+    }
+    #[inline]
+    fn place(&self, c: &[f64; 3], _cx: f64, _cy: f64, cell: &[f64; 4]) -> Option<bool> {
+        let b = unit_box(cell);
+        let (mut near, mut far) = (0.0, 0.0);
+        for a in 0..3 {
+            let v = c[a];
+            let n = v - v.max(b[a]).min(b[a + 3]);
+            let f = if v - b[a] > b[a + 3] - v {
+                v - b[a]
+            } else {
+                v - b[a + 3]
+            };
+            near += n * n;
+            far += f * f;
+        }
+        if near > self.within.upper() {
+            None
+        } else {
+            Some(far < self.within.lower())
+        }
+    }
+    #[inline(always)]
+    fn locate_xy(&self, x: f64, y: f64) -> (f64, f64) {
+        (if x > 180.0 { x - 360.0 } else { x }, y)
+    }
+    #[inline(always)]
+    fn point(&self, x: f64, y: f64) -> [f64; 3] {
+        unit(x, y)
+    }
+    #[inline(always)]
+    fn test(&self, p: &[f64; 3], c: &[f64; 3]) -> bool {
+        self.within.test(p, c)
+    }
+    #[inline]
+    fn fallback(&self, index: &SpatialIndex, x: f64, y: f64) -> u32 {
+        let cap = crate::sphere::SphereCap::new(&self.within, index, x, y);
+        index.best_by(&cap, x, y)
+    }
+    fn empty() -> [f64; 3] {
+        [f64::NAN; 3]
+    }
+}
+
+/// A 3-D box holding the unit vectors [`unit`] computes for every longitude/latitude of
+/// the closed cell `[lon0, lat0, lon1, lat1]` (inside `[-180, 180] x [-90, 90]`): the
+/// ranges of `cos lat`, `sin lat`, `cos lon`, `sin lon` over the cell (each monotone
+/// between its extremes at 0 and +-90 degrees), their products' ranges, widened by
+/// `1e-15` for the rounding of the trigonometry and the products.
+fn unit_box(cell: &[f64; 4]) -> [f64; 6] {
+    let [l0, p0, l1, p1] = *cell;
+    let range = |f: fn(f64) -> f64, a: f64, b: f64, peaks: &[(f64, f64)]| -> (f64, f64) {
+        let (fa, fb) = (f(a * RAD), f(b * RAD));
+        let (mut lo, mut hi) = (fa.min(fb), fa.max(fb));
+        for &(at, v) in peaks {
+            if a <= at && at <= b {
+                lo = lo.min(v);
+                hi = hi.max(v);
+            }
+        }
+        (lo, hi)
+    };
+    let (cp0, cp1) = range(libm::cos, p0, p1, &[(0.0, 1.0)]);
+    let (sp0, sp1) = range(libm::sin, p0, p1, &[]);
+    let (cl0, cl1) = range(libm::cos, l0, l1, &[(0.0, 1.0)]);
+    let (sl0, sl1) = range(libm::sin, l0, l1, &[(90.0, 1.0), (-90.0, -1.0)]);
+    let product = |a0: f64, a1: f64, b0: f64, b1: f64| -> (f64, f64) {
+        let v = [a0 * b0, a0 * b1, a1 * b0, a1 * b1];
+        (
+            v.iter().copied().fold(f64::INFINITY, f64::min),
+            v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        )
+    };
+    let (x0, x1) = product(cp0, cp1, cl0, cl1);
+    let (y0, y1) = product(cp0, cp1, sl0, sl1);
+    const E: f64 = 1e-15;
+    [x0 - E, y0 - E, sp0 - E, x1 + E, y1 + E, sp1 + E]
+}
+
+/// One list entry: a polygon's center (as the metric keeps it) and rank, and whether it
+/// is a candidate of every point of the cell (then it is the last entry).
+#[derive(Debug, Clone, Copy)]
+struct Entry<C> {
+    c: C,
     rank: u32,
     covers: bool,
 }
 
-/// The cell lists of one index for one `max_dist`.
+/// One band of cell rows as built: the count per cell and the entries, by cell.
+type Band<M> = (Vec<u32>, Vec<Entry<<M as CellMetric>::Center>>);
+
+/// The cell lists of one index for one `max_dist`, in metric `M`.
 #[derive(Debug)]
-pub struct CellGrid {
+pub struct CellGrid<M: CellMetric = Planar> {
     max_dist: f64,
-    within: Within,
+    metric: M,
     /// Cell edges: `nx + 1` and `ny + 1` strictly increasing values.
     xe: Vec<f64>,
     ye: Vec<f64>,
     /// Origin and inverse width, to guess a cell before checking it against the edges.
     x0: f64,
     y0: f64,
-    inv: f64,
+    inv_x: f64,
+    inv_y: f64,
     /// Cell `c = j * nx + i` has `entries[starts[c]..starts[c + 1]]`.
     starts: Vec<u32>,
-    entries: Vec<Entry>,
+    entries: Vec<Entry<M::Center>>,
 }
 
-impl CellGrid {
+impl<M: CellMetric> CellGrid<M> {
     /// The cell lists of `index` for `max_dist`, or `None` where they would not pay or
     /// cannot be built exactly: no matchable polygon, a radius whose square is not a normal
     /// float (or infinite), cells that would have to be wider than [`MAX_CELL_WIDTH`]
@@ -87,37 +328,39 @@ impl CellGrid {
     /// `(2 / CELL_FRACTION + 3)^2`), skipping cells already covered; then a counting sort
     /// of the band's entries by cell.
     pub fn build(index: &SpatialIndex, max_dist: f64) -> Option<Self> {
-        if !max_dist.is_finite() || !SpatialIndex::group_search_applies(max_dist) {
-            return None;
-        }
+        let metric = M::new(index, max_dist)?;
+        let radius = metric.radius();
         let [bx0, by0, bx1, by1] = index.bounds()?;
-        let reach = max_dist * (1.0 + 1e-9);
-        let shrink = max_dist * (1.0 - 1e-9);
-        let (x0, y0) = (bx0 - reach, by0 - reach);
+        let (reach_x, reach_y) = metric.reach();
+        let (x0, y0) = (bx0 - reach_x, by0 - reach_y);
         // Cells a fraction of the radius wide, or wider where that would make too many
         // (centers sparse for the radius: then few reach a cell anyway), up to a limit.
         let limit = (index.matchable() * CELLS_PER_POLYGON).max(MIN_CELLS) as f64;
-        let extent = (bx1 + reach - x0) * (by1 + reach - y0);
-        let s = (max_dist * CELL_FRACTION).max((extent / limit).sqrt());
-        if s.is_nan() || s > max_dist * MAX_CELL_WIDTH {
+        // Cells as much wider than tall as the reach is (1 on the plane; on the sphere,
+        // square in metres where the caps are widest), sized along y.
+        let aspect = reach_x / reach_y;
+        let extent = (bx1 + reach_x - x0) / aspect * (by1 + reach_y - y0);
+        let s = (radius * CELL_FRACTION).max((extent / limit).sqrt());
+        if s.is_nan() || s > radius * MAX_CELL_WIDTH {
             return None;
         }
-        let nx = ((bx1 + reach - x0) / s).ceil() + 1.0;
-        let ny = ((by1 + reach - y0) / s).ceil() + 1.0;
+        let sx = s * aspect;
+        let nx = ((bx1 + reach_x - x0) / sx).ceil() + 1.0;
+        let ny = ((by1 + reach_y - y0) / s).ceil() + 1.0;
         let cells = nx * ny;
         if !cells.is_finite() || cells > 2.0 * limit {
             return None;
         }
         let (nx, ny) = (nx as usize, ny as usize);
-        let xe: Vec<f64> = (0..=nx).map(|i| x0 + i as f64 * s).collect();
+        let xe: Vec<f64> = (0..=nx).map(|i| x0 + i as f64 * sx).collect();
         let ye: Vec<f64> = (0..=ny).map(|j| y0 + j as f64 * s).collect();
         let increasing = |e: &[f64]| e.windows(2).all(|w| w[0] < w[1]);
         if !increasing(&xe) || !increasing(&ye) {
             return None;
         }
-        let inv = 1.0 / s;
+        let (inv_x, inv_y) = (1.0 / sx, 1.0 / s);
         // A generous range of cells around a coordinate: the exact tests below decide.
-        let span = |v: f64, o: f64, n: usize| -> (usize, usize) {
+        let span = |v: f64, reach: f64, o: f64, inv: f64, n: usize| -> (usize, usize) {
             let lo = ((v - reach - o) * inv).floor() - 1.0;
             let hi = ((v + reach - o) * inv).floor() + 1.0;
             (lo.max(0.0) as usize, (hi.max(0.0) as usize).min(n - 1))
@@ -130,7 +373,7 @@ impl CellGrid {
         let bands = ny.div_ceil(rows_per_band);
         let mut members: Vec<Vec<u32>> = vec![Vec::new(); bands];
         for rank in 0..index.matchable() as u32 {
-            let (j0, j1) = span(index.center_of(rank).1, y0, ny);
+            let (j0, j1) = span(index.center_of(rank).1, reach_y, y0, inv_y, ny);
             for band in members
                 .iter_mut()
                 .take(j1 / rows_per_band + 1)
@@ -139,7 +382,7 @@ impl CellGrid {
                 band.push(rank);
             }
         }
-        let band = |b: usize| -> (Vec<u32>, Vec<Entry>) {
+        let band = |b: usize| -> Band<M> {
             let (r0, r1) = (b * rows_per_band, ((b + 1) * rows_per_band).min(ny));
             let cells = (r1 - r0) * nx;
             let mut closed = vec![false; cells];
@@ -158,12 +401,12 @@ impl CellGrid {
                 })
                 .collect();
             let mut cell_of: Vec<u32> = Vec::new();
-            let mut pushed: Vec<Entry> = Vec::new();
+            let mut pushed: Vec<Entry<M::Center>> = Vec::new();
             for &rank in &members[b] {
                 let (cx, cy) = index.center_of(rank);
-                let center = [cx, cy, cx, cy];
-                let (i0, i1) = span(cx, x0, nx);
-                let (j0, j1) = span(cy, y0, ny);
+                let center = metric.center(index, rank);
+                let (i0, i1) = span(cx, reach_x, x0, inv_x, nx);
+                let (j0, j1) = span(cy, reach_y, y0, inv_y, ny);
                 let (j0, j1) = (j0.max(r0), j1.min(r1 - 1));
                 if j0 > j1 {
                     continue;
@@ -181,18 +424,16 @@ impl CellGrid {
                             continue;
                         }
                         let cell = [xe[i], ye[j], xe[i + 1], ye[j + 1]];
-                        if box_gap(&center, &cell) > reach {
+                        let Some(covers) = metric.place(&center, cx, cy, &cell) else {
                             continue;
-                        }
-                        let covers = box_span(&center, &cell) < shrink;
+                        };
                         closed[c] = covers;
                         if covers {
                             open[((j - r0) / BLOCK_CELLS) * bx + i / BLOCK_CELLS] -= 1;
                         }
                         cell_of.push(c as u32);
                         pushed.push(Entry {
-                            x: cx,
-                            y: cy,
+                            c: center,
                             rank,
                             covers,
                         });
@@ -211,8 +452,7 @@ impl CellGrid {
                 at += n as usize;
             }
             let empty = Entry {
-                x: f64::NAN,
-                y: f64::NAN,
+                c: M::empty(),
                 rank: NO_MATCH,
                 covers: false,
             };
@@ -224,7 +464,7 @@ impl CellGrid {
             }
             (counts, entries)
         };
-        let built: Vec<(Vec<u32>, Vec<Entry>)> = (0..bands).into_par_iter().map(band).collect();
+        let built: Vec<Band<M>> = (0..bands).into_par_iter().map(band).collect();
         let total: usize = built.iter().map(|b| b.1.len()).sum();
         if total >= u32::MAX as usize || total > ENTRIES_PER_POLYGON * index.matchable() + MIN_CELLS
         {
@@ -241,12 +481,13 @@ impl CellGrid {
         }
         Some(Self {
             max_dist,
-            within: Within::new(max_dist),
+            metric,
             xe,
             ye,
             x0,
             y0,
-            inv,
+            inv_x,
+            inv_y,
             starts,
             entries,
         })
@@ -288,24 +529,24 @@ impl CellGrid {
     /// [`SpatialIndex::best_within`] (`index` must be the one these lists were built from).
     #[inline]
     pub fn best_within(&self, index: &SpatialIndex, px: f64, py: f64) -> u32 {
+        let (lx, ly) = self.metric.locate_xy(px, py);
         let (Some(i), Some(j)) = (
-            Self::locate(&self.xe, self.x0, self.inv, px),
-            Self::locate(&self.ye, self.y0, self.inv, py),
+            Self::locate(&self.xe, self.x0, self.inv_x, lx),
+            Self::locate(&self.ye, self.y0, self.inv_y, ly),
         ) else {
-            return index.best_within(px, py, self.max_dist);
+            return self.metric.fallback(index, px, py);
         };
         let c = j * (self.xe.len() - 1) + i;
         let list = &self.entries[self.starts[c] as usize..self.starts[c + 1] as usize];
+        let p = self.metric.point(px, py);
         for e in list {
-            if e.covers || self.within.test(px, py, e.x, e.y) {
+            if e.covers || self.metric.test(&p, &e.c) {
                 return e.rank;
             }
         }
         NO_MATCH
     }
-}
 
-impl CellGrid {
     /// [`CellGrid::best_within`] for many points, `out[i]` for `(xs[i], ys[i])`.
     ///
     /// # Implementation
@@ -321,8 +562,7 @@ impl CellGrid {
         let mut lo = [0u32; BLOCK];
         let mut hi = [0u32; BLOCK];
         let mut first = [Entry {
-            x: 0.0,
-            y: 0.0,
+            c: M::empty(),
             rank: NO_MATCH,
             covers: false,
         }; BLOCK];
@@ -333,9 +573,10 @@ impl CellGrid {
         {
             let n = out.len();
             for k in 0..n {
+                let (lx, ly) = self.metric.locate_xy(xs[k], ys[k]);
                 cell[k] = match (
-                    Self::locate(&self.xe, self.x0, self.inv, xs[k]),
-                    Self::locate(&self.ye, self.y0, self.inv, ys[k]),
+                    Self::locate(&self.xe, self.x0, self.inv_x, lx),
+                    Self::locate(&self.ye, self.y0, self.inv_y, ly),
                 ) {
                     (Some(i), Some(j)) => (j * nx + i) as u32,
                     _ => OUTSIDE,
@@ -357,16 +598,21 @@ impl CellGrid {
             for k in 0..n {
                 let (px, py) = (xs[k], ys[k]);
                 out[k] = if cell[k] == OUTSIDE {
-                    index.best_within(px, py, self.max_dist)
+                    self.metric.fallback(index, px, py)
                 } else if lo[k] == hi[k] {
                     NO_MATCH
-                } else if first[k].covers || self.within.test(px, py, first[k].x, first[k].y) {
+                } else if first[k].covers {
                     first[k].rank
                 } else {
-                    let rest = &self.entries[lo[k] as usize + 1..hi[k] as usize];
-                    rest.iter()
-                        .find(|e| e.covers || self.within.test(px, py, e.x, e.y))
-                        .map_or(NO_MATCH, |e| e.rank)
+                    let p = self.metric.point(px, py);
+                    if self.metric.test(&p, &first[k].c) {
+                        first[k].rank
+                    } else {
+                        let rest = &self.entries[lo[k] as usize + 1..hi[k] as usize];
+                        rest.iter()
+                            .find(|e| e.covers || self.metric.test(&p, &e.c))
+                            .map_or(NO_MATCH, |e| e.rank)
+                    }
                 };
             }
         }
@@ -382,22 +628,29 @@ const BLOCK: usize = 64;
 /// The cell lists an index has built, per radius, and how many points each radius has
 /// been asked for (lists are built once a radius has served [`BUILD_AFTER`] points per
 /// polygon, when building costs about what it saves).
-#[derive(Default)]
-pub(crate) struct CellCache {
-    state: Mutex<Vec<Slot>>,
+pub(crate) struct CellCache<M: CellMetric = Planar> {
+    state: Mutex<Vec<Slot<M>>>,
 }
 
-struct Slot {
+impl<M: CellMetric> Default for CellCache<M> {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+struct Slot<M: CellMetric> {
     bits: u64,
     /// Points asked for at this radius so far.
     points: usize,
     /// Points announced for it ([`CellCache::expect`]): a job's total, counting the
     /// points it will ask for, so it is compared with `points`, not added to it.
     expected: usize,
-    grid: Option<Option<Arc<CellGrid>>>,
+    grid: Option<Option<Arc<CellGrid<M>>>>,
 }
 
-impl CellCache {
+impl<M: CellMetric> CellCache<M> {
     /// The lists of `index` for `max_dist` if they exist or now pay, counting `points`
     /// toward that radius.
     pub(crate) fn get(
@@ -405,7 +658,7 @@ impl CellCache {
         index: &SpatialIndex,
         max_dist: f64,
         points: usize,
-    ) -> Option<Arc<CellGrid>> {
+    ) -> Option<Arc<CellGrid<M>>> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let slot = Self::slot(&mut state, max_dist);
         if let Some(grid) = &slot.grid {
@@ -430,7 +683,7 @@ impl CellCache {
     }
 
     /// The slot of `max_dist`, made (dropping the oldest beyond [`CACHED_RADII`]) if new.
-    fn slot(state: &mut Vec<Slot>, max_dist: f64) -> &mut Slot {
+    fn slot(state: &mut Vec<Slot<M>>, max_dist: f64) -> &mut Slot<M> {
         let bits = max_dist.to_bits();
         let at = match state.iter().position(|s| s.bits == bits) {
             Some(at) => at,
@@ -451,21 +704,21 @@ impl CellCache {
     }
 }
 
-impl Clone for CellCache {
+impl<M: CellMetric> Clone for CellCache<M> {
     /// A copy starts empty (the lists belong to one index's ranks).
     fn clone(&self) -> Self {
         Self::default()
     }
 }
 
-impl PartialEq for CellCache {
+impl<M: CellMetric> PartialEq for CellCache<M> {
     /// A cache never makes two indexes differ.
     fn eq(&self, _: &Self) -> bool {
         true
     }
 }
 
-impl std::fmt::Debug for CellCache {
+impl<M: CellMetric> std::fmt::Debug for CellCache<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = self.state.lock().map(|s| s.len()).unwrap_or(0);
         write!(f, "CellCache({n} radii)")

@@ -2,6 +2,7 @@
 //! by point (`best_within`, `for_each_within`), a group at a time (`best_within_group`,
 //! the Z-ordered path's search), and through its bytes.
 
+use polymatch::index::cells::Planar;
 use polymatch::index::{distance, CellGrid, GroupEntry, NO_MATCH};
 use polymatch::SpatialIndex;
 use proptest::prelude::*;
@@ -249,7 +250,7 @@ fn check_cells_case(case: &IndexCase) -> Result<(), TestCaseError> {
     let mut radii = radii_for(case, x0, y0);
     radii.retain(|&r| r.is_finite());
     for &r in &radii {
-        let Some(grid) = CellGrid::build(&index, r) else {
+        let Some(grid) = CellGrid::<Planar>::build(&index, r) else {
             continue;
         };
         let (xe, ye) = grid.edges();

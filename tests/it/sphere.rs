@@ -277,3 +277,121 @@ fn polygons_on_the_sphere_and_their_errors() {
         "{e}"
     );
 }
+
+/// The sphere's cell lists (`CellGrid<Sphere>`, what a match with k = 1 by a rank order
+/// runs once a radius has served a few points per polygon) against the oracle: a region
+/// away from the antimeridian and the poles, where they apply, with points on the cell
+/// edges as well as anywhere; and `None` where a cap could wrap.
+#[test]
+fn sphere_cell_lists_equal_brute_force() {
+    use polymatch::index::cells::Sphere;
+    use polymatch::index::CellGrid;
+    let mut rng = Rng::new(9);
+    let n = 3000;
+    let (mut cx, mut cy, mut area) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..n {
+        cx.push(uniform(&mut rng, -10.0, 30.0));
+        cy.push(uniform(&mut rng, 35.0, 60.0));
+        area.push(below(&mut rng, 5) as f64);
+    }
+    let index = SpatialIndex::from_centers(&cx, &cy, &area, |_| true).with_metric(Metric::Sphere);
+    let mut built = 0;
+    for d in [2_000.0, 20_000.0, 30_000.0, 150_000.0] {
+        // 2 km is too small for 3,000 centers over this region: the lists refuse (the tree
+        // answers).
+        let Some(grid) = CellGrid::<Sphere>::build(&index, d) else {
+            assert_eq!(d, 2_000.0);
+            continue;
+        };
+        built += 1;
+        let (xe, ye) = grid.edges();
+        let (mut px, mut py) = (Vec::new(), Vec::new());
+        for k in 0..3000 {
+            if k % 3 == 0 {
+                // on a cell edge, or a corner
+                px.push(xe[below(&mut rng, xe.len() as u64) as usize]);
+                py.push(ye[below(&mut rng, ye.len() as u64) as usize]);
+            } else {
+                px.push(uniform(&mut rng, -12.0, 32.0));
+                py.push(uniform(&mut rng, 33.0, 62.0));
+            }
+        }
+        let mut got = vec![0u32; px.len()];
+        grid.best_within_many(&index, &px, &py, &mut got);
+        let options = MatchOptions {
+            max_dist: d,
+            metric: Metric::Sphere,
+            ..MatchOptions::default()
+        };
+        for i in 0..px.len() {
+            let want = oracle(&cx, &cy, &area, &options, px[i], py[i]);
+            let want_rank = want
+                .first()
+                .map_or(polymatch::index::NO_MATCH, |&(row, _)| {
+                    (0..index.matchable() as u32)
+                        .find(|&r| index.row_of(r) == row)
+                        .unwrap()
+                });
+            assert_eq!(got[i], want_rank, "{d} m, point ({}, {})", px[i], py[i]);
+            assert_eq!(grid.best_within(&index, px[i], py[i]), want_rank);
+        }
+    }
+    assert_eq!(built, 3);
+    // Centers near the antimeridian or a pole: the tree answers instead.
+    let wrap = SpatialIndex::from_centers(&[179.9, 0.0], &[0.0, 0.0], &[1.0, 1.0], |_| true)
+        .with_metric(Metric::Sphere);
+    assert!(CellGrid::<Sphere>::build(&wrap, 30_000.0).is_none());
+    let pole = SpatialIndex::from_centers(&[0.0, 10.0], &[88.9, 0.0], &[1.0, 1.0], |_| true)
+        .with_metric(Metric::Sphere);
+    assert!(CellGrid::<Sphere>::build(&pole, 30_000.0).is_none());
+}
+
+/// The grouped walk (`best_by_group` with a `SphereGroup`, what large matches with k = 1
+/// run in Z-order) against each point's own walk (`best_by`), on groups of 32 nearby
+/// points, around the antimeridian, the poles and anywhere.
+#[test]
+fn grouped_walk_equals_the_walk_of_each_point() {
+    use polymatch::sphere::{SphereCap, SphereGroup};
+    let mut rng = Rng::new(21);
+    let (cx, cy, area) = centers(&mut rng, 3000);
+    let index = SpatialIndex::from_centers(&cx, &cy, &area, |_| true).with_metric(Metric::Sphere);
+    let mut entries = Vec::new();
+    for d in [5_000.0, 100_000.0, 1_500_000.0, 3e7] {
+        let within = ChordWithin::new(d);
+        for g in 0..60 {
+            // a group around one point, spread by up to 2 degrees (a few NaN)
+            let (ox, oy) = points(&mut rng, 1);
+            let (mut gx, mut gy, mut us) = (Vec::new(), Vec::new(), Vec::new());
+            for k in 0..32 {
+                let (x, y) = if g % 7 == 0 && k % 9 == 0 {
+                    (f64::NAN, 0.0)
+                } else {
+                    let y = (oy[0] + uniform(&mut rng, -2.0, 2.0)).clamp(-90.0, 90.0);
+                    let x = ox[0] + uniform(&mut rng, -2.0, 2.0);
+                    (x.clamp(-180.0, 360.0), y)
+                };
+                gx.push(x);
+                gy.push(y);
+                us.push(if x.is_finite() { unit(x, y) } else { [f64::NAN; 3] });
+            }
+            let group = SphereGroup::new(&within, &index, &us).unwrap();
+            let mut out = vec![0u32; 32];
+            index.best_by_group(
+                &group,
+                |k| SphereCap::from_unit(&within, &index, us[k]),
+                &gx,
+                &gy,
+                &mut out,
+                &mut entries,
+            );
+            for k in 0..32 {
+                let want = if gx[k].is_finite() {
+                    index.best_by(&SphereCap::new(&within, &index, gx[k], gy[k]), gx[k], gy[k])
+                } else {
+                    polymatch::index::NO_MATCH
+                };
+                assert_eq!(out[k], want, "{d} m, ({}, {})", gx[k], gy[k]);
+            }
+        }
+    }
+}

@@ -275,3 +275,30 @@ def test_dask_broadcast_equals_one_process(world) -> None:
     with pytest.raises(ValueError, match="partitioned"):
         polys = dd.from_pandas(pd.DataFrame({"x": [xs[0].tolist()], "y": [ys[0].tolist()]}), 1)
         pmd.match(polys, dd.from_pandas(frame, npartitions=1), 1000.0, metric="sphere")
+
+
+def test_large_matches_take_the_fast_paths_with_the_same_answers() -> None:
+    """40k polygons: a match of k=1 by area runs the cell lists (a region away from the
+    antimeridian and the poles) or the grouped Z-order walk (worldwide); k=2's first
+    rank runs each point's own walk. Both must give the same polygon."""
+    rng = np.random.default_rng(17)
+    n = 40_000
+    for lon0, lon1, lat0, lat1 in ((-10, 30, 35, 60), (-180, 180, -89, 89)):
+        cx, cy = rng.uniform(lon0, lon1, n), rng.uniform(lat0, lat1, n)
+        ang = np.linspace(0, 2 * np.pi, 5)[:-1]
+        r = rng.uniform(0.005, 0.02, n)
+        xs = cx[:, None] + r[:, None] * np.cos(ang)[None, :]
+        ys = np.clip(cy[:, None] + r[:, None] * np.sin(ang)[None, :], -90, 90)
+        xs = np.where(xs > 180, xs - 360, np.where(xs < -180, xs + 360, xs))
+        index = pm.PolygonIndex.from_coords(
+            xs.ravel(), ys.ravel(), np.arange(0, 4 * n + 1, 4), metric="sphere"
+        )
+        pts = pa.table(
+            {"x": rng.uniform(lon0, lon1, 200_000), "y": rng.uniform(lat0, lat1, 200_000)}
+        )
+        for d in (15_000.0, 60_000.0):
+            best = index.match(pts, d, how="left")
+            two = index.match(pts, d, how="left", k=2)
+            first = two.filter(pa.compute.less_equal(two["rank"].fill_null(1), 1))
+            assert best["polygon_index"].equals(first["polygon_index"]), (lon0, d)
+            assert best["distance"].equals(first["distance"]), (lon0, d)
