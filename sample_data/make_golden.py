@@ -18,6 +18,10 @@ import pyarrow.parquet as pq
 
 HERE = Path(__file__).resolve().parent
 
+# metric="sphere": the two nearest zone centers within 1 km, bits pinned (pure-Rust libm)
+GPS = ["--metric", "sphere", "--max-dist", "1000", "--rank-by", "distance", "--k", "2",
+       "--how", "left", "--keep", "fix_id", "--keep-polygons", "zone_id"]  # fmt: skip
+
 JOBS = {
     "article_matches": ["article/polygons.parquet", "article/points.parquet", []],
     "article_left": ["article/polygons.parquet", "article/points.parquet", ["--how", "left"]],
@@ -31,6 +35,7 @@ JOBS = {
         "synthetic/points.parquet",
         ["--how", "left", "--keep", "point_id", "--keep-polygons", "polygon_id"],
     ],
+    "gps_matches": ["gps/zones.parquet", "gps/fixes.parquet", GPS],
 }
 
 

@@ -48,6 +48,61 @@ def wkb_polygon(x: np.ndarray, y: np.ndarray) -> bytes:
     return struct.pack("<BII I", 1, 3, 1, len(x)) + coords.astype("<f8").tobytes()
 
 
+def gps_example(out: Path) -> None:
+    """Zones and GPS fixes in longitude/latitude (OGC:CRS84) for metric="sphere": small
+    hexagons (200-800 m) around Paris, across the antimeridian in Fiji, and at 78 N in
+    Svalbard, and fixes around them (both longitude conventions near 180)."""
+    out.mkdir(exist_ok=True)
+    rng = np.random.default_rng(32)
+    sites = [(2.35, 48.86), (180.0, -17.0), (15.6, 78.2)]
+    zones, bbox = [], [np.inf, np.inf, -np.inf, -np.inf]
+    for k in range(600):
+        lon0, lat0 = sites[k % 3]
+        lat = lat0 + rng.uniform(-0.05, 0.05)
+        lon = lon0 + rng.uniform(-0.05, 0.05) / np.cos(np.radians(lat))
+        r = rng.uniform(200, 800) / 111_195  # metres -> degrees of latitude
+        ang = np.sort(rng.uniform(0, 2 * np.pi, 6))
+        x = lon + r * np.cos(ang) / np.cos(np.radians(lat))
+        y = lat + r * np.sin(ang)
+        x = np.where(x > 180, x - 360, x)
+        bbox = [min(bbox[0], x.min()), min(bbox[1], y.min()),
+                max(bbox[2], x.max()), max(bbox[3], y.max())]  # fmt: skip
+        zones.append(wkb_polygon(x, y))
+    geo = {
+        "version": "1.1.0",
+        "primary_column": "geometry",
+        "columns": {
+            "geometry": {
+                "encoding": "WKB",
+                "geometry_types": ["Polygon"],
+                "bbox": bbox,
+                "crs": "OGC:CRS84",
+            }
+        },
+    }
+    table = pa.table(
+        {
+            "zone_id": pa.array(range(len(zones)), pa.int64()),
+            "geometry": pa.array(zones, pa.binary()),
+        }
+    )
+    pq.write_table(
+        table.replace_schema_metadata({"geo": json.dumps(geo)}),
+        out / "zones.parquet",
+        compression="zstd",
+    )
+    n = 3000
+    site = rng.integers(0, 3, n)
+    lat = np.array([sites[s][1] for s in site]) + rng.uniform(-0.06, 0.06, n)
+    lon = np.array([sites[s][0] for s in site]) + rng.uniform(-0.06, 0.06, n) / np.cos(
+        np.radians(lat)
+    )
+    # near 180: half in [-180, 180], half in [0, 360]
+    lon = np.where((lon > 180) & (np.arange(n) % 2 == 0), lon - 360, lon)
+    fixes = pa.table({"fix_id": pa.array(range(n), pa.int64()), "x": lon, "y": lat})
+    pq.write_table(fixes, out / "fixes.parquet", compression="zstd")
+
+
 def main() -> None:
     rings, xs, ys = article_example()
     out = HERE / "article"
@@ -86,6 +141,8 @@ def main() -> None:
     pq.write_table(xy, out / "polygons_xy.parquet", compression="zstd")
     points = pa.table({"point_id": pa.array(range(len(xs)), pa.int64()), "x": xs, "y": ys})
     pq.write_table(points, out / "points.parquet", compression="zstd")
+
+    gps_example(HERE / "gps")
 
     cmd = [sys.executable, "-m", "polymatch", "generate", "--polygons", "5000", "--points",
            "20000", "--seed", "42", "--out-dir", str(HERE / "synthetic")]  # fmt: skip

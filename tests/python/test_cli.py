@@ -47,6 +47,10 @@ def same(table: pa.Table, expected: pa.Table) -> None:
         assert table[name].to_pylist() == expected[name].to_pylist(), name
 
 
+# metric="sphere" (sample_data/make_golden.py): the bits of the pinned libm
+GPS = ["--metric", "sphere", "--max-dist", "1000", "--rank-by", "distance", "--k", "2",
+       "--how", "left", "--keep", "fix_id", "--keep-polygons", "zone_id"]  # fmt: skip
+
 GOLDEN = [
     ("article_matches", "article/polygons.parquet", "article/points.parquet", []),
     ("article_matches", "article/polygons_xy.parquet", "article/points.parquet", []),
@@ -63,6 +67,7 @@ GOLDEN = [
         "synthetic/points.parquet",
         ["--how", "left", "--keep", "point_id", "--keep-polygons", "polygon_id"],
     ),
+    ("gps_matches", "gps/zones.parquet", "gps/fixes.parquet", GPS),
 ]
 
 
