@@ -1427,27 +1427,42 @@ fn match_sphere(
         // One best rank per point: the cell lists, where they apply (as best_ranks).
         if let Some(cells) = index.sphere_cell_lists(options.max_dist, points.len()) {
             let chunk = options.chunk_size;
+            // (rank, then the distance in metres) per point: the scan's unit vector
+            // measures the match, so the output does not compute it again.
             let mut ranks = zeroed(points.len(), chunk);
-            for_chunks(&mut ranks, chunk, |c, out| {
+            let mut metres: Vec<f64> = zeroed(points.len(), chunk);
+            let mut pairs: Vec<(&mut [u32], &mut [f64])> = ranks
+                .chunks_mut(chunk)
+                .zip(metres.chunks_mut(chunk))
+                .collect();
+            let kernel = |c: usize, (out, dist): &mut (&mut [u32], &mut [f64])| {
                 if cancelled(cancel) {
                     return;
                 }
                 let start = c * chunk;
                 let xs = &points.x[start..start + out.len()];
                 let ys = &points.y[start..start + out.len()];
-                cells.best_within_many(index, xs, ys, out);
-                if let Some(nulls) = points.nulls {
-                    for (i, slot) in out.iter_mut().enumerate() {
-                        if nulls.is_null(start + i) {
-                            *slot = NO_MATCH;
-                        }
+                cells.best_within_many_keyed(index, xs, ys, out, dist);
+                for (i, (slot, d)) in out.iter_mut().zip(dist.iter_mut()).enumerate() {
+                    if points.nulls.is_some_and(|nb| nb.is_null(start + i)) {
+                        *slot = NO_MATCH;
                     }
+                    *d = sphere::metres(*d);
                 }
-            });
+            };
+            if pairs.len() <= 1 {
+                pairs.iter_mut().enumerate().for_each(|(c, p)| kernel(c, p));
+            } else {
+                pairs
+                    .par_iter_mut()
+                    .enumerate()
+                    .for_each(|(c, p)| kernel(c, p));
+            }
+            drop(pairs);
             if cancelled(cancel) {
                 return Err(PolymatchError::Cancelled);
             }
-            return best_output(index, points, options, first_point, ranks, None);
+            return best_output(index, points, options, first_point, ranks, Some(metres));
         }
         if sort_pays(index, points, options.max_dist) {
             let ranks = sphere_best_grouped(index, points, options, cancel)?;

@@ -82,6 +82,9 @@ pub trait CellMetric: Sized + Send + Sync + std::fmt::Debug {
     fn fallback(&self, index: &SpatialIndex, x: f64, y: f64) -> u32;
     /// A placeholder center.
     fn empty() -> Self::Center;
+    /// The point's key against a center it matched (what the `distance` column is made
+    /// from: the sphere's float64 squared chord), for [`CellGrid::best_within_many_keyed`].
+    fn key(&self, index: &SpatialIndex, p: &Self::Point, c: &Self::Center, rank: u32) -> f64;
 }
 
 /// The planar center rule's cell metric: SPEC.md's distance.
@@ -144,6 +147,10 @@ impl CellMetric for Planar {
     }
     fn empty() -> (f64, f64) {
         (f64::NAN, f64::NAN)
+    }
+    #[inline]
+    fn key(&self, _index: &SpatialIndex, p: &(f64, f64), c: &(f64, f64), _rank: u32) -> f64 {
+        super::squared(p.0, p.1, c.0, c.1)
     }
 }
 
@@ -246,6 +253,11 @@ impl CellMetric for Sphere {
     }
     fn empty() -> [f64; 3] {
         [f64::NAN; 3]
+    }
+    #[inline]
+    fn key(&self, index: &SpatialIndex, p: &[f64; 3], _c: &[f64; 3], rank: u32) -> f64 {
+        // the entry's vector is the rank's (a tree answer has no entry)
+        crate::sphere::chord_squared(p, &index.units()[rank as usize])
     }
 }
 
@@ -556,6 +568,43 @@ impl<M: CellMetric> CellGrid<M> {
     /// overlap instead of queueing behind each point's scan (measured: the scan of points
     /// in input order was otherwise mostly waiting for its first entry).
     pub fn best_within_many(&self, index: &SpatialIndex, xs: &[f64], ys: &[f64], out: &mut [u32]) {
+        self.scan_many(index, xs, ys, out, |_, _, _| {});
+    }
+
+    /// [`CellGrid::best_within_many`], also writing each matched point's key
+    /// ([`CellMetric::key`]) to `keys[i]` (NaN where there is no match): the sphere's
+    /// squared chord, from the unit vector the scan computed.
+    pub fn best_within_many_keyed(
+        &self,
+        index: &SpatialIndex,
+        xs: &[f64],
+        ys: &[f64],
+        out: &mut [u32],
+        keys: &mut [f64],
+    ) {
+        self.scan_many(index, xs, ys, out, |i, p, rank| {
+            keys[i] = match (p, rank) {
+                (Some(p), r) if r != NO_MATCH => self.metric.key(index, &p, &M::empty(), r),
+                (None, r) if r != NO_MATCH => {
+                    let p = self.metric.point(xs[i], ys[i]);
+                    self.metric.key(index, &p, &M::empty(), r)
+                }
+                _ => f64::NAN,
+            };
+        });
+    }
+
+    /// The scan of [`CellGrid::best_within_many`], calling `record(i, point, rank)` for
+    /// each point with the point as the test read it (if it was read).
+    #[inline(always)]
+    fn scan_many(
+        &self,
+        index: &SpatialIndex,
+        xs: &[f64],
+        ys: &[f64],
+        out: &mut [u32],
+        mut record: impl FnMut(usize, Option<M::Point>, u32),
+    ) {
         const OUTSIDE: u32 = u32::MAX;
         let nx = self.xe.len() - 1;
         let mut cell = [0u32; BLOCK];
@@ -566,10 +615,11 @@ impl<M: CellMetric> CellGrid<M> {
             rank: NO_MATCH,
             covers: false,
         }; BLOCK];
-        for ((out, xs), ys) in out
+        for (b, ((out, xs), ys)) in out
             .chunks_mut(BLOCK)
             .zip(xs.chunks(BLOCK))
             .zip(ys.chunks(BLOCK))
+            .enumerate()
         {
             let n = out.len();
             for k in 0..n {
@@ -597,23 +647,27 @@ impl<M: CellMetric> CellGrid<M> {
             }
             for k in 0..n {
                 let (px, py) = (xs[k], ys[k]);
-                out[k] = if cell[k] == OUTSIDE {
-                    self.metric.fallback(index, px, py)
+                let (rank, p) = if cell[k] == OUTSIDE {
+                    (self.metric.fallback(index, px, py), None)
                 } else if lo[k] == hi[k] {
-                    NO_MATCH
+                    (NO_MATCH, None)
                 } else if first[k].covers {
-                    first[k].rank
+                    (first[k].rank, None)
                 } else {
                     let p = self.metric.point(px, py);
                     if self.metric.test(&p, &first[k].c) {
-                        first[k].rank
+                        (first[k].rank, Some(p))
                     } else {
                         let rest = &self.entries[lo[k] as usize + 1..hi[k] as usize];
-                        rest.iter()
+                        let r = rest
+                            .iter()
                             .find(|e| e.covers || self.metric.test(&p, &e.c))
-                            .map_or(NO_MATCH, |e| e.rank)
+                            .map_or(NO_MATCH, |e| e.rank);
+                        (r, Some(p))
                     }
                 };
+                out[k] = rank;
+                record(b * BLOCK + k, p, rank);
             }
         }
     }

@@ -318,6 +318,17 @@ fn sphere_cell_lists_equal_brute_force() {
         }
         let mut got = vec![0u32; px.len()];
         grid.best_within_many(&index, &px, &py, &mut got);
+        let (mut keyed, mut keys) = (vec![0u32; px.len()], vec![0.0; px.len()]);
+        grid.best_within_many_keyed(&index, &px, &py, &mut keyed, &mut keys);
+        assert_eq!(keyed, got);
+        for i in 0..px.len() {
+            let want = if got[i] == polymatch::index::NO_MATCH {
+                f64::NAN
+            } else {
+                chord_squared(&unit(px[i], py[i]), &index.units()[got[i] as usize])
+            };
+            assert_eq!(keys[i].to_bits(), want.to_bits(), "key of point {i}");
+        }
         let options = MatchOptions {
             max_dist: d,
             metric: Metric::Sphere,
@@ -372,7 +383,11 @@ fn grouped_walk_equals_the_walk_of_each_point() {
                 };
                 gx.push(x);
                 gy.push(y);
-                us.push(if x.is_finite() { unit(x, y) } else { [f64::NAN; 3] });
+                us.push(if x.is_finite() {
+                    unit(x, y)
+                } else {
+                    [f64::NAN; 3]
+                });
             }
             let group = SphereGroup::new(&within, &index, &us).unwrap();
             let mut out = vec![0u32; 32];
