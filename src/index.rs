@@ -657,15 +657,7 @@ impl SpatialIndex {
     /// 2-D ones).
     fn unit_boxes(&self) -> Vec<[f64; 6]> {
         let leaves = 1usize << self.depth;
-        let empty = [
-            f64::INFINITY,
-            f64::INFINITY,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::NEG_INFINITY,
-            f64::NEG_INFINITY,
-        ];
-        let mut boxes = vec![empty; 2 * leaves];
+        let mut boxes = vec![crate::sphere::EMPTY_BOX3; 2 * leaves];
         if self.item_rank.is_empty() {
             return boxes;
         }
@@ -674,11 +666,7 @@ impl SpatialIndex {
         for (leaf, &(lo, hi)) in ranges.iter().enumerate() {
             let b = &mut boxes[leaves + leaf];
             for &r in &self.item_rank[lo..hi] {
-                let u = self.rank_unit[r as usize];
-                for a in 0..3 {
-                    b[a] = b[a].min(u[a]);
-                    b[a + 3] = b[a + 3].max(u[a]);
-                }
+                crate::sphere::grow(b, &self.rank_unit[r as usize]);
             }
         }
         for k in (1..leaves).rev() {

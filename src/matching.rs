@@ -1079,36 +1079,7 @@ fn match_rule<R: Rule>(
     if cancelled(cancel) {
         return Err(PolymatchError::Cancelled);
     }
-    // Counts per point in input order, then every list copied to its place.
-    let mut counts = vec![0u32; n];
-    let mut j = 0;
-    for (cs, _, _) in &chunks {
-        for &c in cs {
-            counts[position(j)] = c;
-            j += 1;
-        }
-    }
-    let mut offsets = Vec::with_capacity(n + 1);
-    offsets.push(0usize);
-    for &c in &counts {
-        offsets.push(offsets[offsets.len() - 1] + c as usize);
-    }
-    let total = offsets[n];
-    let mut ranks = vec![NO_MATCH; total];
-    let mut distances = vec![0.0; if with_distances { total } else { 0 }];
-    let mut j = 0;
-    for (cs, r, d) in &chunks {
-        let mut at = 0;
-        for &c in cs {
-            let (to, c) = (offsets[position(j)], c as usize);
-            ranks[to..to + c].copy_from_slice(&r[at..at + c]);
-            if with_distances {
-                distances[to..to + c].copy_from_slice(&d[at..at + c]);
-            }
-            at += c;
-            j += 1;
-        }
-    }
+    let (offsets, ranks, distances) = scatter_lists(n, position, &chunks, with_distances);
     build_output(&ranked, points, options, first_point, |i| {
         let range = offsets[i]..offsets[i + 1];
         let known = with_distances.then(|| &distances[range.clone()]);
@@ -1628,9 +1599,22 @@ fn lists_per_point(
         return Err(PolymatchError::Cancelled);
     }
     let with_values = parts.iter().any(|p| !p.2.is_empty());
+    Ok(scatter_lists(n, position, &parts, with_values))
+}
+
+/// Per-point lists computed in chunks in matching order (`parts`: counts, ranks and, if
+/// `with_values`, one value per rank), put back in input order: the `j`-th point
+/// matched is point `position(j)`. Returns `(offsets, ranks, values)`, point `i`'s list
+/// at `offsets[i]..offsets[i + 1]`.
+fn scatter_lists(
+    n: usize,
+    position: impl Fn(usize) -> usize,
+    parts: &[(Vec<u32>, Vec<u32>, Vec<f64>)],
+    with_values: bool,
+) -> (Vec<usize>, Vec<u32>, Vec<f64>) {
     let mut counts = vec![0u32; n];
     let mut j = 0usize;
-    for (cs, _, _) in &parts {
+    for (cs, _, _) in parts {
         for &c in cs {
             counts[position(j)] = c;
             j += 1;
@@ -1645,20 +1629,19 @@ fn lists_per_point(
     let mut ranks = vec![NO_MATCH; total];
     let mut values = vec![f64::NAN; if with_values { total } else { 0 }];
     let mut j = 0usize;
-    for (cs, r, v) in &parts {
+    for (cs, r, v) in parts {
         let mut at = 0usize;
         for &c in cs {
-            let start = offsets[position(j)];
-            let c = c as usize;
-            ranks[start..start + c].copy_from_slice(&r[at..at + c]);
+            let (to, c) = (offsets[position(j)], c as usize);
+            ranks[to..to + c].copy_from_slice(&r[at..at + c]);
             if with_values {
-                values[start..start + c].copy_from_slice(&v[at..at + c]);
+                values[to..to + c].copy_from_slice(&v[at..at + c]);
             }
             at += c;
             j += 1;
         }
     }
-    Ok((offsets, ranks, values))
+    (offsets, ranks, values)
 }
 
 /// One chunk's share of the all-candidates result.

@@ -116,46 +116,22 @@ impl PolygonColumns {
             nulls.as_ref(),
         )?;
         let rows = geom_offsets.len() - 1;
-        let mut center_x = vec![f64::NAN; rows];
-        let mut center_y = vec![f64::NAN; rows];
-        let mut area = vec![f64::NAN; rows];
-        let mut ok = vec![false; rows];
-        let first_error = center_x
-            .par_chunks_mut(DERIVE_CHUNK)
-            .zip(center_y.par_chunks_mut(DERIVE_CHUNK))
-            .zip(area.par_chunks_mut(DERIVE_CHUNK))
-            .zip(ok.par_chunks_mut(DERIVE_CHUNK))
-            .enumerate()
-            .filter_map(|(chunk, (((cx, cy), ar), ok))| {
-                let mut acc = PolygonAccumulator::default();
-                let start = chunk * DERIVE_CHUNK;
-                for i in 0..cx.len() {
-                    let row = start + i;
-                    if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
-                        continue;
-                    }
-                    match derive_row(
-                        row,
-                        &x,
-                        &y,
-                        &geom_offsets,
-                        &part_offsets,
-                        &ring_offsets,
-                        &mut acc,
-                    ) {
-                        Ok(Some((a, b, c))) => {
-                            (cx[i], cy[i], ar[i], ok[i]) = (a, b, c, true);
-                        }
-                        Ok(None) => {}
-                        Err(e) => return Some((row, e)),
-                    }
-                }
-                None
-            })
-            .min_by_key(|(row, _)| *row);
-        if let Some((_, e)) = first_error {
-            return Err(e);
-        }
+        let (center_x, center_y, area, ok) = derive_rows(
+            rows,
+            |row| nulls.as_ref().is_some_and(|n| n.is_null(row)),
+            PolygonAccumulator::default,
+            |row, acc| {
+                derive_row(
+                    row,
+                    &x,
+                    &y,
+                    &geom_offsets,
+                    &part_offsets,
+                    &ring_offsets,
+                    acc,
+                )
+            },
+        )?;
         Ok(Self {
             x,
             y,
@@ -163,10 +139,10 @@ impl PolygonColumns {
             part_offsets,
             ring_offsets,
             nulls,
-            center_x: ScalarBuffer::from(center_x),
-            center_y: ScalarBuffer::from(center_y),
-            area: ScalarBuffer::from(area),
-            matchable: NullBuffer::new(BooleanBuffer::from(ok)),
+            center_x,
+            center_y,
+            area,
+            matchable: ok,
             metric: Metric::Planar,
         })
     }
@@ -189,40 +165,17 @@ impl PolygonColumns {
                 "these polygons were measured on the sphere; build them again for planar".into(),
             ));
         }
-        let rows = self.len();
-        let mut center_x = vec![f64::NAN; rows];
-        let mut center_y = vec![f64::NAN; rows];
-        let mut area = vec![f64::NAN; rows];
-        let mut ok = vec![false; rows];
-        let first_error = center_x
-            .par_chunks_mut(DERIVE_CHUNK)
-            .zip(center_y.par_chunks_mut(DERIVE_CHUNK))
-            .zip(area.par_chunks_mut(DERIVE_CHUNK))
-            .zip(ok.par_chunks_mut(DERIVE_CHUNK))
-            .enumerate()
-            .filter_map(|(chunk, (((cx, cy), ar), ok))| {
-                let start = chunk * DERIVE_CHUNK;
-                for i in 0..cx.len() {
-                    let row = start + i;
-                    if !self.matchable.is_valid(row) {
-                        continue;
-                    }
-                    match self.sphere_row(row) {
-                        Ok((a, b, c)) => (cx[i], cy[i], ar[i], ok[i]) = (a, b, c, true),
-                        Err(e) => return Some((row, e)),
-                    }
-                }
-                None
-            })
-            .min_by_key(|(row, _)| *row);
-        if let Some((_, e)) = first_error {
-            return Err(e);
-        }
+        let (center_x, center_y, area, ok) = derive_rows(
+            self.len(),
+            |row| !self.matchable.is_valid(row),
+            || (),
+            |row, _| self.sphere_row(row).map(Some),
+        )?;
         Ok(Self {
-            center_x: ScalarBuffer::from(center_x),
-            center_y: ScalarBuffer::from(center_y),
-            area: ScalarBuffer::from(area),
-            matchable: NullBuffer::new(BooleanBuffer::from(ok)),
+            center_x,
+            center_y,
+            area,
+            matchable: ok,
             metric,
             ..self
         })
@@ -576,6 +529,59 @@ fn derive_row(
     }
     let (cx, cy, area) = acc.finish();
     finite(row, cx, cy, area)
+}
+
+/// The derived columns of `rows` rows, in parallel chunks: `derive(row, scratch)` gives
+/// a row's `(center_x, center_y, area)` (`None`: not matchable), rows with `skip(row)`
+/// are left unmatchable; the first error in row order wins.
+#[allow(clippy::type_complexity)]
+fn derive_rows<S>(
+    rows: usize,
+    skip: impl Fn(usize) -> bool + Sync,
+    scratch: impl Fn() -> S + Sync,
+    derive: impl Fn(usize, &mut S) -> Result<Option<(f64, f64, f64)>> + Sync,
+) -> Result<(
+    ScalarBuffer<f64>,
+    ScalarBuffer<f64>,
+    ScalarBuffer<f64>,
+    NullBuffer,
+)> {
+    let mut center_x = vec![f64::NAN; rows];
+    let mut center_y = vec![f64::NAN; rows];
+    let mut area = vec![f64::NAN; rows];
+    let mut ok = vec![false; rows];
+    let first_error = center_x
+        .par_chunks_mut(DERIVE_CHUNK)
+        .zip(center_y.par_chunks_mut(DERIVE_CHUNK))
+        .zip(area.par_chunks_mut(DERIVE_CHUNK))
+        .zip(ok.par_chunks_mut(DERIVE_CHUNK))
+        .enumerate()
+        .filter_map(|(chunk, (((cx, cy), ar), ok))| {
+            let mut s = scratch();
+            let start = chunk * DERIVE_CHUNK;
+            for i in 0..cx.len() {
+                let row = start + i;
+                if skip(row) {
+                    continue;
+                }
+                match derive(row, &mut s) {
+                    Ok(Some((a, b, c))) => (cx[i], cy[i], ar[i], ok[i]) = (a, b, c, true),
+                    Ok(None) => {}
+                    Err(e) => return Some((row, e)),
+                }
+            }
+            None
+        })
+        .min_by_key(|(row, _)| *row);
+    if let Some((_, e)) = first_error {
+        return Err(e);
+    }
+    Ok((
+        ScalarBuffer::from(center_x),
+        ScalarBuffer::from(center_y),
+        ScalarBuffer::from(area),
+        NullBuffer::new(BooleanBuffer::from(ok)),
+    ))
 }
 
 /// Check one ring on its own (the article's polygon: one ring, open or closed) and give

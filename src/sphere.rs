@@ -27,6 +27,7 @@ use num_bigint::BigInt;
 use crate::error::{PolymatchError, Result};
 use crate::index::{CenterRule, NearRule, Reach};
 use crate::io::crs::{Crs, CrsKind};
+use crate::shape::distance::split;
 
 /// The sphere's radius in metres: the IUGG mean Earth radius `R1 = (2a + b) / 3` of
 /// WGS84, 6,371,008.8 m.
@@ -213,22 +214,6 @@ impl ChordWithin {
     }
 }
 
-/// A float64 as `m * 2^e` with an integer `m`.
-fn split(v: f64) -> (i64, i32) {
-    if v == 0.0 {
-        return (0, 0);
-    }
-    let bits = v.to_bits();
-    let sign = if bits >> 63 == 1 { -1 } else { 1 };
-    let exp = ((bits >> 52) & 0x7ff) as i32;
-    let frac = (bits & ((1u64 << 52) - 1)) as i64;
-    if exp == 0 {
-        (sign * frac, -1074)
-    } else {
-        (sign * (frac | (1i64 << 52)), exp - 1075)
-    }
-}
-
 /// `v * 2^1074` as an integer (every finite float64 is a multiple of `2^-1074`).
 fn scaled(v: f64) -> BigInt {
     let (m, e) = split(v);
@@ -329,6 +314,46 @@ fn ring_excess(xs: &[f64], ys: &[f64], o: &[f64; 3]) -> f64 {
     a.min(4.0 * PI - a)
 }
 
+/// The empty 3-D box (min x, y, z, max x, y, z): [`grow`] makes it hold vectors.
+pub const EMPTY_BOX3: [f64; 6] = [
+    f64::INFINITY,
+    f64::INFINITY,
+    f64::INFINITY,
+    f64::NEG_INFINITY,
+    f64::NEG_INFINITY,
+    f64::NEG_INFINITY,
+];
+
+/// Grow the 3-D box `b` to hold `u`.
+#[inline(always)]
+pub fn grow(b: &mut [f64; 6], u: &[f64; 3]) {
+    for a in 0..3 {
+        b[a] = b[a].min(u[a]);
+        b[a + 3] = b[a + 3].max(u[a]);
+    }
+}
+
+/// The float64 squared chords from `u` to the nearest point and to the farthest corner
+/// of the 3-D box `b`: no larger, resp. no smaller, than [`chord_squared`] from `u` to
+/// any vector in the box (each coordinate difference is, in magnitude, and rounding is
+/// monotone); an empty box is infinitely far.
+#[inline(always)]
+pub fn box_chords(u: &[f64; 3], b: &[f64; 6]) -> (f64, f64) {
+    let (mut near, mut far) = (0.0, 0.0);
+    for a in 0..3 {
+        let v = u[a];
+        let n = v - v.max(b[a]).min(b[a + 3]);
+        let f = if v - b[a] > b[a + 3] - v {
+            v - b[a]
+        } else {
+            v - b[a + 3]
+        };
+        near += n * n;
+        far += f * f;
+    }
+    (near, far)
+}
+
 /// The center rule on the sphere for one point: the candidates are the centers closer
 /// than `max_dist` great-circle metres ([`ChordWithin`]), and for the index's walks a
 /// node is placed by the 3-D box of its centers' unit vectors: the float64 squared chord
@@ -389,20 +414,7 @@ impl<'a> SphereCap<'a> {
     /// farthest corner of node `node`'s box (an empty box is infinitely far).
     #[inline(always)]
     fn near_far(&self, node: usize) -> (f64, f64) {
-        let b = &self.boxes[node];
-        let (mut near, mut far) = (0.0, 0.0);
-        for a in 0..3 {
-            let u = self.u[a];
-            let n = u - u.max(b[a]).min(b[a + 3]);
-            let f = if u - b[a] > b[a + 3] - u {
-                u - b[a]
-            } else {
-                u - b[a + 3]
-            };
-            near += n * n;
-            far += f * f;
-        }
-        (near, far)
+        box_chords(&self.u, &self.boxes[node])
     }
 }
 
@@ -425,21 +437,11 @@ impl<'a> SphereGroup<'a> {
         index: &'a crate::SpatialIndex,
         us: &[[f64; 3]],
     ) -> Option<Self> {
-        let mut g = [
-            f64::INFINITY,
-            f64::INFINITY,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::NEG_INFINITY,
-            f64::NEG_INFINITY,
-        ];
+        let mut g = EMPTY_BOX3;
         let mut any = false;
         for u in us.iter().filter(|u| u.iter().all(|v| v.is_finite())) {
             any = true;
-            for a in 0..3 {
-                g[a] = g[a].min(u[a]);
-                g[a + 3] = g[a + 3].max(u[a]);
-            }
+            grow(&mut g, u);
         }
         any.then_some(Self {
             within,

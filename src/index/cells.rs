@@ -215,19 +215,7 @@ impl CellMetric for Sphere {
     }
     #[inline]
     fn place(&self, c: &[f64; 3], _cx: f64, _cy: f64, cell: &[f64; 4]) -> Option<bool> {
-        let b = unit_box(cell);
-        let (mut near, mut far) = (0.0, 0.0);
-        for a in 0..3 {
-            let v = c[a];
-            let n = v - v.max(b[a]).min(b[a + 3]);
-            let f = if v - b[a] > b[a + 3] - v {
-                v - b[a]
-            } else {
-                v - b[a + 3]
-            };
-            near += n * n;
-            far += f * f;
-        }
+        let (near, far) = crate::sphere::box_chords(c, &unit_box(cell));
         if near > self.within.upper() {
             None
         } else {

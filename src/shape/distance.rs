@@ -160,7 +160,7 @@ impl EdgeWithin {
 }
 
 /// A float64 as `m * 2^e` with an integer `m`.
-fn split(v: f64) -> (i64, i32) {
+pub(crate) fn split(v: f64) -> (i64, i32) {
     if v == 0.0 {
         return (0, 0);
     }
