@@ -434,6 +434,19 @@ pub fn best_ranks(
     Ok(out)
 }
 
+/// `kernel(start, end)` for each chunk of `chunk` of `n` points, in order: in parallel
+/// when there is more than one chunk, else on the calling thread.
+fn per_chunk<T: Send>(n: usize, chunk: usize, kernel: impl Fn(usize, usize) -> T + Sync) -> Vec<T> {
+    if n <= chunk {
+        vec![kernel(0, n)]
+    } else {
+        (0..n.div_ceil(chunk))
+            .into_par_iter()
+            .map(|c| kernel(c * chunk, ((c + 1) * chunk).min(n)))
+            .collect()
+    }
+}
+
 /// A buffer of `n` zeros (`T::default()`), zeroed in parallel when it is more than one
 /// chunk. The allocator's `calloc` would zero memory it reuses (after the first call,
 /// large buffers come back from its free lists) on this one thread, serially; written
@@ -687,14 +700,7 @@ pub fn ranked_candidates(
         (counts, ranks)
     };
     let chunk = options.chunk_size;
-    let parts: Vec<(Vec<u32>, Vec<u32>)> = if n <= chunk {
-        vec![kernel(0, n)]
-    } else {
-        (0..n.div_ceil(chunk))
-            .into_par_iter()
-            .map(|c| kernel(c * chunk, ((c + 1) * chunk).min(n)))
-            .collect()
-    };
+    let parts: Vec<(Vec<u32>, Vec<u32>)> = per_chunk(n, chunk, kernel);
     if cancelled(cancel) {
         return Err(PolymatchError::Cancelled);
     }
@@ -1587,14 +1593,7 @@ fn lists_per_point(
         }
         (counts, ranks, values)
     };
-    let parts: Vec<(Vec<u32>, Vec<u32>, Vec<f64>)> = if n <= chunk {
-        vec![kernel(0, n)]
-    } else {
-        (0..n.div_ceil(chunk))
-            .into_par_iter()
-            .map(|c| kernel(c * chunk, ((c + 1) * chunk).min(n)))
-            .collect()
-    };
+    let parts: Vec<(Vec<u32>, Vec<u32>, Vec<f64>)> = per_chunk(n, chunk, kernel);
     if cancelled(cancel) {
         return Err(PolymatchError::Cancelled);
     }
@@ -1702,14 +1701,7 @@ fn match_all_candidates(
         out
     };
     let n = points.len();
-    let parts: Vec<Pairs> = if n <= chunk_size {
-        vec![kernel(0, n)]
-    } else {
-        (0..n.div_ceil(chunk_size))
-            .into_par_iter()
-            .map(|c| kernel(c * chunk_size, ((c + 1) * chunk_size).min(n)))
-            .collect()
-    };
+    let parts: Vec<Pairs> = per_chunk(n, chunk_size, kernel);
     if cancelled(cancel) {
         return Err(PolymatchError::Cancelled);
     }
