@@ -830,14 +830,53 @@ pub fn match_shapes(
     cancel: Option<&AtomicBool>,
 ) -> Result<RecordBatch> {
     options.validate()?;
-    if options.metric == Metric::Sphere {
+    if shapes.metric() != options.metric {
         return Err(PolymatchError::InvalidArgument(format!(
-            "metric=\"sphere\" applies to predicate \"center\" so far; predicate {:?} \
-             decides on the outlines in planar coordinates: match with metric=\"planar\" \
-             (on longitude/latitude that tests containment with straight edges in degrees)",
-            options.predicate.as_str()
+            "the match asks for metric={:?}, and this shape index was built with \
+             metric={:?}: build the index with the metric of the match",
+            options.metric.as_str(),
+            shapes.metric().as_str()
         )));
     }
+    if options.metric == Metric::Sphere {
+        if options.predicate == Predicate::Dwithin {
+            return Err(PolymatchError::InvalidArgument(
+                "predicate \"dwithin\" with metric=\"sphere\" (the distance to the outline in \
+                 metres) is not supported yet: match \"contains\" or \"covers\" on the sphere, \
+                 or \"dwithin\" with metric=\"planar\""
+                    .into(),
+            ));
+        }
+        // contains/covers: the edges are straight in longitude/latitude (GeoParquet's
+        // "planar" edges), so the decision is the planar one on the coordinates, with
+        // the points' longitudes wrapped to [-180, 180] as the polygons' are.
+        check_sphere_points(points, first_point)?;
+        if points.x.iter().any(|&x| x > 180.0) {
+            let wrapped: Vec<f64> = points
+                .x
+                .par_iter()
+                .with_min_len(CHUNK)
+                .map(|&x| if x > 180.0 { x - 360.0 } else { x })
+                .collect();
+            let wrapped = PointSlices {
+                x: &wrapped,
+                ..points
+            };
+            return match_shapes_in(shapes, wrapped, options, first_point, cancel);
+        }
+    }
+    match_shapes_in(shapes, points, options, first_point, cancel)
+}
+
+/// [`match_shapes`] once the metric is settled (the points' coordinates as the outlines
+/// read them).
+fn match_shapes_in(
+    shapes: &ShapeIndex,
+    points: PointSlices<'_>,
+    options: &MatchOptions,
+    first_point: u64,
+    cancel: Option<&AtomicBool>,
+) -> Result<RecordBatch> {
     let Some(rule) = options.predicate.shape_rule() else {
         return Err(PolymatchError::InvalidArgument(
             "match_shapes takes a shape predicate (contains, covers or dwithin)".into(),

@@ -446,6 +446,11 @@ pub fn read_polygon_centers_in(
     metric: Metric,
 ) -> Result<PolygonCenterFile> {
     let source = open_polygons(path, geometry, Some(keep))?;
+    if metric == Metric::Sphere {
+        // A projected CRS is refused before its coordinates are read as degrees.
+        crate::sphere::resolve_metric(Some(metric), source.resolved.crs.as_ref())
+            .map_err(|e| e.in_file(path))?;
+    }
     let projected = source.reader(path, None)?.schema();
     let keep_idx: Vec<usize> = source
         .keep

@@ -133,6 +133,8 @@ struct Slot {
 pub struct ShapeIndex {
     outlines: Arc<Outlines>,
     order: Order,
+    /// The metric of the center index it was ranked from (areas in its units).
+    metric: crate::sphere::Metric,
     /// The grid's entries as slots: cell `c` lists `slots[grid.offsets[c]..]`, rank
     /// order within a cell.
     slots: Vec<Slot>,
@@ -237,6 +239,7 @@ impl ShapeIndex {
             .fold(0.0, f64::max);
         Ok(Self {
             order: ranked.order().clone(),
+            metric: ranked.metric(),
             slots,
             by_rank: Arc::new(by_position),
             max_extent2,
@@ -288,6 +291,7 @@ impl ShapeIndex {
         let view = Arc::new(ShapeIndex {
             outlines: self.outlines.clone(),
             order: self.order.clone(),
+            metric: self.metric,
             slots,
             by_rank: self.by_rank.clone(),
             max_extent2: self.max_extent2,
@@ -308,6 +312,12 @@ impl ShapeIndex {
     /// The rank order.
     pub fn order(&self) -> &Order {
         &self.order
+    }
+
+    /// The metric of the center index it was ranked from: on the sphere, areas are
+    /// square metres (the outlines' coordinates stay longitude/latitude degrees).
+    pub fn metric(&self) -> crate::sphere::Metric {
+        self.metric
     }
 
     /// The outlines.

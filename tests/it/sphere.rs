@@ -410,3 +410,90 @@ fn grouped_walk_equals_the_walk_of_each_point() {
         }
     }
 }
+
+/// The shape rules on the sphere: a shape index knows the metric it was ranked in (a
+/// match in another is refused), `dwithin` in metres is refused, and `covers` ranks by
+/// square metres with the points' longitudes wrapped.
+#[test]
+fn shape_rules_on_the_sphere() {
+    use polymatch::{match_shapes, Outlines, Predicate, ShapeIndex};
+    use std::sync::Arc;
+    // two nested boxes and one at 75N wider in degrees than the outer box
+    let rings = vec![
+        vec![(0.0, -10.0), (30.0, -10.0), (30.0, 10.0), (0.0, 10.0)],
+        vec![(-60.0, -60.0), (60.0, -60.0), (60.0, 60.0), (-60.0, 60.0)],
+        vec![(170.0, 70.0), (179.0, 70.0), (179.0, 80.0), (170.0, 80.0)],
+    ];
+    let polygons = ring_polygons_result(&rings)
+        .unwrap()
+        .with_metric(Metric::Sphere)
+        .unwrap();
+    let index = SpatialIndex::new(&polygons);
+    let outlines = Arc::new(Outlines::new(Arc::new(polygons)).unwrap());
+    let shapes = ShapeIndex::new(outlines, &index).unwrap();
+    assert_eq!(shapes.metric(), Metric::Sphere);
+    let options = MatchOptions {
+        predicate: Predicate::Covers,
+        max_dist: f64::NAN,
+        how: How::Left,
+        metric: Metric::Sphere,
+        ..MatchOptions::default()
+    };
+    // (10, 0) is in both nested boxes: the inner one is smaller on the ground; 175 and
+    // 175 - 360 + 360 are the same fix in either convention; 400 is out of range
+    let (xs, ys) = ([10.0, 175.0, 535.0 - 360.0, -100.0], [0.0, 75.0, 75.0, 0.0]);
+    let r = match_shapes(
+        &shapes,
+        PointSlices::new(&xs, &ys, None).unwrap(),
+        &options,
+        0,
+        None,
+    )
+    .unwrap();
+    let rows = r.column(1).as_primitive::<UInt32Type>();
+    assert_eq!(
+        (0..4)
+            .map(|i| rows.is_valid(i).then(|| rows.value(i)))
+            .collect::<Vec<_>>(),
+        vec![Some(0), Some(2), Some(2), None]
+    );
+    let planar = MatchOptions {
+        metric: Metric::Planar,
+        ..options.clone()
+    };
+    let e = match_shapes(
+        &shapes,
+        PointSlices::new(&xs, &ys, None).unwrap(),
+        &planar,
+        0,
+        None,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("metric"), "{e}");
+    let dwithin = MatchOptions {
+        predicate: Predicate::Dwithin,
+        max_dist: 1000.0,
+        ..options.clone()
+    };
+    let e = match_shapes(
+        &shapes,
+        PointSlices::new(&xs, &ys, None).unwrap(),
+        &dwithin,
+        0,
+        None,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("dwithin"), "{e}");
+    let e = match_shapes(
+        &shapes,
+        PointSlices::new(&[400.0], &[0.0], None).unwrap(),
+        &options,
+        7,
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, PolymatchError::InvalidGeometry { row: 7, .. }),
+        "{e}"
+    );
+}

@@ -246,14 +246,30 @@ def test_errors(tmp_path: Path) -> None:
     write_zones(path, xs, ys, "EPSG:32633")
     with pytest.raises(ValueError, match="projected"):
         pm.read_polygons(path, metric="sphere")
+    # ... with UTM-sized coordinates too: the CRS is the error, not the latitudes
+    utm = tmp_path / "utm_big.parquet"
+    write_zones(utm, [x * 1e4 + 5e5 for x in xs], [y * 1e4 + 4e6 for y in ys], "EPSG:32633")
+    with pytest.raises(ValueError, match="projected"):
+        pm.read_polygons(utm, metric="sphere")
+    with pytest.raises(ValueError, match="projected"):
+        pm.match_parquet(str(utm), str(write_points(tmp_path)), str(tmp_path / "o.parquet"),
+                         1000.0, metric="sphere")  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "polymatch", "match", "--polygons", str(utm), "--points",
+         str(write_points(tmp_path)), "--out", str(tmp_path / "o.parquet"), "--metric", "sphere"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert run.returncode == 2 and "projected" in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o.parquet").exists()
     # the match's metric must be the index's
     with pytest.raises(ValueError, match="metric"):
         index.match(pa.table({"x": [0.0], "y": [0.0]}), 10.0, metric="planar")
     with pytest.raises(ValueError, match="metric"):
         index.match(pa.table({"x": [0.0], "y": [0.0]}), metric="globe")
-    # the shape rules are planar so far
-    with pytest.raises(ValueError, match="sphere"):
-        index.match(pa.table({"x": [0.0], "y": [0.0]}), predicate="covers")
+    # the distance to the outline is planar so far
+    with pytest.raises(ValueError, match="dwithin"):
+        index.match(pa.table({"x": [0.0], "y": [0.0]}), 10.0, predicate="dwithin")
     # NaN and null points match nothing
     res = index.match(pa.table({"x": [np.nan, None], "y": [0.0, 1.0]}), 1e7, how="left")
     assert res["polygon_index"].null_count == 2
@@ -302,3 +318,42 @@ def test_large_matches_take_the_fast_paths_with_the_same_answers() -> None:
             first = two.filter(pa.compute.less_equal(two["rank"].fill_null(1), 1))
             assert best["polygon_index"].equals(first["polygon_index"]), (lon0, d)
             assert best["distance"].equals(first["distance"]), (lon0, d)
+
+
+def test_contains_and_covers_on_the_sphere_rank_by_square_metres() -> None:
+    """Nested zones in longitude/latitude: the most specific one (smallest area in square
+    metres) that covers each GPS fix; the edges are straight in degrees (GeoParquet's
+    planar edges), so containment is shapely's on the same coordinates, and a fix in
+    the [0, 360] convention is the same fix."""
+    import shapely
+
+    # A wide band near the pole is smaller on the ground than a narrower-looking zone at
+    # the equator: square degrees would rank them the other way.
+    zones = [
+        shapely.box(-10, 70, 30, 80),  # 40 x 10 degrees at 70-80 N
+        shapely.box(0, -10, 30, 10),  # 30 x 20 degrees at the equator
+        shapely.box(-60, -60, 60, 60),  # around both
+        shapely.box(170, 72, 180, 78),  # beside the antimeridian, east
+    ]
+    index = pm.PolygonIndex.from_arrow(
+        pa.table({"geometry": pa.array(shapely.to_wkb(zones), pa.binary())}), metric="sphere"
+    )
+    area = index.to_arrow()["area"].to_numpy()
+    want_area = [abs(GEOD.geometry_area_perimeter(z)[0]) for z in zones]
+    np.testing.assert_allclose(area, want_area, rtol=1e-6)
+    rng = np.random.default_rng(4)
+    # on a 1/64-degree grid: exact in either longitude convention, and often on an edge
+    px = rng.integers(-180 * 64, 180 * 64, 5000) / 64
+    py = rng.integers(-89 * 64, 89 * 64, 5000) / 64
+    shifted = np.where(px >= 0, px, px + 360.0)  # the [0, 360] convention
+    for rule in ("covers", "contains"):
+        got = index.match(pa.table({"x": px, "y": py}), predicate=rule, how="left")
+        same = index.match(pa.table({"x": shifted, "y": py}), predicate=rule, how="left")
+        assert got["polygon_index"].equals(same["polygon_index"])
+        pts = shapely.points(px, py)
+        for i, row in enumerate(got["polygon_index"].to_pylist()):
+            hit = [j for j, z in enumerate(zones) if getattr(shapely, rule)(z, pts[i])]
+            want = min(hit, key=lambda j: (area[j], j)) if hit else None
+            assert row == want, (rule, i, px[i], py[i])
+        assert set(got["distance"].drop_null().to_pylist()) <= {0.0}
+    assert area[0] < area[1], "70-80 N is smaller on the ground than the equator zone"
