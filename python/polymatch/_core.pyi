@@ -169,6 +169,7 @@ class Tiling:
         x: str | None = None,
         y: str | None = None,
         geometry: str | None = None,
+        wrap: bool = False,
     ) -> npt.NDArray[np.uint32]:
         """The one tile of every point, in row order."""
 

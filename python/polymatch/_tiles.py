@@ -74,14 +74,19 @@ def _polygon_table(part: Any) -> pa.Table:
 
 
 def _centers(
-    part: Any, geometry: str | None, carry: list[str], p: int, shapes: bool = False
+    part: Any,
+    geometry: str | None,
+    carry: list[str],
+    p: int,
+    shapes: bool = False,
+    metric: str | None = None,
 ) -> tuple[pa.Table, Any]:
     """Partition ``p``'s exact centers and areas (null: unmatchable) and carried columns,
     and its CRS; for the shape rules (``shapes``) also each polygon's outline (GeoArrow)
     and box. Errors name the partition (their row numbers are within it)."""
     try:
         table = _polygon_table(part)
-        index = PolygonIndex.from_arrow(table, geometry=geometry)
+        index = PolygonIndex.from_arrow(table, geometry=geometry, metric=metric)  # type: ignore[arg-type]
     except (PolymatchError, OSError) as e:
         e.add_note(f"in polygon partition {p}{f' ({part})' if isinstance(part, str) else ''}")
         raise
@@ -137,12 +142,18 @@ def _floats(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def summarise(
-    part: Any, geometry: str | None, carry: list[str], p: int, sample: int, shapes: bool = False
+    part: Any,
+    geometry: str | None,
+    carry: list[str],
+    p: int,
+    sample: int,
+    shapes: bool = False,
+    metric: str | None = None,
 ) -> dict:
     """Phase 1 for one polygon partition: rows, matchable rows, CRS, the carried schema,
     and every ``step``-th matchable center (deterministic), with its box for the shape
     rules."""
-    table, crs = _centers(part, geometry, carry, p, shapes)
+    table, crs = _centers(part, geometry, carry, p, shapes, metric)
     cx, cy = _floats(table[_CX]), _floats(table[_CY])
     ok = np.flatnonzero(~(np.isnan(cx) | np.isnan(cy)))
     step = max(1, math.ceil(len(ok) / max(1, sample)))
@@ -166,6 +177,18 @@ class Halo:
 
     kind: str
     reach: float
+    #: ``"sphere"``: centers and tiles in longitude/latitude, ``reach`` in metres.
+    metric: str = "planar"
+
+    @property
+    def sphere(self) -> bool:
+        """Whether the tiles are in longitude/latitude (``metric="sphere"``)."""
+        return self.metric == "sphere"
+
+    @property
+    def index_metric(self) -> str | None:
+        """The ``metric`` to build the polygons' indexes with (None: planar, as given)."""
+        return "sphere" if self.sphere else None
 
     @property
     def shapes(self) -> bool:
@@ -184,6 +207,38 @@ class Halo:
             )
 
 
+#: The sphere's radius in metres (docs/SPEC.md, "On the sphere").
+EARTH_RADIUS = 6_371_008.8
+
+
+def sphere_boxes(
+    cx: np.ndarray, cy: np.ndarray, reach: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For centers at longitude/latitude ``(cx, cy)``, a box of longitudes/latitudes
+    holding every point closer than ``reach`` metres (the center rule on the sphere): the
+    latitudes within the cap's angular radius ``t``, and the longitudes within
+    ``asin(sin t / cos |lat|)`` where ``|lat|`` is the cap's farthest latitude from the
+    equator, each widened by a relative 1e-6 and 1e-9 degrees (far beyond the rounding);
+    every longitude where the cap reaches a pole or crosses the antimeridian (a box of
+    the whole band, [-180, 180]: correct, if wider than needed). NaN centers give NaN
+    boxes (no tile)."""
+    t = reach / EARTH_RADIUS
+    deg = np.degrees(t) * (1 + 1e-6) + 1e-9
+    far = np.abs(cy) + deg
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.sin(min(t, np.pi / 2)) / np.cos(np.radians(np.minimum(far, 90.0)))
+        half = np.degrees(np.arcsin(np.minimum(ratio, 1.0))) * (1 + 1e-6) + 1e-9
+    whole = (far >= 90.0) | (ratio >= 1.0) | (t >= np.pi / 2)
+    x0, x1 = cx - half, cx + half
+    whole |= (x0 <= -180.0) | (x1 >= 180.0)
+    x0 = np.where(whole, -180.0, x0)
+    x1 = np.where(whole, 180.0, x1)
+    y0 = np.maximum(cy - deg, -90.0)
+    y1 = np.minimum(cy + deg, 90.0)
+    nan = np.isnan(cx) | np.isnan(cy)
+    return tuple(np.where(nan, np.nan, v) for v in (x0, y0, x1, y1))  # type: ignore[return-value]
+
+
 def split(
     part: Any,
     geometry: str | None,
@@ -196,10 +251,13 @@ def split(
     """Phase 2 for one polygon partition: its piece of every tile (own polygons and halo,
     or for the shape rules every tile its widened box reaches), each with the polygons'
     global rows in ``_ROW``, in row order."""
-    table, _ = _centers(part, geometry, carry, p, halo.shapes)
+    table, _ = _centers(part, geometry, carry, p, halo.shapes, halo.index_metric)
     if halo.shapes:
         boxes = [_floats(table[c]) for c in _BOX]
         offsets, rows = tiling.assign_boxes(*boxes, halo.reach)
+    elif halo.sphere:
+        caps = sphere_boxes(_floats(table[_CX]), _floats(table[_CY]), halo.reach)
+        offsets, rows = tiling.assign_boxes(*caps, 0.0)
     else:
         offsets, rows = tiling.assign(_floats(table[_CX]), _floats(table[_CY]), halo.reach)
     table = table.append_column(
@@ -218,7 +276,12 @@ class Tile:
 
 
 def build_tile(
-    pieces: list[pa.Table], schema: pa.Schema, crs: Any, rank_by: str, descending: bool
+    pieces: list[pa.Table],
+    schema: pa.Schema,
+    crs: Any,
+    rank_by: str,
+    descending: bool,
+    metric: str | None = None,
 ) -> Tile:
     """Concatenate a tile's pieces (in partition order: global row order) into its index,
     prepared for the rank rule."""
@@ -241,16 +304,25 @@ def build_tile(
         table = table.drop_columns([_CX, _CY, _AREA, *_BOX]).replace_schema_metadata(
             table.schema.metadata
         )
-        index = PolygonIndex.from_arrow(table, geometry=_GEOM)
+        index = PolygonIndex.from_arrow(table, geometry=_GEOM, metric=metric)  # type: ignore[arg-type]
     else:
-        index = PolygonIndex.from_centers(table, crs, center_x=_CX, center_y=_CY, area=_AREA)
+        index = PolygonIndex.from_centers(
+            table,
+            crs,
+            center_x=_CX,
+            center_y=_CY,
+            area=_AREA,
+            metric=metric,  # type: ignore[arg-type]
+        )
     return Tile(index.prepare(rank_by, descending), rows)
 
 
-def empty_tile(schema: pa.Schema, crs: Any, rank_by: str, descending: bool) -> Tile:
+def empty_tile(
+    schema: pa.Schema, crs: Any, rank_by: str, descending: bool, metric: str | None = None
+) -> Tile:
     """A tile without polygons, of the carried schema (for the output's meta)."""
     piece = schema.append(pa.field(_ROW, pa.uint64())).empty_table()
-    return build_tile([piece], schema, crs, rank_by, descending)
+    return build_tile([piece], schema, crs, rank_by, descending, metric)
 
 
 # ---------------------------------------------------------------------------------------
@@ -268,10 +340,12 @@ def _one_batch(table: pa.Table) -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist([], schema=table.schema)
 
 
-def route(points: pa.Table, tiling: Tiling, spec: dict[str, Any]) -> list[tuple[Any, np.ndarray]]:
+def route(
+    points: pa.Table, tiling: Tiling, spec: dict[str, Any], wrap: bool = False
+) -> list[tuple[Any, np.ndarray]]:
     """One points partition as one piece per tile: the tile's points (a record batch) and
-    their rows in the partition (ascending)."""
-    tiles = tiling.route(points, **spec)
+    their rows in the partition (ascending); ``wrap``: longitudes routed in [-180, 180]."""
+    tiles = tiling.route(points, wrap=wrap, **spec)
     order = np.argsort(tiles, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(tiles, minlength=len(tiling)))])
     return [
@@ -354,7 +428,10 @@ def plan(
     per_part = max(1, SAMPLE_SIZE // max(1, len(parts)))
     task = dask.delayed(summarise, pure=True)
     summaries = dask.compute(
-        *[task(part, geometry, carry, p, per_part, shapes) for p, part in enumerate(parts)]
+        *[
+            task(part, geometry, carry, p, per_part, shapes, halo.index_metric)
+            for p, part in enumerate(parts)
+        ]
     )
     crs = None
     for p, s in enumerate(summaries):
@@ -378,6 +455,8 @@ def plan(
         if shapes:
             boxes = [np.concatenate([s["boxes"][k] for s in summaries]) for k in range(4)]
             _, rows = tiling.assign_boxes(*boxes, halo.reach)
+        elif halo.sphere:
+            _, rows = tiling.assign_boxes(*sphere_boxes(xs, ys, halo.reach), 0.0)
         else:
             _, rows = tiling.assign(xs, ys, halo.reach)
         replication = len(rows) / max(1, len(xs))

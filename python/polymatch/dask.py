@@ -174,16 +174,6 @@ def _as_index(
     )
 
 
-def _no_sphere_tiles(metric: str | None) -> None:
-    """Partitioned polygons are cut into planar tiles: not on the sphere (yet)."""
-    if metric == "sphere":
-        raise ValueError(
-            'metric="sphere" with partitioned polygons is not supported yet (the tiles and '
-            "their halos are planar): broadcast the polygons instead (pass a PolygonIndex, "
-            "a path or a table)"
-        )
-
-
 def _ipc(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
@@ -658,16 +648,24 @@ def _check_order(polygons: Any, points: Any) -> None:
         raise TypeError(f"points must be a Dask DataFrame, got a {type(points).__name__}{hint}")
 
 
-def _halo(predicate: str, max_dist: float | None) -> Any:
+def _halo(predicate: str, max_dist: float | None, metric: str | None = None) -> Any:
     """Which tiles a partitioned join's polygons go to (:class:`polymatch._tiles.Halo`):
     for the center rule, the tiles within ``max_dist`` (10 when not given) of the
-    center; for the shape rules, every tile their box reaches
+    center (on the sphere, the tiles its cap's box of longitudes/latitudes reaches); for
+    the shape rules, every tile their box reaches
     (:meth:`polymatch._core.Tiling.assign_boxes`), widened by ``max_dist`` for
     ``dwithin``."""
     from polymatch._tiles import Halo
 
+    sphere = metric == "sphere"
     if predicate == "center":
-        return Halo("center", 10.0 if max_dist is None else max_dist)
+        return Halo("center", 10.0 if max_dist is None else max_dist, metric or "planar")
+    if predicate == "dwithin" and sphere:
+        raise ValueError(
+            'predicate "dwithin" with metric="sphere" (the distance to the outline in metres) '
+            'is not supported yet: match "contains" or "covers" on the sphere, or "dwithin" '
+            'with metric="planar"'
+        )
     if predicate == "dwithin":
         if max_dist is None:
             raise ValueError(
@@ -675,7 +673,7 @@ def _halo(predicate: str, max_dist: float | None) -> Any:
                 "which a polygon is a candidate"
             )
         return Halo("boxes", max_dist)
-    return Halo("boxes", 0.0)
+    return Halo("boxes", 0.0, metric or "planar")
 
 
 def _match_max_dist(predicate: str, max_dist: float | None) -> float | None:
@@ -690,14 +688,19 @@ def _carried(keep_polygons: Sequence[str], rank_by: str) -> list[str]:
 
 
 def _routed_frame(
-    part: Any, tiling: Any, spec: dict[str, Any], tiles: int, partition: int | None
+    part: Any,
+    tiling: Any,
+    spec: dict[str, Any],
+    tiles: int,
+    partition: int | None,
+    wrap: bool = False,
 ) -> list[Any]:
     """Route one points partition (a held row error for each tile if a point is bad;
     see :func:`_row_error`)."""
     from polymatch import _tiles
 
     try:
-        return _tiles.route(pa.table(_to_arrow(part)), tiling, spec)
+        return _tiles.route(pa.table(_to_arrow(part)), tiling, spec, wrap)
     except PolymatchError as e:
         return [_row_error(e, partition)] * tiles
 
@@ -757,7 +760,14 @@ def _tile_keys(
     ]
     build = dask.delayed(_tiles.build_tile, pure=True)
     return [
-        build([piece[t] for piece in pieces], plan.schema, plan.crs, rank_by, descending)
+        build(
+            [piece[t] for piece in pieces],
+            plan.schema,
+            plan.crs,
+            rank_by,
+            descending,
+            halo.index_metric,
+        )
         for t in range(n)
     ]
 
@@ -865,9 +875,10 @@ def match(
             CRS, as for :meth:`polymatch.PolygonIndex.match` (the CRS of points and
             polygons read by :func:`read_parquet` or dask-geopandas is known).
         metric: ``"planar"`` or ``"sphere"`` (longitude/latitude, metres), as for
-            :meth:`polymatch.PolygonIndex.match`; broadcast polygons only (the index
-            carries its metric in its bytes). Default: the index's, planar for polygons
-            indexed here.
+            :meth:`polymatch.PolygonIndex.match`. A broadcast index carries its metric
+            in its bytes; partitioned polygons go to tiles of longitude/latitude, each
+            to every tile its cap's box reaches (docs/scaling.md). Default: the index's,
+            planar for polygons indexed here.
 
     Raises:
         TypeError: the points came first (the order of polymatch 0.1).
@@ -937,8 +948,6 @@ def match(
     import pandas as pd
 
     polygon_parts = _polygon_parts(polygons, rank_by, polygon_geometry)
-    if polygon_parts is not None:
-        _no_sphere_tiles(metric)
     if polygon_parts is None:
         index = _as_index(polygons, polygon_geometry, metric).prepare(rank_by, descending)
         schema = _meta_schema(points, index, options, per_partition)
@@ -958,7 +967,7 @@ def match(
     else:
         from polymatch import _tiles
 
-        halo = _halo(predicate, max_dist)
+        halo = _halo(predicate, max_dist, metric)
         options["max_dist"] = _match_max_dist(predicate, max_dist)
         carry = _carried(keep_polygons, rank_by)
         plan = _tiles.plan(
@@ -968,7 +977,7 @@ def match(
             halo,
             polygons_per_tile or _tiles.POLYGONS_PER_TILE,
         )
-        empty = _tiles.empty_tile(plan.schema, plan.crs, rank_by, descending)
+        empty = _tiles.empty_tile(plan.schema, plan.crs, rank_by, descending, halo.index_metric)
         schema = _meta_schema(points, empty.index, options, per_partition)
         tiling = dask.delayed(plan.tiling, name=f"polymatch-tiling-{plan.token()}", pure=True)
         tiles = _tile_keys(
@@ -984,7 +993,9 @@ def match(
         results = [
             combine(
                 _matched_pieces(
-                    route(part, tiling, spec, len(tiles), i if per_partition else None),
+                    route(
+                        part, tiling, spec, len(tiles), i if per_partition else None, halo.sphere
+                    ),
                     tiles,
                     options,
                     threads,
@@ -1244,7 +1255,7 @@ def match_parquet(
         keep_polygons, polygon_geometry, polygons_per_tile: as for :func:`match`.
         allow_crs_mismatch: match even if the points and the polygons state different
             CRS (as for :func:`polymatch.match_parquet`); part of the job's identity.
-        metric: as for :func:`match` (broadcast polygons only).
+        metric: as for :func:`match`.
 
     Returns:
         The output paths, in input order (including the ones a rerun skipped).
@@ -1286,7 +1297,6 @@ def match_parquet(
     }
     polygon_parts = _polygon_parts(polygons, rank_by, polygon_geometry)
     if polygon_parts is not None:
-        _no_sphere_tiles(metric)
         return _match_parquet_tiles(
             polygons,
             polygon_parts,
@@ -1360,7 +1370,9 @@ def _file_point_columns(
     return [c for c in wanted if c in schema.names], crs
 
 
-def _routed_file(src: str, tiling: Any, spec: dict[str, Any], keep: list[str]) -> list[Any]:
+def _routed_file(
+    src: str, tiling: Any, spec: dict[str, Any], keep: list[str], wrap: bool = False
+) -> list[Any]:
     """Read one points file (only the columns matching needs) and route it."""
     import pyarrow.parquet as pq
 
@@ -1369,7 +1381,7 @@ def _routed_file(src: str, tiling: Any, spec: dict[str, Any], keep: list[str]) -
     try:
         columns, _ = _file_point_columns(pq.read_schema(src), spec, keep)
         table = pq.read_table(src, columns=columns)
-        return _tiles.route(table, tiling, spec)
+        return _tiles.route(table, tiling, spec, wrap)
     except (PolymatchError, OSError, pa.ArrowException) as e:
         e.add_note(f"in points file {src}")
         raise
@@ -1386,6 +1398,7 @@ _RECORDED = (
     "k",
     "keep",
     "keep_polygons",
+    "metric",
 )
 
 
@@ -1466,6 +1479,7 @@ def _match_parquet_tiles(
         "keep": keep or None,
         "keep_polygons": keep_polygons or None,
         "allow_crs_mismatch": options["allow_crs_mismatch"],
+        "metric": options["metric"],
         **spec,
     }
     carry = _carried(keep_polygons, rank_by)
@@ -1473,7 +1487,7 @@ def _match_parquet_tiles(
         polygon_parts,
         polygon_geometry,
         carry,
-        _halo(options["predicate"], options["max_dist"]),
+        _halo(options["predicate"], options["max_dist"], options["metric"]),
         polygons_per_tile or _tiles.POLYGONS_PER_TILE,
     )
     if isinstance(polygons, (list, tuple)):
@@ -1506,7 +1520,7 @@ def _match_parquet_tiles(
             tiling,
             polygon_geometry,
             carry,
-            _halo(options["predicate"], options["max_dist"]),
+            _halo(options["predicate"], options["max_dist"], options["metric"]),
             rank_by,
             descending,
         )
@@ -1515,7 +1529,10 @@ def _match_parquet_tiles(
         tasks = [
             write(
                 _matched_pieces(
-                    route(str(files[i]), tiling, spec, keep), tiles, match_options, threads
+                    route(str(files[i]), tiling, spec, keep, options["metric"] == "sphere"),
+                    tiles,
+                    match_options,
+                    threads,
                 ),
                 str(outs[i]),
                 jobs[i],

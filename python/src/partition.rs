@@ -51,9 +51,12 @@ impl PyTiling {
     /// its columns chosen by the same rule, ``x``/``y``/``geometry`` as there), as a
     /// numpy uint32 array in row order. Null points get some tile (they match nothing).
     ///
+    /// With ``wrap``, longitudes above 180 are moved down by 360 first (tiles of
+    /// longitude/latitude, ``metric="sphere"``: both longitude conventions route alike).
+    ///
     /// Raises:
     ///     SchemaError: no usable point columns. InvalidGeometryError: a bad point.
-    #[pyo3(signature = (points, *, x=None, y=None, geometry=None))]
+    #[pyo3(signature = (points, *, x=None, y=None, geometry=None, wrap=false))]
     fn route<'py>(
         &self,
         py: Python<'py>,
@@ -61,6 +64,7 @@ impl PyTiling {
         x: Option<String>,
         y: Option<String>,
         geometry: Option<String>,
+        wrap: bool,
     ) -> PyResult<Bound<'py, PyArray1<u32>>> {
         let (schema, batches) = read_table(py, points, Side::Points)?;
         let request = Request {
@@ -77,7 +81,16 @@ impl PyTiling {
                     let first = out.len();
                     let cols =
                         points_from_columns(batch, &columns).map_err(|e| e.rows_from(first))?;
-                    out.extend(self.0.route(&cols.x, &cols.y));
+                    if wrap {
+                        let xs: Vec<f64> = cols
+                            .x
+                            .iter()
+                            .map(|&x| if x > 180.0 { x - 360.0 } else { x })
+                            .collect();
+                        out.extend(self.0.route(&xs, &cols.y));
+                    } else {
+                        out.extend(self.0.route(&cols.x, &cols.y));
+                    }
                 }
                 Ok(out)
             })

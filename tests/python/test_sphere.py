@@ -275,8 +275,13 @@ def test_errors(tmp_path: Path) -> None:
     assert res["polygon_index"].null_count == 2
 
 
-def test_dask_broadcast_equals_one_process(world) -> None:
+def test_dask_broadcast_and_partitioned_equal_one_process(world) -> None:
+    """Broadcast: the index bytes carry the metric. Partitioned: tiles of
+    longitude/latitude, each polygon in every tile its cap's box reaches (the whole band
+    near a pole or across the antimeridian), points routed with their longitudes
+    wrapped; the answers are one process's, whatever the tiles."""
     dd = pytest.importorskip("dask.dataframe")
+    import dask
     import pandas as pd
 
     import polymatch.dask as pmd
@@ -284,13 +289,33 @@ def test_dask_broadcast_equals_one_process(world) -> None:
     index, xs, ys = world
     px, py = points(4000, 13)
     frame = pd.DataFrame({"x": px, "y": py})
-    want = index.match(pa.Table.from_pandas(frame), 300_000.0)
+    table = pa.Table.from_pandas(frame)
+    want = index.match(table, 300_000.0)
     got = pmd.match(index, dd.from_pandas(frame, npartitions=3), 300_000.0).compute()
     assert got["polygon_index"].tolist() == want["polygon_index"].to_pylist()
     assert got["distance"].tolist() == want["distance"].to_pylist()
-    with pytest.raises(ValueError, match="partitioned"):
-        polys = dd.from_pandas(pd.DataFrame({"x": [xs[0].tolist()], "y": [ys[0].tolist()]}), 1)
-        pmd.match(polys, dd.from_pandas(frame, npartitions=1), 1000.0, metric="sphere")
+    lists = pd.ArrowDtype(pa.list_(pa.float64()))
+    polys = dd.from_pandas(
+        pd.DataFrame(
+            {
+                "x": pd.Series([x.tolist() for x in xs], dtype=lists),
+                "y": pd.Series([y.tolist() for y in ys], dtype=lists),
+            }
+        ),
+        npartitions=4,
+    )
+    with dask.config.set(scheduler="sync"):
+        for kw in ({}, {"k": 2, "how": "left"}, {"rank_by": "distance", "k": 3}):
+            want = index.match(table, 300_000.0, **kw)
+            got = pmd.match(
+                polys, dd.from_pandas(frame, npartitions=3), 300_000.0, metric="sphere",
+                polygons_per_tile=100, **kw,
+            ).compute()  # fmt: skip
+            for c in ("point_index", "polygon_index", "distance"):
+                assert pa.Array.from_pandas(got[c]).to_pylist() == want[c].to_pylist(), (kw, c)
+        with pytest.raises(ValueError, match="dwithin"):
+            pmd.match(polys, dd.from_pandas(frame, npartitions=1), 1000.0, metric="sphere",
+                      predicate="dwithin")  # fmt: skip
 
 
 def test_large_matches_take_the_fast_paths_with_the_same_answers() -> None:
