@@ -313,6 +313,16 @@ def test_dask_broadcast_and_partitioned_equal_one_process(world) -> None:
             ).compute()  # fmt: skip
             for c in ("point_index", "polygon_index", "distance"):
                 assert pa.Array.from_pandas(got[c]).to_pylist() == want[c].to_pylist(), (kw, c)
+        # contains/covers: tiles cut by the polygons' boxes, points routed wrapped
+        want = index.match(table, predicate="covers", how="left")
+        got = pmd.match(
+            polys, dd.from_pandas(frame, npartitions=3), predicate="covers", how="left",
+            metric="sphere", polygons_per_tile=100,
+        ).compute()  # fmt: skip
+        assert pa.Array.from_pandas(got["polygon_index"]).to_pylist() == (
+            want["polygon_index"].to_pylist()
+        )
+        assert want["polygon_index"].null_count < len(frame)
         with pytest.raises(ValueError, match="dwithin"):
             pmd.match(polys, dd.from_pandas(frame, npartitions=1), 1000.0, metric="sphere",
                       predicate="dwithin")  # fmt: skip
