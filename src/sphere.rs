@@ -184,14 +184,19 @@ impl ChordWithin {
         self.t
     }
 
-    /// The filter's lower bound: a float64 squared chord below it is within, exactly.
-    pub fn lower(&self) -> f64 {
-        self.lo
-    }
-
-    /// The filter's upper bound: a float64 squared chord above it is not within.
-    pub fn upper(&self) -> f64 {
-        self.hi
+    /// Where a set of vectors lies, given float64 squared chords no larger (`near`) and
+    /// no smaller (`far`) than any of theirs: [`Reach::Outside`] if `near` is above the
+    /// filter's upper bound (or NaN), [`Reach::Inside`] if `far` is below its lower
+    /// bound, exactly as [`ChordWithin::test`] would decide each.
+    #[inline(always)]
+    pub fn place(&self, near: f64, far: f64) -> Reach {
+        if near > self.hi || near.is_nan() {
+            Reach::Outside
+        } else if far < self.lo {
+            Reach::Inside
+        } else {
+            Reach::Partial
+        }
     }
 
     /// Whether `a` and `b` are closer than `max_dist`, exactly (false if either has a
@@ -384,13 +389,7 @@ impl<'a> SphereCap<'a> {
         lon: f64,
         lat: f64,
     ) -> Self {
-        Self {
-            within,
-            units: index.units(),
-            items: index.item_units(),
-            boxes: index.unit_node_boxes(),
-            u: unit(lon, lat),
-        }
+        Self::from_unit(within, index, unit(lon, lat))
     }
 
     /// [`SphereCap::new`] for a point given by its unit vector.
@@ -462,13 +461,7 @@ impl crate::index::GroupReach for SphereGroup<'_> {
             near += gap * gap;
             far += span * span;
         }
-        if near > self.within.hi || near.is_nan() {
-            Reach::Outside
-        } else if far < self.within.lo {
-            Reach::Inside
-        } else {
-            Reach::Partial
-        }
+        self.within.place(near, far)
     }
 }
 
@@ -476,13 +469,7 @@ impl CenterRule for SphereCap<'_> {
     #[inline(always)]
     fn reach(&self, node: usize, _b: &[f64; 4], _px: f64, _py: f64) -> Reach {
         let (near, far) = self.near_far(node);
-        if near > self.within.hi || near.is_nan() {
-            Reach::Outside
-        } else if far < self.within.lo {
-            Reach::Inside
-        } else {
-            Reach::Partial
-        }
+        self.within.place(near, far)
     }
 
     #[inline(always)]

@@ -216,10 +216,10 @@ impl CellMetric for Sphere {
     #[inline]
     fn place(&self, c: &[f64; 3], _cx: f64, _cy: f64, cell: &[f64; 4]) -> Option<bool> {
         let (near, far) = crate::sphere::box_chords(c, &unit_box(cell));
-        if near > self.within.upper() {
-            None
-        } else {
-            Some(far < self.within.lower())
+        match self.within.place(near, far) {
+            super::Reach::Outside => None,
+            super::Reach::Inside => Some(true),
+            super::Reach::Partial => Some(false),
         }
     }
     #[inline(always)]
