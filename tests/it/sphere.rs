@@ -296,7 +296,7 @@ fn sphere_cell_lists_equal_brute_force() {
     }
     let index = SpatialIndex::from_centers(&cx, &cy, &area, |_| true).with_metric(Metric::Sphere);
     let mut built = 0;
-    for d in [2_000.0, 20_000.0, 30_000.0, 150_000.0] {
+    for d in [2_000.0, 10_000.0, 20_000.0, 30_000.0, 150_000.0] {
         // 2 km is too small for 3,000 centers over this region: the lists refuse (the tree
         // answers).
         let Some(grid) = CellGrid::<Sphere>::build(&index, d) else {
@@ -347,7 +347,7 @@ fn sphere_cell_lists_equal_brute_force() {
             assert_eq!(grid.best_within(&index, px[i], py[i]), want_rank);
         }
     }
-    assert_eq!(built, 3);
+    assert_eq!(built, 4);
     // Centers near the antimeridian or a pole: the tree answers instead.
     let wrap = SpatialIndex::from_centers(&[179.9, 0.0], &[0.0, 0.0], &[1.0, 1.0], |_| true)
         .with_metric(Metric::Sphere);
@@ -355,6 +355,66 @@ fn sphere_cell_lists_equal_brute_force() {
     let pole = SpatialIndex::from_centers(&[0.0, 10.0], &[88.9, 0.0], &[1.0, 1.0], |_| true)
         .with_metric(Metric::Sphere);
     assert!(CellGrid::<Sphere>::build(&pole, 30_000.0).is_none());
+}
+
+/// Lists that would be too long at the first cell width are built with wider cells, and
+/// answer as the tree does: 100,000 centers at the density of `benches/sphere.py` (100
+/// per square degree) and 10 km, ~4 candidates per point, where cells of the first width
+/// would hold more than 12 entries per polygon.
+#[test]
+fn sphere_lists_too_long_at_the_first_width_are_built_with_wider_cells() {
+    use polymatch::index::cells::Sphere;
+    use polymatch::index::{CellGrid, NO_MATCH};
+    let mut rng = Rng::new(17);
+    let n = 100_000;
+    let (lon1, lat1) = (30.0, 60.0);
+    let (mut cx, mut cy, mut area) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..n {
+        cx.push(uniform(&mut rng, -10.0, lon1));
+        cy.push(uniform(&mut rng, 35.0, lat1));
+        area.push(1.0 + uniform(&mut rng, 0.0, 1.0));
+    }
+    let index = SpatialIndex::from_centers(&cx, &cy, &area, |_| true).with_metric(Metric::Sphere);
+    let d = 10_000.0;
+    let grid = CellGrid::<Sphere>::build(&index, d).expect("wider cells keep the lists short");
+    let (xe, ye) = grid.edges();
+    let (cells, entries) = grid.size();
+    assert!(
+        entries <= 12 * n + (1 << 14),
+        "{entries} entries in {cells} cells"
+    );
+    // The first choice is 4 cells per polygon over the grid's extent: these are wider.
+    let extent = (xe[xe.len() - 1] - xe[0]) * (ye[ye.len() - 1] - ye[0]);
+    assert!(
+        cells < 3 * n,
+        "{cells} cells: the first width was not widened ({extent})"
+    );
+    let (mut px, mut py) = (Vec::new(), Vec::new());
+    for k in 0..4000 {
+        if k % 4 == 0 {
+            px.push(xe[below(&mut rng, xe.len() as u64) as usize]);
+            py.push(ye[below(&mut rng, ye.len() as u64) as usize]);
+        } else {
+            px.push(uniform(&mut rng, -10.5, lon1 + 0.5));
+            py.push(uniform(&mut rng, 34.5, lat1 + 0.5));
+        }
+    }
+    let within = ChordWithin::new(d);
+    let mut got = vec![0u32; px.len()];
+    grid.best_within_many(&index, &px, &py, &mut got);
+    let mut matched = 0;
+    for i in 0..px.len() {
+        let cap = polymatch::sphere::SphereCap::new(&within, &index, px[i], py[i]);
+        assert_eq!(
+            got[i],
+            index.best_by(&cap, px[i], py[i]),
+            "point ({}, {})",
+            px[i],
+            py[i]
+        );
+        matched += usize::from(got[i] != NO_MATCH);
+    }
+    assert!(matched > 3000, "{matched} of 4000 points matched");
 }
 
 /// The grouped walk (`best_by_group` with a `SphereGroup`, what large matches with k = 1
