@@ -22,6 +22,7 @@
 //! cell is on it. Each point's own decisions are [`Within`]'s exact test. Points outside
 //! the grid (or non-finite) are answered by the tree ([`SpatialIndex::best_within`]).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
@@ -72,9 +73,20 @@ pub trait CellMetric: Copy + Send + Sync + std::fmt::Debug {
     fn reach(&self) -> (f64, f64);
     /// The entry's view of rank `rank`'s center.
     fn center(&self, index: &SpatialIndex, rank: u32) -> Self::Center;
-    /// `None` if no point of the closed `cell` (`[x0, y0, x1, y1]`) can be a candidate of
-    /// the center at `(cx, cy)`, else whether every point of it is.
-    fn place(&self, c: &Self::Center, cx: f64, cy: f64, cell: &[f64; 4]) -> Option<bool>;
+    /// What [`CellMetric::place`] precomputes per column and per row of the grid.
+    type Axes: Sync;
+    /// The per-column and per-row data of the grid with edges `xe` and `ye`.
+    fn axes(&self, xe: &[f64], ye: &[f64]) -> Self::Axes;
+    /// `None` if no point of the closed cell `(i, j)`, `cell = [x0, y0, x1, y1]`, can be
+    /// a candidate of the center `c`, else whether every point of it is.
+    fn place(
+        &self,
+        axes: &Self::Axes,
+        i: usize,
+        j: usize,
+        c: &Self::Center,
+        cell: &[f64; 4],
+    ) -> Option<bool>;
     /// A point's coordinates as the grid locates them (the sphere wraps longitudes).
     fn locate_xy(&self, x: f64, y: f64) -> (f64, f64);
     /// A point as the test reads it.
@@ -124,8 +136,18 @@ impl CellMetric for Planar {
     fn center(&self, index: &SpatialIndex, rank: u32) -> (f64, f64) {
         index.center_of(rank)
     }
+    type Axes = ();
+    fn axes(&self, _xe: &[f64], _ye: &[f64]) {}
     #[inline]
-    fn place(&self, _c: &(f64, f64), cx: f64, cy: f64, cell: &[f64; 4]) -> Option<bool> {
+    fn place(
+        &self,
+        _axes: &(),
+        _i: usize,
+        _j: usize,
+        c: &(f64, f64),
+        cell: &[f64; 4],
+    ) -> Option<bool> {
+        let (cx, cy) = *c;
         let center = [cx, cy, cx, cy];
         if box_gap(&center, cell) > self.reach {
             return None;
@@ -216,9 +238,27 @@ impl CellMetric for Sphere {
     fn center(&self, index: &SpatialIndex, rank: u32) -> [f64; 3] {
         index.units()[rank as usize]
     }
+    /// Per column, the ranges of `cos lon` and `sin lon`; per row, of `cos lat` and
+    /// `sin lat` ([`lon_ranges`], [`lat_ranges`]): a cell's 3-D box is then a few
+    /// products, where computing it from its corners took eight sines and cosines per
+    /// (polygon, cell) visit, most of the build.
+    type Axes = (Vec<[f64; 4]>, Vec<[f64; 4]>);
+    fn axes(&self, xe: &[f64], ye: &[f64]) -> Self::Axes {
+        (
+            xe.windows(2).map(|w| lon_ranges(w[0], w[1])).collect(),
+            ye.windows(2).map(|w| lat_ranges(w[0], w[1])).collect(),
+        )
+    }
     #[inline]
-    fn place(&self, c: &[f64; 3], _cx: f64, _cy: f64, cell: &[f64; 4]) -> Option<bool> {
-        let (near, far) = crate::sphere::box_chords(c, &unit_box(cell));
+    fn place(
+        &self,
+        axes: &Self::Axes,
+        i: usize,
+        j: usize,
+        c: &[f64; 3],
+        _cell: &[f64; 4],
+    ) -> Option<bool> {
+        let (near, far) = crate::sphere::box_chords(c, &unit_box(&axes.0[i], &axes.1[j]));
         match self.within.place(near, far) {
             super::Reach::Outside => None,
             super::Reach::Inside => Some(true),
@@ -252,30 +292,50 @@ impl CellMetric for Sphere {
     }
 }
 
-/// A 3-D box holding the unit vectors [`unit`] computes for every longitude/latitude of
-/// the closed cell `[lon0, lat0, lon1, lat1]` (inside `[-180, 180] x [-90, 90]`): the
-/// ranges of `cos lat`, `sin lat`, `cos lon`, `sin lon` over the cell (each monotone
-/// between its extremes at 0 and +-90 degrees), their products' ranges, widened by
-/// `1e-15` for the rounding of the trigonometry and the products.
-fn unit_box(cell: &[f64; 4]) -> [f64; 6] {
-    let [l0, p0, l1, p1] = *cell;
-    let range = |f: fn(f64) -> f64, a: f64, b: f64, peaks: &[(f64, f64)]| -> (f64, f64) {
-        let (fa, fb) = (f(a), f(b));
-        let (mut lo, mut hi) = (fa.min(fb), fa.max(fb));
-        for &(at, v) in peaks {
-            if a <= at && at <= b {
-                lo = lo.min(v);
-                hi = hi.max(v);
-            }
+/// The range of `f` (from [`sincos_deg`]) over the degrees `[a, b]`, with the values at
+/// the `peaks` inside it (where `f` turns).
+fn range(f: fn(f64) -> f64, a: f64, b: f64, peaks: &[(f64, f64)]) -> (f64, f64) {
+    let (fa, fb) = (f(a), f(b));
+    let (mut lo, mut hi) = (fa.min(fb), fa.max(fb));
+    for &(at, v) in peaks {
+        if a <= at && at <= b {
+            lo = lo.min(v);
+            hi = hi.max(v);
         }
-        (lo, hi)
-    };
-    let sin = |x: f64| sincos_deg(x).0;
-    let cos = |x: f64| sincos_deg(x).1;
-    let (cp0, cp1) = range(cos, p0, p1, &[(0.0, 1.0)]);
-    let (sp0, sp1) = range(sin, p0, p1, &[]);
-    let (cl0, cl1) = range(cos, l0, l1, &[(0.0, 1.0)]);
-    let (sl0, sl1) = range(sin, l0, l1, &[(90.0, 1.0), (-90.0, -1.0)]);
+    }
+    (lo, hi)
+}
+
+fn sin_deg(x: f64) -> f64 {
+    sincos_deg(x).0
+}
+
+fn cos_deg(x: f64) -> f64 {
+    sincos_deg(x).1
+}
+
+/// `[min cos, max cos, min sin, max sin]` over the longitudes `[l0, l1]` (each monotone
+/// between its extremes at 0 and +-90 degrees).
+fn lon_ranges(l0: f64, l1: f64) -> [f64; 4] {
+    let (c0, c1) = range(cos_deg, l0, l1, &[(0.0, 1.0)]);
+    let (s0, s1) = range(sin_deg, l0, l1, &[(90.0, 1.0), (-90.0, -1.0)]);
+    [c0, c1, s0, s1]
+}
+
+/// `[min cos, max cos, min sin, max sin]` over the latitudes `[p0, p1]`.
+fn lat_ranges(p0: f64, p1: f64) -> [f64; 4] {
+    let (c0, c1) = range(cos_deg, p0, p1, &[(0.0, 1.0)]);
+    let (s0, s1) = range(sin_deg, p0, p1, &[]);
+    [c0, c1, s0, s1]
+}
+
+/// A 3-D box holding the unit vectors [`unit`] computes for every longitude/latitude of
+/// a closed cell (inside `[-180, 180] x [-90, 90]`), from its longitudes' and latitudes'
+/// ranges of `cos` and `sin` ([`lon_ranges`], [`lat_ranges`]): their products' ranges,
+/// widened by `1e-15` for the rounding of the trigonometry and the products.
+fn unit_box(lon: &[f64; 4], lat: &[f64; 4]) -> [f64; 6] {
+    let [cl0, cl1, sl0, sl1] = *lon;
+    let [cp0, cp1, sp0, sp1] = *lat;
     let product = |a0: f64, a1: f64, b0: f64, b1: f64| -> (f64, f64) {
         let v = [a0 * b0, a0 * b1, a1 * b0, a1 * b1];
         (
@@ -391,6 +451,7 @@ impl<M: CellMetric> CellGrid<M> {
             return Attempt::Refused;
         }
         let (inv_x, inv_y) = (1.0 / sx, 1.0 / s);
+        let axes = metric.axes(&xe, &ye);
         // A generous range of cells around a coordinate: the exact tests below decide.
         let span = |v: f64, reach: f64, o: f64, inv: f64, n: usize| -> (usize, usize) {
             let lo = ((v - reach - o) * inv).floor() - 1.0;
@@ -414,7 +475,13 @@ impl<M: CellMetric> CellGrid<M> {
                 band.push(rank);
             }
         }
-        let band = |b: usize| -> Band<M> {
+        // Entries pushed by all bands so far: a band stops once the sum is over the
+        // budget. The outcome does not depend on the threads' timing: each band's own
+        // entries do not depend on the others, so the sum is over the budget at some
+        // point iff the final sum would be.
+        let budget = ENTRIES_PER_POLYGON * index.matchable() + MIN_CELLS;
+        let pushed_by_all = AtomicUsize::new(0);
+        let band = |b: usize| -> Option<Band<M>> {
             let (r0, r1) = (b * rows_per_band, ((b + 1) * rows_per_band).min(ny));
             let cells = (r1 - r0) * nx;
             let mut closed = vec![false; cells];
@@ -435,6 +502,7 @@ impl<M: CellMetric> CellGrid<M> {
             let mut cell_of: Vec<u32> = Vec::new();
             let mut pushed: Vec<Entry<M::Center>> = Vec::new();
             for &rank in &members[b] {
+                let before = pushed.len();
                 let (cx, cy) = index.center_of(rank);
                 let center = metric.center(index, rank);
                 let (i0, i1) = span(cx, reach_x, x0, inv_x, nx);
@@ -456,7 +524,7 @@ impl<M: CellMetric> CellGrid<M> {
                             continue;
                         }
                         let cell = [xe[i], ye[j], xe[i + 1], ye[j + 1]];
-                        let Some(covers) = metric.place(&center, cx, cy, &cell) else {
+                        let Some(covers) = metric.place(&axes, i, j, &center, &cell) else {
                             continue;
                         };
                         closed[c] = covers;
@@ -470,6 +538,10 @@ impl<M: CellMetric> CellGrid<M> {
                             covers,
                         });
                     }
+                }
+                let added = pushed.len() - before;
+                if added > 0 && pushed_by_all.fetch_add(added, Ordering::Relaxed) + added > budget {
+                    return None; // too many entries in all: wider cells, or the tree
                 }
             }
             // Counting sort by cell; stable, so each list stays in rank order.
@@ -494,12 +566,17 @@ impl<M: CellMetric> CellGrid<M> {
                 entries[*slot] = e;
                 *slot += 1;
             }
-            (counts, entries)
+            Some((counts, entries))
         };
-        let built: Vec<Band<M>> = (0..bands).into_par_iter().map(band).collect();
+        let Some(built) = (0..bands)
+            .into_par_iter()
+            .map(band)
+            .collect::<Option<Vec<Band<M>>>>()
+        else {
+            return Attempt::TooMany;
+        };
         let total: usize = built.iter().map(|b| b.1.len()).sum();
-        if total >= u32::MAX as usize || total > ENTRIES_PER_POLYGON * index.matchable() + MIN_CELLS
-        {
+        if total >= u32::MAX as usize || total > budget {
             return Attempt::TooMany;
         }
         let mut starts = Vec::with_capacity(nx * ny + 1);
