@@ -15,10 +15,11 @@
 //! - A polygon's center is the normalised mean of its exterior vertices' unit vectors
 //!   ([`center_area`]), reported as longitude/latitude; its area the spherical excess of
 //!   its rings (edges as great-circle arcs) times `R^2`.
-//! - The center index stays the planar tree over the centers' longitude/latitude:
-//!   [`SphereCap`] is its candidate rule, a latitude band and a longitude interval (with
-//!   the antimeridian and the poles) that hold the cap around the point, and the exact
-//!   chord test for each center.
+//! - The center index stays the planar tree over the centers' longitude/latitude, with a
+//!   3-D box of its centers' unit vectors per node: [`SphereCap`] is its candidate rule
+//!   (a node placed by the squared chords to its box, the exact chord test for each
+//!   center), [`SphereGroup`] the group search's, and the cell lists have longitude/
+//!   latitude cells with a 3-D box each (`index::cells::Sphere`).
 
 use std::f64::consts::PI;
 use std::str::FromStr;
