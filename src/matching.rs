@@ -18,7 +18,7 @@ use crate::index::{
     GroupScratch, Near, NearRule, NearScratch, Order, SpatialIndex, Within, NO_MATCH,
 };
 use crate::shape::index::ShapeNearScratch;
-use crate::shape::rule::{Contains, Covers, DWithin, Rule};
+use crate::shape::rule::{Contains, Covers, DWithin, Rule, SphereDWithin};
 use crate::shape::{ShapeIndex, ShapeRule};
 use crate::sphere::{self, ChordWithin, Metric, SphereCap, SphereGroup};
 
@@ -839,17 +839,18 @@ pub fn match_shapes(
         )));
     }
     if options.metric == Metric::Sphere {
-        if options.predicate == Predicate::Dwithin {
+        if options.predicate == Predicate::Dwithin && !options.max_dist.is_finite() {
             return Err(PolymatchError::InvalidArgument(
-                "predicate \"dwithin\" with metric=\"sphere\" (the distance to the outline in \
-                 metres) is not supported yet: match \"contains\" or \"covers\" on the sphere, \
-                 or \"dwithin\" with metric=\"planar\""
+                "predicate \"dwithin\" with metric=\"sphere\" needs a finite max_dist in \
+                 metres (the nearest polygon at any distance is not supported on the sphere \
+                 yet): give the largest distance that should match"
                     .into(),
             ));
         }
         // contains/covers: the edges are straight in longitude/latitude (GeoParquet's
         // "planar" edges), so the decision is the planar one on the coordinates, with
-        // the points' longitudes wrapped to [-180, 180] as the polygons' are.
+        // the points' longitudes wrapped to [-180, 180] as the polygons' are; dwithin
+        // reads the same coordinates for "covered" (distance 0) and the boxes.
         check_sphere_points(points, first_point)?;
         if points.x.iter().any(|&x| x > 180.0) {
             let wrapped: Vec<f64> = points
@@ -895,6 +896,13 @@ fn match_shapes_in(
     match rule {
         ShapeRule::Contains => match_rule(shapes, Contains, points, options, first_point, cancel),
         ShapeRule::Covers => match_rule(shapes, Covers, points, options, first_point, cancel),
+        ShapeRule::DWithin if shapes.metric() == Metric::Sphere => {
+            // Metres on the sphere: the view widened on the sphere by max_dist (finite,
+            // checked by match_shapes) lists every part a point can be near in its cell.
+            let view = shapes.for_radius(options.max_dist)?;
+            let rule = SphereDWithin::new(options.max_dist, view.units());
+            match_rule(&view, rule, points, options, first_point, cancel)
+        }
         ShapeRule::DWithin => {
             let rule = DWithin::new(options.max_dist);
             // A finite radius reads cell lists widened by it (one list per point, built
@@ -915,7 +923,7 @@ fn match_shapes_in(
 /// and the distance to the outline (0 for the rules whose candidates hold the point).
 struct ShapeRanked<'a, R> {
     shapes: &'a ShapeIndex,
-    _rule: std::marker::PhantomData<R>,
+    rule: R,
 }
 
 impl<R: Rule> ShapeRanked<'_, R> {
@@ -944,7 +952,8 @@ impl<R: Rule> RankedPolygons for ShapeRanked<'_, R> {
         if R::IN_SHAPE {
             0.0
         } else {
-            self.shapes.squared_distance(rank, px, py).sqrt()
+            let key = self.shapes.distance_key(&self.rule, rank, px, py);
+            self.rule.reported(key)
         }
     }
 }
@@ -958,10 +967,7 @@ fn match_rule<R: Rule>(
     first_point: u64,
     cancel: Option<&AtomicBool>,
 ) -> Result<RecordBatch> {
-    let ranked = ShapeRanked::<R> {
-        shapes,
-        _rule: std::marker::PhantomData,
-    };
+    let ranked = ShapeRanked::<R> { shapes, rule };
     let chunk = options.chunk_size;
     let valid = |i: usize| points.nulls.is_none_or(|n| n.is_valid(i));
     if options.k == 1 && !options.all_candidates && options.rank_by != RankBy::Distance {
@@ -1017,7 +1023,7 @@ fn match_rule<R: Rule>(
                         *slot = if s.is_nan() {
                             (rank, ranked.distance_or_nan(rank, px, py))
                         } else {
-                            (rank, s.sqrt())
+                            (rank, rule.reported(s))
                         };
                     }
                 }
@@ -1090,24 +1096,29 @@ fn match_rule<R: Rule>(
                     shapes.candidates(rule, px, py, &mut found);
                     found.sort_unstable_by_key(|&r| shapes.row_of(r));
                     found.truncate(k);
-                } else if by_distance && !options.descending {
+                } else if by_distance && !options.descending && R::PLANAR {
                     shapes.nearest_k(rule, px, py, k, &mut near, &mut scratch);
                     counts.push(near.len() as u32);
                     ranks.extend(near.iter().map(|n| n.2));
                     distances.extend(near.iter().map(|n| n.0.sqrt()));
                     continue;
                 } else if by_distance {
-                    // The farthest first: every candidate, by distance then row.
+                    // The farthest first (or the nearest on the sphere, within the radius
+                    // of its view): every candidate, by distance then row.
                     shapes.candidates(rule, px, py, &mut found);
                     let mut keyed: Vec<(f64, u32, u32)> = found
                         .iter()
-                        .map(|&r| (shapes.squared_distance(r, px, py), shapes.row_of(r), r))
+                        .map(|&r| (shapes.distance_key(&rule, r, px, py), shapes.row_of(r), r))
                         .collect();
-                    keyed.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                    if options.descending {
+                        keyed.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                    } else {
+                        keyed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                    }
                     keyed.truncate(k);
                     counts.push(keyed.len() as u32);
                     ranks.extend(keyed.iter().map(|e| e.2));
-                    distances.extend(keyed.iter().map(|e| e.0.sqrt()));
+                    distances.extend(keyed.iter().map(|e| rule.reported(e.0)));
                     continue;
                 } else {
                     shapes.best_k(rule, px, py, k, &mut found);

@@ -20,6 +20,7 @@ use rayon::prelude::*;
 
 use crate::error::{PolymatchError, Result};
 use crate::index::{Order, SpatialIndex, NO_MATCH};
+use crate::shape::arcs::cap_box;
 use crate::shape::cells::Cells;
 use crate::shape::distance::box_squared;
 use crate::shape::locate::{Crossings, Location};
@@ -156,6 +157,9 @@ pub struct ShapeIndex {
     widened: f64,
     /// Views widened by a radius, built on first use and kept (the most recent few).
     views: Arc<std::sync::Mutex<Vec<Arc<ShapeIndex>>>>,
+    /// On the sphere: the vertices' unit vectors, computed on first use (`dwithin`) and
+    /// shared with the views.
+    units: Arc<std::sync::OnceLock<Vec<[f64; 3]>>>,
 }
 
 /// Radii whose widened views an index keeps.
@@ -248,6 +252,7 @@ impl ShapeIndex {
             rank_parts: Arc::new(rank_parts),
             widened: 0.0,
             views: Arc::default(),
+            units: Arc::default(),
             grid,
             outlines,
         })
@@ -260,6 +265,11 @@ impl ShapeIndex {
     /// use (about what the index's own lists cost) and kept for the most recent radii;
     /// the outlines, parts and ranks are shared, not copied.
     ///
+    /// On the sphere `radius` is metres: a part's box is then [`cap_box`]'s (every point
+    /// within `radius` of its arcs, or in its vertices' box), and the view's slots carry
+    /// that box, so the box filter of [`SphereDWithin`](crate::shape::rule::SphereDWithin)
+    /// is "the box holds the point".
+    ///
     /// # Errors
     /// [`PolymatchError::InvalidLayout`] if the lists would be too large.
     pub fn for_radius(&self, radius: f64) -> Result<Arc<ShapeIndex>> {
@@ -270,30 +280,57 @@ impl ShapeIndex {
         {
             return Ok(v.clone());
         }
-        let boxes: Vec<[f64; 4]> = self
-            .by_rank
-            .iter()
-            .map(|slot| {
-                let b = slot.bounds;
-                [
-                    (b[0] - radius).next_down(),
-                    (b[1] - radius).next_down(),
-                    (b[2] + radius).next_up(),
-                    (b[3] + radius).next_up(),
-                ]
-            })
-            .collect();
+        let sphere = self.metric == crate::sphere::Metric::Sphere;
+        let boxes: Vec<[f64; 4]> = if sphere {
+            let units = self.units();
+            let parts = self.outlines.parts();
+            self.by_rank
+                .par_iter()
+                .map(|slot| {
+                    let p = &parts[slot.part as usize];
+                    cap_box(&units[p.vertices.0..p.vertices.1], &p.bounds, radius)
+                })
+                .collect()
+        } else {
+            self.by_rank
+                .iter()
+                .map(|slot| {
+                    let b = slot.bounds;
+                    [
+                        (b[0] - radius).next_down(),
+                        (b[1] - radius).next_down(),
+                        (b[2] + radius).next_up(),
+                        (b[3] + radius).next_up(),
+                    ]
+                })
+                .collect()
+        };
         let mut grid = Grid::build(&boxes)?;
+        // On the sphere the slots carry the widened boxes (the rule's box filter).
+        let by_rank = if sphere {
+            Arc::new(
+                self.by_rank
+                    .iter()
+                    .zip(&boxes)
+                    .map(|(slot, b)| Slot {
+                        bounds: *b,
+                        ..*slot
+                    })
+                    .collect(),
+            )
+        } else {
+            self.by_rank.clone()
+        };
         let slots = std::mem::take(&mut grid.entries)
             .into_par_iter()
-            .map(|pos| self.by_rank[pos as usize])
+            .map(|pos| by_rank[pos as usize])
             .collect();
         let view = Arc::new(ShapeIndex {
             outlines: self.outlines.clone(),
             order: self.order.clone(),
             metric: self.metric,
             slots,
-            by_rank: self.by_rank.clone(),
+            by_rank,
             max_extent2: self.max_extent2,
             rank_row: self.rank_row.clone(),
             rank_area: self.rank_area.clone(),
@@ -301,12 +338,27 @@ impl ShapeIndex {
             grid,
             widened: radius,
             views: Arc::default(),
+            units: self.units.clone(),
         });
         if views.len() == VIEWS {
             views.remove(0);
         }
         views.push(view.clone());
         Ok(view)
+    }
+
+    /// The unit vectors ([`crate::sphere::unit`]) of the polygon columns' vertices, by
+    /// vertex position: computed on first use, then shared by the index and its views.
+    pub fn units(&self) -> &[[f64; 3]] {
+        self.units.get_or_init(|| {
+            let columns = self.outlines.polygons();
+            let (x, y) = (columns.x().as_ref(), columns.y().as_ref());
+            x.par_iter()
+                .zip(y.par_iter())
+                .with_min_len(1 << 14)
+                .map(|(&lon, &lat)| crate::sphere::unit(lon, lat))
+                .collect()
+        })
     }
 
     /// The rank order.
@@ -580,6 +632,14 @@ impl ShapeIndex {
     pub fn squared_distance(&self, rank: u32, px: f64, py: f64) -> f64 {
         self.parts_of_rank(rank)
             .map(|part| self.outlines.part_squared(part, px, py))
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    /// `rule`'s distance key from `(px, py)` to rank `rank`'s polygon ([`Rule::part_key`]:
+    /// the smallest over its parts; [`Rule::reported`] gives the `distance` column).
+    pub fn distance_key<R: Rule>(&self, rule: &R, rank: u32, px: f64, py: f64) -> f64 {
+        self.parts_of_rank(rank)
+            .map(|part| rule.part_key(&self.outlines, part, px, py))
             .fold(f64::INFINITY, f64::min)
     }
 

@@ -2,6 +2,7 @@
 //! their outlines ([`locate`]), over prepared outlines with edge indexes for large parts
 //! ([`outlines`]) and a grid of rank-ordered part lists ([`index`]).
 
+pub mod arcs;
 pub mod cells;
 pub mod distance;
 pub mod index;

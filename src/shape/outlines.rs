@@ -417,6 +417,12 @@ impl Outlines {
             .map(move |k| (ring_offsets[k] as usize, ring_offsets[k + 1] as usize))
     }
 
+    /// The vertex ranges `lo..hi` of the rings of part `part` (each ring open: its
+    /// closing edge joins `hi - 1` to `lo`).
+    pub fn ring_ranges(&self, part: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.rings_of(&self.parts[part])
+    }
+
     /// Whether some edge of `part` is at a distance `< test.radius()` from `(px, py)`,
     /// exactly ([`EdgeWithin`]). With an edge index, only the stripes within the radius
     /// of the point's y are read.

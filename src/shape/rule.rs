@@ -8,9 +8,11 @@
 //! ([`Rule::accepts`], exact). The rank rule (area, a column, distance, `k`) is the
 //! other axis, chosen by the walk.
 
+use crate::shape::arcs::{arc_squared, ArcWithin};
 use crate::shape::distance::{box_squared, EdgeWithin};
 use crate::shape::locate::{Crossings, Location};
 use crate::shape::outlines::{farthest_squared, Outlines};
+use crate::sphere::{metres, unit};
 
 /// A part a rule is asked about.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +61,24 @@ pub trait Rule: Copy + Send + Sync {
         location: impl FnOnce() -> Location,
     ) -> (bool, f64) {
         (self.accepts(outlines, part, px, py, location), f64::NAN)
+    }
+
+    /// True if the walks may bound distances by the planar box distance (the nearest-
+    /// first search); false for the sphere, whose nearest are sorted from the
+    /// candidates within the radius.
+    const PLANAR: bool = true;
+
+    /// SPEC.md's distance from `(px, py)` to part `part` as a key that orders as the
+    /// distance does (0 in or on it): the planar squared distance.
+    #[inline(always)]
+    fn part_key(&self, outlines: &Outlines, part: usize, px: f64, py: f64) -> f64 {
+        outlines.part_squared(part, px, py)
+    }
+
+    /// The `distance` column's value of a key of [`Rule::part_key`].
+    #[inline(always)]
+    fn reported(&self, key: f64) -> f64 {
+        key.sqrt()
     }
 }
 
@@ -207,5 +227,145 @@ impl Rule for DWithin {
         let near = outlines.edge_within(part.part, px, py, &self.test)
             || (box_holds(part.bounds, px, py) && location() != Location::Outside);
         (near, f64::NAN)
+    }
+}
+
+/// `dwithin` on the sphere: the great-circle distance in metres from the point to the
+/// polygon (0 where it covers the point, its edges straight in longitude/latitude as
+/// `covers` reads them; else the distance to the nearest edge, each edge the great-
+/// circle arc between its vertices) is `< max_dist`, exactly (docs/SPEC.md, "On the
+/// sphere"; [`crate::shape::arcs`]).
+///
+/// It runs on a view of the shape index widened by `max_dist` on the sphere
+/// ([`crate::shape::ShapeIndex::for_radius`]), whose slots' boxes hold every point that
+/// can accept: the box filter is then "the box holds the point".
+#[derive(Debug, Clone, Copy)]
+pub struct SphereDWithin<'a> {
+    test: ArcWithin,
+    max_dist: f64,
+    /// The unit vectors of the polygon columns' vertices (by vertex position).
+    units: &'a [[f64; 3]],
+    /// A float squared chord above this is beyond the radius for every edge (its error
+    /// is below an angle of 1e-14 radians; arcs.rs's tests check the margin).
+    skip_above: f64,
+}
+
+impl<'a> SphereDWithin<'a> {
+    /// The rule for `max_dist` metres (finite, `> 0`), with the vertices' unit vectors.
+    pub fn new(max_dist: f64, units: &'a [[f64; 3]]) -> Self {
+        let test = ArcWithin::new(max_dist);
+        let r = test.threshold().sqrt() + 1e-13;
+        Self {
+            test,
+            max_dist,
+            units,
+            skip_above: r * r * (1.0 + 8.0 * f64::EPSILON),
+        }
+    }
+
+    /// The vertex ranges of `part`'s rings (`part.ring` when it has one ring).
+    #[inline(always)]
+    fn scan(
+        &self,
+        outlines: &Outlines,
+        part: usize,
+        ring: Option<(usize, usize)>,
+        p: &[f64; 3],
+        measure: bool,
+    ) -> (bool, f64) {
+        let mut within = false;
+        let mut best = f64::INFINITY;
+        let mut edges = |lo: usize, hi: usize| {
+            if lo >= hi {
+                return false;
+            }
+            let ring = &self.units[lo..hi];
+            let mut a = &ring[ring.len() - 1];
+            for b in ring {
+                let s = arc_squared(p, a, b);
+                best = best.min(s);
+                if !within && s < self.skip_above && self.test.test(p, a, b) {
+                    within = true;
+                    if !measure {
+                        return true;
+                    }
+                }
+                a = b;
+            }
+            false
+        };
+        match ring {
+            Some((lo, hi)) => {
+                edges(lo, hi);
+            }
+            None => {
+                for (lo, hi) in outlines.ring_ranges(part) {
+                    if edges(lo, hi) {
+                        break;
+                    }
+                }
+            }
+        }
+        (within, best)
+    }
+}
+
+impl Rule for SphereDWithin<'_> {
+    const IN_SHAPE: bool = false;
+    const PLANAR: bool = false;
+    #[inline(always)]
+    fn reach(&self) -> f64 {
+        // The radius of the view widened on the sphere that it runs on: one cell each.
+        self.max_dist
+    }
+    #[inline(always)]
+    fn may_hold(&self, b: &[f64; 4], px: f64, py: f64) -> bool {
+        box_holds(b, px, py)
+    }
+    #[inline(always)]
+    fn accepts(
+        &self,
+        outlines: &Outlines,
+        part: &Candidate<'_>,
+        px: f64,
+        py: f64,
+        location: impl FnOnce() -> Location,
+    ) -> bool {
+        if box_holds(&outlines.parts()[part.part].bounds, px, py) && location() != Location::Outside
+        {
+            return true;
+        }
+        self.scan(outlines, part.part, part.ring, &unit(px, py), false)
+            .0
+    }
+
+    #[inline(always)]
+    fn accepts_measured(
+        &self,
+        outlines: &Outlines,
+        part: &Candidate<'_>,
+        px: f64,
+        py: f64,
+        location: impl FnOnce() -> Location,
+    ) -> (bool, f64) {
+        if box_holds(&outlines.parts()[part.part].bounds, px, py) && location() != Location::Outside
+        {
+            return (true, 0.0);
+        }
+        self.scan(outlines, part.part, part.ring, &unit(px, py), true)
+    }
+
+    #[inline(always)]
+    fn part_key(&self, outlines: &Outlines, part: usize, px: f64, py: f64) -> f64 {
+        let p = &outlines.parts()[part];
+        if box_holds(&p.bounds, px, py) && outlines.locate(part, px, py) != Location::Outside {
+            return 0.0;
+        }
+        self.scan(outlines, part, None, &unit(px, py), true).1
+    }
+
+    #[inline(always)]
+    fn reported(&self, key: f64) -> f64 {
+        metres(key)
     }
 }

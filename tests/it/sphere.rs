@@ -472,8 +472,8 @@ fn grouped_walk_equals_the_walk_of_each_point() {
 }
 
 /// The shape rules on the sphere: a shape index knows the metric it was ranked in (a
-/// match in another is refused), `dwithin` in metres is refused, and `covers` ranks by
-/// square metres with the points' longitudes wrapped.
+/// match in another is refused), `dwithin` in metres needs a finite `max_dist`, and
+/// `covers` ranks by square metres with the points' longitudes wrapped.
 #[test]
 fn shape_rules_on_the_sphere() {
     use polymatch::{match_shapes, Outlines, Predicate, ShapeIndex};
@@ -532,7 +532,7 @@ fn shape_rules_on_the_sphere() {
     assert!(e.to_string().contains("metric"), "{e}");
     let dwithin = MatchOptions {
         predicate: Predicate::Dwithin,
-        max_dist: 1000.0,
+        max_dist: f64::INFINITY,
         ..options.clone()
     };
     let e = match_shapes(
@@ -543,7 +543,7 @@ fn shape_rules_on_the_sphere() {
         None,
     )
     .unwrap_err();
-    assert!(e.to_string().contains("dwithin"), "{e}");
+    assert!(e.to_string().contains("finite max_dist"), "{e}");
     let e = match_shapes(
         &shapes,
         PointSlices::new(&[400.0], &[0.0], None).unwrap(),
@@ -556,4 +556,172 @@ fn shape_rules_on_the_sphere() {
         matches!(e, PolymatchError::InvalidGeometry { row: 7, .. }),
         "{e}"
     );
+}
+
+/// `dwithin` in metres on the sphere against brute force: every polygon tested with the
+/// arcs' exact test (and `covers` for distance 0) for every point, near the poles and
+/// across the antimeridian; every candidate, the best by area, the 2 nearest; the same
+/// on 1 and 2 threads and at every chunk size.
+#[test]
+fn dwithin_on_the_sphere_equals_brute_force() {
+    use polymatch::shape::arcs::{arc_squared, ArcWithin};
+    use polymatch::shape::{Location, Outlines, ShapeIndex};
+    use polymatch::{match_shapes, Predicate, RankBy};
+    use std::sync::Arc;
+    let mut rng = Rng::new(41);
+    let mut rings = Vec::new();
+    for i in 0..400 {
+        let (cx, cy) = match i % 4 {
+            0 => (
+                uniform(&mut rng, 178.0, 180.0),
+                uniform(&mut rng, -30.0, 30.0),
+            ),
+            1 => (
+                uniform(&mut rng, -180.0, 180.0),
+                uniform(&mut rng, 87.0, 89.5),
+            ),
+            _ => (
+                uniform(&mut rng, -20.0, 20.0),
+                uniform(&mut rng, 40.0, 60.0),
+            ),
+        };
+        let r = uniform(&mut rng, 0.001, 0.2);
+        let ring: Vec<(f64, f64)> = (0..7)
+            .map(|k| {
+                let a = k as f64 * std::f64::consts::TAU / 7.0;
+                let x = (cx + r * a.cos() / cy.to_radians().cos().max(0.05)).clamp(-180.0, 180.0);
+                ((x), (cy + r * a.sin()).clamp(-90.0, 90.0))
+            })
+            .collect();
+        rings.push(ring);
+    }
+    let polygons = ring_polygons_result(&rings)
+        .unwrap()
+        .with_metric(Metric::Sphere)
+        .unwrap();
+    let index = SpatialIndex::new(&polygons);
+    let outlines = Arc::new(Outlines::new(Arc::new(polygons)).unwrap());
+    let shapes = ShapeIndex::new(outlines.clone(), &index).unwrap();
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for k in 0..3000 {
+        let ring = &rings[k % rings.len()];
+        let (x, y) = ring[k % 7];
+        let x = x + uniform(&mut rng, -0.05, 0.05) / y.to_radians().cos().max(0.05);
+        xs.push(if x > 180.0 { x - 360.0 } else { x.max(-180.0) });
+        ys.push((y + uniform(&mut rng, -0.05, 0.05)).clamp(-90.0, 90.0));
+    }
+    let units: Vec<Vec<[f64; 3]>> = rings
+        .iter()
+        .map(|r| r.iter().map(|&(x, y)| unit(x, y)).collect())
+        .collect();
+    for max_dist in [30.0, 2_000.0, 20_000.0] {
+        let test = ArcWithin::new(max_dist);
+        // Brute force: (point, row, squared chord) of every candidate.
+        let mut want: Vec<Vec<(f64, u32)>> = vec![Vec::new(); xs.len()];
+        for (i, (&x, &y)) in xs.iter().zip(&ys).enumerate() {
+            let p = unit(x, y);
+            for (row, u) in units.iter().enumerate() {
+                let part = outlines.parts_of(row as u32).start;
+                let covered = outlines.locate_unindexed(part, x, y) != Location::Outside;
+                let near = (0..7).any(|k| test.test(&p, &u[k], &u[(k + 1) % 7]));
+                if covered || near {
+                    let s = if covered {
+                        0.0
+                    } else {
+                        (0..7)
+                            .map(|k| arc_squared(&p, &u[k], &u[(k + 1) % 7]))
+                            .fold(f64::INFINITY, f64::min)
+                    };
+                    want[i].push((s, row as u32));
+                }
+            }
+        }
+        let total: usize = want.iter().map(Vec::len).sum();
+        assert!(total > xs.len() / 4, "{max_dist} m: {total} candidates");
+        let run = |options: &MatchOptions, threads: usize| {
+            with_threads(Some(threads), || {
+                match_shapes(
+                    &shapes,
+                    PointSlices::new(&xs, &ys, None).unwrap(),
+                    options,
+                    0,
+                    None,
+                )
+            })
+            .unwrap()
+            .unwrap()
+        };
+        let all = MatchOptions {
+            predicate: Predicate::Dwithin,
+            max_dist,
+            metric: Metric::Sphere,
+            all_candidates: true,
+            ..MatchOptions::default()
+        };
+        let got = run(&all, 2);
+        let (pi, rows) = (
+            got.column(0).as_primitive::<UInt64Type>(),
+            got.column(1).as_primitive::<UInt32Type>(),
+        );
+        let dist = got.column(2).as_primitive::<Float64Type>();
+        let mut pairs: Vec<(u64, u32)> = (0..got.num_rows())
+            .map(|r| (pi.value(r), rows.value(r)))
+            .collect();
+        pairs.sort_unstable();
+        let mut want_pairs: Vec<(u64, u32)> = want
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| c.iter().map(move |&(_, row)| (i as u64, row)))
+            .collect();
+        want_pairs.sort_unstable();
+        assert_eq!(pairs, want_pairs, "{max_dist} m");
+        for r in 0..got.num_rows() {
+            let (i, row) = (pi.value(r) as usize, rows.value(r));
+            let s = want[i].iter().find(|c| c.1 == row).unwrap().0;
+            assert_eq!(
+                dist.value(r),
+                metres(s),
+                "{max_dist} m: point {i} row {row}"
+            );
+        }
+        // The 2 nearest (distance, then row), and the best by area, on 1 and 2 threads
+        // and at several chunk sizes: the same batches.
+        let near = MatchOptions {
+            all_candidates: false,
+            rank_by: RankBy::Distance,
+            k: 2,
+            ..all.clone()
+        };
+        let got = run(&near, 1);
+        let (pi, rows) = (
+            got.column(0).as_primitive::<UInt64Type>(),
+            got.column(1).as_primitive::<UInt32Type>(),
+        );
+        let mut expect = Vec::new();
+        for (i, c) in want.iter().enumerate() {
+            let mut c = c.clone();
+            c.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            expect.extend(c.iter().take(2).map(|&(_, row)| (i as u64, row)));
+        }
+        let got_pairs: Vec<(u64, u32)> = (0..got.num_rows())
+            .map(|r| (pi.value(r), rows.value(r)))
+            .collect();
+        assert_eq!(got_pairs, expect, "{max_dist} m, 2 nearest");
+        let best = MatchOptions {
+            all_candidates: false,
+            how: How::Left,
+            ..all.clone()
+        };
+        let one = run(&best, 1);
+        for chunk in [1, 7, 4096] {
+            let other = run(
+                &MatchOptions {
+                    chunk_size: chunk,
+                    ..best.clone()
+                },
+                2,
+            );
+            assert_eq!(one, other, "{max_dist} m, chunk {chunk}");
+        }
+    }
 }

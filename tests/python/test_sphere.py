@@ -267,9 +267,9 @@ def test_errors(tmp_path: Path) -> None:
         index.match(pa.table({"x": [0.0], "y": [0.0]}), 10.0, metric="planar")
     with pytest.raises(ValueError, match="metric"):
         index.match(pa.table({"x": [0.0], "y": [0.0]}), metric="globe")
-    # the distance to the outline is planar so far
-    with pytest.raises(ValueError, match="dwithin"):
-        index.match(pa.table({"x": [0.0], "y": [0.0]}), 10.0, predicate="dwithin")
+    # the distance to the outline in metres needs a finite cap on the sphere
+    with pytest.raises(ValueError, match="finite max_dist"):
+        index.match(pa.table({"x": [0.0], "y": [0.0]}), float("inf"), predicate="dwithin")
     # NaN and null points match nothing
     res = index.match(pa.table({"x": [np.nan, None], "y": [0.0, 1.0]}), 1e7, how="left")
     assert res["polygon_index"].null_count == 2
@@ -392,3 +392,107 @@ def test_contains_and_covers_on_the_sphere_rank_by_square_metres() -> None:
             assert row == want, (rule, i, px[i], py[i])
         assert set(got["distance"].drop_null().to_pylist()) <= {0.0}
     assert area[0] < area[1], "70-80 N is smaller on the ground than the equator zone"
+
+
+def _unit(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    lon, lat = np.radians(lon), np.radians(lat)
+    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], -1)
+
+
+def _angle(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The angle between unit vectors, by atan2 (accurate at every angle)."""
+    return np.arctan2(np.linalg.norm(np.cross(u, v), axis=-1), (u * v).sum(-1))
+
+
+def arc_metres(px: np.ndarray, py: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The oracle: great-circle metres from each point to the nearest edge of the ring
+    ``(x, y)``, each edge the shorter great-circle arc between its vertices, by another
+    formula than polymatch's (atan2 angles; the projection on the arc's plane tested
+    with cross products of normalised vectors; the plane's normal as S2 computes it,
+    ``(a + b) x (b - a)``, since ``a x b`` of close vectors cancels to about 1e-11
+    relative, 1e-5 m)."""
+    p = _unit(px, py)[:, None, :]
+    a = _unit(x, y)
+    b = np.roll(a, -1, axis=0)
+    n = np.cross(a + b, b - a)
+    n = n / np.linalg.norm(n, axis=-1, keepdims=True)
+    pn = (p * n).sum(-1)
+    proj = p - pn[..., None] * n
+    inside = ((np.cross(a, proj) * n).sum(-1) > 0) & ((np.cross(proj, b) * n).sum(-1) > 0)
+    to_plane = np.abs(np.arcsin(np.clip(pn, -1, 1)))
+    to_ends = np.minimum(_angle(p, a), _angle(p, b))
+    return R * np.where(inside, to_plane, to_ends).min(-1)
+
+
+@pytest.mark.parametrize("max_dist", [50.0, 2_000.0, 60_000.0])
+def test_dwithin_in_metres_against_an_oracle(max_dist: float) -> None:
+    """``predicate="dwithin"`` on the sphere: a polygon is a candidate when the point is
+    in or on it (its edges straight in degrees, as ``covers``: shapely on the same
+    coordinates) or closer than ``max_dist`` great-circle metres to an edge (the arc
+    between its vertices). Every candidate, the best by area and the nearest, against
+    the oracle away from the threshold; distances within 1e-6 m."""
+    import shapely
+
+    xs, ys = rings(300, 21)
+    index = index_of(xs, ys)
+    rng = np.random.default_rng(int(max_dist))
+    # points around the polygons: near their edges, inside them, and anywhere
+    pick = rng.integers(0, len(xs), 3000)
+    px = np.array([xs[j][0] for j in pick]) + rng.normal(0, 0.5, len(pick)) * max_dist / 111e3
+    py = np.array([ys[j][0] for j in pick]) + rng.normal(0, 0.5, len(pick)) * max_dist / 111e3
+    px = np.where(px > 180, px - 360, np.where(px < -180, px + 360, px))
+    py = np.clip(py, -89.9, 89.9)
+    table = pa.table({"x": px, "y": py})
+    got = index.match(table, max_dist, predicate="dwithin", all_candidates=True)
+    pairs = set(zip(got["point_index"].to_pylist(), got["polygon_index"].to_pylist()))
+    dist = dict(zip(zip(got["point_index"].to_pylist(), got["polygon_index"].to_pylist()),
+                    got["distance"].to_pylist()))  # fmt: skip
+    pts = shapely.points(px, py)
+    area = index.to_arrow()["area"].to_numpy()
+    checked = 0
+    best_want: list[int | None] = [None] * len(px)
+    near_want: list[int | None] = [None] * len(px)
+    ties = set()
+    for j in range(len(xs)):
+        d = arc_metres(px, py, xs[j], ys[j])
+        covered = shapely.covers(shapely.Polygon(np.column_stack([xs[j], ys[j]])), pts)
+        d = np.where(covered, 0.0, d)
+        for i in np.flatnonzero(d < max_dist * 1.01):
+            if abs(d[i] - max_dist) < 1e-6:
+                ties.add(i)
+                continue
+            want = d[i] < max_dist
+            assert ((i, j) in pairs) == want, (i, j, d[i])
+            if want:
+                checked += 1
+                assert abs(dist[(i, j)] - d[i]) < 1e-6, (i, j, dist[(i, j)], d[i])
+                b = best_want[i]
+                if b is None or (area[j], j) < (area[b], b):
+                    best_want[i] = j
+                n = near_want[i]
+                if n is None or (d[i], j) < (dist_of(n, i, px, py, xs, ys), n):
+                    near_want[i] = j
+    assert checked > 1000, checked
+    assert len(pairs) == checked + sum(1 for i, _ in pairs if i in ties)
+    best = index.match(table, max_dist, predicate="dwithin", how="left")
+    near = index.match(table, max_dist, predicate="dwithin", rank_by="distance", how="left")
+    for i in range(len(px)):
+        if i not in ties:
+            assert best["polygon_index"][i].as_py() == best_want[i], i
+            assert near["polygon_index"][i].as_py() == near_want[i], i
+    # k nearest: the candidates by distance, then row
+    k3 = index.match(table, max_dist, predicate="dwithin", rank_by="distance", k=3)
+    by_point: dict[int, list[tuple[float, int]]] = {}
+    for (i, j), d in dist.items():
+        by_point.setdefault(i, []).append((d, j))
+    want3 = sorted((i, j) for i, c in by_point.items() for _, j in sorted(c)[:3])
+    assert sorted(zip(k3["point_index"].to_pylist(), k3["polygon_index"].to_pylist())) == want3
+
+
+def dist_of(j: int, i: int, px, py, xs, ys) -> float:
+    """The oracle's distance from point ``i`` to polygon ``j`` (0 if it covers it)."""
+    import shapely
+
+    if shapely.covers(shapely.Polygon(np.column_stack([xs[j], ys[j]])), shapely.Point(px[i], py[i])):
+        return 0.0
+    return float(arc_metres(px[i : i + 1], py[i : i + 1], xs[j], ys[j])[0])
