@@ -3,6 +3,7 @@
 Longitude/latitude read as planar coordinates would make max_dist=200 mean 200 degrees;
 with metric="sphere" it is 200 great-circle metres, areas are square metres, and a zone
 that straddles the antimeridian (Taveuni, Fiji, at 180 degrees) has its center there.
+predicate="dwithin" measures to the zones' outlines instead of their centers.
 """
 
 import pyarrow as pa
@@ -45,3 +46,10 @@ print(index.to_arrow().select(["center_x", "center_y", "area"]).to_pandas().roun
 near = index.match(fixes, max_dist=200.0, rank_by="distance", how="left", keep=["fix"],
                    keep_polygons=["zone"])  # fmt: skip
 print(near.select(["fix", "zone", "distance"]).to_pandas().round(1).to_string(index=False))
+
+# within 200 m of a zone's outline (0 inside it), the nearest first: fix 1 is inside Gare
+# du Nord; fix 2 is 175.6 m from the Louvre zone's center but 102.4 m from its edge
+paris = fixes.slice(0, 2)
+edge = index.match(paris, max_dist=200.0, predicate="dwithin", rank_by="distance",
+                   keep=["fix"], keep_polygons=["zone"])  # fmt: skip
+print(edge.select(["fix", "zone", "distance"]).to_pandas().round(1).to_string(index=False))

@@ -22,6 +22,12 @@ HERE = Path(__file__).resolve().parent
 GPS = ["--metric", "sphere", "--max-dist", "1000", "--rank-by", "distance", "--k", "2",
        "--how", "left", "--keep", "fix_id", "--keep-polygons", "zone_id"]  # fmt: skip
 
+# metric="sphere", predicate="dwithin": the two nearest zone outlines within 200 m (0 in a
+# zone), great-circle metres to the edges' arcs
+GPS_OUTLINE = ["--metric", "sphere", "--predicate", "dwithin", "--max-dist", "200",
+               "--rank-by", "distance", "--k", "2", "--how", "left", "--keep", "fix_id",
+               "--keep-polygons", "zone_id"]  # fmt: skip
+
 JOBS = {
     "article_matches": ["article/polygons.parquet", "article/points.parquet", []],
     "article_left": ["article/polygons.parquet", "article/points.parquet", ["--how", "left"]],
@@ -36,6 +42,7 @@ JOBS = {
         ["--how", "left", "--keep", "point_id", "--keep-polygons", "polygon_id"],
     ],
     "gps_matches": ["gps/zones.parquet", "gps/fixes.parquet", GPS],
+    "gps_outline_matches": ["gps/zones.parquet", "gps/fixes.parquet", GPS_OUTLINE],
 }
 
 

@@ -180,8 +180,14 @@ pub fn load_polygons(
         });
     }
     let file = read_polygons(path, geometry, Some(&load))?;
-    let index = SpatialIndex::new(&file.polygons);
-    let outlines = Outlines::new(Arc::new(file.polygons)).map_err(|e| e.in_file(path))?;
+    // Centers and areas in the match's metric (on the sphere: square metres, the
+    // coordinates' ranges checked, errors naming the row and the file).
+    let polygons = file
+        .polygons
+        .with_metric(options.metric)
+        .map_err(|e| e.in_file(path))?;
+    let index = SpatialIndex::new(&polygons);
+    let outlines = Outlines::new(Arc::new(polygons)).map_err(|e| e.in_file(path))?;
     Ok(LoadedPolygons {
         rankings: Rankings::new(Arc::new(index)),
         attributes: file.attributes,

@@ -298,16 +298,21 @@ impl PolygonColumns {
                 if !self.matchable.is_valid(row) {
                     return [f64::NAN; 4];
                 }
-                let parts = self.geom_offsets[row] as usize..self.geom_offsets[row + 1] as usize;
-                let rings =
-                    self.part_offsets[parts.start] as usize..self.part_offsets[parts.end] as usize;
-                let (lo, hi) = (
-                    self.ring_offsets[rings.start] as usize,
-                    self.ring_offsets[rings.end] as usize,
-                );
+                let (lo, hi) = self.vertices_of(row);
                 vertex_bounds(x, y, lo, hi)
             })
             .collect()
+    }
+
+    /// The vertices of row `row` (all its parts and rings): `lo..hi` of [`Self::x`] and
+    /// [`Self::y`].
+    pub fn vertices_of(&self, row: usize) -> (usize, usize) {
+        let parts = self.geom_offsets[row] as usize..self.geom_offsets[row + 1] as usize;
+        let rings = self.part_offsets[parts.start] as usize..self.part_offsets[parts.end] as usize;
+        (
+            self.ring_offsets[rings.start] as usize,
+            self.ring_offsets[rings.end] as usize,
+        )
     }
 
     /// Which rows are null (`None`: none is).

@@ -98,8 +98,9 @@ class PolygonIndex:
     def metric(self) -> _Metric:
         """What centers, areas and distances are measured in."""
 
-    def bounds(self) -> pa.Table:
-        """Each polygon's closed bounds: ``xmin``, ``ymin``, ``xmax``, ``ymax``."""
+    def bounds(self, reach: float | None = None) -> pa.Table:
+        """Each polygon's closed bounds: ``xmin``, ``ymin``, ``xmax``, ``ymax`` (on the
+        sphere with ``reach``: holding every point within ``reach`` metres of it)."""
 
     def to_arrow(self) -> pa.Table:
         """The polygon columns with ``center_x``, ``center_y``, ``area`` as a pyarrow.Table."""

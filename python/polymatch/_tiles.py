@@ -80,10 +80,13 @@ def _centers(
     p: int,
     shapes: bool = False,
     metric: str | None = None,
+    box_reach: float | None = None,
 ) -> tuple[pa.Table, Any]:
     """Partition ``p``'s exact centers and areas (null: unmatchable) and carried columns,
     and its CRS; for the shape rules (``shapes``) also each polygon's outline (GeoArrow)
-    and box. Errors name the partition (their row numbers are within it)."""
+    and box (with ``box_reach``, on the sphere: the box of every point within that many
+    metres, :meth:`PolygonIndex.bounds`). Errors name the partition (their row numbers
+    are within it)."""
     try:
         table = _polygon_table(part)
         index = PolygonIndex.from_arrow(table, geometry=geometry, metric=metric)  # type: ignore[arg-type]
@@ -101,7 +104,7 @@ def _centers(
     fields += [table.schema.field(c) for c in carry]  # field metadata (GeoArrow) kept
     arrays = [derived[c] for c in _DERIVED] + [table[c] for c in carry]
     if shapes:
-        boxes = index.bounds()
+        boxes = index.bounds(box_reach)
         fields.append(derived.schema.field("geometry").with_name(_GEOM))
         arrays.append(derived["geometry"])
         fields += [pa.field(name, pa.float64()) for name in _BOX]
@@ -149,11 +152,12 @@ def summarise(
     sample: int,
     shapes: bool = False,
     metric: str | None = None,
+    box_reach: float | None = None,
 ) -> dict:
     """Phase 1 for one polygon partition: rows, matchable rows, CRS, the carried schema,
     and every ``step``-th matchable center (deterministic), with its box for the shape
     rules."""
-    table, crs = _centers(part, geometry, carry, p, shapes, metric)
+    table, crs = _centers(part, geometry, carry, p, shapes, metric, box_reach)
     cx, cy = _floats(table[_CX]), _floats(table[_CY])
     ok = np.flatnonzero(~(np.isnan(cx) | np.isnan(cy)))
     step = max(1, math.ceil(len(ok) / max(1, sample)))
@@ -194,6 +198,17 @@ class Halo:
     def shapes(self) -> bool:
         """Whether the tiles are cut by boxes (the shape rules: outlines shipped)."""
         return self.kind == "boxes"
+
+    @property
+    def box_reach(self) -> float | None:
+        """``dwithin`` on the sphere: the metres each polygon's box is computed for
+        (:meth:`PolygonIndex.bounds`), which then needs no widening in degrees."""
+        return self.reach if self.shapes and self.sphere and self.reach > 0 else None
+
+    @property
+    def box_widening(self) -> float:
+        """How far the tiling widens each box (:meth:`Tiling.assign_boxes`)."""
+        return 0.0 if self.box_reach is not None else self.reach
 
     def check(self) -> None:
         """Refuse a reach no tiling can serve (``ValueError``)."""
@@ -251,10 +266,10 @@ def split(
     """Phase 2 for one polygon partition: its piece of every tile (own polygons and halo,
     or for the shape rules every tile its widened box reaches), each with the polygons'
     global rows in ``_ROW``, in row order."""
-    table, _ = _centers(part, geometry, carry, p, halo.shapes, halo.index_metric)
+    table, _ = _centers(part, geometry, carry, p, halo.shapes, halo.index_metric, halo.box_reach)
     if halo.shapes:
         boxes = [_floats(table[c]) for c in _BOX]
-        offsets, rows = tiling.assign_boxes(*boxes, halo.reach)
+        offsets, rows = tiling.assign_boxes(*boxes, halo.box_widening)
     elif halo.sphere:
         caps = sphere_boxes(_floats(table[_CX]), _floats(table[_CY]), halo.reach)
         offsets, rows = tiling.assign_boxes(*caps, 0.0)
@@ -429,7 +444,7 @@ def plan(
     task = dask.delayed(summarise, pure=True)
     summaries = dask.compute(
         *[
-            task(part, geometry, carry, p, per_part, shapes, halo.index_metric)
+            task(part, geometry, carry, p, per_part, shapes, halo.index_metric, halo.box_reach)
             for p, part in enumerate(parts)
         ]
     )
@@ -454,7 +469,7 @@ def plan(
         tiling = Tiling(xs, ys, tiles)
         if shapes:
             boxes = [np.concatenate([s["boxes"][k] for s in summaries]) for k in range(4)]
-            _, rows = tiling.assign_boxes(*boxes, halo.reach)
+            _, rows = tiling.assign_boxes(*boxes, halo.box_widening)
         elif halo.sphere:
             _, rows = tiling.assign_boxes(*sphere_boxes(xs, ys, halo.reach), 0.0)
         else:

@@ -654,25 +654,19 @@ def _halo(predicate: str, max_dist: float | None, metric: str | None = None) -> 
     center (on the sphere, the tiles its cap's box of longitudes/latitudes reaches); for
     the shape rules, every tile their box reaches
     (:meth:`polymatch._core.Tiling.assign_boxes`), widened by ``max_dist`` for
-    ``dwithin``."""
+    ``dwithin`` (on the sphere, the box of every point within ``max_dist`` metres:
+    :meth:`polymatch.PolygonIndex.bounds`)."""
     from polymatch._tiles import Halo
 
-    sphere = metric == "sphere"
     if predicate == "center":
         return Halo("center", 10.0 if max_dist is None else max_dist, metric or "planar")
-    if predicate == "dwithin" and sphere:
-        raise ValueError(
-            'predicate "dwithin" with metric="sphere" (the distance to the outline in metres) '
-            'is not supported yet: match "contains" or "covers" on the sphere, or "dwithin" '
-            'with metric="planar"'
-        )
     if predicate == "dwithin":
         if max_dist is None:
             raise ValueError(
                 'predicate "dwithin" needs max_dist: the distance to the outline below '
                 "which a polygon is a candidate"
             )
-        return Halo("boxes", max_dist)
+        return Halo("boxes", max_dist, metric or "planar")
     return Halo("boxes", 0.0, metric or "planar")
 
 

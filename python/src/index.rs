@@ -680,14 +680,37 @@ impl PyPolygonIndex {
     /// The closed bounds of each polygon's vertices as a ``pyarrow.Table`` with float64
     /// columns ``xmin``, ``ymin``, ``xmax``, ``ymax`` (null for a row that cannot match).
     ///
+    /// Args:
+    ///     reach: on the sphere, metres (``> 0``): each box then holds every point
+    ///         closer than ``reach`` to the polygon under ``predicate="dwithin"`` (its
+    ///         arcs' cap widened by ``reach``, longitudes in [-180, 180], every
+    ///         longitude where it reaches a pole or crosses the antimeridian).
+    ///
     /// Raises:
     ///     ValueError: the index has no outlines (``from_centers``, or bytes without
-    ///         them).
-    fn bounds<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    ///         them), or ``reach`` on a planar index or not ``> 0`` and finite.
+    #[pyo3(signature = (reach=None))]
+    fn bounds<'py>(&self, py: Python<'py>, reach: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let Some(polygons) = &self.polygons else {
             return Err(PyValueError::new_err(NO_OUTLINES));
         };
-        let boxes = py.detach(|| polygons.bounds());
+        if let Some(r) = reach {
+            if self.core().metric() != polymatch::sphere::Metric::Sphere {
+                return Err(PyValueError::new_err(
+                    "bounds(reach=) is for metric=\"sphere\" (metres); widen a planar box \
+                     by the reach itself",
+                ));
+            }
+            if !(r.is_finite() && r > 0.0) {
+                return Err(PyValueError::new_err(format!(
+                    "reach must be > 0 and finite, got {r}"
+                )));
+            }
+        }
+        let boxes = py.detach(|| match reach {
+            Some(r) => polymatch::shape::arcs::reach_bounds(polygons, r),
+            None => polygons.bounds(),
+        });
         let column = |k: usize| -> ArrayRef {
             Arc::new(Float64Array::from_iter(
                 boxes.iter().map(|b| (!b[k].is_nan()).then_some(b[k])),

@@ -26,9 +26,12 @@
 //! boxes, so a point's cell lists every part it can be near.
 
 use num_bigint::BigInt;
+use rayon::prelude::*;
+
+use crate::polygons::PolygonColumns;
 
 use crate::shape::distance::split;
-use crate::sphere::{chord_squared, ChordWithin, EARTH_RADIUS};
+use crate::sphere::{chord_squared, unit, ChordWithin, EARTH_RADIUS};
 
 /// The unit roundoff of float64, `2^-53`.
 const U: f64 = f64::EPSILON * 0.5;
@@ -307,10 +310,31 @@ pub fn cap_box(units: &[[f64; 3]], vertex_box: &[f64; 4], radius: f64) -> [f64; 
     union([lon0, lat0, lon1, lat1])
 }
 
+/// Per polygon row of `polygons` (longitude/latitude), a box holding every point at a
+/// distance `< radius` metres from it under `dwithin` on the sphere ([`cap_box`] of all
+/// its vertices; NaN for a row that cannot match): the boxes a partitioned match cuts
+/// its tiles by.
+pub fn reach_bounds(polygons: &PolygonColumns, radius: f64) -> Vec<[f64; 4]> {
+    let (x, y) = (polygons.x().as_ref(), polygons.y().as_ref());
+    polygons
+        .bounds()
+        .into_par_iter()
+        .enumerate()
+        .map(|(row, b)| {
+            if b[0].is_nan() {
+                return b;
+            }
+            let (lo, hi) = polygons.vertices_of(row);
+            let units: Vec<[f64; 3]> = (lo..hi).map(|i| unit(x[i], y[i])).collect();
+            cap_box(&units, &b, radius)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sphere::{metres, unit};
+    use crate::sphere::metres;
 
     /// A deterministic generator (xorshift).
     struct Rng(u64);

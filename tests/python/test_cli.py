@@ -50,6 +50,9 @@ def same(table: pa.Table, expected: pa.Table) -> None:
 # metric="sphere" (sample_data/make_golden.py): the bits of the pinned libm
 GPS = ["--metric", "sphere", "--max-dist", "1000", "--rank-by", "distance", "--k", "2",
        "--how", "left", "--keep", "fix_id", "--keep-polygons", "zone_id"]  # fmt: skip
+GPS_OUTLINE = ["--metric", "sphere", "--predicate", "dwithin", "--max-dist", "200",
+               "--rank-by", "distance", "--k", "2", "--how", "left", "--keep", "fix_id",
+               "--keep-polygons", "zone_id"]  # fmt: skip
 
 GOLDEN = [
     ("article_matches", "article/polygons.parquet", "article/points.parquet", []),
@@ -68,6 +71,7 @@ GOLDEN = [
         ["--how", "left", "--keep", "point_id", "--keep-polygons", "polygon_id"],
     ),
     ("gps_matches", "gps/zones.parquet", "gps/fixes.parquet", GPS),
+    ("gps_outline_matches", "gps/zones.parquet", "gps/fixes.parquet", GPS_OUTLINE),
 ]
 
 

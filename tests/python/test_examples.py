@@ -28,7 +28,12 @@ EXPECT = {
     "choosing_the_best_match.py": "rank  height",
     "most_specific_region.py": ("   1 city", "   3     2    east"),
     "snap_to_nearest.py": ("  2  field       1.0", "  3     1   road  3.000000"),
-    "gps_zones.py": ("  2       Louvre     175.6", "  3      Taveuni      53.2"),
+    "gps_zones.py": (
+        "  2       Louvre     175.6",
+        "  3      Taveuni      53.2",
+        "  1 Gare du Nord       0.0",
+        "  2       Louvre     102.4",
+    ),
 }
 ARGS = {"notebook_demo.py": lambda tmp: [str(tmp)]}
 TIMEOUT = 300  # seconds per example; each takes a few on a loaded 2-core machine

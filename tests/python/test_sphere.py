@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv
 import pyarrow.parquet as pq
 import pyproj
 import pytest
@@ -323,9 +324,17 @@ def test_dask_broadcast_and_partitioned_equal_one_process(world) -> None:
             want["polygon_index"].to_pylist()
         )
         assert want["polygon_index"].null_count < len(frame)
-        with pytest.raises(ValueError, match="dwithin"):
-            pmd.match(polys, dd.from_pandas(frame, npartitions=1), 1000.0, metric="sphere",
-                      predicate="dwithin")  # fmt: skip
+        # dwithin in metres: tiles cut by each polygon's box of every point within
+        # max_dist (PolygonIndex.bounds(reach)), the nearest within the cap
+        for kw in ({}, {"rank_by": "distance", "k": 2, "how": "left"}):
+            want = index.match(table, 20_000.0, predicate="dwithin", **kw)
+            got = pmd.match(
+                polys, dd.from_pandas(frame, npartitions=3), 20_000.0, predicate="dwithin",
+                metric="sphere", polygons_per_tile=100, **kw,
+            ).compute()  # fmt: skip
+            for c in ("point_index", "polygon_index", "distance"):
+                assert pa.Array.from_pandas(got[c]).to_pylist() == want[c].to_pylist(), (kw, c)
+            assert want.num_rows > 100, want.num_rows
 
 
 def test_large_matches_take_the_fast_paths_with_the_same_answers() -> None:
@@ -493,6 +502,50 @@ def dist_of(j: int, i: int, px, py, xs, ys) -> float:
     """The oracle's distance from point ``i`` to polygon ``j`` (0 if it covers it)."""
     import shapely
 
-    if shapely.covers(shapely.Polygon(np.column_stack([xs[j], ys[j]])), shapely.Point(px[i], py[i])):
+    if shapely.covers(
+        shapely.Polygon(np.column_stack([xs[j], ys[j]])), shapely.Point(px[i], py[i])
+    ):
         return 0.0
     return float(arc_metres(px[i : i + 1], py[i : i + 1], xs[j], ys[j])[0])
+
+
+def test_outline_golden_file_against_the_oracle(tmp_path: Path) -> None:
+    """sample_data/expected/gps_outline_matches.csv (the CLI's two nearest zone outlines
+    within 200 m; test_cli checks the CLI still writes it) against the oracle: every
+    zone within 200 m of each fix (shapely covers, else the arcs), the two nearest by
+    distance then row, distances within 1e-6 m; and ``match_parquet`` writes the same."""
+    import shapely
+
+    sample = Path(__file__).parents[2] / "sample_data"
+    zones = pq.read_table(sample / "gps/zones.parquet")
+    fixes = pq.read_table(sample / "gps/fixes.parquet")
+    got = pa.csv.read_csv(sample / "expected/gps_outline_matches.csv")
+    geoms = shapely.from_wkb(zones["geometry"].to_pylist())
+    px = fixes["x"].to_numpy()
+    px = np.where(px > 180, px - 360, px)
+    py = fixes["y"].to_numpy()
+    pts = shapely.points(px, py)
+    near: dict[int, list[tuple[float, int]]] = {}
+    for j, g in enumerate(geoms):
+        ring = np.asarray(g.exterior.coords)[:-1]
+        d = np.where(shapely.covers(g, pts), 0.0, arc_metres(px, py, ring[:, 0], ring[:, 1]))
+        for i in np.flatnonzero(d < 200.0 + 1e-6):
+            assert abs(d[i] - 200.0) > 1e-6, (i, j)
+            near.setdefault(int(i), []).append((float(d[i]), j))
+    want = []
+    for i in range(len(px)):
+        best = sorted(near.get(i, []))[:2]
+        want += [(i, j, d) for d, j in best] if best else [(i, None, None)]
+    rows = list(zip(got["point_index"].to_pylist(), got["polygon_index"].to_pylist(),
+                    got["distance"].to_pylist()))  # fmt: skip
+    assert [(i, j) for i, j, _ in rows] == [(i, j) for i, j, _ in want]
+    for (_, _, d), (_, _, w) in zip(rows, want):
+        assert (d is None and w is None) or abs(d - w) < 1e-6
+    assert sum(1 for _, j, d in rows if j is not None and d > 0) > 500  # near, not in
+    out = tmp_path / "o.parquet"
+    pm.match_parquet(sample / "gps/zones.parquet", sample / "gps/fixes.parquet", out, 200.0,
+                     metric="sphere", predicate="dwithin", rank_by="distance", k=2,
+                     how="left")  # fmt: skip
+    written = pq.read_table(out)
+    assert written["polygon_index"].to_pylist() == got["polygon_index"].to_pylist()
+    assert written["distance"].to_pylist() == got["distance"].to_pylist()
