@@ -6,7 +6,7 @@
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, UInt32Array, UInt64Array};
 use arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
@@ -20,7 +20,7 @@ use crate::index::{
 use crate::shape::index::ShapeNearScratch;
 use crate::shape::rule::{Contains, Covers, DWithin, Rule, SphereDWithin};
 use crate::shape::{ShapeIndex, ShapeRule};
-use crate::sphere::{self, ChordWithin, Metric, SphereCap, SphereGroup};
+use crate::sphere::{self, ChordWithin, Metric, SphereCap, SphereGroup, EARTH_RADIUS};
 
 /// Points per rayon task. Inputs no larger than this run serially, on the calling thread.
 pub const CHUNK: usize = 8192;
@@ -839,14 +839,6 @@ pub fn match_shapes(
         )));
     }
     if options.metric == Metric::Sphere {
-        if options.predicate == Predicate::Dwithin && !options.max_dist.is_finite() {
-            return Err(PolymatchError::InvalidArgument(
-                "predicate \"dwithin\" with metric=\"sphere\" needs a finite max_dist in \
-                 metres (the nearest polygon at any distance is not supported on the sphere \
-                 yet): give the largest distance that should match"
-                    .into(),
-            ));
-        }
         // contains/covers: the edges are straight in longitude/latitude (GeoParquet's
         // "planar" edges), so the decision is the planar one on the coordinates, with
         // the points' longitudes wrapped to [-180, 180] as the polygons' are; dwithin
@@ -897,10 +889,31 @@ fn match_shapes_in(
         ShapeRule::Contains => match_rule(shapes, Contains, points, options, first_point, cancel),
         ShapeRule::Covers => match_rule(shapes, Covers, points, options, first_point, cancel),
         ShapeRule::DWithin if shapes.metric() == Metric::Sphere => {
-            // Metres on the sphere: the view widened on the sphere by max_dist (finite,
-            // checked by match_shapes) lists every part a point can be near in its cell.
+            // Metres on the sphere: the view widened on the sphere by max_dist lists every
+            // part a point can be near in its cell (inf: every part in one cell).
+            let units = shapes.units();
+            let nearest = !options.all_candidates
+                && options.rank_by == RankBy::Distance
+                && !options.descending;
+            if options.max_dist == f64::INFINITY && nearest {
+                // The nearest with no cap: views at wider and wider radii, each point
+                // stopping at the first whose k nearest are surely the k nearest of all.
+                let rungs = sphere_rungs(shapes, options.k);
+                let make = |r: f64| SphereDWithin::new(r, units);
+                let ladder: Ladder<'_, SphereDWithin<'_>> = (&rungs, &make);
+                let rule = SphereDWithin::new(f64::INFINITY, units);
+                return match_rule_in(
+                    shapes,
+                    rule,
+                    Some(ladder),
+                    points,
+                    options,
+                    first_point,
+                    cancel,
+                );
+            }
             let view = shapes.for_radius(options.max_dist)?;
-            let rule = SphereDWithin::new(options.max_dist, view.units());
+            let rule = SphereDWithin::new(options.max_dist, units);
             match_rule(&view, rule, points, options, first_point, cancel)
         }
         ShapeRule::DWithin => {
@@ -958,10 +971,51 @@ impl<R: Rule> RankedPolygons for ShapeRanked<'_, R> {
     }
 }
 
+/// Radii (metres) of wider and wider views of a sphere shape index, each built on first
+/// use, and a rule for each radius: the nearest search with no cap on the sphere.
+type Ladder<'a, R> = (
+    &'a [(f64, OnceLock<Option<Arc<ShapeIndex>>>)],
+    &'a (dyn Fn(f64) -> R + Sync),
+);
+
+/// The radii of [`Ladder`] for `shapes`: the first about the spacing of its parts times
+/// `sqrt(k)` (most points find `k` within it), then 8x wider each until half the
+/// circumference, then `inf` (every part).
+fn sphere_rungs(shapes: &ShapeIndex, k: u32) -> Vec<(f64, OnceLock<Option<Arc<ShapeIndex>>>)> {
+    let parts = shapes.parts().max(1) as f64;
+    let area = shapes.bounds().map_or(0.0, |b| {
+        let (lat0, lat1) = (b[1].to_radians(), b[3].to_radians());
+        let mid = (0.5 * (lat0 + lat1)).cos().max(1e-3);
+        (b[2] - b[0]).to_radians().max(0.0) * (lat1 - lat0).max(0.0) * mid
+    }) * EARTH_RADIUS
+        * EARTH_RADIUS;
+    let mut r = (area / parts * f64::from(k.max(1))).sqrt().max(1.0);
+    let mut rungs = Vec::new();
+    while r < std::f64::consts::PI * EARTH_RADIUS {
+        rungs.push((r, OnceLock::new()));
+        r *= 8.0;
+    }
+    rungs.push((f64::INFINITY, OnceLock::new()));
+    rungs
+}
+
 /// [`match_shapes`] for one rule type.
 fn match_rule<R: Rule>(
     shapes: &ShapeIndex,
     rule: R,
+    points: PointSlices<'_>,
+    options: &MatchOptions,
+    first_point: u64,
+    cancel: Option<&AtomicBool>,
+) -> Result<RecordBatch> {
+    match_rule_in(shapes, rule, None, points, options, first_point, cancel)
+}
+
+/// [`match_rule`], with a [`Ladder`] for the nearest with no cap on the sphere.
+fn match_rule_in<R: Rule>(
+    shapes: &ShapeIndex,
+    rule: R,
+    ladder: Option<Ladder<'_, R>>,
     points: PointSlices<'_>,
     options: &MatchOptions,
     first_point: u64,
@@ -1096,6 +1150,35 @@ fn match_rule<R: Rule>(
                     shapes.candidates(rule, px, py, &mut found);
                     found.sort_unstable_by_key(|&r| shapes.row_of(r));
                     found.truncate(k);
+                } else if let (true, false, Some((rungs, make))) =
+                    (by_distance, options.descending, ladder)
+                {
+                    // The nearest with no cap on the sphere: the first view whose k-th
+                    // nearest is closer than anything it leaves out (the last holds all).
+                    let mut keyed: Vec<(f64, u32, u32)> = Vec::new();
+                    for (n, (r, view)) in rungs.iter().enumerate() {
+                        let Some(view) = view.get_or_init(|| shapes.for_radius(*r).ok()) else {
+                            continue;
+                        };
+                        let rung = make(*r);
+                        view.candidates(rung, px, py, &mut found);
+                        keyed.clear();
+                        keyed.extend(
+                            found
+                                .iter()
+                                .map(|&r| (view.distance_key(&rung, r, px, py), view.row_of(r), r)),
+                        );
+                        keyed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                        let holds = keyed.len() >= k && keyed[k - 1].0 < rung.keys_beyond();
+                        if holds || n + 1 == rungs.len() || !(px.is_finite() && py.is_finite()) {
+                            break;
+                        }
+                    }
+                    keyed.truncate(k);
+                    counts.push(keyed.len() as u32);
+                    ranks.extend(keyed.iter().map(|e| e.2));
+                    distances.extend(keyed.iter().map(|e| rule.reported(e.0)));
+                    continue;
                 } else if by_distance && !options.descending && R::PLANAR {
                     shapes.nearest_k(rule, px, py, k, &mut near, &mut scratch);
                     counts.push(near.len() as u32);

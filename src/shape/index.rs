@@ -361,6 +361,11 @@ impl ShapeIndex {
         })
     }
 
+    /// The number of indexed parts.
+    pub fn parts(&self) -> usize {
+        self.by_rank.len()
+    }
+
     /// The rank order.
     pub fn order(&self) -> &Order {
         &self.order

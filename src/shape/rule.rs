@@ -80,6 +80,14 @@ pub trait Rule: Copy + Send + Sync {
     fn reported(&self, key: f64) -> f64 {
         key.sqrt()
     }
+
+    /// A key that every polygon this rule does not accept exceeds ([`Rule::part_key`]'s
+    /// float value): `k` accepted polygons with keys below it are the `k` nearest of
+    /// all. (`0`: no such guarantee.)
+    #[inline(always)]
+    fn keys_beyond(&self) -> f64 {
+        0.0
+    }
 }
 
 #[inline(always)]
@@ -367,5 +375,22 @@ impl Rule for SphereDWithin<'_> {
     #[inline(always)]
     fn reported(&self, key: f64) -> f64 {
         metres(key)
+    }
+
+    #[inline(always)]
+    fn keys_beyond(&self) -> f64 {
+        // A rejected polygon's exact distance is at least the radius (squared chord T),
+        // and a float key is within an angle of 1e-14 of the exact one (arcs.rs):
+        // 2e-13 below sqrt(T) is below every rejected polygon's key.
+        let t = self.test.threshold();
+        if t == f64::INFINITY {
+            return f64::INFINITY;
+        }
+        let r = t.sqrt() - 2e-13;
+        if r > 0.0 {
+            r * r * (1.0 - 4.0 * f64::EPSILON)
+        } else {
+            0.0
+        }
     }
 }

@@ -472,8 +472,8 @@ fn grouped_walk_equals_the_walk_of_each_point() {
 }
 
 /// The shape rules on the sphere: a shape index knows the metric it was ranked in (a
-/// match in another is refused), `dwithin` in metres needs a finite `max_dist`, and
-/// `covers` ranks by square metres with the points' longitudes wrapped.
+/// match in another is refused), `dwithin` in metres with no cap accepts every polygon,
+/// and `covers` ranks by square metres with the points' longitudes wrapped.
 #[test]
 fn shape_rules_on_the_sphere() {
     use polymatch::{match_shapes, Outlines, Predicate, ShapeIndex};
@@ -530,20 +530,26 @@ fn shape_rules_on_the_sphere() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("metric"), "{e}");
+    // dwithin with no cap: every polygon, the smallest on the ground first
     let dwithin = MatchOptions {
         predicate: Predicate::Dwithin,
         max_dist: f64::INFINITY,
         ..options.clone()
     };
-    let e = match_shapes(
+    let r = match_shapes(
         &shapes,
         PointSlices::new(&xs, &ys, None).unwrap(),
         &dwithin,
         0,
         None,
     )
-    .unwrap_err();
-    assert!(e.to_string().contains("finite max_dist"), "{e}");
+    .unwrap();
+    let rows = r.column(1).as_primitive::<UInt32Type>();
+    // the box at 70-80 N is the smallest on the ground
+    assert_eq!(
+        (0..4).map(|i| rows.value(i)).collect::<Vec<_>>(),
+        vec![2, 2, 2, 2]
+    );
     let e = match_shapes(
         &shapes,
         PointSlices::new(&[400.0], &[0.0], None).unwrap(),
@@ -614,7 +620,7 @@ fn dwithin_on_the_sphere_equals_brute_force() {
         .iter()
         .map(|r| r.iter().map(|&(x, y)| unit(x, y)).collect())
         .collect();
-    for max_dist in [30.0, 2_000.0, 20_000.0] {
+    for max_dist in [30.0, 2_000.0, 20_000.0, f64::INFINITY] {
         let test = ArcWithin::new(max_dist);
         // Brute force: (point, row, squared chord) of every candidate.
         let mut want: Vec<Vec<(f64, u32)>> = vec![Vec::new(); xs.len()];
@@ -651,6 +657,42 @@ fn dwithin_on_the_sphere_equals_brute_force() {
             .unwrap()
             .unwrap()
         };
+        if max_dist == f64::INFINITY {
+            // No cap: the k nearest of all, by the views at wider and wider radii; and
+            // every polygon for the other rank rules (checked on a slice).
+            assert_eq!(total, xs.len() * rings.len());
+            for k in [1, 2, 5] {
+                let near = MatchOptions {
+                    predicate: Predicate::Dwithin,
+                    max_dist,
+                    metric: Metric::Sphere,
+                    rank_by: RankBy::Distance,
+                    k,
+                    ..MatchOptions::default()
+                };
+                let got = run(&near, 2);
+                let (pi, rows) = (
+                    got.column(0).as_primitive::<UInt64Type>(),
+                    got.column(1).as_primitive::<UInt32Type>(),
+                );
+                let dist = got.column(2).as_primitive::<Float64Type>();
+                let mut expect = Vec::new();
+                for (i, c) in want.iter().enumerate() {
+                    let mut c = c.clone();
+                    c.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                    expect.extend(
+                        c.iter()
+                            .take(k as usize)
+                            .map(|&(s, row)| (i as u64, row, metres(s))),
+                    );
+                }
+                let got_rows: Vec<(u64, u32, f64)> = (0..got.num_rows())
+                    .map(|r| (pi.value(r), rows.value(r), dist.value(r)))
+                    .collect();
+                assert_eq!(got_rows, expect, "no cap, k = {k}");
+            }
+            continue;
+        }
         let all = MatchOptions {
             predicate: Predicate::Dwithin,
             max_dist,

@@ -268,9 +268,7 @@ def test_errors(tmp_path: Path) -> None:
         index.match(pa.table({"x": [0.0], "y": [0.0]}), 10.0, metric="planar")
     with pytest.raises(ValueError, match="metric"):
         index.match(pa.table({"x": [0.0], "y": [0.0]}), metric="globe")
-    # the distance to the outline in metres needs a finite cap on the sphere
-    with pytest.raises(ValueError, match="finite max_dist"):
-        index.match(pa.table({"x": [0.0], "y": [0.0]}), float("inf"), predicate="dwithin")
+
     # NaN and null points match nothing
     res = index.match(pa.table({"x": [np.nan, None], "y": [0.0, 1.0]}), 1e7, how="left")
     assert res["polygon_index"].null_count == 2
@@ -549,3 +547,34 @@ def test_outline_golden_file_against_the_oracle(tmp_path: Path) -> None:
     written = pq.read_table(out)
     assert written["polygon_index"].to_pylist() == got["polygon_index"].to_pylist()
     assert written["distance"].to_pylist() == got["distance"].to_pylist()
+
+
+def test_nearest_outline_with_no_cap_against_the_oracle() -> None:
+    """``predicate="dwithin"``, ``max_dist=inf``, ``rank_by="distance"`` on the sphere: the
+    nearest polygon (and the 3 nearest) at any distance, worldwide, by the oracle's
+    distance (ties within 1e-6 m skipped)."""
+    import shapely
+
+    xs, ys = rings(200, 5)
+    index = index_of(xs, ys)
+    px, py = points(400, 6)
+    px = np.where(px > 180, px - 360, px)
+    table = pa.table({"x": px, "y": py})
+    pts = shapely.points(px, py)
+    d = np.stack([
+        np.where(shapely.covers(shapely.Polygon(np.column_stack([x, y])), pts), 0.0,
+                 arc_metres(px, py, x, y))
+        for x, y in zip(xs, ys)
+    ], 1)  # fmt: skip
+    for k in (1, 3):
+        got = index.match(table, float("inf"), predicate="dwithin", rank_by="distance", k=k)
+        assert got.num_rows == k * len(px)
+        gi = np.asarray(got["polygon_index"].to_pylist()).reshape(-1, k)
+        gd = np.asarray(got["distance"].to_pylist()).reshape(-1, k)
+        order = np.argsort(d, axis=1, kind="stable")[:, : k + 1]
+        for i in range(len(px)):
+            want = d[i, order[i]]
+            if np.min(np.diff(want)) < 1e-6:
+                continue  # a tie within the oracle's error
+            assert gi[i].tolist() == order[i, :k].tolist(), (k, i)
+            np.testing.assert_allclose(gd[i], want[:k], rtol=0, atol=1e-6)
