@@ -1161,13 +1161,7 @@ fn match_rule_in<R: Rule>(
                             continue;
                         };
                         let rung = make(*r);
-                        view.candidates(rung, px, py, &mut found);
-                        keyed.clear();
-                        keyed.extend(
-                            found
-                                .iter()
-                                .map(|&r| (view.distance_key(&rung, r, px, py), view.row_of(r), r)),
-                        );
+                        view.candidates_keyed(rung, px, py, &mut keyed);
                         keyed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
                         let holds = keyed.len() >= k && keyed[k - 1].0 < rung.keys_beyond();
                         if holds || n + 1 == rungs.len() || !(px.is_finite() && py.is_finite()) {
@@ -1188,11 +1182,8 @@ fn match_rule_in<R: Rule>(
                 } else if by_distance {
                     // The farthest first (or the nearest on the sphere, within the radius
                     // of its view): every candidate, by distance then row.
-                    shapes.candidates(rule, px, py, &mut found);
-                    let mut keyed: Vec<(f64, u32, u32)> = found
-                        .iter()
-                        .map(|&r| (shapes.distance_key(&rule, r, px, py), shapes.row_of(r), r))
-                        .collect();
+                    let mut keyed = Vec::new();
+                    shapes.candidates_keyed(rule, px, py, &mut keyed);
                     if options.descending {
                         keyed.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
                     } else {

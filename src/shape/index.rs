@@ -625,6 +625,48 @@ impl ShapeIndex {
         out.dedup();
     }
 
+    /// Every polygon that accepts `(px, py)` under `rule`, as `(key, row, rank)` with
+    /// its distance key ([`ShapeIndex::distance_key`]), into `out` (cleared first; in no
+    /// particular order). A one-part polygon's key comes from the test that accepted it
+    /// (one pass over its edges), a polygon of several parts is measured over all.
+    pub fn candidates_keyed<R: Rule>(
+        &self,
+        rule: R,
+        px: f64,
+        py: f64,
+        out: &mut Vec<(f64, u32, u32)>,
+    ) {
+        out.clear();
+        let mut scan = |slots: &[Slot]| {
+            for slot in slots {
+                if !rule.may_hold(&slot.bounds, px, py) {
+                    continue;
+                }
+                let rank = slot.rank;
+                if self.rank_parts[rank as usize].1 == 1 {
+                    let (yes, s) = self.accepts_measured(rule, slot, px, py);
+                    if yes {
+                        let s = if s.is_nan() {
+                            self.distance_key(&rule, rank, px, py)
+                        } else {
+                            s
+                        };
+                        out.push((s, self.row_of(rank), rank));
+                    }
+                } else if !out.iter().any(|o| o.2 == rank) && self.accepts(rule, slot, px, py) {
+                    out.push((self.distance_key(&rule, rank, px, py), self.row_of(rank), rank));
+                }
+            }
+        };
+        match self.reach(&rule, px, py) {
+            Some(range) => self.lists(range).for_each(&mut scan),
+            None => scan(&self.by_rank),
+        }
+        // A one-part polygon is listed once per cell read: keep one entry each.
+        out.sort_unstable_by_key(|o| o.2);
+        out.dedup_by_key(|o| o.2);
+    }
+
     /// The positions in [`Outlines::parts`] of rank `rank`'s polygon's parts.
     #[inline]
     fn parts_of_rank(&self, rank: u32) -> std::ops::Range<usize> {
