@@ -324,8 +324,10 @@ class Sedona:
             "SELECT point_row, ST_GeogPoint(x, y) AS geog FROM points_arrow"
         ).to_memtable().to_view("points", overwrite=True)
 
+    query = SEDONA_QUERY
+
     def plan_note(self) -> str:
-        t = self.sd.sql("EXPLAIN " + SEDONA_QUERY, params=self.params).to_arrow_table()
+        t = self.sd.sql("EXPLAIN " + self.query, params=self.params).to_arrow_table()
         plan = "\n".join(t.column(1).to_pylist())
         if "SpatialJoinExec" not in plan or "NestedLoopJoinExec" in plan:
             return "SedonaDB did NOT plan a SpatialJoinExec"
@@ -333,7 +335,11 @@ class Sedona:
 
     def run(self, pts):
         self.load(pts)
-        t = self.sd.sql(SEDONA_QUERY, params=self.params).to_arrow_table()
+        return self.ids(self.sd.sql(self.query, params=self.params).to_arrow_table(), len(pts))
+
+    @staticmethod
+    def ids(t: pa.Table, n: int) -> np.ndarray:
+        """The answer as one polygon id per point (a row per point, in order)."""
         return as_ids(t["polygon_row"])
 
 
@@ -358,24 +364,15 @@ class SedonaOutline(Sedona):
             "SELECT polygon_row, ST_GeogFromWKB(wkb) AS geog, area FROM outlines_arrow"
         ).to_memtable().to_view("outlines", overwrite=True)
 
-    def plan_note(self) -> str:
-        t = self.sd.sql("EXPLAIN " + SEDONA_OUTLINE_QUERY, params=self.params).to_arrow_table()
-        plan = "\n".join(t.column(1).to_pylist())
-        if "SpatialJoinExec" not in plan or "NestedLoopJoinExec" in plan:
-            return "SedonaDB did NOT plan a SpatialJoinExec"
-        return ""
+    query = SEDONA_OUTLINE_QUERY
 
-    def run(self, pts):
-        self.load(pts)
-        t = self.sd.sql(SEDONA_OUTLINE_QUERY, params=self.params).to_arrow_table()
-        return _left(t, len(pts))
-
-
-def _left(t: pa.Table, n: int) -> np.ndarray:
-    """A grouped (point_row, polygon_row) answer as one polygon id per point (-1: none)."""
-    out = np.full(n, -1, dtype=np.int64)
-    out[t["point_row"].to_numpy()] = t["polygon_row"].to_numpy()
-    return out
+    @staticmethod
+    def ids(t: pa.Table, n: int) -> np.ndarray:
+        """A grouped (point_row, polygon_row) answer as one polygon id per point (-1:
+        none)."""
+        out = np.full(n, -1, dtype=np.int64)
+        out[t["point_row"].to_numpy()] = t["polygon_row"].to_numpy()
+        return out
 
 
 # --- the runs -----------------------------------------------------------------------------

@@ -654,7 +654,11 @@ impl ShapeIndex {
                         out.push((s, self.row_of(rank), rank));
                     }
                 } else if !out.iter().any(|o| o.2 == rank) && self.accepts(rule, slot, px, py) {
-                    out.push((self.distance_key(&rule, rank, px, py), self.row_of(rank), rank));
+                    out.push((
+                        self.distance_key(&rule, rank, px, py),
+                        self.row_of(rank),
+                        rank,
+                    ));
                 }
             }
         };

@@ -271,7 +271,27 @@ impl<'a> SphereDWithin<'a> {
         }
     }
 
-    /// The vertex ranges of `part`'s rings (`part.ring` when it has one ring).
+    /// Whether `part` accepts the point, and (with `measure`; else where the scan
+    /// stopped) the smallest squared chord to its arcs, 0 where it covers the point.
+    #[inline(always)]
+    fn decide(
+        &self,
+        outlines: &Outlines,
+        part: &Candidate<'_>,
+        px: f64,
+        py: f64,
+        location: impl FnOnce() -> Location,
+        measure: bool,
+    ) -> (bool, f64) {
+        if box_holds(&outlines.parts()[part.part].bounds, px, py) && location() != Location::Outside
+        {
+            return (true, 0.0);
+        }
+        self.scan(outlines, part.part, part.ring, &unit(px, py), measure)
+    }
+
+    /// The arcs of `part`'s rings (`ring` when it has one): whether one is within the
+    /// radius (the scan stops there unless `measure`), and the smallest squared chord.
     #[inline(always)]
     fn scan(
         &self,
@@ -339,12 +359,7 @@ impl Rule for SphereDWithin<'_> {
         py: f64,
         location: impl FnOnce() -> Location,
     ) -> bool {
-        if box_holds(&outlines.parts()[part.part].bounds, px, py) && location() != Location::Outside
-        {
-            return true;
-        }
-        self.scan(outlines, part.part, part.ring, &unit(px, py), false)
-            .0
+        self.decide(outlines, part, px, py, location, false).0
     }
 
     #[inline(always)]
@@ -356,11 +371,7 @@ impl Rule for SphereDWithin<'_> {
         py: f64,
         location: impl FnOnce() -> Location,
     ) -> (bool, f64) {
-        if box_holds(&outlines.parts()[part.part].bounds, px, py) && location() != Location::Outside
-        {
-            return (true, 0.0);
-        }
-        self.scan(outlines, part.part, part.ring, &unit(px, py), true)
+        self.decide(outlines, part, px, py, location, true)
     }
 
     #[inline(always)]

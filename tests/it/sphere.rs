@@ -476,21 +476,14 @@ fn grouped_walk_equals_the_walk_of_each_point() {
 /// and `covers` ranks by square metres with the points' longitudes wrapped.
 #[test]
 fn shape_rules_on_the_sphere() {
-    use polymatch::{match_shapes, Outlines, Predicate, ShapeIndex};
-    use std::sync::Arc;
+    use polymatch::{match_shapes, Predicate};
     // two nested boxes and one at 75N wider in degrees than the outer box
     let rings = vec![
         vec![(0.0, -10.0), (30.0, -10.0), (30.0, 10.0), (0.0, 10.0)],
         vec![(-60.0, -60.0), (60.0, -60.0), (60.0, 60.0), (-60.0, 60.0)],
         vec![(170.0, 70.0), (179.0, 70.0), (179.0, 80.0), (170.0, 80.0)],
     ];
-    let polygons = ring_polygons_result(&rings)
-        .unwrap()
-        .with_metric(Metric::Sphere)
-        .unwrap();
-    let index = SpatialIndex::new(&polygons);
-    let outlines = Arc::new(Outlines::new(Arc::new(polygons)).unwrap());
-    let shapes = ShapeIndex::new(outlines, &index).unwrap();
+    let (shapes, _) = sphere_shapes(&rings);
     assert_eq!(shapes.metric(), Metric::Sphere);
     let options = MatchOptions {
         predicate: Predicate::Covers,
@@ -564,6 +557,45 @@ fn shape_rules_on_the_sphere() {
     );
 }
 
+/// The shape index (ranked by area in square metres) and outlines of rings on the sphere.
+fn sphere_shapes(
+    rings: &[Vec<(f64, f64)>],
+) -> (polymatch::ShapeIndex, std::sync::Arc<polymatch::Outlines>) {
+    use std::sync::Arc;
+    let polygons = ring_polygons_result(rings)
+        .unwrap()
+        .with_metric(Metric::Sphere)
+        .unwrap();
+    let index = SpatialIndex::new(&polygons);
+    let outlines = Arc::new(polymatch::Outlines::new(Arc::new(polygons)).unwrap());
+    let shapes = polymatch::ShapeIndex::new(outlines.clone(), &index).unwrap();
+    (shapes, outlines)
+}
+
+/// A result's (point, polygon row, distance) rows, in order.
+fn result_rows(batch: &arrow::record_batch::RecordBatch) -> Vec<(u64, u32, f64)> {
+    let (pi, rows, dist) = (
+        batch.column(0).as_primitive::<UInt64Type>(),
+        batch.column(1).as_primitive::<UInt32Type>(),
+        batch.column(2).as_primitive::<Float64Type>(),
+    );
+    (0..batch.num_rows())
+        .map(|r| (pi.value(r), rows.value(r), dist.value(r)))
+        .collect()
+}
+
+/// The `k` nearest of each point's candidates `(squared chord, row)`, by distance then
+/// row, as (point, row, metres).
+fn k_nearest(candidates: &[Vec<(f64, u32)>], k: usize) -> Vec<(u64, u32, f64)> {
+    let mut out = Vec::new();
+    for (i, c) in candidates.iter().enumerate() {
+        let mut c = c.clone();
+        c.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        out.extend(c.iter().take(k).map(|&(s, row)| (i as u64, row, metres(s))));
+    }
+    out
+}
+
 /// `dwithin` in metres on the sphere against brute force: every polygon tested with the
 /// arcs' exact test (and `covers` for distance 0) for every point, near the poles and
 /// across the antimeridian; every candidate, the best by area, the 2 nearest; the same
@@ -571,9 +603,8 @@ fn shape_rules_on_the_sphere() {
 #[test]
 fn dwithin_on_the_sphere_equals_brute_force() {
     use polymatch::shape::arcs::{arc_squared, ArcWithin};
-    use polymatch::shape::{Location, Outlines, ShapeIndex};
+    use polymatch::shape::Location;
     use polymatch::{match_shapes, Predicate, RankBy};
-    use std::sync::Arc;
     let mut rng = Rng::new(41);
     let mut rings = Vec::new();
     for i in 0..400 {
@@ -601,13 +632,7 @@ fn dwithin_on_the_sphere_equals_brute_force() {
             .collect();
         rings.push(ring);
     }
-    let polygons = ring_polygons_result(&rings)
-        .unwrap()
-        .with_metric(Metric::Sphere)
-        .unwrap();
-    let index = SpatialIndex::new(&polygons);
-    let outlines = Arc::new(Outlines::new(Arc::new(polygons)).unwrap());
-    let shapes = ShapeIndex::new(outlines.clone(), &index).unwrap();
+    let (shapes, outlines) = sphere_shapes(&rings);
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
     for k in 0..3000 {
         let ring = &rings[k % rings.len()];
@@ -658,8 +683,7 @@ fn dwithin_on_the_sphere_equals_brute_force() {
             .unwrap()
         };
         if max_dist == f64::INFINITY {
-            // No cap: the k nearest of all, by the views at wider and wider radii; and
-            // every polygon for the other rank rules (checked on a slice).
+            // No cap: the k nearest of all, by the views at wider and wider radii.
             assert_eq!(total, xs.len() * rings.len());
             for k in [1, 2, 5] {
                 let near = MatchOptions {
@@ -670,26 +694,8 @@ fn dwithin_on_the_sphere_equals_brute_force() {
                     k,
                     ..MatchOptions::default()
                 };
-                let got = run(&near, 2);
-                let (pi, rows) = (
-                    got.column(0).as_primitive::<UInt64Type>(),
-                    got.column(1).as_primitive::<UInt32Type>(),
-                );
-                let dist = got.column(2).as_primitive::<Float64Type>();
-                let mut expect = Vec::new();
-                for (i, c) in want.iter().enumerate() {
-                    let mut c = c.clone();
-                    c.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                    expect.extend(
-                        c.iter()
-                            .take(k as usize)
-                            .map(|&(s, row)| (i as u64, row, metres(s))),
-                    );
-                }
-                let got_rows: Vec<(u64, u32, f64)> = (0..got.num_rows())
-                    .map(|r| (pi.value(r), rows.value(r), dist.value(r)))
-                    .collect();
-                assert_eq!(got_rows, expect, "no cap, k = {k}");
+                let got = result_rows(&run(&near, 2));
+                assert_eq!(got, k_nearest(&want, k as usize), "no cap, k = {k}");
             }
             continue;
         }
@@ -700,32 +706,15 @@ fn dwithin_on_the_sphere_equals_brute_force() {
             all_candidates: true,
             ..MatchOptions::default()
         };
-        let got = run(&all, 2);
-        let (pi, rows) = (
-            got.column(0).as_primitive::<UInt64Type>(),
-            got.column(1).as_primitive::<UInt32Type>(),
-        );
-        let dist = got.column(2).as_primitive::<Float64Type>();
-        let mut pairs: Vec<(u64, u32)> = (0..got.num_rows())
-            .map(|r| (pi.value(r), rows.value(r)))
-            .collect();
-        pairs.sort_unstable();
-        let mut want_pairs: Vec<(u64, u32)> = want
+        let mut got = result_rows(&run(&all, 2));
+        got.sort_by_key(|a| (a.0, a.1));
+        let mut expect: Vec<(u64, u32, f64)> = want
             .iter()
             .enumerate()
-            .flat_map(|(i, c)| c.iter().map(move |&(_, row)| (i as u64, row)))
+            .flat_map(|(i, c)| c.iter().map(move |&(s, row)| (i as u64, row, metres(s))))
             .collect();
-        want_pairs.sort_unstable();
-        assert_eq!(pairs, want_pairs, "{max_dist} m");
-        for r in 0..got.num_rows() {
-            let (i, row) = (pi.value(r) as usize, rows.value(r));
-            let s = want[i].iter().find(|c| c.1 == row).unwrap().0;
-            assert_eq!(
-                dist.value(r),
-                metres(s),
-                "{max_dist} m: point {i} row {row}"
-            );
-        }
+        expect.sort_by_key(|a| (a.0, a.1));
+        assert_eq!(got, expect, "{max_dist} m");
         // The 2 nearest (distance, then row), and the best by area, on 1 and 2 threads
         // and at several chunk sizes: the same batches.
         let near = MatchOptions {
@@ -734,21 +723,8 @@ fn dwithin_on_the_sphere_equals_brute_force() {
             k: 2,
             ..all.clone()
         };
-        let got = run(&near, 1);
-        let (pi, rows) = (
-            got.column(0).as_primitive::<UInt64Type>(),
-            got.column(1).as_primitive::<UInt32Type>(),
-        );
-        let mut expect = Vec::new();
-        for (i, c) in want.iter().enumerate() {
-            let mut c = c.clone();
-            c.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            expect.extend(c.iter().take(2).map(|&(_, row)| (i as u64, row)));
-        }
-        let got_pairs: Vec<(u64, u32)> = (0..got.num_rows())
-            .map(|r| (pi.value(r), rows.value(r)))
-            .collect();
-        assert_eq!(got_pairs, expect, "{max_dist} m, 2 nearest");
+        let got = result_rows(&run(&near, 1));
+        assert_eq!(got, k_nearest(&want, 2), "{max_dist} m, 2 nearest");
         let best = MatchOptions {
             all_candidates: false,
             how: How::Left,
