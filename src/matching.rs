@@ -18,7 +18,7 @@ use crate::index::{
     GroupScratch, Near, NearRule, NearScratch, Order, SpatialIndex, Within, NO_MATCH,
 };
 use crate::shape::index::ShapeNearScratch;
-use crate::shape::rule::{Contains, Covers, DWithin, Rule, SphereDWithin};
+use crate::shape::rule::{Contains, Covers, DWithin, GreatCircles, Rule, SphereDWithin};
 use crate::shape::{ShapeIndex, ShapeRule};
 use crate::sphere::{self, ChordWithin, Metric, SphereCap, SphereGroup, EARTH_RADIUS};
 
@@ -886,12 +886,30 @@ fn match_shapes_in(
     }
     // One generic match per rule type (monomorphised): the rule is decided here, once.
     match rule {
+        ShapeRule::Contains | ShapeRule::Covers if shapes.spherical().is_some() => {
+            // Great-circle edges: the point located on the unit vectors.
+            let edges = shapes.spherical().expect("spherical edges");
+            if rule == ShapeRule::Contains {
+                let rule = GreatCircles {
+                    shape: Contains,
+                    edges,
+                };
+                match_rule(shapes, rule, points, options, first_point, cancel)
+            } else {
+                let rule = GreatCircles {
+                    shape: Covers,
+                    edges,
+                };
+                match_rule(shapes, rule, points, options, first_point, cancel)
+            }
+        }
         ShapeRule::Contains => match_rule(shapes, Contains, points, options, first_point, cancel),
         ShapeRule::Covers => match_rule(shapes, Covers, points, options, first_point, cancel),
         ShapeRule::DWithin if shapes.metric() == Metric::Sphere => {
             // Metres on the sphere: the view widened on the sphere by max_dist lists every
             // part a point can be near in its cell (inf: every part in one cell).
             let units = shapes.units();
+            let edges = shapes.spherical();
             let nearest = !options.all_candidates
                 && options.rank_by == RankBy::Distance
                 && !options.descending;
@@ -899,9 +917,9 @@ fn match_shapes_in(
                 // The nearest with no cap: views at wider and wider radii, each point
                 // stopping at the first whose k nearest are surely the k nearest of all.
                 let rungs = sphere_rungs(shapes, options.k);
-                let make = |r: f64| SphereDWithin::new(r, units);
+                let make = |r: f64| SphereDWithin::new(r, units, edges);
                 let ladder: Ladder<'_, SphereDWithin<'_>> = (&rungs, &make);
-                let rule = SphereDWithin::new(f64::INFINITY, units);
+                let rule = SphereDWithin::new(f64::INFINITY, units, edges);
                 return match_rule_in(
                     shapes,
                     rule,
@@ -913,7 +931,7 @@ fn match_shapes_in(
                 );
             }
             let view = shapes.for_radius(options.max_dist)?;
-            let rule = SphereDWithin::new(options.max_dist, units);
+            let rule = SphereDWithin::new(options.max_dist, units, edges);
             match_rule(&view, rule, points, options, first_point, cancel)
         }
         ShapeRule::DWithin => {

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use crate::error::{PolymatchError, Result};
 use crate::geometry::{open_len, vertex_bounds, PolygonAccumulator};
-use crate::sphere::{center_area, check_lon_lat, Metric};
+use crate::sphere::{center_area, check_lon_lat, Edges, Metric};
 
 /// Rows per rayon task when deriving centers and areas.
 const DERIVE_CHUNK: usize = 2048;
@@ -56,6 +56,7 @@ pub struct PolygonColumns {
     area: ScalarBuffer<f64>,
     matchable: NullBuffer,
     metric: Metric,
+    edges: Edges,
 }
 
 /// Build an [`OffsetBuffer`] from `values`, checking what `OffsetBuffer::new` would
@@ -144,6 +145,7 @@ impl PolygonColumns {
             area,
             matchable: ok,
             metric: Metric::Planar,
+            edges: Edges::Planar,
         })
     }
 
@@ -157,6 +159,7 @@ impl PolygonColumns {
     /// `[-90, 90]` or a longitude outside `[-180, 360]`, or vertices with no mean
     /// direction; only [`Metric::Sphere`] can be asked of planar polygons.
     pub fn with_metric(self, metric: Metric) -> Result<Self> {
+        self.edges.check(metric)?;
         if metric == self.metric {
             return Ok(self);
         }
@@ -184,6 +187,20 @@ impl PolygonColumns {
     /// What the centers and areas are measured in.
     pub fn metric(&self) -> Metric {
         self.metric
+    }
+
+    /// The same polygons with edges `edges` (as their data states them; set before
+    /// [`PolygonColumns::with_metric`], which refuses spherical edges on the plane).
+    /// Centers and areas do not change: on the sphere they already take edges as
+    /// great-circle arcs (the area) or read only the vertices (the center).
+    pub fn with_edges(self, edges: Edges) -> Self {
+        Self { edges, ..self }
+    }
+
+    /// How the edges run between the vertices: what `contains`, `covers` and
+    /// `dwithin` read.
+    pub fn edges(&self) -> Edges {
+        self.edges
     }
 
     /// Center and area on the sphere of a matchable row (its rings open).
@@ -399,7 +416,7 @@ impl PolygonColumns {
         let large: ArrayRef = Arc::new(self.geometry_array());
         let geometry = cast(&large, &small_lists(large.data_type())).unwrap_or(large);
         let mut columns: Vec<ArrayRef> = vec![geometry];
-        let mut fields = vec![geometry_field(columns[0].data_type().clone())];
+        let mut fields = vec![geometry_field(columns[0].data_type().clone(), self.edges)];
         for (name, values) in [
             ("center_x", &self.center_x),
             ("center_y", &self.center_y),
@@ -430,15 +447,19 @@ fn small_lists(data_type: &DataType) -> DataType {
     }
 }
 
-/// The `geometry` field with GeoArrow extension metadata.
-fn geometry_field(data_type: DataType) -> Field {
+/// The `geometry` field with GeoArrow extension metadata (stating spherical edges).
+fn geometry_field(data_type: DataType, edges: Edges) -> Field {
+    let meta = match edges {
+        Edges::Planar => "{}",
+        Edges::Spherical => r#"{"edges":"spherical"}"#,
+    };
     Field::new("geometry", data_type, true).with_metadata(
         [
             (
                 "ARROW:extension:name".to_string(),
                 "geoarrow.multipolygon".to_string(),
             ),
-            ("ARROW:extension:metadata".to_string(), "{}".to_string()),
+            ("ARROW:extension:metadata".to_string(), meta.to_string()),
         ]
         .into(),
     )

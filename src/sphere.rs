@@ -73,6 +73,45 @@ impl FromStr for Metric {
     }
 }
 
+/// How a polygon's edges run between its vertices: GeoParquet's and GeoArrow's `edges`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Edges {
+    /// Straight lines in the coordinates (the default; in longitude/latitude on the
+    /// sphere).
+    #[default]
+    Planar,
+    /// The shorter great-circle arc between the two vertices (longitude/latitude
+    /// only: [`Metric::Sphere`]).
+    Spherical,
+}
+
+impl Edges {
+    /// The text form, `"planar"` or `"spherical"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Planar => "planar",
+            Self::Spherical => "spherical",
+        }
+    }
+
+    /// Refuse to measure polygons with these edges in `metric`: great-circle edges
+    /// only make sense in longitude/latitude on the sphere.
+    ///
+    /// # Errors
+    /// [`PolymatchError::InvalidArgument`] for spherical edges with [`Metric::Planar`].
+    pub fn check(self, metric: Metric) -> Result<()> {
+        if self == Self::Spherical && metric == Metric::Planar {
+            return Err(PolymatchError::InvalidArgument(
+                "the polygons have spherical edges (great-circle arcs between \
+                 longitude/latitude vertices): match them with metric=\"sphere\" \
+                 (command line: --metric sphere)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The accepted longitudes, `[-180, 360]` (both the `[-180, 180]` and the `[0, 360]`
 /// conventions), and latitudes, `[-90, 90]`.
 pub const LON_RANGE: (f64, f64) = (-180.0, 360.0);

@@ -98,6 +98,10 @@ class PolygonIndex:
     def metric(self) -> _Metric:
         """What centers, areas and distances are measured in."""
 
+    @property
+    def edges(self) -> Literal["planar", "spherical"]:
+        """How the edges run between the vertices, as the data states it."""
+
     def bounds(self, reach: float | None = None) -> pa.Table:
         """Each polygon's closed bounds: ``xmin``, ``ymin``, ``xmax``, ``ymax`` (on the
         sphere with ``reach``: holding every point within ``reach`` metres of it)."""

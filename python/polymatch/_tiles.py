@@ -305,14 +305,17 @@ def build_tile(
     rows = table[_ROW].combine_chunks().cast(pa.uint32())
     table = table.drop_columns([_ROW]).combine_chunks()
     if _GEOM in table.column_names:
-        # The shape rules: the tile's outlines, stated in the polygons' CRS (GeoArrow
-        # metadata), its carried columns as attributes; centers and areas recomputed,
-        # exactly as each partition computed them.
+        # The shape rules: the tile's outlines, stated in the polygons' CRS and with
+        # their edges (GeoArrow metadata), its carried columns as attributes; centers
+        # and areas recomputed, exactly as each partition computed them.
         i = table.schema.get_field_index(_GEOM)
+        stated = (table.schema.field(i).metadata or {}).get(b"ARROW:extension:metadata")
+        edges = json.loads(stated).get("edges") if stated else None
+        meta = {"crs": crs} if edges is None else {"crs": crs, "edges": edges}
         field = table.schema.field(i).with_metadata(
             {
                 b"ARROW:extension:name": b"geoarrow.multipolygon",
-                b"ARROW:extension:metadata": json.dumps({"crs": crs}).encode(),
+                b"ARROW:extension:metadata": json.dumps(meta).encode(),
             }
         )
         table = table.set_column(i, field, table[_GEOM])

@@ -15,7 +15,7 @@ use polymatch::io::schema::{resolve_geometry, Request, Role};
 use polymatch::io::{centers_from_batch, polygons_from_batch, Keep, PointSpec};
 use polymatch::matcher::{Matcher, PolygonSide};
 use polymatch::polygons::PolygonCenters;
-use polymatch::sphere::{check_lon_lat, resolve_metric};
+use polymatch::sphere::{check_lon_lat, resolve_metric, Edges};
 use polymatch::{Metric, Outlines, PolygonColumns, PolymatchError, RankBy, Rankings, SpatialIndex};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -649,6 +649,17 @@ impl PyPolygonIndex {
         self.core().metric().as_str()
     }
 
+    /// How the polygons' edges run between their vertices, as their data states it:
+    /// ``"planar"`` (straight in the coordinates; also for an index without outlines)
+    /// or ``"spherical"`` (great-circle arcs: GeoParquet's or GeoArrow's
+    /// ``"edges": "spherical"``, matched with ``metric="sphere"``).
+    #[getter]
+    fn edges(&self) -> &'static str {
+        self.polygons
+            .as_ref()
+            .map_or("planar", |p| p.edges().as_str())
+    }
+
     /// The polygon columns as a `pyarrow.Table`: `geometry` (GeoArrow multipolygon),
     /// `center_x`, `center_y`, `area` (null for null or empty polygons). An index
     /// without outlines (``from_centers``, bytes without them) has no geometry column.
@@ -679,6 +690,8 @@ impl PyPolygonIndex {
 
     /// The closed bounds of each polygon's vertices as a ``pyarrow.Table`` with float64
     /// columns ``xmin``, ``ymin``, ``xmax``, ``ymax`` (null for a row that cannot match).
+    /// For polygons with spherical edges, the bounds of their arcs (which bulge towards
+    /// the pole between the vertices).
     ///
     /// Args:
     ///     reach: on the sphere, metres (``> 0``): each box then holds every point
@@ -709,6 +722,10 @@ impl PyPolygonIndex {
         }
         let boxes = py.detach(|| match reach {
             Some(r) => polymatch::shape::arcs::reach_bounds(polygons, r),
+            // great-circle edges can leave the vertices' box: the box of their arcs
+            None if polygons.edges() == Edges::Spherical => {
+                polymatch::shape::arcs::reach_bounds(polygons, 0.0)
+            }
             None => polygons.bounds(),
         });
         let column = |k: usize| -> ArrayRef {

@@ -9,7 +9,8 @@
 //! version 3 body                  rows, matchable, order tag, name length, name,
 //!                                 per rank: row (u32), area, center x, center y (f64),
 //!                                 tree order (u32)           (see SpatialIndex::to_bytes)
-//! outlines                        0: absent (nothing follows), 1: present:
+//! outlines                        0: absent (nothing follows), 1: present, 2: present
+//!                                 with spherical edges (since 2026-12-07):
 //!   rows, parts, rings, coordinates, has validity (0 or 1)
 //!   geom offsets   (rows + 1) x i64    row i has parts geom[i]..geom[i + 1]
 //!   part offsets   (parts + 1) x i64   part j has rings part[j]..part[j + 1]
@@ -31,11 +32,14 @@ use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
 use super::{put_f64, Reader, SpatialIndex, MAGIC_V4};
 use crate::error::{PolymatchError, Result};
 use crate::polygons::{checked_offsets, PolygonColumns};
+use crate::sphere::Edges;
 
 /// The outlines section's marker: absent.
 const ABSENT: u64 = 0;
 /// The outlines section's marker: present.
 const PRESENT: u64 = 1;
+/// The outlines section's marker: present, with spherical edges (great-circle arcs).
+const PRESENT_SPHERICAL: u64 = 2;
 
 fn bad(why: impl Into<String>) -> PolymatchError {
     PolymatchError::InvalidIndexBytes(why.into())
@@ -87,7 +91,13 @@ impl SpatialIndex {
         match polygons {
             None => put_u64(&mut out, ABSENT),
             Some(p) => {
-                put_u64(&mut out, PRESENT);
+                put_u64(
+                    &mut out,
+                    match p.edges() {
+                        Edges::Planar => PRESENT,
+                        Edges::Spherical => PRESENT_SPHERICAL,
+                    },
+                );
                 let nulls = p.nulls();
                 for count in [
                     p.len(),
@@ -139,7 +149,8 @@ impl SpatialIndex {
         let polygons = if version >= 4 {
             match r.u64()? {
                 ABSENT => None,
-                PRESENT => Some(read_polygons(&mut r)?),
+                PRESENT => Some((read_polygons(&mut r)?, Edges::Planar)),
+                PRESENT_SPHERICAL => Some((read_polygons(&mut r)?, Edges::Spherical)),
                 other => return Err(bad(format!("unknown outlines marker {other}"))),
             }
         } else {
@@ -149,8 +160,9 @@ impl SpatialIndex {
             return Err(bad("trailing bytes"));
         }
         let polygons = polygons
-            .map(|p| {
+            .map(|(p, edges)| {
                 p.build()?
+                    .with_edges(edges)
                     .with_metric(index.metric())
                     .map_err(|e| bad(format!("the stored outlines are invalid: {e}")))
             })

@@ -15,7 +15,9 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type};
 
 use crate::error::{PolymatchError, Result};
-use crate::io::schema::{resolve_geometry, GeometryColumns, Request, Role, EXTENSION_NAME};
+use crate::io::schema::{
+    field_edges, resolve_geometry, GeometryColumns, Request, Role, EXTENSION_NAME,
+};
 use crate::io::wkb::{read_point, PolygonBuilder};
 use crate::polygons::{PolygonCenters, PolygonColumns};
 
@@ -79,7 +81,7 @@ pub fn polygons_from_batch(batch: &RecordBatch, geometry: Option<&str>) -> Resul
     match &resolved.columns {
         GeometryColumns::Geometry(name) => {
             let (field, array) = column(batch, name)?;
-            polygons_from_array(field, array)
+            Ok(polygons_from_array(field, array)?.with_edges(resolved.edges))
         }
         GeometryColumns::Xy(x, y) => {
             polygons_from_xy_lists(column(batch, x)?.1, column(batch, y)?.1)
@@ -92,6 +94,12 @@ pub fn polygons_from_batch(batch: &RecordBatch, geometry: Option<&str>) -> Resul
 /// # Errors
 /// As [`polygons_from_batch`].
 pub fn polygons_from_array(field: &Field, array: &ArrayRef) -> Result<PolygonColumns> {
+    let edges = field_edges(field)?;
+    Ok(columns_from_array(field, array)?.with_edges(edges))
+}
+
+/// [`polygons_from_array`] but the edges.
+fn columns_from_array(field: &Field, array: &ArrayRef) -> Result<PolygonColumns> {
     let name = field.name();
     validate(array, name)?;
     if let Some(ext) = extension_name(field) {

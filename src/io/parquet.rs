@@ -314,7 +314,9 @@ pub fn read_polygons(
     let whole =
         concat_batches(&projected, &batches).map_err(|e| PolymatchError::from(e).in_file(path))?;
     drop(batches);
-    let polygons = batch_polygons(&whole, &resolved.columns).map_err(|e| e.in_file(path))?;
+    let polygons = batch_polygons(&whole, &resolved.columns)
+        .map_err(|e| e.in_file(path))?
+        .with_edges(resolved.edges);
     let attributes = kept_columns(
         &projected,
         &keep,
@@ -446,6 +448,11 @@ pub fn read_polygon_centers_in(
     metric: Metric,
 ) -> Result<PolygonCenterFile> {
     let source = open_polygons(path, geometry, Some(keep))?;
+    source
+        .resolved
+        .edges
+        .check(metric)
+        .map_err(|e| e.in_file(path))?;
     if metric == Metric::Sphere {
         // A projected CRS is refused before its coordinates are read as degrees.
         crate::sphere::resolve_metric(Some(metric), source.resolved.crs.as_ref())

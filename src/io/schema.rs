@@ -15,8 +15,8 @@
 //!
 //! GeoParquet `geo` metadata and GeoArrow `ARROW:extension:metadata` are read into typed
 //! structs ([`GeoParquetMetadata`], [`GeoArrowMetadata`]). Both can state a CRS
-//! ([`Crs`]) and `edges`; spherical edges are refused everywhere (polymatch measures
-//! planar distances).
+//! ([`Crs`]) and `edges` ([`Edges`]): planar, or spherical (great-circle arcs, for
+//! polygons matched with `metric="sphere"`); ellipsoidal edges are refused.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +26,7 @@ use serde_json::Value;
 
 use crate::error::{PolymatchError, Result};
 use crate::io::crs::Crs;
+use crate::sphere::Edges;
 
 /// Column names tried, in order, when no geometry column is named or declared.
 pub const GEOMETRY_NAMES: [&str; 4] = ["geometry", "geom", "wkb", "wkb_geometry"];
@@ -221,13 +222,27 @@ impl GeoArrowMetadata {
     }
 }
 
-/// Refuse anything but planar edges.
-fn check_edges(column: &str, edges: Option<&str>) -> Result<()> {
+/// The edges a column states: planar (the default) or spherical; anything else (an
+/// ellipsoidal algorithm) is refused.
+fn parse_edges(column: &str, edges: Option<&str>) -> Result<Edges> {
     match edges {
-        None | Some("planar") => Ok(()),
+        None | Some("planar") => Ok(Edges::Planar),
+        Some("spherical") => Ok(Edges::Spherical),
         Some(other) => Err(PolymatchError::Metadata(format!(
-            "geometry column {column:?} has edges {other:?}: polymatch works on planar coordinates only"
+            "geometry column {column:?} has edges {other:?}: polymatch reads \"planar\" \
+             edges (straight in the coordinates) and \"spherical\" ones (great-circle arcs)"
         ))),
+    }
+}
+
+/// The edges `field`'s GeoArrow extension metadata states (planar when it states none).
+///
+/// # Errors
+/// [`PolymatchError::Metadata`] for invalid metadata or ellipsoidal edges.
+pub fn field_edges(field: &Field) -> Result<Edges> {
+    match GeoArrowMetadata::of(field)? {
+        Some((_, meta)) => parse_edges(field.name(), meta.edges.as_deref()),
+        None => Ok(Edges::Planar),
     }
 }
 
@@ -284,6 +299,8 @@ pub struct Resolved {
     pub crs: Option<Crs>,
     /// The GeoParquet description of the column, if the schema had one.
     pub geoparquet: Option<GeoParquetColumn>,
+    /// The stated edges (planar when not stated).
+    pub edges: Edges,
 }
 
 /// The column names of `schema`, comma-separated (for messages).
@@ -310,7 +327,7 @@ fn missing(schema: &Schema, name: &str) -> PolymatchError {
 /// [`PolymatchError::MissingColumn`] for a named column that is not there (or `x`
 /// without `y`), [`PolymatchError::NoGeometry`] (nothing found, or an ambiguous choice:
 /// the message names the candidates), [`PolymatchError::Metadata`] for malformed or
-/// spherical metadata, [`PolymatchError::UnsupportedGeometry`] for a declared encoding
+/// ellipsoidal edges, [`PolymatchError::UnsupportedGeometry`] for a declared encoding
 /// of the wrong kind (polygons where points are expected, say).
 pub fn resolve_geometry(schema: &Schema, role: Role, request: Request<'_>) -> Result<Resolved> {
     let geo = GeoParquetMetadata::from_schema(schema)?;
@@ -320,6 +337,7 @@ pub fn resolve_geometry(schema: &Schema, role: Role, request: Request<'_>) -> Re
         encoding: None,
         crs: None,
         geoparquet: None,
+        edges: Edges::Planar,
     };
     if let GeometryColumns::Geometry(name) = &resolved.columns {
         let field = schema
@@ -328,16 +346,17 @@ pub fn resolve_geometry(schema: &Schema, role: Role, request: Request<'_>) -> Re
         let described = geo.as_ref().and_then(|g| g.columns.get(name));
         let extension = GeoArrowMetadata::of(field)?;
         if let Some(col) = described {
-            check_edges(name, col.edges.as_deref())?;
+            resolved.edges = parse_edges(name, col.edges.as_deref())?;
             check_encoding(name, role, &col.encoding, "GeoParquet encoding")?;
             resolved.encoding = Some(col.encoding.clone());
             resolved.crs = col.crs();
             resolved.geoparquet = Some(col.clone());
         }
         if let Some((ext, meta)) = extension {
-            check_edges(name, meta.edges.as_deref())?;
+            let edges = parse_edges(name, meta.edges.as_deref())?;
             check_encoding(name, role, &ext, "")?;
             if described.is_none() {
+                resolved.edges = edges;
                 resolved.encoding = Some(ext);
                 resolved.crs = meta.crs();
             }

@@ -26,6 +26,8 @@ use crate::shape::distance::box_squared;
 use crate::shape::locate::{Crossings, Location};
 use crate::shape::outlines::{farthest_squared, Outlines};
 use crate::shape::rule::{Candidate, Rule};
+use crate::shape::spherical::{frames, Frame, SphericalParts};
+use crate::sphere::Edges;
 
 /// Cell-list entries the grid may hold per part (beyond one per cell): a finer grid is
 /// coarsened until it fits.
@@ -160,6 +162,20 @@ pub struct ShapeIndex {
     /// On the sphere: the vertices' unit vectors, computed on first use (`dwithin`) and
     /// shared with the views.
     units: Arc<std::sync::OnceLock<Vec<[f64; 3]>>>,
+    /// With spherical edges: each part's hemisphere (by position in the outlines'
+    /// parts); empty for planar edges.
+    frames: Arc<Vec<Frame>>,
+}
+
+/// The unit vectors ([`crate::sphere::unit`]) of the polygon columns' vertices.
+fn unit_vectors(outlines: &Outlines) -> Vec<[f64; 3]> {
+    let columns = outlines.polygons();
+    let (x, y) = (columns.x().as_ref(), columns.y().as_ref());
+    x.par_iter()
+        .zip(y.par_iter())
+        .with_min_len(1 << 14)
+        .map(|(&lon, &lat)| crate::sphere::unit(lon, lat))
+        .collect()
 }
 
 /// Radii whose widened views an index keeps.
@@ -204,6 +220,15 @@ impl ShapeIndex {
                 rank_parts[rank as usize] = (first as u32, (j - first) as u32);
             }
         }
+        let units: Arc<std::sync::OnceLock<Vec<[f64; 3]>>> = Arc::default();
+        let spherical = outlines.polygons().edges() == Edges::Spherical;
+        let frames = if spherical {
+            outlines.polygons().edges().check(ranked.metric())?;
+            let u = units.get_or_init(|| unit_vectors(&outlines));
+            frames(&outlines, u)?
+        } else {
+            Vec::new()
+        };
         let mut by_rank: Vec<(u32, u32)> = parts
             .iter()
             .enumerate()
@@ -211,10 +236,21 @@ impl ShapeIndex {
             .map(|(j, p)| (rank_of_row[p.row as usize], j as u32))
             .collect();
         by_rank.par_sort_unstable();
-        let boxes: Vec<[f64; 4]> = by_rank
-            .iter()
-            .map(|&(_, j)| parts[j as usize].bounds)
-            .collect();
+        // With spherical edges a part's arcs can leave its vertices' box (towards the
+        // pole): its box is then its cap's (every point of its arcs).
+        let boxes: Vec<[f64; 4]> = match units.get() {
+            Some(u) if spherical => by_rank
+                .par_iter()
+                .map(|&(_, j)| {
+                    let p = &parts[j as usize];
+                    cap_box(&u[p.vertices.0..p.vertices.1], &p.bounds, 0.0)
+                })
+                .collect(),
+            _ => by_rank
+                .iter()
+                .map(|&(_, j)| parts[j as usize].bounds)
+                .collect(),
+        };
         let mut grid = Grid::build(&boxes)?;
         let by_position: Vec<Slot> = by_rank
             .iter()
@@ -252,7 +288,8 @@ impl ShapeIndex {
             rank_parts: Arc::new(rank_parts),
             widened: 0.0,
             views: Arc::default(),
-            units: Arc::default(),
+            units,
+            frames: Arc::new(frames),
             grid,
             outlines,
         })
@@ -339,6 +376,7 @@ impl ShapeIndex {
             widened: radius,
             views: Arc::default(),
             units: self.units.clone(),
+            frames: self.frames.clone(),
         });
         if views.len() == VIEWS {
             views.remove(0);
@@ -350,14 +388,15 @@ impl ShapeIndex {
     /// The unit vectors ([`crate::sphere::unit`]) of the polygon columns' vertices, by
     /// vertex position: computed on first use, then shared by the index and its views.
     pub fn units(&self) -> &[[f64; 3]] {
-        self.units.get_or_init(|| {
-            let columns = self.outlines.polygons();
-            let (x, y) = (columns.x().as_ref(), columns.y().as_ref());
-            x.par_iter()
-                .zip(y.par_iter())
-                .with_min_len(1 << 14)
-                .map(|(&lon, &lat)| crate::sphere::unit(lon, lat))
-                .collect()
+        self.units.get_or_init(|| unit_vectors(&self.outlines))
+    }
+
+    /// With spherical edges (GeoParquet's `"edges": "spherical"`), what the rules read
+    /// to locate a point in a part ([`SphericalParts`]); `None` for planar edges.
+    pub fn spherical(&self) -> Option<SphericalParts<'_>> {
+        (self.outlines.polygons().edges() == Edges::Spherical).then(|| SphericalParts {
+            units: self.units(),
+            frames: &self.frames,
         })
     }
 

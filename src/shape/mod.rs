@@ -9,6 +9,7 @@ pub mod index;
 pub mod locate;
 pub mod outlines;
 pub mod rule;
+pub mod spherical;
 
 pub use index::{ShapeIndex, ShapeRule};
 pub use locate::Location;

@@ -12,6 +12,7 @@ use crate::shape::arcs::{arc_squared, ArcWithin};
 use crate::shape::distance::{box_squared, EdgeWithin};
 use crate::shape::locate::{Crossings, Location};
 use crate::shape::outlines::{farthest_squared, Outlines};
+use crate::shape::spherical::SphericalParts;
 use crate::sphere::{metres, unit};
 
 /// A part a rule is asked about.
@@ -238,11 +239,52 @@ impl Rule for DWithin {
     }
 }
 
+/// `contains` or `covers` (`R`: [`Contains`] or [`Covers`]) of polygons whose edges are
+/// great-circle arcs (GeoParquet's `"edges": "spherical"`): the point's location is
+/// decided on the unit vectors ([`crate::shape::spherical`]), exactly.
+///
+/// It runs on a shape index whose boxes hold each part's arcs (their cap's box:
+/// [`crate::shape::ShapeIndex::new`]), so the box filter is "the box holds the point".
+#[derive(Debug, Clone, Copy)]
+pub struct GreatCircles<'a, R> {
+    /// The rule on the location.
+    pub shape: R,
+    /// The vertices' unit vectors and the parts' hemispheres.
+    pub edges: SphericalParts<'a>,
+}
+
+impl<R: Rule> Rule for GreatCircles<'_, R> {
+    const IN_SHAPE: bool = R::IN_SHAPE;
+    const PLANAR: bool = false;
+    #[inline(always)]
+    fn reach(&self) -> f64 {
+        self.shape.reach()
+    }
+    #[inline(always)]
+    fn may_hold(&self, b: &[f64; 4], px: f64, py: f64) -> bool {
+        box_holds(b, px, py)
+    }
+    #[inline(always)]
+    fn accepts(
+        &self,
+        outlines: &Outlines,
+        part: &Candidate<'_>,
+        px: f64,
+        py: f64,
+        _: impl FnOnce() -> Location,
+    ) -> bool {
+        self.shape.accepts(outlines, part, px, py, || {
+            self.edges.locate(outlines, part.part, &unit(px, py))
+        })
+    }
+}
+
 /// `dwithin` on the sphere: the great-circle distance in metres from the point to the
-/// polygon (0 where it covers the point, its edges straight in longitude/latitude as
-/// `covers` reads them; else the distance to the nearest edge, each edge the great-
-/// circle arc between its vertices) is `< max_dist`, exactly (docs/SPEC.md, "On the
-/// sphere"; [`crate::shape::arcs`]).
+/// polygon (0 where it covers the point; else the distance to the nearest edge, each
+/// edge the great-circle arc between its vertices) is `< max_dist`, exactly
+/// (docs/SPEC.md, "On the sphere"; [`crate::shape::arcs`]). Whether the polygon covers
+/// the point follows its edges: straight in longitude/latitude as `covers` reads them
+/// by default, great-circle arcs for spherical edges (then the two readings agree).
 ///
 /// It runs on a view of the shape index widened by `max_dist` on the sphere
 /// ([`crate::shape::ShapeIndex::for_radius`]), whose slots' boxes hold every point that
@@ -253,20 +295,24 @@ pub struct SphereDWithin<'a> {
     max_dist: f64,
     /// The unit vectors of the polygon columns' vertices (by vertex position).
     units: &'a [[f64; 3]],
+    /// With spherical edges: where "covers" is decided.
+    edges: Option<SphericalParts<'a>>,
     /// A float squared chord above this is beyond the radius for every edge (its error
     /// is below an angle of 1e-14 radians; arcs.rs's tests check the margin).
     skip_above: f64,
 }
 
 impl<'a> SphereDWithin<'a> {
-    /// The rule for `max_dist` metres (finite, `> 0`), with the vertices' unit vectors.
-    pub fn new(max_dist: f64, units: &'a [[f64; 3]]) -> Self {
+    /// The rule for `max_dist` metres (`> 0`; `inf`: every polygon), with the vertices'
+    /// unit vectors, and for polygons with spherical edges their parts' hemispheres.
+    pub fn new(max_dist: f64, units: &'a [[f64; 3]], edges: Option<SphericalParts<'a>>) -> Self {
         let test = ArcWithin::new(max_dist);
         let r = test.threshold().sqrt() + 1e-13;
         Self {
             test,
             max_dist,
             units,
+            edges,
             skip_above: r * r * (1.0 + 8.0 * f64::EPSILON),
         }
     }
@@ -283,11 +329,30 @@ impl<'a> SphereDWithin<'a> {
         location: impl FnOnce() -> Location,
         measure: bool,
     ) -> (bool, f64) {
-        if box_holds(&outlines.parts()[part.part].bounds, px, py) && location() != Location::Outside
-        {
+        let p = unit(px, py);
+        if self.covers(outlines, part.part, px, py, &p, location) {
             return (true, 0.0);
         }
-        self.scan(outlines, part.part, part.ring, &unit(px, py), measure)
+        self.scan(outlines, part.part, part.ring, &p, measure)
+    }
+
+    /// Whether `part` covers the point `(px, py)` (unit vector `p`): distance 0.
+    #[inline(always)]
+    fn covers(
+        &self,
+        outlines: &Outlines,
+        part: usize,
+        px: f64,
+        py: f64,
+        p: &[f64; 3],
+        location: impl FnOnce() -> Location,
+    ) -> bool {
+        match &self.edges {
+            Some(edges) => edges.locate(outlines, part, p) != Location::Outside,
+            None => {
+                box_holds(&outlines.parts()[part].bounds, px, py) && location() != Location::Outside
+            }
+        }
     }
 
     /// The arcs of `part`'s rings (`ring` when it has one): whether one is within the
@@ -376,11 +441,11 @@ impl Rule for SphereDWithin<'_> {
 
     #[inline(always)]
     fn part_key(&self, outlines: &Outlines, part: usize, px: f64, py: f64) -> f64 {
-        let p = &outlines.parts()[part];
-        if box_holds(&p.bounds, px, py) && outlines.locate(part, px, py) != Location::Outside {
+        let p = unit(px, py);
+        if self.covers(outlines, part, px, py, &p, || outlines.locate(part, px, py)) {
             return 0.0;
         }
-        self.scan(outlines, part, None, &unit(px, py), true).1
+        self.scan(outlines, part, None, &p, true).1
     }
 
     #[inline(always)]

@@ -230,7 +230,8 @@ fn forged_outlines_are_refused_with_a_reason() {
     // geom offsets (4) at field 6, part offsets (3) at 10, ring offsets (3) at 13, then
     // x (6) at 16, y (6) at 22, validity at 28
     let cases: Vec<(usize, u64, &str)> = vec![
-        (at(0), 2, "unknown outlines marker"),
+        (at(0), 3, "unknown outlines marker"),
+        (at(0), 2, "spherical edges"), // great-circle edges on a planar index
         (at(5), 7, "unknown validity marker"),
         (at(1), u64::MAX, "overflow"),
         (at(2), 1 << 40, "truncated"),

@@ -9,7 +9,7 @@
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float64Type, UInt32Type, UInt64Type};
 use polymatch::matching::with_threads;
-use polymatch::sphere::{chord_squared, metres, unit, ChordWithin, Metric, EARTH_RADIUS};
+use polymatch::sphere::{chord_squared, metres, unit, ChordWithin, Edges, Metric, EARTH_RADIUS};
 use polymatch::synth::Rng;
 use polymatch::{
     match_points, How, MatchOptions, PointSlices, PolymatchError, RankBy, SpatialIndex,
@@ -561,9 +561,18 @@ fn shape_rules_on_the_sphere() {
 fn sphere_shapes(
     rings: &[Vec<(f64, f64)>],
 ) -> (polymatch::ShapeIndex, std::sync::Arc<polymatch::Outlines>) {
+    sphere_shapes_with(rings, Edges::Planar)
+}
+
+/// [`sphere_shapes`] with edges `edges`.
+fn sphere_shapes_with(
+    rings: &[Vec<(f64, f64)>],
+    edges: Edges,
+) -> (polymatch::ShapeIndex, std::sync::Arc<polymatch::Outlines>) {
     use std::sync::Arc;
     let polygons = ring_polygons_result(rings)
         .unwrap()
+        .with_edges(edges)
         .with_metric(Metric::Sphere)
         .unwrap();
     let index = SpatialIndex::new(&polygons);
@@ -596,18 +605,26 @@ fn k_nearest(candidates: &[Vec<(f64, u32)>], k: usize) -> Vec<(u64, u32, f64)> {
     out
 }
 
-/// `dwithin` in metres on the sphere against brute force: every polygon tested with the
-/// arcs' exact test (and `covers` for distance 0) for every point, near the poles and
-/// across the antimeridian; every candidate, the best by area, the 2 nearest; the same
-/// on 1 and 2 threads and at every chunk size.
-#[test]
-fn dwithin_on_the_sphere_equals_brute_force() {
-    use polymatch::shape::arcs::{arc_squared, ArcWithin};
-    use polymatch::shape::Location;
-    use polymatch::{match_shapes, Predicate, RankBy};
-    let mut rng = Rng::new(41);
+/// Where the unit vector `p` is relative to the ring of unit vectors `ring` with
+/// great-circle edges (the kernel, by brute force: every ring's frame and edge).
+fn arc_locate(ring: &[[f64; 3]], p: &[f64; 3]) -> polymatch::shape::Location {
+    use polymatch::shape::spherical::{ArcCrossings, Frame};
+    let frame = Frame::new(ring, std::iter::once(ring), 0).unwrap();
+    if !frame.may_hold(p) {
+        return polymatch::shape::Location::Outside;
+    }
+    let mut c = ArcCrossings::new(*p);
+    c.ring(ring);
+    c.location()
+}
+
+/// Rings near the poles, across the antimeridian and at mid latitudes, and points near
+/// their vertices (every tenth on a vertex).
+type Rings = Vec<Vec<(f64, f64)>>;
+fn sphere_case(seed: u64, n: usize, npoints: usize) -> (Rings, Vec<f64>, Vec<f64>) {
+    let mut rng = Rng::new(seed);
     let mut rings = Vec::new();
-    for i in 0..400 {
+    for i in 0..n {
         let (cx, cy) = match i % 4 {
             0 => (
                 uniform(&mut rng, 178.0, 180.0),
@@ -632,15 +649,144 @@ fn dwithin_on_the_sphere_equals_brute_force() {
             .collect();
         rings.push(ring);
     }
-    let (shapes, outlines) = sphere_shapes(&rings);
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
-    for k in 0..3000 {
+    for k in 0..npoints {
         let ring = &rings[k % rings.len()];
         let (x, y) = ring[k % 7];
+        if k % 10 == 0 {
+            xs.push(x);
+            ys.push(y);
+            continue;
+        }
         let x = x + uniform(&mut rng, -0.05, 0.05) / y.to_radians().cos().max(0.05);
         xs.push(if x > 180.0 { x - 360.0 } else { x.max(-180.0) });
         ys.push((y + uniform(&mut rng, -0.05, 0.05)).clamp(-90.0, 90.0));
     }
+    (rings, xs, ys)
+}
+
+/// `contains` and `covers` of polygons with spherical edges against brute force (the
+/// kernel on every polygon for every point): every candidate, the best by area, the 2
+/// best; the same batches on 1 and 2 threads and at several chunk sizes.
+#[test]
+fn great_circle_edges_contains_and_covers_equal_brute_force() {
+    use polymatch::shape::Location;
+    use polymatch::{match_shapes, Predicate};
+    let (rings, xs, ys) = sphere_case(43, 400, 3000);
+    let (shapes, _) = sphere_shapes_with(&rings, Edges::Spherical);
+    let units: Vec<Vec<[f64; 3]>> = rings
+        .iter()
+        .map(|r| r.iter().map(|&(x, y)| unit(x, y)).collect())
+        .collect();
+    let locations: Vec<Vec<Location>> = xs
+        .iter()
+        .zip(&ys)
+        .map(|(&x, &y)| {
+            let p = unit(x, y);
+            units.iter().map(|u| arc_locate(u, &p)).collect()
+        })
+        .collect();
+    let boundary = locations
+        .iter()
+        .flatten()
+        .filter(|l| **l == Location::Boundary);
+    assert!(
+        boundary.count() >= 300,
+        "points on vertices are on the boundary"
+    );
+    for (predicate, accept) in [
+        (Predicate::Covers, Location::Boundary),
+        (Predicate::Contains, Location::Inside),
+    ] {
+        let all = MatchOptions {
+            predicate,
+            max_dist: f64::NAN,
+            metric: Metric::Sphere,
+            all_candidates: true,
+            ..MatchOptions::default()
+        };
+        let run = |options: &MatchOptions, threads: usize| {
+            with_threads(Some(threads), || {
+                match_shapes(
+                    &shapes,
+                    PointSlices::new(&xs, &ys, None).unwrap(),
+                    options,
+                    0,
+                    None,
+                )
+            })
+            .unwrap()
+            .unwrap()
+        };
+        let mut got = result_rows(&run(&all, 2));
+        got.sort_by_key(|a| (a.0, a.1));
+        let want: Vec<(u64, u32, f64)> = locations
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| {
+                l.iter().enumerate().filter_map(move |(row, &l)| {
+                    (l == Location::Inside || l == accept).then_some((i as u64, row as u32, 0.0))
+                })
+            })
+            .collect();
+        assert!(want.len() > xs.len() / 4, "{predicate:?}: {}", want.len());
+        assert_eq!(got, want, "{predicate:?}");
+        let best = MatchOptions {
+            all_candidates: false,
+            how: How::Left,
+            ..all.clone()
+        };
+        let one = run(&best, 1);
+        for chunk in [1, 7, 4096] {
+            let other = run(
+                &MatchOptions {
+                    chunk_size: chunk,
+                    ..best.clone()
+                },
+                2,
+            );
+            assert_eq!(one, other, "{predicate:?}, chunk {chunk}");
+        }
+        // the best by area is one of the candidates, with no smaller one
+        let areas = shapes.outlines().polygons().area();
+        let rows = one.column(1).as_primitive::<UInt32Type>();
+        for (i, l) in locations.iter().enumerate() {
+            let smallest = l
+                .iter()
+                .enumerate()
+                .filter(|(_, &l)| l == Location::Inside || l == accept)
+                .map(|(row, _)| row as u32)
+                .min_by(|&a, &b| {
+                    areas[a as usize]
+                        .total_cmp(&areas[b as usize])
+                        .then(a.cmp(&b))
+                });
+            assert_eq!(
+                rows.is_valid(i).then(|| rows.value(i)),
+                smallest,
+                "point {i}"
+            );
+        }
+    }
+}
+
+/// `dwithin` in metres on the sphere against brute force: every polygon tested with the
+/// arcs' exact test (and `covers` for distance 0) for every point, near the poles and
+/// across the antimeridian; every candidate, the best by area, the 2 nearest; the same
+/// on 1 and 2 threads and at every chunk size.
+#[test]
+fn dwithin_on_the_sphere_equals_brute_force() {
+    for edges in [Edges::Planar, Edges::Spherical] {
+        dwithin_case(edges);
+    }
+}
+
+fn dwithin_case(edges: Edges) {
+    use polymatch::shape::arcs::{arc_squared, ArcWithin};
+    use polymatch::shape::Location;
+    use polymatch::{match_shapes, Predicate, RankBy};
+    let (rings, xs, ys) = sphere_case(41, 400, 3000);
+    let (shapes, outlines) = sphere_shapes_with(&rings, edges);
     let units: Vec<Vec<[f64; 3]>> = rings
         .iter()
         .map(|r| r.iter().map(|&(x, y)| unit(x, y)).collect())
@@ -653,7 +799,10 @@ fn dwithin_on_the_sphere_equals_brute_force() {
             let p = unit(x, y);
             for (row, u) in units.iter().enumerate() {
                 let part = outlines.parts_of(row as u32).start;
-                let covered = outlines.locate_unindexed(part, x, y) != Location::Outside;
+                let covered = match edges {
+                    Edges::Planar => outlines.locate_unindexed(part, x, y),
+                    Edges::Spherical => arc_locate(u, &p),
+                } != Location::Outside;
                 let near = (0..7).any(|k| test.test(&p, &u[k], &u[(k + 1) % 7]));
                 if covered || near {
                     let s = if covered {

@@ -245,14 +245,21 @@ def test_bad_inputs(tmp_path):
            match="max_dist")  # fmt: skip
 
 
-def test_spherical_edges_and_crs_mismatch_refused(tmp_path):
+def test_edges_refused_and_crs_mismatch_refused(tmp_path):
     t = pq.read_table(SAMPLE / "article/polygons.parquet")
     geo = json.loads(t.schema.metadata[b"geo"])
+    # spherical edges need --metric sphere (for every predicate); ellipsoidal ones are
+    # refused
     geo["columns"]["geometry"]["edges"] = "spherical"
     sph = tmp_path / "sph.parquet"
     pq.write_table(t.replace_schema_metadata({"geo": json.dumps(geo)}), sph)
+    for predicate in ["center", "covers"]:
+        _fails(tmp_path, "--polygons", sph, "--points", SAMPLE / "article/points.parquet",
+               "--predicate", predicate, code=2, match="--metric sphere")  # fmt: skip
+    geo["columns"]["geometry"]["edges"] = "vincenty"
+    pq.write_table(t.replace_schema_metadata({"geo": json.dumps(geo)}), sph)
     _fails(tmp_path, "--polygons", sph, "--points", SAMPLE / "article/points.parquet",
-           match="spherical")  # fmt: skip
+           match="vincenty")  # fmt: skip
     geo["columns"]["geometry"].pop("edges")
     geo["columns"]["geometry"]["crs"] = "EPSG:3857"
     merc = tmp_path / "merc.parquet"

@@ -114,14 +114,22 @@ def test_crs_rules_in_memory():
     with pytest.raises(pm.SchemaError, match="different CRS"):
         pm.match(polys, other, 5.0)
     assert idx.match(other, 5.0, allow_crs_mismatch=True).num_rows == 1
-    # spherical edges in GeoArrow metadata are refused in memory too
+    # edges in GeoArrow metadata are read in memory too: ellipsoidal ones are refused,
+    # spherical ones need metric="sphere" (and longitudes/latitudes: not this UTM)
     t = pa.table(polys.to_arrow())
     f = t.schema.field("geometry")
-    meta = dict(f.metadata)
-    meta[b"ARROW:extension:metadata"] = json.dumps({"edges": "spherical"}).encode()
-    sph = pa.table([t.column("geometry")], schema=pa.schema([f.with_metadata(meta)]))
-    with pytest.raises(pm.SchemaError, match="spherical"):
-        pm.PolygonIndex.from_arrow(sph)
+    for edges, error, match in [
+        ("karney", pm.SchemaError, "karney"),
+        ("spherical", ValueError, 'metric="sphere"'),
+    ]:
+        meta = dict(f.metadata)
+        stated = json.loads(meta.get(b"ARROW:extension:metadata") or b"{}")
+        meta[b"ARROW:extension:metadata"] = json.dumps({**stated, "edges": edges}).encode()
+        sph = pa.table([t.column("geometry")], schema=pa.schema([f.with_metadata(meta)]))
+        with pytest.raises(error, match=match):
+            pm.PolygonIndex.from_arrow(sph)
+    with pytest.raises(ValueError, match="projected"):
+        pm.PolygonIndex.from_arrow(sph, metric="sphere")
 
 
 def test_crs_rules_with_files(tmp_path):
