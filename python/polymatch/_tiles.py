@@ -309,16 +309,18 @@ def build_tile(
         # their edges (GeoArrow metadata), its carried columns as attributes; centers
         # and areas recomputed, exactly as each partition computed them.
         i = table.schema.get_field_index(_GEOM)
-        stated = (table.schema.field(i).metadata or {}).get(b"ARROW:extension:metadata")
+        geom, stated = _storage(table.schema.field(i), table[_GEOM])
         edges = json.loads(stated).get("edges") if stated else None
         meta = {"crs": crs} if edges is None else {"crs": crs, "edges": edges}
-        field = table.schema.field(i).with_metadata(
-            {
+        field = pa.field(
+            _GEOM,
+            geom.type,
+            metadata={
                 b"ARROW:extension:name": b"geoarrow.multipolygon",
                 b"ARROW:extension:metadata": json.dumps(meta).encode(),
-            }
+            },
         )
-        table = table.set_column(i, field, table[_GEOM])
+        table = table.set_column(i, field, geom)
         table = table.drop_columns([_CX, _CY, _AREA, *_BOX]).replace_schema_metadata(
             table.schema.metadata
         )
@@ -333,6 +335,18 @@ def build_tile(
             metric=metric,  # type: ignore[arg-type]
         )
     return Tile(index.prepare(rank_by, descending), rows)
+
+
+def _storage(field: pa.Field, column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, bytes | None]:
+    """A GeoArrow column as its storage, and its extension metadata: from the field's
+    metadata, or from its type where a registered extension type (geoarrow-pyarrow's,
+    once imported) holds it."""
+    stated = (field.metadata or {}).get(b"ARROW:extension:metadata")
+    if isinstance(field.type, pa.ExtensionType):
+        stated = field.type.__arrow_ext_serialize__() or stated
+        storage = [c.storage for c in column.chunks]
+        return pa.chunked_array(storage, type=field.type.storage_type), stated
+    return column, stated
 
 
 def empty_tile(

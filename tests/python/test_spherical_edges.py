@@ -270,3 +270,39 @@ def test_a_part_beyond_a_hemisphere_is_an_error() -> None:
     index = pm.PolygonIndex.from_arrow(table(xs, ys, "spherical"), metric="sphere")
     with pytest.raises(pm.InvalidGeometryError, match="row 1.*hemisphere"):
         index.match(pa.table({"x": [0.5], "y": [0.5]}), predicate="covers")
+
+
+class _Registered(pa.ExtensionType):
+    """A GeoArrow extension type as geoarrow-pyarrow registers them (its metadata held
+    by the type, not by the field)."""
+
+    def __init__(self, storage: pa.DataType, meta: bytes) -> None:
+        self.meta = meta
+        super().__init__(storage, "geoarrow.multipolygon")
+
+    def __arrow_ext_serialize__(self) -> bytes:
+        return self.meta
+
+    @classmethod
+    def __arrow_ext_deserialize__(cls, storage_type, serialized):  # noqa: ANN001, ANN206
+        return cls(storage_type, serialized)
+
+
+def test_tiles_find_the_edges_in_a_registered_extension_type(case) -> None:
+    """Once geoarrow-pyarrow is imported, a tile's outlines arrive as its extension type,
+    which holds the ``edges``: the tile still reads them (else partitioned Dask matches
+    would read great-circle zones as straight in degrees)."""
+    from polymatch import _tiles
+
+    index = case[4]
+    geom = index.to_arrow()["geometry"]
+    if isinstance(geom.type, pa.ExtensionType):  # geoarrow-pyarrow imported already
+        geom = pa.chunked_array([c.storage for c in geom.chunks])
+    meta = b'{"edges":"spherical"}'
+    typ = _Registered(geom.type, meta)
+    column = pa.chunked_array([pa.ExtensionArray.from_storage(typ, c) for c in geom.chunks])
+    storage, stated = _tiles._storage(pa.field("g", typ), column)
+    assert stated == meta and storage.type == geom.type and storage.equals(geom)
+    field = pa.field("g", geom.type, metadata={b"ARROW:extension:metadata": meta})
+    plain, stated = _tiles._storage(field, geom)
+    assert stated == meta and plain is geom
