@@ -48,6 +48,13 @@ Workloads (center rule, best = smallest area in square metres, then the lowest r
    lies within 500 m x (1 +- 1e-5) of it by polymatch's distance (S2's R and its
    geodesic edges differ from ours by far less than that band).
 
+4. *the zone that covers each point, great-circle edges*: the same hexagons as WKB with
+   GeoArrow metadata `"edges": "spherical"`, `predicate="covers"`, smallest area, against
+   the same index with the edges straight in degrees and SedonaDB geography
+   (`JOIN ... ON ST_Intersects(polygon, point)`, S2: geodesic edges;
+   `first_value(polygon_row ORDER BY area, polygon_row)`). A point agrees if the polygon
+   is the same or it lies within 1 mm of an outline.
+
 Agreement: the peers measure on other spheres (SedonaDB's S2 R = 6,371,010 m, DuckDB's
 haversine R = 6,371,000 m: both measured at start-up and printed), ~1.4e-6 relative from
 ours at most, and the join predicates are `<=` against our `<`. A point agrees if the
@@ -350,6 +357,13 @@ GROUP BY pt.point_row
 """
 
 
+SEDONA_COVERS_QUERY = """
+SELECT pt.point_row, first_value(pg.polygon_row ORDER BY pg.area, pg.polygon_row) AS polygon_row
+FROM points pt JOIN outlines pg ON ST_Intersects(pg.geog, pt.geog)
+GROUP BY pt.point_row
+"""
+
+
 class SedonaOutline(Sedona):
     """SedonaDB geography with the hexagons themselves (workload 3)."""
 
@@ -560,6 +574,38 @@ def run(args) -> Bench:
         pts,
         agree3,
     )
+
+    # 4. the zone that covers each point, edges as great-circle arcs
+    name = f"4. covers, great-circle edges: {p:,} x {n:,}"
+    meta = {b"ARROW:extension:name": b"geoarrow.wkb",
+            b"ARROW:extension:metadata": b'{"edges": "spherical"}'}  # fmt: skip
+    arcs = pa.table([wkb], schema=pa.schema([pa.field("geometry", pa.binary(), metadata=meta)]))
+    great = b.build(name, "polymatch sphere, spherical edges",
+                    lambda: pm.PolygonIndex.from_arrow(arcs, metric="sphere"))  # fmt: skip
+    b.rows[-1]["system"] = b.rows[-1]["system"].replace("from_coords", "from_arrow")
+    b.first_call(name, "polymatch covers, spherical edges", great, None, table, "covers")
+    want4, _ = b.ours(name, 'polymatch predicate="covers", spherical edges (prepared index)',
+                      great, table, None, True, "covers")  # fmt: skip
+    b.ours(name, 'polymatch predicate="covers", planar edges (the same zones)', sphere, table,
+           None, False, "covers")  # fmt: skip
+    straight = ours(sphere, table, None, "covers")
+    b.notes.append(
+        f"workload 4: {int((want4 >= 0).sum()):,}/{n:,} points in a zone; "
+        f"{int((straight != want4).sum()):,} get another zone with the edges straight in degrees"
+    )
+
+    def agree4(got, m):
+        # a point within 1 mm of an outline may fall either side by S2's edges
+        near_ = near_threshold(great, pts[:m], 1e-3, "dwithin") if m else np.zeros(0, bool)
+        same = got == want4[:m]
+        other = int((~same & ~near_).sum())
+        text = f"{int(same.sum()):,}/{m:,} same, {int((~same & near_).sum()):,} differ within 1 mm of an outline, {other} differ"
+        return text, other == 0
+
+    engine.query = SEDONA_COVERS_QUERY
+    engine.params = {}
+    b.peer(name, "SedonaDB geography ST_Intersects(polygon, point) + first_value area "
+           "(load points + query)", engine.run, pts, agree4)  # fmt: skip
     return b
 
 
