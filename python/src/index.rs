@@ -627,7 +627,7 @@ impl PyPolygonIndex {
 
     fn __repr__(&self) -> String {
         format!(
-            "PolygonIndex({} polygons, {} matchable{}{})",
+            "PolygonIndex({} polygons, {} matchable{}{}{})",
             self.core().rows(),
             self.core().matchable(),
             if self.polygons.is_some() {
@@ -638,6 +638,10 @@ impl PyPolygonIndex {
             match self.core().metric() {
                 Metric::Planar => "",
                 Metric::Sphere => ", metric=\"sphere\"",
+            },
+            match self.edges() {
+                "spherical" => ", edges=\"spherical\"",
+                _ => "",
             }
         )
     }

@@ -605,6 +605,27 @@ fn k_nearest(candidates: &[Vec<(f64, u32)>], k: usize) -> Vec<(u64, u32, f64)> {
     out
 }
 
+/// The batch of `options` on 1 thread, checked equal to those on 2 threads at chunk
+/// sizes 1, 7 and 4096 (`run(options, threads)`).
+fn same_on_threads_and_chunks(
+    run: impl Fn(&MatchOptions, usize) -> arrow::record_batch::RecordBatch,
+    options: &MatchOptions,
+    what: &str,
+) -> arrow::record_batch::RecordBatch {
+    let one = run(options, 1);
+    for chunk in [1, 7, 4096] {
+        let other = run(
+            &MatchOptions {
+                chunk_size: chunk,
+                ..options.clone()
+            },
+            2,
+        );
+        assert_eq!(one, other, "{what}, chunk {chunk}");
+    }
+    one
+}
+
 /// Where the unit vector `p` is relative to the ring of unit vectors `ring` with
 /// great-circle edges (the kernel, by brute force: every ring's frame and edge).
 fn arc_locate(ring: &[[f64; 3]], p: &[f64; 3]) -> polymatch::shape::Location {
@@ -736,17 +757,7 @@ fn great_circle_edges_contains_and_covers_equal_brute_force() {
             how: How::Left,
             ..all.clone()
         };
-        let one = run(&best, 1);
-        for chunk in [1, 7, 4096] {
-            let other = run(
-                &MatchOptions {
-                    chunk_size: chunk,
-                    ..best.clone()
-                },
-                2,
-            );
-            assert_eq!(one, other, "{predicate:?}, chunk {chunk}");
-        }
+        let one = same_on_threads_and_chunks(run, &best, &format!("{predicate:?}"));
         // the best by area is one of the candidates, with no smaller one
         let areas = shapes.outlines().polygons().area();
         let rows = one.column(1).as_primitive::<UInt32Type>();
@@ -879,16 +890,6 @@ fn dwithin_case(edges: Edges) {
             how: How::Left,
             ..all.clone()
         };
-        let one = run(&best, 1);
-        for chunk in [1, 7, 4096] {
-            let other = run(
-                &MatchOptions {
-                    chunk_size: chunk,
-                    ..best.clone()
-                },
-                2,
-            );
-            assert_eq!(one, other, "{max_dist} m, chunk {chunk}");
-        }
+        same_on_threads_and_chunks(run, &best, &format!("{max_dist} m"));
     }
 }

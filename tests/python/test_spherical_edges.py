@@ -129,6 +129,7 @@ def test_contains_and_covers_against_the_oracle(case) -> None:
     straight edges in degrees give other answers on the same data."""
     xs, ys, px, py, index, covered, margin = case
     assert index.edges == "spherical" and index.metric == "sphere"
+    assert repr(index).endswith('metric="sphere", edges="spherical")'), repr(index)
     pts = pa.table({"x": px, "y": py})
     on_vertex = set(range(0, len(px), 20))
     area = index.to_arrow()["area"].to_numpy()
