@@ -28,6 +28,12 @@ GPS_OUTLINE = ["--metric", "sphere", "--predicate", "dwithin", "--max-dist", "20
                "--rank-by", "distance", "--k", "2", "--how", "left", "--keep", "fix_id",
                "--keep-polygons", "zone_id"]  # fmt: skip
 
+# metric="sphere", predicate="covers" on the zones with great-circle edges (GeoParquet
+# "edges": "spherical"): the smallest zone that covers each fix, across the antimeridian
+# with no split
+GPS_ARCS = ["--metric", "sphere", "--predicate", "covers", "--how", "left", "--keep",
+            "fix_id", "--keep-polygons", "zone_id"]  # fmt: skip
+
 JOBS = {
     "article_matches": ["article/polygons.parquet", "article/points.parquet", []],
     "article_left": ["article/polygons.parquet", "article/points.parquet", ["--how", "left"]],
@@ -43,6 +49,7 @@ JOBS = {
     ],
     "gps_matches": ["gps/zones.parquet", "gps/fixes.parquet", GPS],
     "gps_outline_matches": ["gps/zones.parquet", "gps/fixes.parquet", GPS_OUTLINE],
+    "gps_zone_arcs_matches": ["gps/zones_arcs.parquet", "gps/fixes.parquet", GPS_ARCS],
 }
 
 

@@ -91,6 +91,18 @@ def gps_example(out: Path) -> None:
         out / "zones.parquet",
         compression="zstd",
     )
+    # the same zones read with great-circle edges (GeoParquet "edges": "spherical"): the
+    # arcs bulge poleward of the straight lines by micrometres here, hence the bbox's
+    # latitudes widened by 1e-6 degrees
+    arcs = json.loads(json.dumps(geo))
+    column = arcs["columns"]["geometry"]
+    column["edges"] = "spherical"
+    column["bbox"] = [bbox[0], bbox[1] - 1e-6, bbox[2], bbox[3] + 1e-6]
+    pq.write_table(
+        table.replace_schema_metadata({"geo": json.dumps(arcs)}),
+        out / "zones_arcs.parquet",
+        compression="zstd",
+    )
     n = 3000
     site = rng.integers(0, 3, n)
     lat = np.array([sites[s][1] for s in site]) + rng.uniform(-0.06, 0.06, n)

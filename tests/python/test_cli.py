@@ -53,6 +53,8 @@ GPS = ["--metric", "sphere", "--max-dist", "1000", "--rank-by", "distance", "--k
 GPS_OUTLINE = ["--metric", "sphere", "--predicate", "dwithin", "--max-dist", "200",
                "--rank-by", "distance", "--k", "2", "--how", "left", "--keep", "fix_id",
                "--keep-polygons", "zone_id"]  # fmt: skip
+GPS_ARCS = ["--metric", "sphere", "--predicate", "covers", "--how", "left", "--keep",
+            "fix_id", "--keep-polygons", "zone_id"]  # fmt: skip
 
 GOLDEN = [
     ("article_matches", "article/polygons.parquet", "article/points.parquet", []),
@@ -72,6 +74,7 @@ GOLDEN = [
     ),
     ("gps_matches", "gps/zones.parquet", "gps/fixes.parquet", GPS),
     ("gps_outline_matches", "gps/zones.parquet", "gps/fixes.parquet", GPS_OUTLINE),
+    ("gps_zone_arcs_matches", "gps/zones_arcs.parquet", "gps/fixes.parquet", GPS_ARCS),
 ]
 
 
