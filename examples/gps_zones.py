@@ -53,3 +53,21 @@ paris = fixes.slice(0, 2)
 edge = index.match(paris, max_dist=200.0, predicate="dwithin", rank_by="distance",
                    keep=["fix"], keep_polygons=["zone"])  # fmt: skip
 print(edge.select(["fix", "zone", "distance"]).to_pandas().round(1).to_string(index=False))
+
+# the same zones with great-circle edges (GeoArrow "edges": "spherical"): Taveuni's square,
+# written across the antimeridian, is then the small square it is, and fix 3 is inside it
+arcs = zones.set_column(
+    0,
+    pa.field(
+        "geometry",
+        pa.binary(),
+        metadata={
+            b"ARROW:extension:name": b"geoarrow.wkb",
+            b"ARROW:extension:metadata": b'{"edges": "spherical"}',
+        },
+    ),
+    zones["geometry"],
+)
+great = pm.PolygonIndex.from_arrow(arcs, metric="sphere")
+inside = great.match(fixes, predicate="covers", keep=["fix"], keep_polygons=["zone"])
+print(inside.select(["fix", "zone"]).to_pandas().to_string(index=False))

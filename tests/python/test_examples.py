@@ -33,6 +33,7 @@ EXPECT = {
         "  3      Taveuni      53.2",
         "  1 Gare du Nord       0.0",
         "  2       Louvre     102.4",
+        "  3      Taveuni",
     ),
 }
 ARGS = {"notebook_demo.py": lambda tmp: [str(tmp)]}
