@@ -26,7 +26,7 @@ use crate::shape::distance::box_squared;
 use crate::shape::locate::{Crossings, Location};
 use crate::shape::outlines::{farthest_squared, Outlines};
 use crate::shape::rule::{Candidate, Rule};
-use crate::shape::spherical::{frames, Frame, SphericalParts};
+use crate::shape::spherical::{frames, ArcStripes, Frame, SphericalParts};
 use crate::sphere::Edges;
 
 /// Cell-list entries the grid may hold per part (beyond one per cell): a finer grid is
@@ -163,8 +163,8 @@ pub struct ShapeIndex {
     /// shared with the views.
     units: Arc<std::sync::OnceLock<Vec<[f64; 3]>>>,
     /// With spherical edges: each part's hemisphere (by position in the outlines'
-    /// parts); empty for planar edges.
-    frames: Arc<Vec<Frame>>,
+    /// parts) and the edge indexes of the large ones; empty for planar edges.
+    frames: Arc<(Vec<Frame>, Vec<ArcStripes>)>,
 }
 
 /// The unit vectors ([`crate::sphere::unit`]) of the polygon columns' vertices.
@@ -227,7 +227,7 @@ impl ShapeIndex {
             let u = units.get_or_init(|| unit_vectors(&outlines));
             frames(&outlines, u)?
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         let mut by_rank: Vec<(u32, u32)> = parts
             .iter()
@@ -396,7 +396,8 @@ impl ShapeIndex {
     pub fn spherical(&self) -> Option<SphericalParts<'_>> {
         (self.outlines.polygons().edges() == Edges::Spherical).then(|| SphericalParts {
             units: self.units(),
-            frames: &self.frames,
+            frames: &self.frames.0,
+            stripes: &self.frames.1,
         })
     }
 
@@ -443,6 +444,8 @@ impl ShapeIndex {
         self.grid.offsets.len() * 4
             + (self.slots.len() + self.by_rank.len()) * std::mem::size_of::<Slot>()
             + self.rank_parts.len() * 8
+            + self.frames.0.len() * std::mem::size_of::<Frame>()
+            + self.frames.1.iter().map(ArcStripes::bytes).sum::<usize>()
     }
 
     /// Whether `slot`'s part accepts `(px, py)` under `rule`.

@@ -26,6 +26,18 @@
 //! `q = e × p` (exact: its components are `p`'s, permuted and negated) off the line.
 //! Whether `c·p` clears the hemisphere's bound is a float filter with a margin far above
 //! its rounding: it only decides points that are outside by a wide margin.
+//!
+//! # Edge index
+//! A part with more than [`STRIPE_MIN_EDGES`] edges whose vertices lie within 60 degrees
+//! of `c` gets stripes ([`ArcStripes`], tg's idea as the planar y-stripes): with `e1`,
+//! `e2` float vectors completing `c` to a frame, its edges by the range of their
+//! vertices' gnomonic `y = (v·e2) / (v·c)` (float, widened by `1e-9`: projected
+//! coordinates are below 2 here, so their rounding is below `1e-15`). The ray then runs
+//! along the great circle through `p` and `e1`, horizontal in that plane up to the
+//! rounding of the frame: every edge that can straddle or touch it is in the stripe of
+//! `p`'s own `y`, and the others lie strictly on one side. Sides are `det[e1, p, v]`
+//! (`orient3d`), the edge-on-the-line test uses `q = e2` (`det[e1, p, e2]` is about
+//! `-c·p`, far from 0), and the rest is the test above, exact.
 
 use robust::{orient2d, orient3d, Coord, Coord3D};
 
@@ -36,12 +48,26 @@ use crate::shape::outlines::Outlines;
 /// The smallest `c·v` a part's vertex may have (`c` its [`Frame`]'s center).
 pub const HEMISPHERE_MARGIN: f64 = 1e-9;
 
+/// Parts with more edges than this get an edge index (as planar parts do).
+pub const STRIPE_MIN_EDGES: usize = crate::shape::outlines::STRIPE_MIN_EDGES;
+
+/// Edges per stripe the index aims at.
+const EDGES_PER_STRIPE: usize = 2;
+
+/// The smallest `c·v` of a part with an edge index (within 60 degrees of `c`).
+const STRIPED_MIN_DOT: f64 = 0.5;
+
+/// How far beyond its vertices' float gnomonic `y` an edge is listed.
+const STRIPE_MARGIN: f64 = 1e-9;
+
 /// A part's hemisphere: the normalised mean `c` of its exterior ring's unit vectors,
 /// and the float64 `c·v` of the vertex of its rings farthest from `c`.
 #[derive(Debug, Clone, Copy)]
 pub struct Frame {
     center: [f64; 3],
     min_dot: f64,
+    /// Its edge index in the list [`frames`] returns, if it has one.
+    stripes: Option<u32>,
 }
 
 #[inline(always)]
@@ -84,7 +110,11 @@ impl Frame {
                  within 90 degrees of the mean of its exterior ring's): split it",
             ));
         }
-        Ok(Self { center, min_dot })
+        Ok(Self {
+            center,
+            min_dot,
+            stripes: None,
+        })
     }
 
     /// False only if the unit vector `p` is outside every part this frame holds: its
@@ -131,9 +161,11 @@ fn cross_k(p: &[f64; 3], v: &[f64; 3], k: usize) -> f64 {
 #[derive(Debug, Clone, Copy)]
 pub struct ArcCrossings {
     p: [f64; 3],
-    /// The axis of the ray's great circle.
-    k: usize,
-    /// `e_k × p`: off that great circle.
+    /// The ray's great circle runs through `p` and `e`: a coordinate axis (`axis`), or a
+    /// part's frame vector `e1`.
+    e: [f64; 3],
+    axis: Option<usize>,
+    /// A vector off that great circle.
     q: [f64; 3],
     count: u32,
     on_edge: bool,
@@ -156,9 +188,26 @@ impl ArcCrossings {
         let mut q = [0.0; 3];
         q[i] = -p[j];
         q[j] = p[i];
+        let mut e = [0.0; 3];
+        e[k] = 1.0;
         Self {
             p,
-            k,
+            e,
+            axis: Some(k),
+            q,
+            count: 0,
+            on_edge: false,
+        }
+    }
+
+    /// No edge counted yet, for the point `p`, the ray along the great circle through
+    /// `p` and `e`, and `q` off it (`det[e, p, q] != 0`).
+    #[inline]
+    fn along(p: [f64; 3], e: [f64; 3], q: [f64; 3]) -> Self {
+        Self {
+            p,
+            e,
+            axis: None,
             q,
             count: 0,
             on_edge: false,
@@ -171,10 +220,14 @@ impl ArcCrossings {
         self.on_edge
     }
 
-    /// Which side of the ray's great circle `v` is on: `det[e_k, p, v]` signed exactly.
+    /// Which side of the ray's great circle `v` is on: `det[e, p, v]` signed exactly
+    /// (for a coordinate axis `e_k`: component `k` of `p × v`).
     #[inline(always)]
     fn side(&self, v: &[f64; 3]) -> f64 {
-        cross_k(&self.p, v, self.k)
+        match self.axis {
+            Some(k) => cross_k(&self.p, v, k),
+            None => det3(&self.e, &self.p, v),
+        }
     }
 
     /// Whether `v` is the point (parallel to it: both lie in one hemisphere).
@@ -246,6 +299,161 @@ impl ArcCrossings {
     }
 }
 
+/// The edges of a large part by stripe of their gnomonic `y` in the part's frame (see
+/// the module docs).
+#[derive(Debug, Clone)]
+pub struct ArcStripes {
+    c: [f64; 3],
+    e1: [f64; 3],
+    e2: [f64; 3],
+    y0: f64,
+    scale: f64,
+    /// Stripe `s` holds `edges[offsets[s]..offsets[s + 1]]`.
+    offsets: Vec<u32>,
+    /// `(from, to)` vertex positions.
+    edges: Vec<[u32; 2]>,
+}
+
+impl ArcStripes {
+    /// Bytes it takes.
+    pub fn bytes(&self) -> usize {
+        self.offsets.len() * 4 + self.edges.len() * 8 + std::mem::size_of::<Self>()
+    }
+
+    #[inline]
+    fn y(&self, v: &[f64; 3]) -> f64 {
+        dot(v, &self.e2) / dot(v, &self.c)
+    }
+
+    #[inline]
+    fn stripe(&self, y: f64) -> usize {
+        let last = self.offsets.len() - 2;
+        let s = (y - self.y0) * self.scale;
+        if s > 0.0 {
+            (s as usize).min(last)
+        } else {
+            0
+        }
+    }
+
+    /// The stripes of the part with frame center `c` and rings `rings` (vertex ranges of
+    /// `units`), or `None` if it is too large for them or too far from `c`.
+    fn build(c: [f64; 3], units: &[[f64; 3]], rings: &[(usize, usize)]) -> Option<Self> {
+        if units.len() > u32::MAX as usize {
+            return None;
+        }
+        // e1: c crossed with the axis of c's smallest component, normalised; e2 = c × e1.
+        let a = c.map(f64::abs);
+        let k = if a[0] <= a[1] && a[0] <= a[2] {
+            0
+        } else if a[1] <= a[2] {
+            1
+        } else {
+            2
+        };
+        let mut axis = [0.0; 3];
+        axis[k] = 1.0;
+        let cross = |u: &[f64; 3], v: &[f64; 3]| {
+            [
+                u[1] * v[2] - u[2] * v[1],
+                u[2] * v[0] - u[0] * v[2],
+                u[0] * v[1] - u[1] * v[0],
+            ]
+        };
+        let e1 = cross(&c, &axis);
+        let n = dot(&e1, &e1).sqrt();
+        let e1 = e1.map(|x| x / n);
+        let e2 = cross(&c, &e1);
+        let mut s = Self {
+            c,
+            e1,
+            e2,
+            y0: 0.0,
+            scale: 0.0,
+            offsets: Vec::new(),
+            edges: Vec::new(),
+        };
+        let ys: Vec<(usize, f64)> = rings
+            .iter()
+            .flat_map(|&(lo, hi)| lo..hi)
+            .map(|i| (i, s.y(&units[i])))
+            .collect();
+        let (lo_y, hi_y) = ys
+            .iter()
+            .fold((f64::INFINITY, -f64::INFINITY), |(l, h), &(_, y)| {
+                (l.min(y), h.max(y))
+            });
+        let edges = ys.len();
+        let height = hi_y - lo_y + 2.0 * STRIPE_MARGIN;
+        // About EDGES_PER_STRIPE edges per stripe; fewer where edges are tall (a jagged
+        // ring: an edge is listed in every stripe it spans), as the planar stripes do.
+        let mut spans = 0.0;
+        for &(lo, hi) in rings {
+            let mut prev = hi - 1;
+            for i in lo..hi {
+                spans += (s.y(&units[i]) - s.y(&units[prev])).abs() + 2.0 * STRIPE_MARGIN;
+                prev = i;
+            }
+        }
+        let mut stripes = (edges / EDGES_PER_STRIPE).max(1);
+        if spans > 0.0 && height.is_finite() {
+            let cap = 3.0 * edges as f64 * height / spans;
+            stripes = stripes.min(cap.max(1.0) as usize);
+        }
+        s.y0 = lo_y - STRIPE_MARGIN;
+        s.scale = stripes as f64 / height;
+        s.offsets = vec![0; stripes + 1];
+        let y_of = |i: usize| s.y(&units[i]);
+        // (stripe, edge) pairs: each edge in every stripe its widened y range meets
+        let mut listed: Vec<(u32, [u32; 2])> = Vec::with_capacity(edges * 2);
+        for &(lo, hi) in rings {
+            let mut prev = hi - 1;
+            for i in lo..hi {
+                let (ya, yb) = (y_of(prev), y_of(i));
+                let (a, b) = (
+                    s.stripe(ya.min(yb) - STRIPE_MARGIN),
+                    s.stripe(ya.max(yb) + STRIPE_MARGIN),
+                );
+                if listed.len() + (b - a) > 4 * edges + stripes {
+                    // tall edges (a jagged ring): the lists would be long, and the scan
+                    // of every edge is as good
+                    return None;
+                }
+                for stripe in a..=b {
+                    listed.push((stripe as u32, [prev as u32, i as u32]));
+                }
+                prev = i;
+            }
+        }
+        listed.sort_unstable_by_key(|&(stripe, _)| stripe);
+        for &(stripe, _) in &listed {
+            s.offsets[stripe as usize + 1] += 1;
+        }
+        for i in 1..=stripes {
+            s.offsets[i] += s.offsets[i - 1];
+        }
+        s.edges = listed.into_iter().map(|(_, e)| e).collect();
+        Some(s)
+    }
+
+    /// Where the unit vector `p` (with `c·p > 0`) is relative to the part: the edges of
+    /// the stripe of its `y`, exactly.
+    #[inline]
+    fn locate(&self, units: &[[f64; 3]], p: &[f64; 3]) -> Location {
+        let s = self.stripe(self.y(p));
+        let mut c = ArcCrossings::along(*p, self.e1, self.e2);
+        for &[a, b] in &self.edges[self.offsets[s] as usize..self.offsets[s + 1] as usize] {
+            let (a, b) = (&units[a as usize], &units[b as usize]);
+            let (sa, sb) = (c.side(a), c.side(b));
+            c.edge(a, sa, b, sb);
+            if c.on_edge {
+                return Location::Boundary;
+            }
+        }
+        c.location()
+    }
+}
+
 /// The unit vectors of a polygon set's vertices and the frames of its parts: what the
 /// rules read to locate a point in a part with spherical edges.
 #[derive(Debug, Clone, Copy)]
@@ -254,12 +462,27 @@ pub struct SphericalParts<'a> {
     pub units: &'a [[f64; 3]],
     /// The frames, by position in [`Outlines::parts`].
     pub frames: &'a [Frame],
+    /// The edge indexes the frames point to.
+    pub stripes: &'a [ArcStripes],
 }
 
 impl SphericalParts<'_> {
     /// Where the unit vector `p` is relative to part `part` (exact; module docs).
     #[inline]
     pub fn locate(&self, outlines: &Outlines, part: usize, p: &[f64; 3]) -> Location {
+        let frame = &self.frames[part];
+        if !frame.may_hold(p) {
+            return Location::Outside;
+        }
+        if let Some(s) = frame.stripes {
+            return self.stripes[s as usize].locate(self.units, p);
+        }
+        self.scan(outlines, part, p)
+    }
+
+    /// [`SphericalParts::locate`] by every edge of the part (no edge index).
+    #[inline]
+    pub fn scan(&self, outlines: &Outlines, part: usize, p: &[f64; 3]) -> Location {
         if !self.frames[part].may_hold(p) {
             return Location::Outside;
         }
@@ -275,26 +498,41 @@ impl SphericalParts<'_> {
 }
 
 /// The frames of every part of `outlines` (by position), from the vertices' unit
-/// vectors `units`.
+/// vectors `units`, and the edge indexes of the large ones.
 ///
 /// # Errors
 /// [`PolymatchError::InvalidGeometry`] naming the first row with a part that does not
 /// lie in an open hemisphere.
-pub fn frames(outlines: &Outlines, units: &[[f64; 3]]) -> Result<Vec<Frame>> {
+pub fn frames(outlines: &Outlines, units: &[[f64; 3]]) -> Result<(Vec<Frame>, Vec<ArcStripes>)> {
     use rayon::prelude::*;
-    (0..outlines.parts().len())
+    let built: Vec<(Frame, Option<ArcStripes>)> = (0..outlines.parts().len())
         .into_par_iter()
-        .with_min_len(1024)
+        .with_min_len(64)
         .map(|j| {
-            let mut rings = outlines.ring_ranges(j);
-            let (lo, hi) = rings.next().unwrap_or((0, 0));
-            Frame::new(
+            let rings: Vec<(usize, usize)> = outlines.ring_ranges(j).collect();
+            let (lo, hi) = rings.first().copied().unwrap_or((0, 0));
+            let frame = Frame::new(
                 &units[lo..hi],
-                outlines.ring_ranges(j).map(|(lo, hi)| &units[lo..hi]),
+                rings.iter().map(|&(lo, hi)| &units[lo..hi]),
                 outlines.parts()[j].row as usize,
-            )
+            )?;
+            let edges: usize = rings.iter().map(|(lo, hi)| hi - lo).sum();
+            let stripes = (edges > STRIPE_MIN_EDGES && frame.min_dot >= STRIPED_MIN_DOT)
+                .then(|| ArcStripes::build(frame.center, units, &rings))
+                .flatten();
+            Ok((frame, stripes))
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    let mut frames = Vec::with_capacity(built.len());
+    let mut stripes = Vec::new();
+    for (mut frame, s) in built {
+        if let Some(s) = s {
+            frame.stripes = Some(stripes.len() as u32);
+            stripes.push(s);
+        }
+        frames.push(frame);
+    }
+    Ok((frames, stripes))
 }
 
 #[cfg(test)]
@@ -393,6 +631,98 @@ mod tests {
         assert_eq!(locate(&[shell, hole], (2.0, 0.0)), Inside);
         assert_eq!(locate(&[shell, hole], (15.0, 5.0)), Boundary);
         assert_eq!(locate(&[shell, hole], (0.0, 0.0)), Boundary);
+    }
+
+    /// Star-shaped rings of `n` vertices around `(lon, lat)` of radius up to `r`
+    /// degrees, and a hole, as unit vectors with their ranges.
+    fn star(
+        lon: f64,
+        lat: f64,
+        r: f64,
+        n: usize,
+        seed: u64,
+    ) -> (Vec<[f64; 3]>, Vec<(usize, usize)>) {
+        let mut rng = crate::synth::Rng::new(seed);
+        let mut units = Vec::new();
+        let mut rings = Vec::new();
+        for (scale, count) in [(1.0, n), (0.2, n / 4)] {
+            let lo = units.len();
+            for k in 0..count {
+                let a = k as f64 * std::f64::consts::TAU / count as f64;
+                let rr = r * scale * (0.6 + 0.4 * rng.uniform());
+                let y = (lat + rr * a.sin()).clamp(-90.0, 90.0);
+                let x = lon + rr * a.cos() / lat.to_radians().cos().max(0.05);
+                units.push(unit(x, y));
+            }
+            rings.push((lo, units.len()));
+        }
+        (units, rings)
+    }
+
+    #[test]
+    fn the_edge_index_equals_the_scan_of_every_edge() {
+        let mut rng = crate::synth::Rng::new(7);
+        let mut striped = 0;
+        for (i, &(lon, lat, r, n)) in [
+            (10.0, 50.0, 5.0, 2000),
+            (179.5, -16.0, 3.0, 600),
+            (0.0, 88.0, 1.5, 800),
+            (-60.0, -30.0, 30.0, 5000),
+            (100.0, 0.0, 0.01, 200),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let (units, rings) = star(lon, lat, r, n, i as u64 + 1);
+            let (lo, hi) = rings[0];
+            let frame =
+                Frame::new(&units[lo..hi], rings.iter().map(|&(a, b)| &units[a..b]), 0).unwrap();
+            let Some(stripes) = ArcStripes::build(frame.center, &units, &rings) else {
+                continue;
+            };
+            striped += 1;
+            let scan = |p: &[f64; 3]| {
+                if !frame.may_hold(p) {
+                    return Location::Outside;
+                }
+                let mut c = ArcCrossings::new(*p);
+                for &(a, b) in &rings {
+                    c.ring(&units[a..b]);
+                }
+                c.location()
+            };
+            let mut seen = [0usize; 3];
+            for k in 0..20_000 {
+                // near a vertex, on one (every 10th), or anywhere in the part's box
+                let v = units[k * 7919 % units.len()];
+                let p = if k % 10 == 0 {
+                    v
+                } else if k % 2 == 0 {
+                    let d = r * 0.02;
+                    let (x, y) = (
+                        libm::atan2(v[1], v[0]).to_degrees() + d * (rng.uniform() - 0.5),
+                        libm::asin(v[2]).to_degrees() + d * (rng.uniform() - 0.5),
+                    );
+                    unit(x, y.clamp(-90.0, 90.0))
+                } else {
+                    let (x, y) = (
+                        lon + 2.5 * r * (rng.uniform() - 0.5),
+                        lat + 2.5 * r * (rng.uniform() - 0.5),
+                    );
+                    unit(x, y.clamp(-90.0, 90.0))
+                };
+                let want = scan(&p);
+                let got = if frame.may_hold(&p) {
+                    stripes.locate(&units, &p)
+                } else {
+                    Location::Outside
+                };
+                assert_eq!(got, want, "part {i}, point {k}");
+                seen[want as usize] += 1;
+            }
+            assert!(seen.iter().all(|&s| s > 100), "part {i}: {seen:?}");
+        }
+        assert!(striped >= 4, "{striped} parts got stripes");
     }
 
     #[test]

@@ -23,7 +23,7 @@ from test_sphere import arc_metres
 import polymatch as pm
 
 
-def zones(n: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def zones(n: int, seed: int, vertices: int = 7) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Rings of 0.5 to 4 degrees (their arcs bulge up to kilometres off the straight
     lines in degrees) anywhere: across the antimeridian, at high latitudes, around a
     pole."""
@@ -33,7 +33,7 @@ def zones(n: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
         cx = rng.uniform(-180, 180)
         cy = rng.uniform(-75, 75) if i % 5 else rng.uniform(70, 84)
         r = rng.uniform(0.5, 4.0)
-        ang = np.sort(rng.uniform(0, 2 * np.pi, 7))
+        ang = np.sort(rng.uniform(0, 2 * np.pi, vertices))
         x = cx + r * np.cos(ang) / np.cos(np.radians(cy))
         y = cy + r * np.sin(ang)
         xs.append(np.where(x > 180, x - 360, np.where(x < -180, x + 360, x)))
@@ -165,6 +165,27 @@ def test_contains_and_covers_against_the_oracle(case) -> None:
 def _vertex_zone(xs, ys, x, y, j) -> int | None:
     """``j`` if the point ``(x, y)`` is a vertex of ring ``j``."""
     return j if any((xs[j] == x) & (ys[j] == y)) else None
+
+
+def test_large_zones_take_the_edge_index_with_the_same_answers() -> None:
+    """Zones of 600 vertices get an edge index (stripes of the edges by their gnomonic
+    y): every ``covers`` candidate against the oracle, away from the boundary, with
+    points on vertices on the boundary."""
+    xs, ys = zones(20, 8, vertices=600)
+    px, py = points_near(xs, ys, 3000, 9)
+    index = pm.PolygonIndex.from_arrow(table(xs, ys, "spherical"), metric="sphere")
+    got = index.match(pa.table({"x": px, "y": py}), predicate="covers", all_candidates=True)
+    pairs = set(zip(got["point_index"].to_pylist(), got["polygon_index"].to_pylist()))
+    checked = 0
+    for j in range(len(xs)):
+        covered, margin = oracle(px, py, xs[j], ys[j])
+        for i in range(len(px)):
+            if i % 20 == 0 and _vertex_zone(xs, ys, px[i], py[i], j) is not None:
+                assert (i, j) in pairs, (i, j)
+            elif margin[i] >= 1e-9:
+                assert ((i, j) in pairs) == covered[i], (i, j)
+                checked += covered[i]
+    assert checked > 500, checked
 
 
 def test_dwithin_reads_the_arcs_for_distance_zero_too(case) -> None:
