@@ -605,6 +605,27 @@ fn k_nearest(candidates: &[Vec<(f64, u32)>], k: usize) -> Vec<(u64, u32, f64)> {
     out
 }
 
+/// `match_shapes` of the points `xs`, `ys` on `threads` threads.
+fn run_shapes(
+    shapes: &polymatch::ShapeIndex,
+    xs: &[f64],
+    ys: &[f64],
+    options: &MatchOptions,
+    threads: usize,
+) -> arrow::record_batch::RecordBatch {
+    with_threads(Some(threads), || {
+        polymatch::match_shapes(
+            shapes,
+            PointSlices::new(xs, ys, None).unwrap(),
+            options,
+            0,
+            None,
+        )
+    })
+    .unwrap()
+    .unwrap()
+}
+
 /// The batch of `options` on 1 thread, checked equal to those on 2 threads at chunk
 /// sizes 1, 7 and 4096 (`run(options, threads)`).
 fn same_on_threads_and_chunks(
@@ -692,7 +713,7 @@ fn sphere_case(seed: u64, n: usize, npoints: usize) -> (Rings, Vec<f64>, Vec<f64
 #[test]
 fn great_circle_edges_contains_and_covers_equal_brute_force() {
     use polymatch::shape::Location;
-    use polymatch::{match_shapes, Predicate};
+    use polymatch::Predicate;
     let (rings, xs, ys) = sphere_case(43, 400, 3000);
     let (shapes, _) = sphere_shapes_with(&rings, Edges::Spherical);
     let units: Vec<Vec<[f64; 3]>> = rings
@@ -727,17 +748,7 @@ fn great_circle_edges_contains_and_covers_equal_brute_force() {
             ..MatchOptions::default()
         };
         let run = |options: &MatchOptions, threads: usize| {
-            with_threads(Some(threads), || {
-                match_shapes(
-                    &shapes,
-                    PointSlices::new(&xs, &ys, None).unwrap(),
-                    options,
-                    0,
-                    None,
-                )
-            })
-            .unwrap()
-            .unwrap()
+            run_shapes(&shapes, &xs, &ys, options, threads)
         };
         let mut got = result_rows(&run(&all, 2));
         got.sort_by_key(|a| (a.0, a.1));
@@ -795,7 +806,7 @@ fn dwithin_on_the_sphere_equals_brute_force() {
 fn dwithin_case(edges: Edges) {
     use polymatch::shape::arcs::{arc_squared, ArcWithin};
     use polymatch::shape::Location;
-    use polymatch::{match_shapes, Predicate, RankBy};
+    use polymatch::{Predicate, RankBy};
     let (rings, xs, ys) = sphere_case(41, 400, 3000);
     let (shapes, outlines) = sphere_shapes_with(&rings, edges);
     let units: Vec<Vec<[f64; 3]>> = rings
@@ -830,17 +841,7 @@ fn dwithin_case(edges: Edges) {
         let total: usize = want.iter().map(Vec::len).sum();
         assert!(total > xs.len() / 4, "{max_dist} m: {total} candidates");
         let run = |options: &MatchOptions, threads: usize| {
-            with_threads(Some(threads), || {
-                match_shapes(
-                    &shapes,
-                    PointSlices::new(&xs, &ys, None).unwrap(),
-                    options,
-                    0,
-                    None,
-                )
-            })
-            .unwrap()
-            .unwrap()
+            run_shapes(&shapes, &xs, &ys, options, threads)
         };
         if max_dist == f64::INFINITY {
             // No cap: the k nearest of all, by the views at wider and wider radii.
