@@ -97,9 +97,17 @@ pub trait CellMetric: Copy + Send + Sync + std::fmt::Debug {
     fn fallback(&self, index: &SpatialIndex, x: f64, y: f64) -> u32;
     /// A placeholder center.
     fn empty() -> Self::Center;
-    /// The point's key against a center it matched (what the `distance` column is made
-    /// from: the sphere's float64 squared chord), for [`CellGrid::best_within_many_keyed`].
-    fn key(&self, index: &SpatialIndex, p: &Self::Point, c: &Self::Center, rank: u32) -> f64;
+    /// The point's key against the center of rank `rank` it matched (what the `distance`
+    /// column is made from: the sphere's float64 squared chord), for
+    /// [`CellGrid::best_within_many_keyed`]; `c` is that center as the matching entry
+    /// kept it (`None` for an answer of the tree).
+    fn key(
+        &self,
+        index: &SpatialIndex,
+        p: &Self::Point,
+        c: Option<&Self::Center>,
+        rank: u32,
+    ) -> f64;
 }
 
 /// The planar center rule's cell metric: SPEC.md's distance.
@@ -174,8 +182,9 @@ impl CellMetric for Planar {
         (f64::NAN, f64::NAN)
     }
     #[inline]
-    fn key(&self, _index: &SpatialIndex, p: &(f64, f64), c: &(f64, f64), _rank: u32) -> f64 {
-        super::squared(p.0, p.1, c.0, c.1)
+    fn key(&self, index: &SpatialIndex, p: &(f64, f64), c: Option<&(f64, f64)>, rank: u32) -> f64 {
+        let (cx, cy) = c.copied().unwrap_or_else(|| index.center_of(rank));
+        super::squared(p.0, p.1, cx, cy)
     }
 }
 
@@ -286,9 +295,9 @@ impl CellMetric for Sphere {
         [f64::NAN; 3]
     }
     #[inline]
-    fn key(&self, index: &SpatialIndex, p: &[f64; 3], _c: &[f64; 3], rank: u32) -> f64 {
-        // the entry's vector is the rank's (a tree answer has no entry)
-        crate::sphere::chord_squared(p, &index.units()[rank as usize])
+    fn key(&self, index: &SpatialIndex, p: &[f64; 3], c: Option<&[f64; 3]>, rank: u32) -> f64 {
+        // the entry's vector is the rank's, and already loaded (a tree answer has none)
+        crate::sphere::chord_squared(p, c.unwrap_or(&index.units()[rank as usize]))
     }
 }
 
@@ -665,7 +674,7 @@ impl<M: CellMetric> CellGrid<M> {
     /// overlap instead of queueing behind each point's scan (measured: the scan of points
     /// in input order was otherwise mostly waiting for its first entry).
     pub fn best_within_many(&self, index: &SpatialIndex, xs: &[f64], ys: &[f64], out: &mut [u32]) {
-        self.scan_many(index, xs, ys, out, |_, _, _| {});
+        self.scan_many(index, xs, ys, out, |_, _, _, _| {});
     }
 
     /// [`CellGrid::best_within_many`], also writing each matched point's key
@@ -679,20 +688,21 @@ impl<M: CellMetric> CellGrid<M> {
         out: &mut [u32],
         keys: &mut [f64],
     ) {
-        self.scan_many(index, xs, ys, out, |i, p, rank| {
+        self.scan_many(index, xs, ys, out, |i, p, rank, c| {
             keys[i] = match (p, rank) {
-                (Some(p), r) if r != NO_MATCH => self.metric.key(index, &p, &M::empty(), r),
-                (None, r) if r != NO_MATCH => {
+                (_, NO_MATCH) => f64::NAN,
+                (Some(p), r) => self.metric.key(index, &p, c, r),
+                (None, r) => {
                     let p = self.metric.point(xs[i], ys[i]);
-                    self.metric.key(index, &p, &M::empty(), r)
+                    self.metric.key(index, &p, c, r)
                 }
-                _ => f64::NAN,
             };
         });
     }
 
-    /// The scan of [`CellGrid::best_within_many`], calling `record(i, point, rank)` for
-    /// each point with the point as the test read it (if it was read).
+    /// The scan of [`CellGrid::best_within_many`], calling `record(i, point, rank,
+    /// center)` for each point with the point as the test read it (if it was read) and
+    /// the matching entry's center (if an entry matched).
     #[inline(always)]
     fn scan_many(
         &self,
@@ -700,7 +710,7 @@ impl<M: CellMetric> CellGrid<M> {
         xs: &[f64],
         ys: &[f64],
         out: &mut [u32],
-        mut record: impl FnMut(usize, Option<M::Point>, u32),
+        mut record: impl FnMut(usize, Option<M::Point>, u32, Option<&M::Center>),
     ) {
         const OUTSIDE: u32 = u32::MAX;
         let nx = self.xe.len() - 1;
@@ -744,27 +754,24 @@ impl<M: CellMetric> CellGrid<M> {
             }
             for k in 0..n {
                 let (px, py) = (xs[k], ys[k]);
-                let (rank, p) = if cell[k] == OUTSIDE {
-                    (self.metric.fallback(index, px, py), None)
+                let (rank, p, hit) = if cell[k] == OUTSIDE {
+                    (self.metric.fallback(index, px, py), None, None)
                 } else if lo[k] == hi[k] {
-                    (NO_MATCH, None)
+                    (NO_MATCH, None, None)
                 } else if first[k].covers {
-                    (first[k].rank, None)
+                    (first[k].rank, None, Some(&first[k]))
                 } else {
                     let p = self.metric.point(px, py);
                     if self.metric.test(&p, &first[k].c) {
-                        (first[k].rank, Some(p))
+                        (first[k].rank, Some(p), Some(&first[k]))
                     } else {
                         let rest = &self.entries[lo[k] as usize + 1..hi[k] as usize];
-                        let r = rest
-                            .iter()
-                            .find(|e| e.covers || self.metric.test(&p, &e.c))
-                            .map_or(NO_MATCH, |e| e.rank);
-                        (r, Some(p))
+                        let e = rest.iter().find(|e| e.covers || self.metric.test(&p, &e.c));
+                        (e.map_or(NO_MATCH, |e| e.rank), Some(p), e)
                     }
                 };
                 out[k] = rank;
-                record(b * BLOCK + k, p, rank);
+                record(b * BLOCK + k, p, rank, hit.map(|e| &e.c));
             }
         }
     }
