@@ -142,7 +142,7 @@ impl Stripes {
         s.offsets = counts;
         s.edges = edges_out;
         // About one raster cell per edge: most cells are then wholly in or out.
-        s.raster = Raster::build(x, y, rings, bounds, edges, |px, py| {
+        s.raster = Raster::build(x, y, rings, bounds, edges, 0.0, |px, py| {
             s.locate_edges(x, y, px, py)
         });
         Ok(s)
@@ -203,7 +203,7 @@ impl Stripes {
     fn bytes(&self) -> usize {
         self.offsets.len() * 4
             + self.edges.len() * 8
-            + self.raster.as_ref().map_or(0, |r| r.cells.len())
+            + self.raster.as_ref().map_or(0, Raster::bytes)
     }
 }
 
@@ -218,8 +218,12 @@ impl Stripes {
 /// axis) then holds no boundary point, so every point in it has the location of any one
 /// of them, which is tested exactly. A cell whose test point does not map back to it
 /// (rounding at a cell's edge) stays mixed.
+///
+/// With `margin > 0` ([`Raster::build`]) the same holds for coordinates known only to
+/// within `margin / 2`, as the gnomonic coordinates of spherical parts are
+/// ([`crate::shape::spherical`]).
 #[derive(Debug, Clone)]
-struct Raster {
+pub(crate) struct Raster {
     grid: Cells,
     /// [`MIXED`], or the location every point of the cell has.
     cells: Vec<u8>,
@@ -231,13 +235,15 @@ const OUTSIDE: u8 = 2;
 
 impl Raster {
     /// The raster of a part (its rings' vertex ranges, its bounds), about `cells` cells,
-    /// its unmarked cells located with `locate`.
-    fn build(
+    /// its unmarked cells located with `locate`; each edge marks the cells of its box
+    /// widened by `margin` (0 for exact coordinates).
+    pub(crate) fn build(
         x: &[f64],
         y: &[f64],
         rings: &[(usize, usize)],
         b: [f64; 4],
         cells: usize,
+        margin: f64,
         locate: impl Fn(f64, f64) -> Location,
     ) -> Option<Self> {
         if !(b[2] > b[0] && b[3] > b[1]) {
@@ -252,10 +258,10 @@ impl Raster {
             let mut prev = hi - 1;
             for i in lo..hi {
                 let edge = [
-                    x[prev].min(x[i]),
-                    y[prev].min(y[i]),
-                    x[prev].max(x[i]),
-                    y[prev].max(y[i]),
+                    x[prev].min(x[i]) - margin,
+                    y[prev].min(y[i]) - margin,
+                    x[prev].max(x[i]) + margin,
+                    y[prev].max(y[i]) + margin,
                 ];
                 for c in grid.span(&edge) {
                     r.cells[c] = MIXED;
@@ -278,9 +284,14 @@ impl Raster {
         Some(r)
     }
 
+    /// Bytes its cells take.
+    pub(crate) fn bytes(&self) -> usize {
+        self.cells.len()
+    }
+
     /// The location every point of `(px, py)`'s cell has, if its cell is not mixed.
     #[inline]
-    fn known(&self, px: f64, py: f64) -> Option<Location> {
+    pub(crate) fn known(&self, px: f64, py: f64) -> Option<Location> {
         match self.cells[self.grid.cell(px, py)] {
             INSIDE => Some(Location::Inside),
             OUTSIDE => Some(Location::Outside),
