@@ -37,7 +37,9 @@
 //! rounding of the frame: every edge that can straddle or touch it is in the stripe of
 //! `p`'s own `y`, and the others lie strictly on one side. Sides are `det[e1, p, v]`
 //! (`orient3d`), the edge-on-the-line test uses `q = e2` (`det[e1, p, e2]` is about
-//! `-c·p`, far from 0), and the rest is the test above, exact.
+//! `-c·p`, far from 0), and the rest is the test above, exact. Before the stripes, a
+//! raster over the float gnomonic `(x, y)` answers the points whose cell no edge's
+//! widened box touches ([`ArcStripes::raster`]: interior cells, as planar parts have).
 
 use robust::{orient2d, orient3d, Coord, Coord3D};
 
