@@ -337,6 +337,13 @@ impl ArcStripes {
         dot(v, &self.e2) / dot(v, &self.c)
     }
 
+    /// [`ArcStripes::x`] and [`ArcStripes::y`] (the same values), `v·c` computed once.
+    #[inline]
+    fn xy(&self, v: &[f64; 3]) -> (f64, f64) {
+        let vc = dot(v, &self.c);
+        (dot(v, &self.e1) / vc, dot(v, &self.e2) / vc)
+    }
+
     #[inline]
     fn stripe(&self, y: f64) -> usize {
         let last = self.offsets.len() - 2;
@@ -493,20 +500,23 @@ impl ArcStripes {
     /// cell if that is known, else the edges of the stripe of its `y`, exactly.
     #[inline]
     fn locate(&self, units: &[[f64; 3]], p: &[f64; 3]) -> Location {
-        if let Some(known) = self
-            .raster
-            .as_ref()
-            .and_then(|r| r.known(self.x(p), self.y(p)))
-        {
+        let (x, y) = self.xy(p);
+        if let Some(known) = self.raster.as_ref().and_then(|r| r.known(x, y)) {
             return known;
         }
-        self.locate_edges(units, p)
+        self.locate_in_stripe(units, p, y)
     }
 
     /// [`ArcStripes::locate`] without the raster.
     #[inline]
     fn locate_edges(&self, units: &[[f64; 3]], p: &[f64; 3]) -> Location {
-        let s = self.stripe(self.y(p));
+        self.locate_in_stripe(units, p, self.y(p))
+    }
+
+    /// The edges of the stripe of `y` (`p`'s float gnomonic y) against `p`, exactly.
+    #[inline]
+    fn locate_in_stripe(&self, units: &[[f64; 3]], p: &[f64; 3], y: f64) -> Location {
+        let s = self.stripe(y);
         let mut c = ArcCrossings::along(*p, self.e1, self.e2);
         for &[a, b] in &self.edges[self.offsets[s] as usize..self.offsets[s + 1] as usize] {
             let (a, b) = (&units[a as usize], &units[b as usize]);
