@@ -34,6 +34,21 @@ pub enum Location {
     Inside,
 }
 
+impl Location {
+    /// The even-odd rule's verdict: on the boundary if an edge touched the point, else
+    /// inside iff the ray crossed an odd number of edges.
+    #[inline]
+    pub fn even_odd(on_edge: bool, crossings: u32) -> Self {
+        if on_edge {
+            Location::Boundary
+        } else if crossings % 2 == 1 {
+            Location::Inside
+        } else {
+            Location::Outside
+        }
+    }
+}
+
 /// The crossings of the ray from a point towards +x with edges, and whether the point
 /// lies on one of them (then the count no longer matters).
 #[derive(Debug, Clone, Copy)]
@@ -130,13 +145,7 @@ impl Crossings {
     /// The location the counted edges give (even-odd).
     #[inline]
     pub fn location(&self) -> Location {
-        if self.on_edge {
-            Location::Boundary
-        } else if self.count % 2 == 1 {
-            Location::Inside
-        } else {
-            Location::Outside
-        }
+        Location::even_odd(self.on_edge, self.count)
     }
 }
 

@@ -291,13 +291,7 @@ impl ArcCrossings {
     /// The location the counted edges give (even-odd).
     #[inline]
     pub fn location(&self) -> Location {
-        if self.on_edge {
-            Location::Boundary
-        } else if self.count % 2 == 1 {
-            Location::Inside
-        } else {
-            Location::Outside
-        }
+        Location::even_odd(self.on_edge, self.count)
     }
 }
 
