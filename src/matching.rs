@@ -496,22 +496,56 @@ const GROUP: usize = 32;
 /// Bits of the Z-order prefix that buckets the points (`2^16` buckets).
 const ORDER_BITS: u32 = 16;
 
-/// The points in Z-order (a counting sort on the top bits of their Morton code over the
-/// index's bounds): positions into `points`, neighbours next to each other.
-fn z_order(index: &SpatialIndex, points: PointSlices<'_>, chunk_size: usize) -> Vec<u32> {
+/// The points in Z-order: `order[j]` is the input position of the `j`-th point
+/// matched, neighbours next to each other, and `place[i]` where input point `i` comes in
+/// that order (the inverse), so the answers go back to input order by a parallel
+/// gather ([`ZOrder::unsort`]) instead of a serial scatter.
+#[derive(Debug)]
+struct ZOrder {
+    order: Vec<u32>,
+    place: Vec<u32>,
+}
+
+impl ZOrder {
+    /// `sorted`, one value per point in matching order, in input order.
+    fn unsort<T: Copy + Send + Sync>(&self, sorted: &[T], chunk: usize) -> Vec<T> {
+        map_chunked(&self.place, chunk, |_, &j| sorted[j as usize])
+    }
+
+    /// [`ZOrder::unsort`] into `out`.
+    fn unsort_into<T: Copy + Send + Sync>(&self, sorted: &[T], out: &mut [T], chunk: usize) {
+        for_chunks(out, chunk, |c, out| {
+            let place = &self.place[c * chunk..c * chunk + out.len()];
+            for (o, &j) in out.iter_mut().zip(place) {
+                *o = sorted[j as usize];
+            }
+        });
+    }
+}
+
+/// [`z_order_in`] over the index's bounds.
+fn z_order(index: &SpatialIndex, points: PointSlices<'_>, chunk_size: usize) -> ZOrder {
     z_order_in(index.bounds(), points, chunk_size)
 }
 
-/// [`z_order`] over `bounds` (`None`: input order).
-fn z_order_in(bounds: Option<[f64; 4]>, points: PointSlices<'_>, chunk_size: usize) -> Vec<u32> {
+/// The points in Z-order over `bounds` (`None`: input order): a counting sort on the
+/// top [`ORDER_BITS`] bits of their Morton code, in parallel. Each of a few parts of the
+/// input counts its own buckets; a bucket's points then come part by part, each part's
+/// in input order, so the order is the same for any number of parts (a stable sort).
+fn z_order_in(bounds: Option<[f64; 4]>, points: PointSlices<'_>, chunk_size: usize) -> ZOrder {
+    let n = points.len();
     let Some([x0, y0, x1, y1]) = bounds else {
-        return (0..points.len() as u32).collect();
+        let order: Vec<u32> = (0..n as u32).collect();
+        return ZOrder {
+            place: order.clone(),
+            order,
+        };
     };
     let (sx, sy) = (
         65535.0 / (x1 - x0).max(f64::MIN_POSITIVE),
         65535.0 / (y1 - y0).max(f64::MIN_POSITIVE),
     );
-    let mut bucket = vec![0u32; points.len()];
+    let mut bucket = vec![0u32; n];
     for_chunks(&mut bucket, chunk_size, |c, bucket| {
         let start = c * chunk_size;
         for (i, b) in bucket.iter_mut().enumerate() {
@@ -521,20 +555,65 @@ fn z_order_in(bounds: Option<[f64; 4]>, points: PointSlices<'_>, chunk_size: usi
             *b = (spread(cx) | (spread(cy) << 1)) >> (32 - ORDER_BITS);
         }
     });
-    let mut starts = vec![0u32; (1 << ORDER_BITS) + 1];
-    for &b in &bucket {
-        starts[b as usize + 1] += 1;
+    // A part per pool thread (each counts 2^16 buckets: more parts cost more than they
+    // save), and one part for a call of one chunk.
+    let parts = if n <= chunk_size {
+        1
+    } else {
+        rayon::current_num_threads().clamp(1, 8)
+    };
+    let part_len = n.div_ceil(parts).max(1);
+    let mut starts: Vec<Vec<u32>> = bucket
+        .par_chunks(part_len)
+        .map(|b| {
+            let mut counts = vec![0u32; 1 << ORDER_BITS];
+            for &k in b {
+                counts[k as usize] += 1;
+            }
+            counts
+        })
+        .collect();
+    let mut next = 0u32;
+    for k in 0..1usize << ORDER_BITS {
+        for counts in starts.iter_mut() {
+            (counts[k], next) = (next, next + counts[k]);
+        }
     }
-    for k in 1..starts.len() {
-        starts[k] += starts[k - 1];
+    // Each point's place (each part writes its own range of `place`, in sequence), and
+    // the order, its inverse: a permutation, so each of its entries is written once
+    // (atomics make the parts' interleaved writes safe; relaxed stores are plain ones).
+    let mut place = vec![0u32; n];
+    let order: Vec<std::sync::atomic::AtomicU32> = zeroed_atomics(n, chunk_size);
+    place
+        .par_chunks_mut(part_len)
+        .zip(bucket.par_chunks(part_len))
+        .zip(starts.par_iter_mut())
+        .enumerate()
+        .for_each(|(p, ((place, bucket), next))| {
+            for (i, (slot, &k)) in place.iter_mut().zip(bucket).enumerate() {
+                let j = next[k as usize];
+                next[k as usize] = j + 1;
+                *slot = j;
+                order[j as usize].store((p * part_len + i) as u32, Ordering::Relaxed);
+            }
+        });
+    // In place (same layout): no copy.
+    let order = order
+        .into_iter()
+        .map(std::sync::atomic::AtomicU32::into_inner)
+        .collect();
+    ZOrder { order, place }
+}
+
+/// `n` atomic zeros, written in parallel when more than one chunk (as [`zeroed`]).
+fn zeroed_atomics(n: usize, chunk: usize) -> Vec<std::sync::atomic::AtomicU32> {
+    let zero = || std::sync::atomic::AtomicU32::new(0);
+    if n <= chunk {
+        return (0..n).map(|_| zero()).collect();
     }
-    let mut order = vec![0u32; points.len()];
-    for (i, &b) in bucket.iter().enumerate() {
-        let slot = &mut starts[b as usize];
-        order[*slot as usize] = i as u32;
-        *slot += 1;
-    }
-    order
+    let mut v = Vec::with_capacity(n);
+    v.par_extend((0..n).into_par_iter().with_min_len(chunk).map(|_| zero()));
+    v
 }
 
 /// Whether matching `points` in Z-order pays: enough points, an index too large for the
@@ -557,11 +636,11 @@ fn spatially_sorted(
     cancel: Option<&AtomicBool>,
     out: &mut [u32],
 ) {
-    let order = z_order(index, points, chunk_size);
-    let mut ranks = vec![NO_MATCH; order.len()];
+    let z = z_order(index, points, chunk_size);
+    let mut ranks = vec![NO_MATCH; z.order.len()];
     let grouped = SpatialIndex::group_search_applies(max_dist);
     for_chunks(&mut ranks, chunk_size, |c, ranks| {
-        let order = &order[c * chunk_size..c * chunk_size + ranks.len()];
+        let order = &z.order[c * chunk_size..c * chunk_size + ranks.len()];
         if cancelled(cancel) {
             return;
         }
@@ -592,9 +671,7 @@ fn spatially_sorted(
             }
         }
     });
-    for (&i, &rank) in order.iter().zip(&ranks) {
-        out[i as usize] = rank;
-    }
+    z.unsort_into(&ranks, out, chunk_size);
 }
 
 /// Each point's ranked candidates (up to `options.k`, best first) for the rules that
@@ -616,9 +693,9 @@ pub fn ranked_candidates(
     let descending = options.descending;
     let within = Within::new(max_dist);
     // Points in the order they are matched (Z-order when it pays), chunked.
-    let order: Option<Vec<u32>> =
+    let order: Option<ZOrder> =
         sort_pays(index, points, max_dist).then(|| z_order(index, points, options.chunk_size));
-    let position = |j: usize| order.as_ref().map_or(j, |o| o[j] as usize);
+    let position = |j: usize| order.as_ref().map_or(j, |o| o.order[j] as usize);
     // In Z-order: a shared tree walk per group of neighbours.
     let grouped = order.is_some() && SpatialIndex::group_search_applies(max_dist);
     // One chunk: (count per point, ranks) in matching order.
@@ -723,7 +800,7 @@ pub fn ranked_candidates(
     let mut j = 0usize;
     for (cs, _) in &parts {
         for &c in cs {
-            counts[order[j] as usize] = c;
+            counts[order.order[j] as usize] = c;
             j += 1;
         }
     }
@@ -737,7 +814,7 @@ pub fn ranked_candidates(
     for (cs, r) in &parts {
         let mut at = 0usize;
         for &c in cs {
-            let start = offsets[order[j] as usize];
+            let start = offsets[order.order[j] as usize];
             let c = c as usize;
             ranks[start..start + c].copy_from_slice(&r[at..at + c]);
             at += c;
@@ -1051,9 +1128,9 @@ fn match_rule_in<R: Rule>(
         // The coordinates gathered in that order (a null point as NaN, which no polygon
         // accepts): the queries then read them in sequence, where reading them through
         // the order stalled on a cache miss per point (44% of the samples).
-        let sorted = order.as_ref().map(|order| {
+        let sorted = order.as_ref().map(|z| {
             let gather = |src: &[f64]| {
-                map_chunked(order, chunk, |_, &i| {
+                map_chunked(&z.order, chunk, |_, &i| {
                     let i = i as usize;
                     if valid(i) {
                         src[i]
@@ -1073,7 +1150,7 @@ fn match_rule_in<R: Rule>(
             None if valid(j) => (points.x[j], points.y[j]),
             None => (f64::NAN, f64::NAN),
         };
-        let (found, found_distances): (Vec<u32>, Option<Vec<f64>>) = if R::IN_SHAPE {
+        if R::IN_SHAPE {
             let mut found: Vec<u32> = zeroed(points.len(), chunk);
             for_chunks(&mut found, chunk, |c, out| {
                 if !cancelled(cancel) {
@@ -1083,47 +1160,51 @@ fn match_rule_in<R: Rule>(
                     }
                 }
             });
-            (found, None)
-        } else {
-            let mut found: Vec<(u32, f64)> = zeroed(points.len(), chunk);
-            for_chunks(&mut found, chunk, |c, out| {
-                if !cancelled(cancel) {
-                    for (j, slot) in out.iter_mut().enumerate() {
-                        let (px, py) = point(c * chunk + j);
-                        // The distance from the test that accepted, where it has it.
-                        let (rank, s) = shapes.best_measured(rule, px, py);
-                        *slot = if s.is_nan() {
-                            (rank, ranked.distance_or_nan(rank, px, py))
-                        } else {
-                            (rank, rule.reported(s))
-                        };
-                    }
+            if cancelled(cancel) {
+                return Err(PolymatchError::Cancelled);
+            }
+            let ranks = match &order {
+                None => found,
+                Some(z) => z.unsort(&found, chunk),
+            };
+            return best_output(&ranked, points, options, first_point, ranks, None);
+        }
+        let mut found: Vec<(u32, f64)> = zeroed(points.len(), chunk);
+        for_chunks(&mut found, chunk, |c, out| {
+            if !cancelled(cancel) {
+                for (j, slot) in out.iter_mut().enumerate() {
+                    let (px, py) = point(c * chunk + j);
+                    // The distance from the test that accepted, where it has it.
+                    let (rank, s) = shapes.best_measured(rule, px, py);
+                    *slot = if s.is_nan() {
+                        (rank, ranked.distance_or_nan(rank, px, py))
+                    } else {
+                        (rank, rule.reported(s))
+                    };
                 }
-            });
-            let (ranks, distances) = found.into_iter().unzip();
-            (ranks, Some(distances))
-        };
+            }
+        });
         if cancelled(cancel) {
             return Err(PolymatchError::Cancelled);
         }
+        // Back in input order and split into the two columns, in one parallel pass.
         let (ranks, distances) = match &order {
-            None => (found, found_distances),
-            Some(order) => {
-                let mut ranks = vec![NO_MATCH; found.len()];
-                for (&i, &rank) in order.iter().zip(&found) {
-                    ranks[i as usize] = rank;
-                }
-                let distances = found_distances.map(|d| {
-                    let mut out = vec![0.0; d.len()];
-                    for (&i, &v) in order.iter().zip(&d) {
-                        out[i as usize] = v;
-                    }
-                    out
-                });
-                (ranks, distances)
-            }
+            None => found.par_iter().with_min_len(chunk).copied().unzip(),
+            Some(z) => z
+                .place
+                .par_iter()
+                .with_min_len(chunk)
+                .map(|&j| found[j as usize])
+                .unzip(),
         };
-        return best_output(&ranked, points, options, first_point, ranks, distances);
+        return best_output(
+            &ranked,
+            points,
+            options,
+            first_point,
+            ranks,
+            Some(distances),
+        );
     }
     // Lists per point: the k best in rank order; every candidate in polygon-row order
     // (all candidates; or by distance where every candidate is at 0); or the k nearest.
@@ -1142,7 +1223,7 @@ fn match_rule_in<R: Rule>(
     let n = points.len();
     let order = (n >= SORT_MIN_POINTS && n < u32::MAX as usize)
         .then(|| z_order_in(shapes.bounds(), points, chunk));
-    let position = |j: usize| order.as_ref().map_or(j, |o| o[j] as usize);
+    let position = |j: usize| order.as_ref().map_or(j, |o| o.order[j] as usize);
     type Lists = (Vec<u32>, Vec<u32>, Vec<f64>);
     let chunks: Vec<Lists> = (0..n.div_ceil(chunk))
         .into_par_iter()
@@ -1647,13 +1728,13 @@ fn sphere_best_grouped(
 ) -> Result<Vec<u32>> {
     let chunk = options.chunk_size;
     let within = ChordWithin::new(options.max_dist);
-    let order = z_order(index, points, chunk);
-    let mut ranks = vec![NO_MATCH; order.len()];
+    let z = z_order(index, points, chunk);
+    let mut ranks = vec![NO_MATCH; z.order.len()];
     for_chunks(&mut ranks, chunk, |c, ranks| {
         if cancelled(cancel) {
             return;
         }
-        let order = &order[c * chunk..c * chunk + ranks.len()];
+        let order = &z.order[c * chunk..c * chunk + ranks.len()];
         let mut entries = Vec::new();
         let (mut gx, mut gy) = ([0.0; GROUP], [0.0; GROUP]);
         let mut us = [[0.0; 3]; GROUP];
@@ -1690,11 +1771,7 @@ fn sphere_best_grouped(
     if cancelled(cancel) {
         return Err(PolymatchError::Cancelled);
     }
-    let mut out = vec![NO_MATCH; ranks.len()];
-    for (&i, &rank) in order.iter().zip(&ranks) {
-        out[i as usize] = rank;
-    }
-    Ok(out)
+    Ok(z.unsort(&ranks, chunk))
 }
 
 /// Each point's list of ranks (and values, for the paths that measure them) from
@@ -1710,10 +1787,10 @@ fn lists_per_point(
     search: impl Fn(f64, f64, &mut Vec<u32>, &mut Vec<f64>) + Sync,
 ) -> Result<(Vec<usize>, Vec<u32>, Vec<f64>)> {
     let n = points.len();
-    let order: Option<Vec<u32>> =
+    let order: Option<ZOrder> =
         (n >= SORT_MIN_POINTS && index.matchable() >= SORT_MIN_POLYGONS && n < u32::MAX as usize)
             .then(|| z_order(index, points, chunk));
-    let position = |j: usize| order.as_ref().map_or(j, |o| o[j] as usize);
+    let position = |j: usize| order.as_ref().map_or(j, |o| o.order[j] as usize);
     let kernel = |start: usize, end: usize| -> (Vec<u32>, Vec<u32>, Vec<f64>) {
         let (mut counts, mut ranks, mut values) =
             (Vec::with_capacity(end - start), Vec::new(), Vec::new());

@@ -100,6 +100,25 @@ fn numpy_points(obj: &Bound<'_, PyAny>) -> PyResult<Option<(SchemaRef, Vec<Recor
     if untyped.ndim() != 2 || untyped.shape()[1] != 2 {
         return Ok(None);
     }
+    // The common case, C-ordered float64 rows: split into the two columns in parallel
+    // (the GIL stays held: another thread could write the array otherwise).
+    if let Ok(a) = obj.cast::<PyArray2<f64>>() {
+        let view = a.readonly();
+        // (`as_slice` also takes a Fortran-ordered array: its columns one after the other)
+        let rows_first = untyped.is_c_contiguous() && untyped.shape()[0] >= PARALLEL_POINTS;
+        if let (Ok(rows), true) = (view.as_slice(), rows_first) {
+            let column = |j: usize| -> Vec<f64> {
+                use rayon::prelude::*;
+                rows.par_chunks_exact(2)
+                    .with_min_len(PARALLEL_POINTS / 4)
+                    .map(|r| r[j])
+                    .collect()
+            };
+            let (x, y) =
+                crate::pool::run(None, || (column(0), column(1))).map_err(PyPolymatchError)?;
+            return Ok(Some(xy_batch(x, y)?));
+        }
+    }
     macro_rules! columns {
         ($($t:ty),*) => {
             $(if let Ok(a) = obj.cast::<PyArray2<$t>>() {
@@ -116,6 +135,14 @@ fn numpy_points(obj: &Bound<'_, PyAny>) -> PyResult<Option<(SchemaRef, Vec<Recor
     let Some((x, y)) = columns!(f64, f32, i64, i32, i16, i8, u64, u32, u16, u8) else {
         return Ok(None);
     };
+    Ok(Some(xy_batch(x, y)?))
+}
+
+/// Points from numpy at least this many are split into columns in parallel.
+const PARALLEL_POINTS: usize = 1 << 18;
+
+/// The table of non-null `x` and `y` columns.
+fn xy_batch(x: Vec<f64>, y: Vec<f64>) -> PyResult<(SchemaRef, Vec<RecordBatch>)> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("x", DataType::Float64, false),
         Field::new("y", DataType::Float64, false),
@@ -126,7 +153,7 @@ fn numpy_points(obj: &Bound<'_, PyAny>) -> PyResult<Option<(SchemaRef, Vec<Recor
     ];
     let batch =
         RecordBatch::try_new(schema.clone(), columns).map_err(|e| PyPolymatchError(e.into()))?;
-    Ok(Some((schema, vec![batch])))
+    Ok((schema, vec![batch]))
 }
 
 /// A bare array (or stream of arrays) as a one-column table; a struct array that is not

@@ -107,6 +107,12 @@ def test_numpy_points_every_layout_and_dtype(article_index):
         expect = article_index.match(pa.table({"x": ref[:, 0], "y": ref[:, 1]}))
         assert article_index.match(arr).equals(expect), dtype
     assert article_index.match(np.empty((0, 2))).num_rows == 0
+    # 2^18 C-ordered float64 rows and more are split into columns in parallel
+    big = rng.uniform(0, 100, size=(1 << 18, 2))
+    big[7] = np.nan
+    big_want = article_index.match(pa.table({"x": big[:, 0], "y": big[:, 1]}), how="left")
+    assert article_index.match(big, how="left").equals(big_want)
+    assert article_index.match(np.asfortranarray(big), how="left").equals(big_want)
     with pytest.raises(ValueError, match=r"shape \(N, 2\)"):
         article_index.match(np.zeros((4, 3)))
     with pytest.raises(TypeError, match="numeric"):
