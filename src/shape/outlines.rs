@@ -474,6 +474,24 @@ impl Outlines {
         best
     }
 
+    /// The smallest [`segment_squared`] from `(px, py)` to the edges of the ring of
+    /// vertices `lo..hi` (closing edge included): [`Outlines::scan_ring`]'s value
+    /// without the crossings, for a point known to be outside the ring's box.
+    #[inline]
+    pub fn ring_squared(&self, lo: usize, hi: usize, px: f64, py: f64) -> f64 {
+        if lo >= hi {
+            return f64::INFINITY;
+        }
+        let (x, y) = (&self.polygons.x()[lo..hi], &self.polygons.y()[lo..hi]);
+        let (mut ax, mut ay) = (x[x.len() - 1], y[y.len() - 1]);
+        let mut best = f64::INFINITY;
+        for (&bx, &by) in x.iter().zip(y) {
+            best = best.min(segment_squared(px, py, ax, ay, bx, by));
+            (ax, ay) = (bx, by);
+        }
+        best
+    }
+
     /// Whether an edge of the ring of vertices `lo..hi` (closing edge included) is at a
     /// distance `< test.radius()` from `(px, py)`, exactly.
     #[inline]
@@ -506,6 +524,14 @@ impl Outlines {
             best.min(segment_squared(px, py, x[a], y[a], x[b], y[b]))
         };
         let Some(s) = p.stripes else {
+            let b = &p.bounds;
+            if !(px >= b[0] && px <= b[2] && py >= b[1] && py <= b[3]) {
+                // Outside the part's box, so outside the part: only the distance counts.
+                return self
+                    .rings_of(p)
+                    .map(|(lo, hi)| self.ring_squared(lo, hi, px, py))
+                    .fold(f64::INFINITY, f64::min);
+            }
             // One pass over the edges: the crossings (where the point is) and the
             // smallest distance together.
             let mut c = Crossings::new(px, py);

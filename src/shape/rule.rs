@@ -212,11 +212,17 @@ impl Rule for DWithin {
             // farthest corner of the part's box; distance.rs), so the smallest value is
             // within that of the true distance to the part. The pass is the one
             // `Outlines::part_squared` makes: its value is the part's distance.
-            let mut c = Crossings::new(px, py);
-            let s = outlines.scan_ring(lo, hi, &mut c);
-            if c.location() != Location::Outside {
-                return (true, 0.0); // max_dist > 0: in or on the part is at distance 0
-            }
+            let s = if box_holds(part.bounds, px, py) {
+                let mut c = Crossings::new(px, py);
+                let s = outlines.scan_ring(lo, hi, &mut c);
+                if c.location() != Location::Outside {
+                    return (true, 0.0); // max_dist > 0: in or on the part is at distance 0
+                }
+                s
+            } else {
+                // Outside the part's box, so outside the part: only the distance counts.
+                outlines.ring_squared(lo, hi, px, py)
+            };
             if self.test.radius() == f64::INFINITY {
                 return (true, s);
             }
