@@ -46,6 +46,13 @@ pub fn segment_squared(px: f64, py: f64, ax: f64, ay: f64, bx: f64, by: f64) -> 
     cross * cross / len2
 }
 
+/// Whether the closed box `b` (`[xmin, ymin, xmax, ymax]`) holds `(px, py)`: a point
+/// outside a part's vertex box is outside the part.
+#[inline(always)]
+pub fn box_holds(b: &[f64; 4], px: f64, py: f64) -> bool {
+    px >= b[0] && px <= b[2] && py >= b[1] && py <= b[3]
+}
+
 /// The squared distance from `(px, py)` to the box `b` (0 inside it), rounded down
 /// enough to be a lower bound of every float value [`segment_squared`] gives for a
 /// segment in the box, and of the true squared distance.

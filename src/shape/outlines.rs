@@ -15,7 +15,7 @@ use crate::error::{PolymatchError, Result};
 use crate::geometry::vertex_bounds;
 use crate::polygons::PolygonColumns;
 use crate::shape::cells::Cells;
-use crate::shape::distance::{segment_squared, EdgeWithin};
+use crate::shape::distance::{box_holds, segment_squared, EdgeWithin};
 use crate::shape::locate::{locate_part, Crossings, Location};
 
 /// The squared distance from `(px, py)` to the farthest corner of the box `b`.
@@ -459,19 +459,8 @@ impl Outlines {
     /// counted into `c`, and the smallest [`segment_squared`] from `c`'s point.
     #[inline]
     pub fn scan_ring(&self, lo: usize, hi: usize, c: &mut Crossings) -> f64 {
-        if lo >= hi {
-            return f64::INFINITY;
-        }
         let (px, py) = c.point();
-        let (x, y) = (&self.polygons.x()[lo..hi], &self.polygons.y()[lo..hi]);
-        let (mut ax, mut ay) = (x[x.len() - 1], y[y.len() - 1]);
-        let mut best = f64::INFINITY;
-        for (&bx, &by) in x.iter().zip(y) {
-            c.edge(ax, ay, bx, by);
-            best = best.min(segment_squared(px, py, ax, ay, bx, by));
-            (ax, ay) = (bx, by);
-        }
-        best
+        self.ring_min(lo, hi, px, py, |ax, ay, bx, by| c.edge(ax, ay, bx, by))
     }
 
     /// The smallest [`segment_squared`] from `(px, py)` to the edges of the ring of
@@ -479,6 +468,20 @@ impl Outlines {
     /// without the crossings, for a point known to be outside the ring's box.
     #[inline]
     pub fn ring_squared(&self, lo: usize, hi: usize, px: f64, py: f64) -> f64 {
+        self.ring_min(lo, hi, px, py, |_, _, _, _| {})
+    }
+
+    /// The smallest [`segment_squared`] from `(px, py)` to the edges of the ring of
+    /// vertices `lo..hi` (closing edge included), each edge also given to `edge`.
+    #[inline(always)]
+    fn ring_min(
+        &self,
+        lo: usize,
+        hi: usize,
+        px: f64,
+        py: f64,
+        mut edge: impl FnMut(f64, f64, f64, f64),
+    ) -> f64 {
         if lo >= hi {
             return f64::INFINITY;
         }
@@ -486,6 +489,7 @@ impl Outlines {
         let (mut ax, mut ay) = (x[x.len() - 1], y[y.len() - 1]);
         let mut best = f64::INFINITY;
         for (&bx, &by) in x.iter().zip(y) {
+            edge(ax, ay, bx, by);
             best = best.min(segment_squared(px, py, ax, ay, bx, by));
             (ax, ay) = (bx, by);
         }
@@ -524,8 +528,7 @@ impl Outlines {
             best.min(segment_squared(px, py, x[a], y[a], x[b], y[b]))
         };
         let Some(s) = p.stripes else {
-            let b = &p.bounds;
-            if !(px >= b[0] && px <= b[2] && py >= b[1] && py <= b[3]) {
+            if !box_holds(&p.bounds, px, py) {
                 // Outside the part's box, so outside the part: only the distance counts.
                 return self
                     .rings_of(p)

@@ -9,7 +9,7 @@
 //! other axis, chosen by the walk.
 
 use crate::shape::arcs::{arc_squared, ArcWithin};
-use crate::shape::distance::{box_squared, EdgeWithin};
+use crate::shape::distance::{box_holds, box_squared, EdgeWithin};
 use crate::shape::locate::{Crossings, Location};
 use crate::shape::outlines::{farthest_squared, Outlines};
 use crate::shape::spherical::SphericalParts;
@@ -89,11 +89,6 @@ pub trait Rule: Copy + Send + Sync {
     fn keys_beyond(&self) -> f64 {
         0.0
     }
-}
-
-#[inline(always)]
-fn box_holds(b: &[f64; 4], px: f64, py: f64) -> bool {
-    px >= b[0] && px <= b[2] && py >= b[1] && py <= b[3]
 }
 
 /// The point is in the polygon's interior (GEOS `contains`).
