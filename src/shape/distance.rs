@@ -46,6 +46,105 @@ pub fn segment_squared(px: f64, py: f64, ax: f64, ay: f64, bx: f64, by: f64) -> 
     cross * cross / len2
 }
 
+/// The smallest [`segment_squared`] from `(px, py)` to the edges of the ring `xs`, `ys`
+/// (closing edge from the last vertex to the first included; `inf` for no vertex),
+/// edge by edge in one fixed order: the reference [`ring_squared`] must equal.
+#[inline(always)]
+pub fn ring_squared_scalar(xs: &[f64], ys: &[f64], px: f64, py: f64) -> f64 {
+    let n = xs.len().min(ys.len());
+    if n == 0 {
+        return f64::INFINITY;
+    }
+    let (mut ax, mut ay) = (xs[n - 1], ys[n - 1]);
+    let mut best = f64::INFINITY;
+    for (&bx, &by) in xs[..n].iter().zip(&ys[..n]) {
+        best = best.min(segment_squared(px, py, ax, ay, bx, by));
+        (ax, ay) = (bx, by);
+    }
+    best
+}
+
+/// [`ring_squared_scalar`]'s value, bit for bit, two edges at a time.
+///
+/// Each lane computes the three cases of [`segment_squared`] with the same operations in
+/// the same order (IEEE sums, products and quotients are correctly rounded, in a vector
+/// lane as in a scalar register) and selects the one the projection picks; no branch
+/// depends on the data. The minimum ignores a NaN value as `f64::min` does, and no value
+/// is `-0` (sums of squares and squares over a positive length), so the order in which
+/// the edges are combined does not change the result.
+#[inline]
+pub fn ring_squared(xs: &[f64], ys: &[f64], px: f64, py: f64) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        ring_squared_sse2(xs, ys, px, py)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        ring_squared_scalar(xs, ys, px, py)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn ring_squared_sse2(xs: &[f64], ys: &[f64], px: f64, py: f64) -> f64 {
+    use std::arch::x86_64::*;
+    let n = xs.len().min(ys.len());
+    if n == 0 {
+        return f64::INFINITY;
+    }
+    let (xs, ys) = (&xs[..n], &ys[..n]);
+    // SAFETY: SSE2 is part of the x86_64 baseline. Every load reads two f64 at `i - 1`
+    // or `i`, with `i + 1 < n`: within `xs` and `ys`.
+    unsafe {
+        let (pxv, pyv) = (_mm_set1_pd(px), _mm_set1_pd(py));
+        let zero = _mm_setzero_pd();
+        // The squared distances from the point to two edges, `a` to `b` in each lane.
+        let lanes = |ax: __m128d, ay: __m128d, bx: __m128d, by: __m128d| {
+            let (ex, ey) = (_mm_sub_pd(bx, ax), _mm_sub_pd(by, ay));
+            let (wx, wy) = (_mm_sub_pd(pxv, ax), _mm_sub_pd(pyv, ay));
+            let (vx, vy) = (_mm_sub_pd(pxv, bx), _mm_sub_pd(pyv, by));
+            let dot = _mm_add_pd(_mm_mul_pd(ex, wx), _mm_mul_pd(ey, wy));
+            let len2 = _mm_add_pd(_mm_mul_pd(ex, ex), _mm_mul_pd(ey, ey));
+            let to_a = _mm_add_pd(_mm_mul_pd(wx, wx), _mm_mul_pd(wy, wy));
+            let to_b = _mm_add_pd(_mm_mul_pd(vx, vx), _mm_mul_pd(vy, vy));
+            let cross = _mm_sub_pd(_mm_mul_pd(ex, wy), _mm_mul_pd(ey, wx));
+            let perp = _mm_div_pd(_mm_mul_pd(cross, cross), len2);
+            // dot <= 0: the end a; else dot >= len2: the end b; else the perpendicular
+            // (ordered comparisons: a NaN projection takes the perpendicular, as the
+            // scalar branches do).
+            let at_a = _mm_cmple_pd(dot, zero);
+            let at_b = _mm_cmpge_pd(dot, len2);
+            let not_a = _mm_or_pd(_mm_and_pd(at_b, to_b), _mm_andnot_pd(at_b, perp));
+            _mm_or_pd(_mm_and_pd(at_a, to_a), _mm_andnot_pd(at_a, not_a))
+        };
+        // Edge i runs from vertex i - 1 to i, two at a time from edge 1; then the closing
+        // edge (vertex n - 1 to 0) beside the one left over, or beside itself.
+        let mut acc = _mm_set1_pd(f64::INFINITY);
+        let mut i = 1;
+        while i + 1 < n {
+            let ax = _mm_loadu_pd(xs.as_ptr().add(i - 1));
+            let ay = _mm_loadu_pd(ys.as_ptr().add(i - 1));
+            let bx = _mm_loadu_pd(xs.as_ptr().add(i));
+            let by = _mm_loadu_pd(ys.as_ptr().add(i));
+            // min(s, acc) is acc where s is NaN, as `f64::min` ignores it.
+            acc = _mm_min_pd(lanes(ax, ay, bx, by), acc);
+            i += 2;
+        }
+        let k = if i < n { i } else { 0 }; // the edge beside the closing one
+        let last = if k == 0 { n - 1 } else { k - 1 };
+        let s = lanes(
+            _mm_set_pd(xs[last], xs[n - 1]),
+            _mm_set_pd(ys[last], ys[n - 1]),
+            _mm_set_pd(xs[k], xs[0]),
+            _mm_set_pd(ys[k], ys[0]),
+        );
+        acc = _mm_min_pd(s, acc);
+        let mut out = [0.0f64; 2];
+        _mm_storeu_pd(out.as_mut_ptr(), acc);
+        out[0].min(out[1])
+    }
+}
+
 /// Whether the closed box `b` (`[xmin, ymin, xmax, ymax]`) holds `(px, py)`: a point
 /// outside a part's vertex box is outside the part.
 #[inline(always)]
@@ -271,6 +370,55 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_ring_in_lanes_is_the_ring_edge_by_edge() {
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let odd = [
+            0.0,
+            -0.0,
+            1e-300,
+            5e-324,
+            1e300,
+            -1e300,
+            f64::INFINITY,
+            f64::NAN,
+        ];
+        for case in 0..20_000 {
+            let n = case % 13;
+            let mut xs: Vec<f64> = (0..n).map(|_| next() * 4.0 - 2.0).collect();
+            let mut ys: Vec<f64> = (0..n).map(|_| next() * 4.0 - 2.0).collect();
+            let (mut px, mut py) = (next() * 6.0 - 3.0, next() * 6.0 - 3.0);
+            if n > 1 && case % 5 == 0 {
+                // repeated vertices (zero-length edges), collinear runs
+                xs[1] = xs[0];
+                ys[1] = ys[0];
+            }
+            if n > 2 && case % 7 == 0 {
+                let j = (next() * n as f64) as usize % n;
+                xs[j] = odd[case % odd.len()];
+            }
+            if case % 11 == 0 {
+                px = odd[(case / 11) % odd.len()];
+            }
+            if case % 13 == 1 && n > 0 {
+                py = ys[0]; // on a vertex's y
+                px = xs[0];
+            }
+            let want = ring_squared_scalar(&xs, &ys, px, py);
+            let got = ring_squared(&xs, &ys, px, py);
+            assert!(
+                want.to_bits() == got.to_bits(),
+                "{xs:?} {ys:?} {px} {py}: {want} != {got}"
+            );
         }
     }
 

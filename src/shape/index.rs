@@ -129,6 +129,9 @@ struct Slot {
     /// `first..first + count` of the coordinate buffers (`count` 0: ask the outlines).
     first: u64,
     count: u32,
+    /// Its polygon has no other part (the test's distance is the polygon's: no read of
+    /// the per-rank part ranges, a cache miss per point).
+    single: bool,
 }
 
 /// The parts of a polygon set in rank order, in a grid; see the module docs.
@@ -266,6 +269,7 @@ impl ShapeIndex {
                     part,
                     first,
                     count,
+                    single: rank_parts[rank as usize].1 == 1,
                 }
             })
             .collect();
@@ -589,7 +593,8 @@ impl ShapeIndex {
                     let (yes, s) = self.accepts_measured(rule, slot, px, py);
                     if yes {
                         best = slot.rank;
-                        measured = s;
+                        // Several parts: the polygon's distance is their minimum.
+                        measured = if slot.single { s } else { f64::NAN };
                         break;
                     }
                 }
@@ -627,20 +632,17 @@ impl ShapeIndex {
                     let gathered = &mut gathered[..n];
                     gathered.sort_unstable();
                     for &(rank, pos) in gathered.iter() {
-                        let (yes, s) =
-                            self.accepts_measured(rule, &self.slots[pos as usize], px, py);
+                        let slot = &self.slots[pos as usize];
+                        let (yes, s) = self.accepts_measured(rule, slot, px, py);
                         if yes {
                             best = rank;
-                            measured = s;
+                            measured = if slot.single { s } else { f64::NAN };
                             break;
                         }
                     }
                 }
             }
             None => scan(&self.by_rank),
-        }
-        if best == NO_MATCH || self.rank_parts[best as usize].1 != 1 {
-            measured = f64::NAN; // several parts: the polygon's distance is their minimum
         }
         (best, measured)
     }
@@ -685,7 +687,7 @@ impl ShapeIndex {
                     continue;
                 }
                 let rank = slot.rank;
-                if self.rank_parts[rank as usize].1 == 1 {
+                if slot.single {
                     let (yes, s) = self.accepts_measured(rule, slot, px, py);
                     if yes {
                         let s = if s.is_nan() {
@@ -790,7 +792,7 @@ impl ShapeIndex {
             // distance in one pass over the ring (`Rule::accepts_measured`). Any other:
             // the distance first (it prunes), then the rule, which knows the location
             // where the distance is not 0.
-            let one_ring = slot.count > 0 && self.rank_parts[rank as usize].1 == 1;
+            let one_ring = slot.count > 0 && slot.single;
             let (known, s) = if one_ring {
                 let (yes, s) = self.accepts_measured(rule, slot, px, py);
                 let s = if s.is_nan() {

@@ -15,7 +15,7 @@ use crate::error::{PolymatchError, Result};
 use crate::geometry::vertex_bounds;
 use crate::polygons::PolygonColumns;
 use crate::shape::cells::Cells;
-use crate::shape::distance::{box_holds, segment_squared, EdgeWithin};
+use crate::shape::distance::{box_holds, ring_squared, segment_squared, EdgeWithin};
 use crate::shape::locate::{locate_part, Crossings, Location};
 
 /// The squared distance from `(px, py)` to the farthest corner of the box `b`.
@@ -455,45 +455,15 @@ impl Outlines {
             .any(|(lo, hi)| self.ring_within(lo, hi, px, py, test))
     }
 
-    /// One pass over the ring of vertices `lo..hi` (closing edge included): its edges
-    /// counted into `c`, and the smallest [`segment_squared`] from `c`'s point.
-    #[inline]
-    pub fn scan_ring(&self, lo: usize, hi: usize, c: &mut Crossings) -> f64 {
-        let (px, py) = c.point();
-        self.ring_min(lo, hi, px, py, |ax, ay, bx, by| c.edge(ax, ay, bx, by))
-    }
-
     /// The smallest [`segment_squared`] from `(px, py)` to the edges of the ring of
-    /// vertices `lo..hi` (closing edge included): [`Outlines::scan_ring`]'s value
-    /// without the crossings, for a point known to be outside the ring's box.
+    /// vertices `lo..hi` (closing edge included; `inf` for an empty range).
     #[inline]
     pub fn ring_squared(&self, lo: usize, hi: usize, px: f64, py: f64) -> f64 {
-        self.ring_min(lo, hi, px, py, |_, _, _, _| {})
-    }
-
-    /// The smallest [`segment_squared`] from `(px, py)` to the edges of the ring of
-    /// vertices `lo..hi` (closing edge included), each edge also given to `edge`.
-    #[inline(always)]
-    fn ring_min(
-        &self,
-        lo: usize,
-        hi: usize,
-        px: f64,
-        py: f64,
-        mut edge: impl FnMut(f64, f64, f64, f64),
-    ) -> f64 {
         if lo >= hi {
             return f64::INFINITY;
         }
         let (x, y) = (&self.polygons.x()[lo..hi], &self.polygons.y()[lo..hi]);
-        let (mut ax, mut ay) = (x[x.len() - 1], y[y.len() - 1]);
-        let mut best = f64::INFINITY;
-        for (&bx, &by) in x.iter().zip(y) {
-            edge(ax, ay, bx, by);
-            best = best.min(segment_squared(px, py, ax, ay, bx, by));
-            (ax, ay) = (bx, by);
-        }
-        best
+        ring_squared(x, y, px, py)
     }
 
     /// Whether an edge of the ring of vertices `lo..hi` (closing edge included) is at a
@@ -528,28 +498,15 @@ impl Outlines {
             best.min(segment_squared(px, py, x[a], y[a], x[b], y[b]))
         };
         let Some(s) = p.stripes else {
-            if !box_holds(&p.bounds, px, py) {
-                // Outside the part's box, so outside the part: only the distance counts.
-                return self
-                    .rings_of(p)
-                    .map(|(lo, hi)| self.ring_squared(lo, hi, px, py))
-                    .fold(f64::INFINITY, f64::min);
+            // A point outside the part's box is outside the part: only the distance
+            // counts.
+            if box_holds(&p.bounds, px, py) && self.locate(part, px, py) != Location::Outside {
+                return 0.0;
             }
-            // One pass over the edges: the crossings (where the point is) and the
-            // smallest distance together.
-            let mut c = Crossings::new(px, py);
-            let mut best = f64::INFINITY;
-            for (lo, hi) in self.rings_of(p) {
-                best = best.min(self.scan_ring(lo, hi, &mut c));
-                if c.on_edge() {
-                    return 0.0;
-                }
-            }
-            return if c.location() == Location::Outside {
-                best
-            } else {
-                0.0
-            };
+            return self
+                .rings_of(p)
+                .map(|(lo, hi)| self.ring_squared(lo, hi, px, py))
+                .fold(f64::INFINITY, f64::min);
         };
         if self.locate(part, px, py) != Location::Outside {
             return 0.0;

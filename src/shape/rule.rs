@@ -10,7 +10,7 @@
 
 use crate::shape::arcs::{arc_squared, ArcWithin};
 use crate::shape::distance::{box_holds, box_squared, EdgeWithin};
-use crate::shape::locate::{Crossings, Location};
+use crate::shape::locate::Location;
 use crate::shape::outlines::{farthest_squared, Outlines};
 use crate::shape::spherical::SphericalParts;
 use crate::sphere::{metres, unit};
@@ -201,23 +201,17 @@ impl Rule for DWithin {
         location: impl FnOnce() -> Location,
     ) -> (bool, f64) {
         if let Some((lo, hi)) = part.ring {
-            // One pass: where the point is, and the smallest float distance, which
-            // decides unless it is within its error bound of max_dist. Every edge's
+            // A point in or on the part is at distance 0 < max_dist (a point outside
+            // the part's box is outside the part). Else the smallest float distance
+            // decides unless it is within its error bound of max_dist: every edge's
             // value is within 32u (|w|^2 + |v|^2) <= 64u F^2 of its true one (F: the
             // farthest corner of the part's box; distance.rs), so the smallest value is
-            // within that of the true distance to the part. The pass is the one
-            // `Outlines::part_squared` makes: its value is the part's distance.
-            let s = if box_holds(part.bounds, px, py) {
-                let mut c = Crossings::new(px, py);
-                let s = outlines.scan_ring(lo, hi, &mut c);
-                if c.location() != Location::Outside {
-                    return (true, 0.0); // max_dist > 0: in or on the part is at distance 0
-                }
-                s
-            } else {
-                // Outside the part's box, so outside the part: only the distance counts.
-                outlines.ring_squared(lo, hi, px, py)
-            };
+            // within that of the true distance to the part. It is the value
+            // `Outlines::part_squared` gives: the part's distance.
+            if box_holds(part.bounds, px, py) && location() != Location::Outside {
+                return (true, 0.0);
+            }
+            let s = outlines.ring_squared(lo, hi, px, py);
             if self.test.radius() == f64::INFINITY {
                 return (true, s);
             }
