@@ -120,18 +120,91 @@ pub struct ShapeNearScratch {
 /// One listed part: what a query reads, stored in the cell lists themselves so that a
 /// cell's parts are one contiguous read (the rank order of the parts is not their
 /// spatial order: a list of positions into one array cost a cache miss per part).
+///
+/// 32 bytes, two to a cache line: the widened views list each part in about nine
+/// cells, and their lists outgrow the cache (docs/benchmarks.md).
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    bounds: [f64; 4],
+    /// Its box, rounded outwards to `f32`: a box that holds the part's, so every filter
+    /// on it stays exact (a point outside it is outside the part; its distance is a
+    /// lower bound of the part's; its farthest corner is at least as far).
+    bounds: [f32; 4],
     rank: u32,
     part: u32,
     /// A part of one ring without an edge index is tested from here: its vertices are
     /// `first..first + count` of the coordinate buffers (`count` 0: ask the outlines).
-    first: u64,
-    count: u32,
+    first: u32,
+    count: u16,
     /// Its polygon has no other part (the test's distance is the polygon's: no read of
     /// the per-rank part ranges, a cache miss per point).
     single: bool,
+}
+
+impl Slot {
+    /// The slot of `part` (at `rank`) with the box `bounds`; `ring`: its vertex range
+    /// if it is one ring without an edge index.
+    fn new(
+        bounds: &[f64; 4],
+        rank: u32,
+        part: u32,
+        ring: Option<(usize, usize)>,
+        single: bool,
+    ) -> Self {
+        let (first, count) = match ring {
+            Some((lo, hi)) if hi <= u32::MAX as usize && hi - lo <= u16::MAX as usize => {
+                (lo as u32, (hi - lo) as u16)
+            }
+            _ => (0, 0),
+        };
+        Self {
+            bounds: outwards(bounds),
+            rank,
+            part,
+            first,
+            count,
+            single,
+        }
+    }
+
+    /// Its box (see [`Slot::bounds`]), exactly as stored.
+    #[inline(always)]
+    fn bounds(&self) -> [f64; 4] {
+        self.bounds.map(f64::from)
+    }
+
+    /// Its vertex range, if it is tested from the slot.
+    #[inline(always)]
+    fn ring(&self) -> Option<(usize, usize)> {
+        (self.count > 0).then(|| {
+            let lo = self.first as usize;
+            (lo, lo + self.count as usize)
+        })
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 32);
+
+/// `b` (`[xmin, ymin, xmax, ymax]`) rounded outwards to `f32`: each minimum to the
+/// largest `f32` at most it, each maximum to the smallest at least it (overflow goes to
+/// infinity, NaN stays NaN).
+fn outwards(b: &[f64; 4]) -> [f32; 4] {
+    let down = |v: f64| {
+        let r = v as f32;
+        if f64::from(r) > v {
+            r.next_down()
+        } else {
+            r
+        }
+    };
+    let up = |v: f64| {
+        let r = v as f32;
+        if f64::from(r) < v {
+            r.next_up()
+        } else {
+            r
+        }
+    };
+    [down(b[0]), down(b[1]), up(b[2]), up(b[3])]
 }
 
 /// The parts of a polygon set in rank order, in a grid; see the module docs.
@@ -259,18 +332,13 @@ impl ShapeIndex {
             .iter()
             .zip(&boxes)
             .map(|(&(rank, part), &bounds)| {
-                let (first, count) = match parts[part as usize].simple_ring() {
-                    Some((lo, hi)) if hi - lo <= u32::MAX as usize => (lo as u64, (hi - lo) as u32),
-                    _ => (0, 0),
-                };
-                Slot {
-                    bounds,
+                Slot::new(
+                    &bounds,
                     rank,
                     part,
-                    first,
-                    count,
-                    single: rank_parts[rank as usize].1 == 1,
-                }
+                    parts[part as usize].simple_ring(),
+                    rank_parts[rank as usize].1 == 1,
+                )
             })
             .collect();
         let slots = std::mem::take(&mut grid.entries)
@@ -333,10 +401,12 @@ impl ShapeIndex {
                 })
                 .collect()
         } else {
+            let parts = self.outlines.parts();
             self.by_rank
                 .iter()
                 .map(|slot| {
-                    let b = slot.bounds;
+                    // The part's own box (the slot's is rounded outwards).
+                    let b = parts[slot.part as usize].bounds;
                     [
                         (b[0] - radius).next_down(),
                         (b[1] - radius).next_down(),
@@ -354,7 +424,7 @@ impl ShapeIndex {
                     .iter()
                     .zip(&boxes)
                     .map(|(slot, b)| Slot {
-                        bounds: *b,
+                        bounds: outwards(b),
                         ..*slot
                     })
                     .collect(),
@@ -462,24 +532,17 @@ impl ShapeIndex {
     /// computed it (else NaN; see [`Rule::accepts_measured`]).
     #[inline(always)]
     fn accepts_measured<R: Rule>(&self, rule: R, slot: &Slot, px: f64, py: f64) -> (bool, f64) {
+        let bounds = slot.bounds();
+        let ring = slot.ring();
         let part = Candidate {
             part: slot.part as usize,
-            ring: (slot.count > 0).then(|| {
-                (
-                    slot.first as usize,
-                    slot.first as usize + slot.count as usize,
-                )
-            }),
-            bounds: &slot.bounds,
+            ring,
+            bounds: &bounds,
         };
         rule.accepts_measured(&self.outlines, &part, px, py, || {
-            if slot.count > 0 {
+            if let Some((lo, hi)) = ring {
                 // One ring, no edge index: its vertices straight from the buffers.
                 let columns = self.outlines.polygons();
-                let (lo, hi) = (
-                    slot.first as usize,
-                    slot.first as usize + slot.count as usize,
-                );
                 let mut c = Crossings::new(px, py);
                 c.ring(&columns.x()[lo..hi], &columns.y()[lo..hi]);
                 c.location()
@@ -550,7 +613,7 @@ impl ShapeIndex {
                     break;
                 }
                 if out.contains(&rank)
-                    || !rule.may_hold(&slot.bounds, px, py)
+                    || !rule.may_hold(&slot.bounds(), px, py)
                     || !self.accepts(rule, slot, px, py)
                 {
                     continue;
@@ -589,7 +652,7 @@ impl ShapeIndex {
                 if slot.rank >= best {
                     break;
                 }
-                if rule.may_hold(&slot.bounds, px, py) {
+                if rule.may_hold(&slot.bounds(), px, py) {
                     let (yes, s) = self.accepts_measured(rule, slot, px, py);
                     if yes {
                         best = slot.rank;
@@ -615,7 +678,7 @@ impl ShapeIndex {
                         let (lo, hi) = (self.grid.offsets[c], self.grid.offsets[c + 1]);
                         for pos in lo..hi {
                             let slot = &self.slots[pos as usize];
-                            if rule.may_hold(&slot.bounds, px, py) {
+                            if rule.may_hold(&slot.bounds(), px, py) {
                                 if n == GATHER {
                                     break 'cells;
                                 }
@@ -656,7 +719,7 @@ impl ShapeIndex {
                 if out.last() == Some(&slot.rank) {
                     continue; // another part of a polygon that accepted already
                 }
-                if rule.may_hold(&slot.bounds, px, py) && self.accepts(rule, slot, px, py) {
+                if rule.may_hold(&slot.bounds(), px, py) && self.accepts(rule, slot, px, py) {
                     out.push(slot.rank);
                 }
             }
@@ -683,7 +746,7 @@ impl ShapeIndex {
         out.clear();
         let mut scan = |slots: &[Slot]| {
             for slot in slots {
-                if !rule.may_hold(&slot.bounds, px, py) {
+                if !rule.may_hold(&slot.bounds(), px, py) {
                     continue;
                 }
                 let rank = slot.rank;
@@ -773,7 +836,7 @@ impl ShapeIndex {
         let ShapeNearScratch { seen, ring } = scratch;
         // A part's lower bound: below every float distance of its edges.
         let lower = |slot: &Slot| {
-            let b = &slot.bounds;
+            let b = &slot.bounds();
             floor(
                 box_squared(b, px, py) / (1.0 - 64.0 * U),
                 farthest_squared(b, px, py),
@@ -843,7 +906,7 @@ impl ShapeIndex {
                         let c = cy * nx + cx;
                         for pos in self.grid.offsets[c]..self.grid.offsets[c + 1] {
                             let slot = &self.slots[pos as usize];
-                            if rule.may_hold(&slot.bounds, px, py) {
+                            if rule.may_hold(&slot.bounds(), px, py) {
                                 let lb = lower(slot);
                                 if out.len() < k || lb <= out[k - 1].0 {
                                     ring.push((lb, pos));
@@ -890,5 +953,44 @@ impl ShapeIndex {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_boxes_hold_the_parts_boxes() {
+        let cases: [[f64; 4]; 6] = [
+            [0.1, 0.2, 0.3, 0.4],
+            [-0.1, -1e-30, 1e-30, 0.7],
+            [-1e300, -3.5e38, 3.5e38, 1e300],
+            [1.0, 2.0, 1.0, 2.0],
+            [16777217.0, -16777217.0, 16777219.0, 16777217.0],
+            [5e-324, -5e-324, 5e-324, 5e-324],
+        ];
+        for b in cases {
+            let o = outwards(&b).map(f64::from);
+            assert!(
+                o[0] <= b[0] && o[1] <= b[1] && o[2] >= b[2] && o[3] >= b[3],
+                "{b:?}"
+            );
+            // The smallest such box: one f32 step in is inside the part's box.
+            for (i, v) in o.iter().enumerate() {
+                if v.is_finite() && b[i] != *v {
+                    let inner = if i < 2 {
+                        f64::from((*v as f32).next_up())
+                    } else {
+                        f64::from((*v as f32).next_down())
+                    };
+                    assert!(if i < 2 { inner > b[i] } else { inner < b[i] }, "{b:?}");
+                }
+            }
+        }
+        // Exact f32 values stay as they are.
+        assert_eq!(outwards(&[1.5, -2.0, 3.0, 4.25]), [1.5, -2.0, 3.0, 4.25]);
+        let nan = outwards(&[f64::NAN, 0.0, 1.0, f64::NAN]);
+        assert!(nan[0].is_nan() && nan[3].is_nan());
     }
 }
