@@ -71,12 +71,6 @@ impl Crossings {
         }
     }
 
-    /// The point.
-    #[inline]
-    pub fn point(&self) -> (f64, f64) {
-        (self.px, self.py)
-    }
-
     /// True once the point was found on an edge.
     #[inline]
     pub fn on_edge(&self) -> bool {
