@@ -1793,7 +1793,7 @@ impl SpatialIndex {
             && rank_x
                 .iter()
                 .zip(&rank_y)
-                .any(|(&x, &y)| crate::sphere::check_lon_lat(x, y).is_some())
+                .any(|(&x, &y)| !crate::sphere::is_lon_lat(x, y))
         {
             return Err(bad(
                 "a center outside longitude/latitude range on the sphere",

@@ -1591,12 +1591,23 @@ fn build_batch(
 /// longitude outside `[-180, 360]` is an error naming the row (`first_point + i`);
 /// non-finite and null points never match.
 fn check_sphere_points(points: PointSlices<'_>, first_point: u64) -> Result<()> {
-    let bad = (0..points.len())
+    // Chunk by chunk, a branch-free pass over the coordinates (null points included),
+    // then, only in a chunk where it found something, the first valid point at fault.
+    let bad = (0..points.len().div_ceil(CHUNK))
         .into_par_iter()
-        .with_min_len(CHUNK)
-        .find_first(|&i| {
-            points.nulls.is_none_or(|n| n.is_valid(i))
-                && sphere::check_lon_lat(points.x[i], points.y[i]).is_some()
+        .find_map_first(|c| {
+            let range = c * CHUNK..((c + 1) * CHUNK).min(points.len());
+            let (x, y) = (&points.x[range.clone()], &points.y[range.clone()]);
+            if x.iter()
+                .zip(y)
+                .fold(true, |ok, (&lon, &lat)| ok & sphere::is_lon_lat(lon, lat))
+            {
+                return None;
+            }
+            range.into_iter().find(|&i| {
+                points.nulls.is_none_or(|n| n.is_valid(i))
+                    && !sphere::is_lon_lat(points.x[i], points.y[i])
+            })
         });
     match bad {
         None => Ok(()),

@@ -120,6 +120,9 @@ pub const LON_RANGE: (f64, f64) = (-180.0, 360.0);
 /// left to the caller: a point with NaN never matches, a polygon's vertex is checked
 /// before this).
 pub fn check_lon_lat(lon: f64, lat: f64) -> Option<String> {
+    if is_lon_lat(lon, lat) {
+        return None;
+    }
     if !(-90.0..=90.0).contains(&lat) && lat.is_finite() {
         return Some(format!(
             "latitude {lat} is outside [-90, 90] (metric=\"sphere\" reads x as longitude \
@@ -133,6 +136,15 @@ pub fn check_lon_lat(lon: f64, lat: f64) -> Option<String> {
         ));
     }
     None
+}
+
+/// [`check_lon_lat`] finds nothing wrong, without branches (a loop over many points
+/// vectorises).
+#[inline(always)]
+pub fn is_lon_lat(lon: f64, lat: f64) -> bool {
+    let lat_ok = (lat >= -90.0) & (lat <= 90.0) | !lat.is_finite();
+    let lon_ok = (lon >= LON_RANGE.0) & (lon <= LON_RANGE.1) | !lon.is_finite();
+    lat_ok & lon_ok
 }
 
 /// A longitude in `(180, 360]` moved to `(-180, 0]` (exact: Sterbenz), so both

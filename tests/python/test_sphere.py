@@ -242,6 +242,24 @@ def test_errors(tmp_path: Path) -> None:
         index_of(xs, bad_y)
     with pytest.raises(pm.InvalidGeometryError, match=r"row 1.*longitude 400"):
         index.match(pa.table({"x": [0.0, 400.0], "y": [0.0, 0.0]}), 1000.0)
+    # over many chunks: the first bad valid row, whatever a null row's values are
+    n = 50_000
+    x, y = np.zeros(n), np.zeros(n)
+    y[[7, 20_000]] = 95.0  # row 7 is null: its values mean nothing
+    x[[30_000, 45_000]] = -200.0
+    valid = np.ones(n, bool)
+    valid[7] = False
+    xa = pa.array(x, mask=~valid)
+    for threads in (1, 2):
+        for chunk in (1_000, 8_192):
+            with pytest.raises(pm.InvalidGeometryError, match=r"row 20000.*latitude 95"):
+                index.match(pa.table({"x": xa, "y": y}), 1000.0, threads=threads,
+                            chunk_size=chunk)  # fmt: skip
+    y[20_000] = 0.0
+    with pytest.raises(pm.InvalidGeometryError, match=r"row 30000.*longitude -200"):
+        index.match(pa.table({"x": xa, "y": y}), 1000.0)
+    x[[30_000, 45_000]] = 0.0
+    assert len(index.match(pa.table({"x": xa, "y": y}), 1000.0, how="left")) == n
     # a projected CRS cannot be read on the sphere
     path = tmp_path / "utm.parquet"
     write_zones(path, xs, ys, "EPSG:32633")
