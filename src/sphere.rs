@@ -141,6 +141,7 @@ pub fn check_lon_lat(lon: f64, lat: f64) -> Option<String> {
 /// [`check_lon_lat`] finds nothing wrong, without branches (a loop over many points
 /// vectorises).
 #[inline(always)]
+#[allow(clippy::manual_range_contains)] // `&`, not `&&`: no branch
 pub fn is_lon_lat(lon: f64, lat: f64) -> bool {
     let lat_ok = (lat >= -90.0) & (lat <= 90.0) | !lat.is_finite();
     let lon_ok = (lon >= LON_RANGE.0) & (lon <= LON_RANGE.1) | !lon.is_finite();
