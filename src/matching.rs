@@ -507,6 +507,23 @@ struct ZOrder {
 }
 
 impl ZOrder {
+    /// The points' coordinates in matching order (a null point as NaN, which no polygon
+    /// accepts): the queries then read them in sequence, where reading them through the
+    /// order stalled on a cache miss per point (44% of the samples of a `covers` match).
+    fn gather(&self, points: PointSlices<'_>, chunk: usize) -> (Vec<f64>, Vec<f64>) {
+        let gather = |src: &[f64]| {
+            map_chunked(&self.order, chunk, |_, &i| {
+                let i = i as usize;
+                if points.nulls.is_none_or(|n| n.is_valid(i)) {
+                    src[i]
+                } else {
+                    f64::NAN
+                }
+            })
+        };
+        (gather(points.x), gather(points.y))
+    }
+
     /// `sorted`, one value per point in matching order, in input order.
     fn unsort<T: Copy + Send + Sync>(&self, sorted: &[T], chunk: usize) -> Vec<T> {
         map_chunked(&self.place, chunk, |_, &j| sorted[j as usize])
@@ -1125,22 +1142,8 @@ fn match_rule_in<R: Rule>(
         // rules", has the profile and the numbers).
         let order = (points.len() >= SORT_MIN_POINTS && points.len() < u32::MAX as usize)
             .then(|| z_order_in(shapes.bounds(), points, chunk));
-        // The coordinates gathered in that order (a null point as NaN, which no polygon
-        // accepts): the queries then read them in sequence, where reading them through
-        // the order stalled on a cache miss per point (44% of the samples).
-        let sorted = order.as_ref().map(|z| {
-            let gather = |src: &[f64]| {
-                map_chunked(&z.order, chunk, |_, &i| {
-                    let i = i as usize;
-                    if valid(i) {
-                        src[i]
-                    } else {
-                        f64::NAN
-                    }
-                })
-            };
-            (gather(points.x), gather(points.y))
-        });
+        // The coordinates gathered in that order ([`ZOrder::gather`]).
+        let sorted = order.as_ref().map(|z| z.gather(points, chunk));
         // Each point's best rank, and for the rules with a distance that distance,
         // computed here while the polygon is in cache (the output is built in input
         // order, where it would be a cache miss per point). The rules whose candidates
@@ -1224,6 +1227,8 @@ fn match_rule_in<R: Rule>(
     let order = (n >= SORT_MIN_POINTS && n < u32::MAX as usize)
         .then(|| z_order_in(shapes.bounds(), points, chunk));
     let position = |j: usize| order.as_ref().map_or(j, |o| o.order[j] as usize);
+    // The coordinates in that order, read in sequence (as the best-rank path does).
+    let sorted = order.as_ref().map(|z| z.gather(points, chunk));
     type Lists = (Vec<u32>, Vec<u32>, Vec<f64>);
     let chunks: Vec<Lists> = (0..n.div_ceil(chunk))
         .into_par_iter()
@@ -1238,12 +1243,11 @@ fn match_rule_in<R: Rule>(
             let mut found = Vec::new();
             let (mut near, mut scratch) = (Vec::new(), ShapeNearScratch::default());
             for j in start..end {
-                let i = position(j);
                 found.clear();
-                let (px, py) = if valid(i) {
-                    (points.x[i], points.y[i])
-                } else {
-                    (f64::NAN, f64::NAN)
+                let (px, py) = match &sorted {
+                    Some((xs, ys)) => (xs[j], ys[j]),
+                    None if valid(j) => (points.x[j], points.y[j]),
+                    None => (f64::NAN, f64::NAN),
                 };
                 if by_row {
                     shapes.candidates(rule, px, py, &mut found);
