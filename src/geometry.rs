@@ -620,13 +620,8 @@ mod tests {
     /// The filters either decline or agree with the exact path, bit for bit.
     #[test]
     fn filters_agree_with_exact_path() {
-        let mut state = 0x1234_5678_9abc_def0u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::synth::Rng::new(0x1234_5678_9abc_def0);
+        let mut next = || rng.next_u64();
         let mut certified = 0;
         let mut certified_mean = 0;
         for round in 0..20_000 {

@@ -2094,13 +2094,8 @@ mod tests {
 
     #[test]
     fn group_search_equals_point_search() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut unit = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rng = crate::synth::Rng::new(0x9e37_79b9_7f4a_7c15);
+        let mut unit = || rng.uniform();
         let n = 5000;
         let cx: Vec<f64> = (0..n).map(|_| (unit() * 200.0).floor()).collect();
         let cy: Vec<f64> = (0..n).map(|_| (unit() * 200.0).floor()).collect();

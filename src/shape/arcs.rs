@@ -336,17 +336,6 @@ mod tests {
     use super::*;
     use crate::sphere::metres;
 
-    /// A deterministic generator (xorshift).
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> f64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 >> 11) as f64 / (1u64 << 53) as f64
-        }
-    }
-
     #[test]
     fn the_three_cases() {
         let (a, b) = (unit(0.0, 0.0), unit(1.0, 0.0));
@@ -369,24 +358,24 @@ mod tests {
         // Points near short and long arcs, at distances around the radius: the filter's
         // answer (or its fallback) is the exact one, and the exact one agrees with the
         // float value away from the threshold.
-        let mut rng = Rng(0x9e3779b97f4a7c15);
+        let mut rng = crate::synth::Rng::new(0x9e37_79b9_7f4a_7c15);
         let mut near = 0;
         for i in 0..20_000 {
-            let lon = rng.next() * 360.0 - 180.0;
-            let lat = rng.next() * 170.0 - 85.0;
+            let lon = rng.uniform() * 360.0 - 180.0;
+            let lat = rng.uniform() * 170.0 - 85.0;
             let len = [1e-4, 1e-2, 1.0, 20.0][i % 4];
             let a = unit(lon, lat);
             let b = unit(
-                lon + len * (rng.next() - 0.5),
-                lat + len * (rng.next() - 0.5),
+                lon + len * (rng.uniform() - 0.5),
+                lat + len * (rng.uniform() - 0.5),
             );
             let p = unit(
-                lon + len * (rng.next() * 2.0 - 0.5),
-                lat + len * (rng.next() - 0.5),
+                lon + len * (rng.uniform() * 2.0 - 0.5),
+                lat + len * (rng.uniform() - 0.5),
             );
             let s = arc_squared(&p, &a, &b);
             // A radius at the float distance, nudged either way by a few ulps or more.
-            let d = metres(s) * (1.0 + (rng.next() - 0.5) * [1e-15, 1e-12, 1e-6][i % 3]);
+            let d = metres(s) * (1.0 + (rng.uniform() - 0.5) * [1e-15, 1e-12, 1e-6][i % 3]);
             if d.is_nan() || d <= 0.0 {
                 continue;
             }
@@ -429,16 +418,16 @@ mod tests {
 
     #[test]
     fn the_cap_box_holds_the_points_near_the_arcs() {
-        let mut rng = Rng(7);
+        let mut rng = crate::synth::Rng::new(7);
         for i in 0..2_000 {
-            let lon = rng.next() * 360.0 - 180.0;
-            let lat = rng.next() * 178.0 - 89.0;
+            let lon = rng.uniform() * 360.0 - 180.0;
+            let lat = rng.uniform() * 178.0 - 89.0;
             let size = [1e-3, 0.1, 5.0, 40.0][i % 4];
             let ring: Vec<(f64, f64)> = (0..6)
                 .map(|_| {
                     (
-                        (lon + size * (rng.next() - 0.5)).clamp(-180.0, 180.0),
-                        (lat + size * (rng.next() - 0.5)).clamp(-90.0, 90.0),
+                        (lon + size * (rng.uniform() - 0.5)).clamp(-180.0, 180.0),
+                        (lat + size * (rng.uniform() - 0.5)).clamp(-90.0, 90.0),
                     )
                 })
                 .collect();
@@ -452,8 +441,8 @@ mod tests {
             let test = ArcWithin::new(radius);
             for _ in 0..50 {
                 let span = size + 3.0 * radius / 111_000.0;
-                let px = lon + span * (rng.next() - 0.5) * 2.0;
-                let py = (lat + span * (rng.next() - 0.5) * 2.0).clamp(-90.0, 90.0);
+                let px = lon + span * (rng.uniform() - 0.5) * 2.0;
+                let py = (lat + span * (rng.uniform() - 0.5) * 2.0).clamp(-90.0, 90.0);
                 let px = if px > 180.0 {
                     px - 360.0
                 } else if px < -180.0 {

@@ -345,13 +345,8 @@ mod tests {
     #[test]
     fn the_filter_agrees_with_the_exact_test() {
         // A small deterministic generator; points near the threshold on purpose.
-        let mut s = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rng = crate::synth::Rng::new(0x9e37_79b9_7f4a_7c15);
+        let mut next = || rng.uniform();
         for _ in 0..20_000 {
             let (ax, ay, bx, by) = (next() * 10.0, next() * 10.0, next() * 10.0, next() * 10.0);
             let (px, py) = (next() * 10.0, next() * 10.0);
@@ -375,13 +370,8 @@ mod tests {
 
     #[test]
     fn the_ring_in_lanes_is_the_ring_edge_by_edge() {
-        let mut s = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rng = crate::synth::Rng::new(0x2545_f491_4f6c_dd1d);
+        let mut next = || rng.uniform();
         let odd = [
             0.0,
             -0.0,
