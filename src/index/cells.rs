@@ -701,7 +701,7 @@ impl<M: CellMetric> CellGrid<M> {
     }
 
     /// The scan of [`CellGrid::best_within_many`], calling `record(i, point, rank,
-    /// center)` for each point with the point as the test read it (if it was read) and
+    /// center)` for each point with the point as the test reads it (if it was made) and
     /// the matching entry's center (if an entry matched).
     #[inline(always)]
     fn scan_many(
@@ -722,6 +722,7 @@ impl<M: CellMetric> CellGrid<M> {
             rank: NO_MATCH,
             covers: false,
         }; BLOCK];
+        let mut pts = [self.metric.point(0.0, 0.0); BLOCK];
         for (b, ((out, xs), ys)) in out
             .chunks_mut(BLOCK)
             .zip(xs.chunks(BLOCK))
@@ -752,6 +753,12 @@ impl<M: CellMetric> CellGrid<M> {
                     first[k] = self.entries[lo[k] as usize];
                 }
             }
+            // Every point as the test reads it, in a loop of its own: the sphere's unit
+            // vectors (two sines and cosines each) then overlap from point to point
+            // instead of waiting on the scan's branches.
+            for k in 0..n {
+                pts[k] = self.metric.point(xs[k], ys[k]);
+            }
             for k in 0..n {
                 let (px, py) = (xs[k], ys[k]);
                 let (rank, p, hit) = if cell[k] == OUTSIDE {
@@ -759,9 +766,9 @@ impl<M: CellMetric> CellGrid<M> {
                 } else if lo[k] == hi[k] {
                     (NO_MATCH, None, None)
                 } else if first[k].covers {
-                    (first[k].rank, None, Some(&first[k]))
+                    (first[k].rank, Some(pts[k]), Some(&first[k]))
                 } else {
-                    let p = self.metric.point(px, py);
+                    let p = pts[k];
                     if self.metric.test(&p, &first[k].c) {
                         (first[k].rank, Some(p), Some(&first[k]))
                     } else {
