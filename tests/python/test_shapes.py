@@ -372,6 +372,40 @@ def test_dask_ships_the_outlines(tmp_path):
         assert pq.read_table(out).select(want.column_names).equals(want)
 
 
+def test_null_points_of_a_sorted_batch_match_nothing():
+    # More points than the Z-order sort's threshold (4096): the shape rules gather the
+    # coordinates in that order, and a null row's values (here inside the regions) must
+    # not be read as a point, on the best-rank path and on the lists paths.
+    rng = np.random.default_rng(5)
+    n = 20_000
+    x, y = rng.uniform(-10, 110, n), rng.uniform(-10, 110, n)
+    null = rng.random(n) < 0.1
+    points = pa.table({"x": pa.array(x, mask=null), "y": y})
+    rows = np.flatnonzero(~null)
+    kept = pa.table({"x": x[rows], "y": y[rows]})
+    index = pm.PolygonIndex.from_arrow(nested_regions())
+    for kw in [
+        {"predicate": "covers"},
+        {"predicate": "covers", "k": 2},
+        {"predicate": "dwithin", "max_dist": 3.0},
+        {"predicate": "dwithin", "max_dist": float("inf"), "rank_by": "distance", "k": 3},
+        {"predicate": "dwithin", "max_dist": 3.0, "all_candidates": True},
+    ]:
+        got = index.match(points, **kw)
+        want = index.match(kept, **kw)
+        assert len(got) > 1000, kw
+        assert (
+            got["point_index"].to_numpy().tolist() == rows[want["point_index"].to_numpy()].tolist()
+        ), kw
+        for name in ("polygon_index", "distance"):
+            assert got[name].to_pylist() == want[name].to_pylist(), (kw, name)
+        left = index.match(points, how="left", **kw)
+        at_nulls = left.filter(
+            pa.compute.is_in(left["point_index"], pa.array(np.flatnonzero(null)))
+        )
+        assert at_nulls["polygon_index"].null_count == len(at_nulls) == null.sum(), kw
+
+
 def test_null_nan_and_infinite_points_match_nothing():
     points = pa.table(
         {
