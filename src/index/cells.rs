@@ -59,8 +59,11 @@ const CACHED_RADII: usize = 4;
 /// the exact test of a point. The planar center rule ([`Planar`]) and the sphere's
 /// ([`Sphere`]) share the grid, its build and its scans.
 pub trait CellMetric: Copy + Send + Sync + std::fmt::Debug {
-    /// What an entry keeps of a center to test a point against it.
+    /// A center as the build places it against the cells.
     type Center: Copy + Send + Sync + std::fmt::Debug;
+    /// What a list entry keeps of a center for [`CellMetric::test`] (the sphere: a
+    /// compact copy, so that more of the lists stay in the cache).
+    type Stored: Copy + Send + Sync + std::fmt::Debug;
     /// A point as the test reads it.
     type Point: Copy;
     /// The metric's geometry for `max_dist` over `index`, or `None` where lists cannot be
@@ -73,6 +76,8 @@ pub trait CellMetric: Copy + Send + Sync + std::fmt::Debug {
     fn reach(&self) -> (f64, f64);
     /// The entry's view of rank `rank`'s center.
     fn center(&self, index: &SpatialIndex, rank: u32) -> Self::Center;
+    /// What an entry stores of the center `c`.
+    fn store(&self, c: &Self::Center) -> Self::Stored;
     /// What [`CellMetric::place`] precomputes per column and per row of the grid.
     type Axes: Sync;
     /// The per-column and per-row data of the grid with edges `xe` and `ye`.
@@ -91,21 +96,22 @@ pub trait CellMetric: Copy + Send + Sync + std::fmt::Debug {
     fn locate_xy(&self, x: f64, y: f64) -> (f64, f64);
     /// A point as the test reads it.
     fn point(&self, x: f64, y: f64) -> Self::Point;
-    /// Whether the point is a candidate of the center, exactly.
-    fn test(&self, p: &Self::Point, c: &Self::Center) -> bool;
+    /// Whether the point is a candidate of the center of rank `rank`, stored in its entry
+    /// as `c`, exactly.
+    fn test(&self, index: &SpatialIndex, p: &Self::Point, c: &Self::Stored, rank: u32) -> bool;
     /// The answer for a point outside the grid, from the tree.
     fn fallback(&self, index: &SpatialIndex, x: f64, y: f64) -> u32;
     /// A placeholder center.
-    fn empty() -> Self::Center;
+    fn empty() -> Self::Stored;
     /// The point's key against the center of rank `rank` it matched (what the `distance`
     /// column is made from: the sphere's float64 squared chord), for
     /// [`CellGrid::best_within_many_keyed`]; `c` is that center as the matching entry
-    /// kept it (`None` for an answer of the tree).
+    /// stored it (`None` for an answer of the tree).
     fn key(
         &self,
         index: &SpatialIndex,
         p: &Self::Point,
-        c: Option<&Self::Center>,
+        c: Option<&Self::Stored>,
         rank: u32,
     ) -> f64;
 }
@@ -121,6 +127,7 @@ pub struct Planar {
 
 impl CellMetric for Planar {
     type Center = (f64, f64);
+    type Stored = (f64, f64);
     type Point = (f64, f64);
 
     fn new(_index: &SpatialIndex, max_dist: f64) -> Option<Self> {
@@ -143,6 +150,10 @@ impl CellMetric for Planar {
     #[inline]
     fn center(&self, index: &SpatialIndex, rank: u32) -> (f64, f64) {
         index.center_of(rank)
+    }
+    #[inline]
+    fn store(&self, c: &(f64, f64)) -> (f64, f64) {
+        *c
     }
     type Axes = ();
     fn axes(&self, _xe: &[f64], _ye: &[f64]) {}
@@ -171,7 +182,7 @@ impl CellMetric for Planar {
         (x, y)
     }
     #[inline(always)]
-    fn test(&self, p: &(f64, f64), c: &(f64, f64)) -> bool {
+    fn test(&self, _index: &SpatialIndex, p: &(f64, f64), c: &(f64, f64), _rank: u32) -> bool {
         self.within.test(p.0, p.1, c.0, c.1)
     }
     #[inline]
@@ -199,14 +210,48 @@ impl CellMetric for Planar {
 #[derive(Debug, Clone, Copy)]
 pub struct Sphere {
     within: ChordWithin,
+    /// A float64 squared chord from a point to an entry's `f32` copy of a center below
+    /// `sure_in` proves the point a candidate, above `sure_out` proves it is not
+    /// ([`Sphere::bounds_of_copies`]); between them the test reads the center's float64
+    /// vector.
+    sure_in: f64,
+    sure_out: f64,
     /// Degrees of latitude and of longitude (at the grid's largest |latitude|) a point can
     /// be from a center it is a candidate of, rounded outwards.
     reach_y: f64,
     reach_x: f64,
 }
 
+impl Sphere {
+    /// `(sure_in, sure_out)` for the squared-chord threshold `t` (finite and at least
+    /// `1e-24`: [`Sphere::new`] refuses other radii).
+    ///
+    /// A unit vector's components are in `[-1, 1]`, so rounding each to `f32` moves it by
+    /// at most `2^-25`, and the vector by `e = sqrt(3) 2^-25`: the chord `D` to the
+    /// float64 center and the chord `D'` to its copy differ by at most `e`. The float64
+    /// sum `s` of the three squares is within `5u` (relative) of `D'^2`, plus at most
+    /// `3 2^-1074` of underflow. So with `r = sqrt(t)` (rounded, within `u`):
+    /// - `s < (r - e)^2 (1 - 1e-12)` gives `D' < r - e`, so `D < sqrt(t)`;
+    /// - `s > (r + e)^2 (1 + 1e-12)` gives `D' > r + e`, so `D > sqrt(t)`.
+    ///
+    /// The `1e-12` covers those roundings, the rounding of the bounds themselves, and
+    /// the underflow (both bounds are `e^2 = 2.7e-15` or more, where not `-1`).
+    fn bounds_of_copies(t: f64) -> (f64, f64) {
+        let e = 3f64.sqrt() * f64::powi(2.0, -25) * (1.0 + 1e-12);
+        let r = t.sqrt();
+        let (r_lo, r_hi) = (r * (1.0 - 1e-15), r * (1.0 + 1e-15));
+        let sure_in = if r_lo > e * 2.0 {
+            (r_lo - e) * (r_lo - e) * (1.0 - 1e-12)
+        } else {
+            -1.0 // a radius of a few metres: every test reads the float64 vector
+        };
+        (sure_in, (r_hi + e) * (r_hi + e) * (1.0 + 1e-12))
+    }
+}
+
 impl CellMetric for Sphere {
     type Center = [f64; 3];
+    type Stored = [f32; 3];
     type Point = [f64; 3];
 
     fn new(index: &SpatialIndex, max_dist: f64) -> Option<Self> {
@@ -231,8 +276,12 @@ impl CellMetric for Sphere {
         if bx0 - reach_x <= -180.0 || bx1 + reach_x >= 180.0 {
             return None; // a cap could wrap around the antimeridian
         }
+        let within = ChordWithin::new(max_dist);
+        let (sure_in, sure_out) = Self::bounds_of_copies(within.threshold());
         Some(Self {
-            within: ChordWithin::new(max_dist),
+            within,
+            sure_in,
+            sure_out,
             reach_y,
             reach_x,
         })
@@ -246,6 +295,12 @@ impl CellMetric for Sphere {
     #[inline]
     fn center(&self, index: &SpatialIndex, rank: u32) -> [f64; 3] {
         index.units()[rank as usize]
+    }
+    /// The vector in `f32`: 16-byte entries instead of 32, so a grid's lists take half
+    /// the cache (measured: docs/benchmarks.md, "On the sphere").
+    #[inline]
+    fn store(&self, c: &[f64; 3]) -> [f32; 3] {
+        c.map(|v| v as f32)
     }
     /// Per column, the ranges of `cos lon` and `sin lon`; per row, of `cos lat` and
     /// `sin lat` ([`lon_ranges`], [`lat_ranges`]): a cell's 3-D box is then a few
@@ -283,21 +338,34 @@ impl CellMetric for Sphere {
         unit(x, y)
     }
     #[inline(always)]
-    fn test(&self, p: &[f64; 3], c: &[f64; 3]) -> bool {
-        self.within.test(p, c)
+    fn test(&self, index: &SpatialIndex, p: &[f64; 3], c: &[f32; 3], rank: u32) -> bool {
+        let (dx, dy, dz) = (
+            p[0] - f64::from(c[0]),
+            p[1] - f64::from(c[1]),
+            p[2] - f64::from(c[2]),
+        );
+        let s = dx * dx + dy * dy + dz * dz;
+        if s < self.sure_in {
+            true
+        } else if s > self.sure_out {
+            false
+        } else {
+            // Near the threshold, or a NaN: the float64 vector decides.
+            self.within.test(p, &index.units()[rank as usize])
+        }
     }
     #[inline]
     fn fallback(&self, index: &SpatialIndex, x: f64, y: f64) -> u32 {
         let cap = crate::sphere::SphereCap::new(&self.within, index, x, y);
         index.best_by(&cap, x, y)
     }
-    fn empty() -> [f64; 3] {
-        [f64::NAN; 3]
+    fn empty() -> [f32; 3] {
+        [f32::NAN; 3]
     }
     #[inline]
-    fn key(&self, index: &SpatialIndex, p: &[f64; 3], c: Option<&[f64; 3]>, rank: u32) -> f64 {
-        // the entry's vector is the rank's, and already loaded (a tree answer has none)
-        crate::sphere::chord_squared(p, c.unwrap_or(&index.units()[rank as usize]))
+    fn key(&self, index: &SpatialIndex, p: &[f64; 3], _c: Option<&[f32; 3]>, rank: u32) -> f64 {
+        // the float64 vector: the entry's copy is rounded
+        crate::sphere::chord_squared(p, &index.units()[rank as usize])
     }
 }
 
@@ -358,17 +426,40 @@ fn unit_box(lon: &[f64; 4], lat: &[f64; 4]) -> [f64; 6] {
     [x0 - E, y0 - E, sp0 - E, x1 + E, y1 + E, sp1 + E]
 }
 
-/// One list entry: a polygon's center (as the metric keeps it) and rank, and whether it
-/// is a candidate of every point of the cell (then it is the last entry).
+/// One list entry: a polygon's center (as the metric stores it) and rank, and whether it
+/// is a candidate of every point of the cell (then it is the last entry), in the rank's
+/// top bit (ranks stay below `2^31`: [`CellGrid::build`]), so that a sphere entry is 16
+/// bytes.
 #[derive(Debug, Clone, Copy)]
 struct Entry<C> {
     c: C,
-    rank: u32,
-    covers: bool,
+    tag: u32,
+}
+
+/// The covering bit of [`Entry::tag`].
+const COVERS: u32 = 1 << 31;
+
+impl<C> Entry<C> {
+    #[inline(always)]
+    fn new(c: C, rank: u32, covers: bool) -> Self {
+        debug_assert!(rank < COVERS || rank == NO_MATCH);
+        Self {
+            c,
+            tag: if covers { rank | COVERS } else { rank },
+        }
+    }
+    #[inline(always)]
+    fn rank(&self) -> u32 {
+        self.tag & !COVERS
+    }
+    #[inline(always)]
+    fn covers(&self) -> bool {
+        self.tag & COVERS != 0
+    }
 }
 
 /// One band of cell rows as built: the count per cell and the entries, by cell.
-type Band<M> = (Vec<u32>, Vec<Entry<<M as CellMetric>::Center>>);
+type Band<M> = (Vec<u32>, Vec<Entry<<M as CellMetric>::Stored>>);
 
 /// One try of [`CellGrid::build`].
 enum Attempt<M: CellMetric> {
@@ -394,7 +485,7 @@ pub struct CellGrid<M: CellMetric = Planar> {
     inv_y: f64,
     /// Cell `c = j * nx + i` has `entries[starts[c]..starts[c + 1]]`.
     starts: Vec<u32>,
-    entries: Vec<Entry<M::Center>>,
+    entries: Vec<Entry<M::Stored>>,
 }
 
 impl<M: CellMetric> CellGrid<M> {
@@ -428,7 +519,9 @@ impl<M: CellMetric> CellGrid<M> {
 
     /// [`CellGrid::build`] with cells at least `widen` times as wide as the first choice.
     fn build_with(index: &SpatialIndex, max_dist: f64, metric: M, widen: f64) -> Attempt<M> {
-        let Some([bx0, by0, bx1, by1]) = index.bounds() else {
+        // Ranks below 2^31: an entry's top bit is its covering flag ([`Entry`]).
+        let Some([bx0, by0, bx1, by1]) = index.bounds().filter(|_| index.matchable() < 1 << 31)
+        else {
             return Attempt::Refused;
         };
         let radius = metric.radius();
@@ -509,11 +602,12 @@ impl<M: CellMetric> CellGrid<M> {
                 })
                 .collect();
             let mut cell_of: Vec<u32> = Vec::new();
-            let mut pushed: Vec<Entry<M::Center>> = Vec::new();
+            let mut pushed: Vec<Entry<M::Stored>> = Vec::new();
             for &rank in &members[b] {
                 let before = pushed.len();
                 let (cx, cy) = index.center_of(rank);
                 let center = metric.center(index, rank);
+                let stored = metric.store(&center);
                 let (i0, i1) = span(cx, reach_x, x0, inv_x, nx);
                 let (j0, j1) = span(cy, reach_y, y0, inv_y, ny);
                 let (j0, j1) = (j0.max(r0), j1.min(r1 - 1));
@@ -541,11 +635,7 @@ impl<M: CellMetric> CellGrid<M> {
                             open[((j - r0) / BLOCK_CELLS) * bx + i / BLOCK_CELLS] -= 1;
                         }
                         cell_of.push(c as u32);
-                        pushed.push(Entry {
-                            c: center,
-                            rank,
-                            covers,
-                        });
+                        pushed.push(Entry::new(stored, rank, covers));
                     }
                 }
                 let added = pushed.len() - before;
@@ -564,11 +654,7 @@ impl<M: CellMetric> CellGrid<M> {
                 next.push(at);
                 at += n as usize;
             }
-            let empty = Entry {
-                c: M::empty(),
-                rank: NO_MATCH,
-                covers: false,
-            };
+            let empty = Entry::new(M::empty(), NO_MATCH, false);
             let mut entries = vec![empty; pushed.len()];
             for (&c, e) in cell_of.iter().zip(pushed) {
                 let slot = &mut next[c as usize];
@@ -658,8 +744,8 @@ impl<M: CellMetric> CellGrid<M> {
         let list = &self.entries[self.starts[c] as usize..self.starts[c + 1] as usize];
         let p = self.metric.point(px, py);
         for e in list {
-            if e.covers || self.metric.test(&p, &e.c) {
-                return e.rank;
+            if e.covers() || self.metric.test(index, &p, &e.c, e.rank()) {
+                return e.rank();
             }
         }
         NO_MATCH
@@ -710,18 +796,14 @@ impl<M: CellMetric> CellGrid<M> {
         xs: &[f64],
         ys: &[f64],
         out: &mut [u32],
-        mut record: impl FnMut(usize, Option<M::Point>, u32, Option<&M::Center>),
+        mut record: impl FnMut(usize, Option<M::Point>, u32, Option<&M::Stored>),
     ) {
         const OUTSIDE: u32 = u32::MAX;
         let nx = self.xe.len() - 1;
         let mut cell = [0u32; BLOCK];
         let mut lo = [0u32; BLOCK];
         let mut hi = [0u32; BLOCK];
-        let mut first = [Entry {
-            c: M::empty(),
-            rank: NO_MATCH,
-            covers: false,
-        }; BLOCK];
+        let mut first = [Entry::new(M::empty(), NO_MATCH, false); BLOCK];
         let mut pts = [self.metric.point(0.0, 0.0); BLOCK];
         for (b, ((out, xs), ys)) in out
             .chunks_mut(BLOCK)
@@ -765,16 +847,18 @@ impl<M: CellMetric> CellGrid<M> {
                     (self.metric.fallback(index, px, py), None, None)
                 } else if lo[k] == hi[k] {
                     (NO_MATCH, None, None)
-                } else if first[k].covers {
-                    (first[k].rank, Some(pts[k]), Some(&first[k]))
+                } else if first[k].covers() {
+                    (first[k].rank(), Some(pts[k]), Some(&first[k]))
                 } else {
                     let p = pts[k];
-                    if self.metric.test(&p, &first[k].c) {
-                        (first[k].rank, Some(p), Some(&first[k]))
+                    if self.metric.test(index, &p, &first[k].c, first[k].rank()) {
+                        (first[k].rank(), Some(p), Some(&first[k]))
                     } else {
                         let rest = &self.entries[lo[k] as usize + 1..hi[k] as usize];
-                        let e = rest.iter().find(|e| e.covers || self.metric.test(&p, &e.c));
-                        (e.map_or(NO_MATCH, |e| e.rank), Some(p), e)
+                        let e = rest
+                            .iter()
+                            .find(|e| e.covers() || self.metric.test(index, &p, &e.c, e.rank()));
+                        (e.map_or(NO_MATCH, Entry::rank), Some(p), e)
                     }
                 };
                 out[k] = rank;

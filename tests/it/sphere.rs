@@ -278,6 +278,20 @@ fn polygons_on_the_sphere_and_their_errors() {
     );
 }
 
+/// The point `r` metres from `(lon, lat)` at `bearing` degrees (the spherical
+/// destination formula, in the platform's float64: only the oracle's answer counts).
+fn destination(lon: f64, lat: f64, bearing: f64, r: f64) -> (f64, f64) {
+    let (phi, lam, b, a) = (
+        lat.to_radians(),
+        lon.to_radians(),
+        bearing.to_radians(),
+        r / polymatch::sphere::EARTH_RADIUS,
+    );
+    let phi2 = (phi.sin() * a.cos() + phi.cos() * a.sin() * b.cos()).asin();
+    let lam2 = lam + (b.sin() * a.sin() * phi.cos()).atan2(a.cos() - phi.sin() * phi2.sin());
+    (lam2.to_degrees(), phi2.to_degrees())
+}
+
 /// The sphere's cell lists (`CellGrid<Sphere>`, what a match with k = 1 by a rank order
 /// runs once a radius has served a few points per polygon) against the oracle: a region
 /// away from the antimeridian and the poles, where they apply, with points on the cell
@@ -311,6 +325,17 @@ fn sphere_cell_lists_equal_brute_force() {
                 // on a cell edge, or a corner
                 px.push(xe[below(&mut rng, xe.len() as u64) as usize]);
                 py.push(ye[below(&mut rng, ye.len() as u64) as usize]);
+            } else if k % 3 == 1 {
+                // about `d` from a center, within the rounding of the entries' `f32`
+                // copies of the centers (0.33 m): the float64 vector decides
+                let c = below(&mut rng, n as u64) as usize;
+                let rel = [
+                    -1e-4, -1e-5, -1e-6, -1e-8, -1e-11, 0.0, 1e-11, 1e-8, 1e-6, 1e-5,
+                ];
+                let r = d * (1.0 + rel[k % rel.len()]);
+                let (x, y) = destination(cx[c], cy[c], uniform(&mut rng, 0.0, 360.0), r);
+                px.push(x);
+                py.push(y);
             } else {
                 px.push(uniform(&mut rng, -12.0, 32.0));
                 py.push(uniform(&mut rng, 33.0, 62.0));
