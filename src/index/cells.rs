@@ -442,11 +442,16 @@ const COVERS: u32 = 1 << 31;
 impl<C> Entry<C> {
     #[inline(always)]
     fn new(c: C, rank: u32, covers: bool) -> Self {
-        debug_assert!(rank < COVERS || rank == NO_MATCH);
+        debug_assert!(rank < COVERS);
         Self {
             c,
             tag: if covers { rank | COVERS } else { rank },
         }
+    }
+    /// A slot to be overwritten before it is read: not covering, and no rank of an
+    /// index that has lists.
+    fn placeholder(c: C) -> Self {
+        Self { c, tag: !COVERS }
     }
     #[inline(always)]
     fn rank(&self) -> u32 {
@@ -654,7 +659,7 @@ impl<M: CellMetric> CellGrid<M> {
                 next.push(at);
                 at += n as usize;
             }
-            let empty = Entry::new(M::empty(), NO_MATCH, false);
+            let empty = Entry::placeholder(M::empty());
             let mut entries = vec![empty; pushed.len()];
             for (&c, e) in cell_of.iter().zip(pushed) {
                 let slot = &mut next[c as usize];
@@ -803,7 +808,7 @@ impl<M: CellMetric> CellGrid<M> {
         let mut cell = [0u32; BLOCK];
         let mut lo = [0u32; BLOCK];
         let mut hi = [0u32; BLOCK];
-        let mut first = [Entry::new(M::empty(), NO_MATCH, false); BLOCK];
+        let mut first = [Entry::placeholder(M::empty()); BLOCK];
         let mut pts = [self.metric.point(0.0, 0.0); BLOCK];
         for (b, ((out, xs), ys)) in out
             .chunks_mut(BLOCK)
