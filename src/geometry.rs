@@ -298,7 +298,10 @@ impl AreaFilter {
         let (t, r) = two_sum(self.s, self.c);
         let m = 4.0 * n as f64 + 4.0;
         let bound = 2.0 * m * EPS * self.a + f64::from_bits(1) * m;
-        certainly_rounds_to(t, r, bound).then(|| t.abs() * 0.5)
+        // Halving is exact unless `t` is below 2^-1021 (a subnormal half): the exact
+        // path rounds the area itself there.
+        (certainly_rounds_to(t, r, bound) && (t == 0.0 || t.abs() >= TINY_AREA2))
+            .then(|| t.abs() * 0.5)
     }
 }
 
@@ -443,6 +446,200 @@ pub fn add_ring_area2(xs: &[f64], ys: &[f64], acc: &mut ExactSum) {
     }
 }
 
+/// Twice an area below this, once rounded, does not halve exactly (the half is
+/// subnormal): [`PolygonAccumulator::finish`] then rounds the area from a [`WideSum`].
+const TINY_AREA2: f64 = f64::MIN_POSITIVE * 2.0;
+
+/// A coordinate below this (and not zero) can make a shoelace product whose
+/// [`two_product`] error term underflows (products below 2^-969 lose it): a ring with one
+/// is summed in a [`WideSum`].
+const TINY_COORDINATE: f64 = f64::from_bits((1023 - 456) << 52); // 2^-456
+
+/// Limbs of a [`WideSum`]: products of float64 values, as integers times 2^-2148 (the
+/// least product of two subnormals), reach 2^4196; 64 more bits hold any sum's carries.
+const WIDE_LIMBS: usize = 68;
+
+/// Bits below the unit of a [`WideSum`]: its integers count units of 2^-2148.
+const WIDE_UNIT: i32 = 2148;
+
+/// An exact sum of float64 values and of products of two, for any exponents: fixed-point
+/// integers in units of 2^-2148 (`pos - neg`), where [`ExactSum`]'s floats cannot hold
+/// the error of a product below 2^-969. Used only for polygons that need it (tiny
+/// coordinates, or an area that rounds to a subnormal).
+#[derive(Debug, Clone)]
+pub struct WideSum {
+    pos: [u64; WIDE_LIMBS],
+    neg: [u64; WIDE_LIMBS],
+}
+
+impl Default for WideSum {
+    fn default() -> Self {
+        Self {
+            pos: [0; WIDE_LIMBS],
+            neg: [0; WIDE_LIMBS],
+        }
+    }
+}
+
+/// `(negative, m, e)` with `|v| = m * 2^e` exactly (`v` finite).
+#[inline]
+fn split_float(v: f64) -> (bool, u64, i32) {
+    let bits = v.to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as i32;
+    let frac = bits & ((1u64 << 52) - 1);
+    if exp == 0 {
+        (v.is_sign_negative(), frac, -1074)
+    } else {
+        (v.is_sign_negative(), frac | (1 << 52), exp - 1075)
+    }
+}
+
+/// `a += m * 2^shift` (`m < 2^106`).
+fn add_shifted(a: &mut [u64; WIDE_LIMBS], m: u128, shift: u32) {
+    if m == 0 {
+        return;
+    }
+    let (idx, off) = ((shift / 64) as usize, shift % 64);
+    let lo = m << off;
+    let hi = if off == 0 { 0 } else { m >> (128 - off) };
+    let mut carry = 0u64;
+    for (k, part) in [lo as u64, (lo >> 64) as u64, hi as u64]
+        .into_iter()
+        .enumerate()
+    {
+        let (s1, c1) = a[idx + k].overflowing_add(part);
+        let (s2, c2) = s1.overflowing_add(carry);
+        a[idx + k] = s2;
+        carry = u64::from(c1) + u64::from(c2);
+    }
+    let mut k = idx + 3;
+    while carry != 0 && k < WIDE_LIMBS {
+        let (s, c) = a[k].overflowing_add(carry);
+        a[k] = s;
+        carry = u64::from(c);
+        k += 1;
+    }
+}
+
+/// `a - b` for `a >= b`.
+fn sub_limbs(a: &[u64; WIDE_LIMBS], b: &[u64; WIDE_LIMBS]) -> [u64; WIDE_LIMBS] {
+    let mut out = [0u64; WIDE_LIMBS];
+    let mut borrow = 0u64;
+    for k in 0..WIDE_LIMBS {
+        let (d1, b1) = a[k].overflowing_sub(b[k]);
+        let (d2, b2) = d1.overflowing_sub(borrow);
+        out[k] = d2;
+        borrow = u64::from(b1) + u64::from(b2);
+    }
+    out
+}
+
+/// `m * 2^e` for an integer `m <= 2^53`, exact wherever the result is a float64 (and
+/// rounded once otherwise: overflow to infinity).
+fn scale2(m: u64, mut e: i32) -> f64 {
+    let pow = |e: i32| f64::from_bits(((e + 1023) as u64) << 52);
+    let mut v = m as f64;
+    while e > 1000 {
+        v *= pow(1000);
+        e -= 1000;
+    }
+    while e < -1000 {
+        // v * 2^-1000 stays a normal float (1 <= v <= 2^53): exact.
+        v *= pow(-1000);
+        e += 1000;
+    }
+    // The one rounding (none where the result is a float).
+    v * pow(e)
+}
+
+impl WideSum {
+    /// Zero.
+    pub fn clear(&mut self) {
+        self.pos = [0; WIDE_LIMBS];
+        self.neg = [0; WIDE_LIMBS];
+    }
+
+    /// Add `v` (finite) exactly.
+    pub fn add(&mut self, v: f64) {
+        let (negative, m, e) = split_float(v);
+        let side = if negative {
+            &mut self.neg
+        } else {
+            &mut self.pos
+        };
+        add_shifted(side, u128::from(m), (e + WIDE_UNIT) as u32);
+    }
+
+    /// Add `a * b` (both finite) exactly.
+    pub fn add_product(&mut self, a: f64, b: f64) {
+        let (na, ma, ea) = split_float(a);
+        let (nb, mb, eb) = split_float(b);
+        let side = if na != nb {
+            &mut self.neg
+        } else {
+            &mut self.pos
+        };
+        add_shifted(
+            side,
+            u128::from(ma) * u128::from(mb),
+            (ea + eb + WIDE_UNIT) as u32,
+        );
+    }
+
+    /// Add `|other|` (`negate`: subtract it).
+    pub fn add_abs(&mut self, other: &WideSum, negate: bool) {
+        let (_, magnitude) = other.signed();
+        let side = if negate { &mut self.neg } else { &mut self.pos };
+        let mut carry = 0u64;
+        for (a, &b) in side.iter_mut().zip(&magnitude) {
+            let (s1, c1) = a.overflowing_add(b);
+            let (s2, c2) = s1.overflowing_add(carry);
+            *a = s2;
+            carry = u64::from(c1) + u64::from(c2);
+        }
+    }
+
+    /// `(negative, |pos - neg|)`.
+    fn signed(&self) -> (bool, [u64; WIDE_LIMBS]) {
+        let less = self.pos.iter().rev().cmp(self.neg.iter().rev()) == std::cmp::Ordering::Less;
+        if less {
+            (true, sub_limbs(&self.neg, &self.pos))
+        } else {
+            (false, sub_limbs(&self.pos, &self.neg))
+        }
+    }
+
+    /// The sum times `2^-halvings`, rounded to the nearest float64, ties to even (once,
+    /// subnormal results included).
+    pub fn round_scaled(&self, halvings: i32) -> f64 {
+        let (negative, mag) = self.signed();
+        let Some(top) = mag.iter().rposition(|&l| l != 0) else {
+            return 0.0;
+        };
+        let bit = |i: i64| -> bool { i >= 0 && (mag[(i / 64) as usize] >> (i % 64)) & 1 == 1 };
+        let h = (top * 64 + 63 - mag[top].leading_zeros() as usize) as i64;
+        // The value is mag * 2^-(unit + halvings); its float keeps the bits from `k` up,
+        // at most 53 of them, none below 2^-1074.
+        let scale = i64::from(WIDE_UNIT + halvings);
+        let k = (h - 52).max(scale - 1074);
+        let mut q = 0u64;
+        for i in (k.max(0)..=h).rev() {
+            q = (q << 1) | u64::from(bit(i));
+        }
+        let half = bit(k - 1);
+        let sticky = (0..(k - 1).max(0)).any(bit);
+        if half && (sticky || q & 1 == 1) {
+            q += 1;
+        }
+        let v = scale2(q, (k - scale) as i32);
+        if negative {
+            -v
+        } else {
+            v
+        }
+    }
+}
+
 /// Working space for [`PolygonAccumulator`], reusable across polygons.
 #[derive(Debug, Default)]
 pub struct PolygonAccumulator {
@@ -452,6 +649,9 @@ pub struct PolygonAccumulator {
     area2: ExactSum,
     ring: ExactSum,
     scratch: ExactSum,
+    /// Twice the area, exactly, once a ring with a tiny coordinate came (`area2`'s
+    /// products may then have lost their error terms); `None` before.
+    wide: Option<Box<(WideSum, WideSum)>>,
 }
 
 impl PolygonAccumulator {
@@ -461,6 +661,7 @@ impl PolygonAccumulator {
         self.sum_y.clear();
         self.count = 0;
         self.area2.clear();
+        self.wide = None;
     }
 
     /// Add one part's exterior ring (its vertices count toward the center).
@@ -480,6 +681,31 @@ impl PolygonAccumulator {
     }
 
     fn add_ring(&mut self, xs: &[f64], ys: &[f64], hole: bool) {
+        let tiny = |v: &f64| v.abs() < TINY_COORDINATE && *v != 0.0;
+        if self.wide.is_none() && (xs.iter().any(tiny) || ys.iter().any(tiny)) {
+            // From here on, twice the area in a wide sum: the rings so far exactly (no
+            // tiny coordinate: `area2` is exact), then ring by ring.
+            let mut total = WideSum::default();
+            for &p in self.area2.partials() {
+                total.add(p);
+            }
+            self.wide = Some(Box::new((total, WideSum::default())));
+        }
+        if let Some(wide) = self.wide.as_mut() {
+            let (total, ring) = &mut **wide;
+            ring.clear();
+            let n = xs.len();
+            if n >= 3 {
+                let (mut px, mut py) = (xs[n - 1], ys[n - 1]);
+                for (&x, &y) in xs.iter().zip(ys) {
+                    ring.add_product(x, py);
+                    ring.add_product(-y, px);
+                    (px, py) = (x, y);
+                }
+            }
+            total.add_abs(ring, hole);
+            return;
+        }
         self.ring.clear();
         add_ring_area2(xs, ys, &mut self.ring);
         let negative = self.ring.signum() < 0;
@@ -531,7 +757,22 @@ impl PolygonAccumulator {
     pub fn finish(&mut self) -> (f64, f64, f64) {
         // Negative only if the holes outweigh the exterior (SPEC: |exterior| - sum |holes|).
         // `+ 0.0` turns a -0.0 into 0.0.
-        let area = self.area2.round() * 0.5 + 0.0;
+        let area = match &self.wide {
+            Some(wide) => wide.0.round_scaled(1) + 0.0,
+            None => {
+                let r = self.area2.round();
+                if r != 0.0 && r.abs() < TINY_AREA2 {
+                    // Halving would round a second time: the half, rounded once.
+                    let mut wide = WideSum::default();
+                    for &p in self.area2.partials() {
+                        wide.add(p);
+                    }
+                    wide.round_scaled(1) + 0.0
+                } else {
+                    r * 0.5 + 0.0
+                }
+            }
+        };
         if self.count == 0 {
             return (f64::NAN, f64::NAN, area);
         }
@@ -732,6 +973,84 @@ mod tests {
         s.clear();
         s.add(7.0 * tiny);
         assert_eq!(s.div_round(3.0, &mut scratch), 2.0 * tiny);
+    }
+
+    /// `2^e` for a normal exponent.
+    fn pow2(e: i32) -> f64 {
+        f64::from_bits(((e + 1023) as u64) << 52)
+    }
+
+    #[test]
+    fn wide_sums_round_once_ties_to_even() {
+        let tiny = f64::from_bits(1); // 2^-1074
+        let mut w = WideSum::default();
+        let half = |w: &WideSum| w.round_scaled(1);
+        w.add(tiny); // half of it is a tie between 0 and 2^-1074: even (0)
+        assert_eq!(half(&w), 0.0);
+        w.add(2.0 * tiny); // 1.5 * 2^-1074: a tie, to 2 * 2^-1074
+        assert_eq!(half(&w), 2.0 * tiny);
+        w.add_product(pow2(-550), pow2(-550)); // 2^-1100: just above the tie, so up
+        w.add(-2.0 * tiny);
+        assert_eq!(half(&w), tiny);
+        w.clear();
+        w.add(1.0);
+        w.add(pow2(-53)); // a tie at 1: to even
+        assert_eq!(w.round_scaled(0), 1.0);
+        w.add(pow2(-52)); // 1 + 3 * 2^-53: a tie, to 1 + 2^-51
+        assert_eq!(w.round_scaled(0), 1.0 + pow2(-51));
+        w.add(-4.0);
+        assert_eq!(w.round_scaled(0), -3.0 + pow2(-51));
+        w.clear();
+        w.add_product(f64::MAX, f64::MAX);
+        assert_eq!(w.round_scaled(0), f64::INFINITY);
+        w.clear();
+        w.add_product(tiny, tiny); // 2^-2148, far below every float
+        assert_eq!(w.round_scaled(0), 0.0);
+        w.add_product(-3.0 * pow2(-535), pow2(-535)); // -3 * 2^-1070 exactly
+        assert_eq!(w.round_scaled(2), -12.0 * tiny);
+    }
+
+    /// Rings with coordinates `a * 2^-s` for small integers `a`: twice the area is an
+    /// integer `K` times `2^-2s`, and the area `K * 2^-(2s + 1)` rounded once is a float
+    /// product of `K * 2^-s` (exact) and `2^-(s + 1)` (one rounding). Scales where the
+    /// products' error terms underflow, and where the area is subnormal.
+    #[test]
+    fn areas_of_tiny_rings_are_correctly_rounded() {
+        let mut rng = crate::synth::Rng::new(11);
+        let mut acc = PolygonAccumulator::default();
+        let int = |rng: &mut crate::synth::Rng| (rng.uniform() * 41.0).floor() - 20.0;
+        for &s in &[480, 520, 537, 540, 560, 600, 700] {
+            for _ in 0..400 {
+                let n = 3 + (rng.uniform() * 5.0) as usize;
+                let a: Vec<f64> = (0..n).map(|_| int(&mut rng)).collect();
+                let b: Vec<f64> = (0..n).map(|_| int(&mut rng)).collect();
+                let k: f64 = (0..n)
+                    .map(|i| a[i] * b[(i + n - 1) % n] - b[i] * a[(i + n - 1) % n])
+                    .sum();
+                let want = (k.abs() * pow2(-s)) * pow2(-s - 1);
+                let xs: Vec<f64> = a.iter().map(|v| v * pow2(-s)).collect();
+                let ys: Vec<f64> = b.iter().map(|v| v * pow2(-s)).collect();
+                assert_eq!(acc.single_ring(&xs, &ys).2, want, "s {s} {a:?} {b:?}");
+                acc.reset();
+                acc.add_exterior(&xs, &ys);
+                assert_eq!(acc.finish().2, want, "s {s} {a:?} {b:?}");
+                // A hole: |outer| - |inner|, the outer ring scaled up by 64.
+                let (ox, oy): (Vec<f64>, Vec<f64>) = (
+                    xs.iter().map(|v| v * 64.0).collect(),
+                    ys.iter().map(|v| v * 64.0).collect(),
+                );
+                acc.reset();
+                acc.add_exterior(&ox, &oy);
+                acc.add_hole(&xs, &ys);
+                let want = ((k.abs() * 4096.0 - k.abs()) * pow2(-s)) * pow2(-s - 1);
+                assert_eq!(acc.finish().2, want, "hole, s {s} {a:?} {b:?}");
+            }
+        }
+        // The case of the known limitation before: a triangle of area just above half
+        // the least subnormal.
+        let a = pow2(-537);
+        let (xs, ys) = ([0.0, a, 0.0], [0.0, 0.0, a * (1.0 + pow2(-52))]);
+        assert_eq!(acc.single_ring(&xs, &ys).2, f64::from_bits(1));
     }
 
     #[test]
