@@ -429,9 +429,28 @@ pub fn open_len(xs: &[f64], ys: &[f64]) -> usize {
     }
 }
 
+/// An exact sum that products of two float64 values can be added to.
+pub trait ProductSum {
+    /// Add the exact product `a * b`.
+    fn add_product(&mut self, a: f64, b: f64);
+}
+
+impl ProductSum for ExactSum {
+    #[inline]
+    fn add_product(&mut self, a: f64, b: f64) {
+        ExactSum::add_product(self, a, b);
+    }
+}
+
+impl ProductSum for WideSum {
+    fn add_product(&mut self, a: f64, b: f64) {
+        WideSum::add_product(self, a, b);
+    }
+}
+
 /// Add twice the signed shoelace area of an (open) ring to `acc`, exactly:
 /// `sum_i x_i * y_{i-1} - y_i * x_{i-1}`, the article's `x . roll(y, 1) - y . roll(x, 1)`.
-pub fn add_ring_area2(xs: &[f64], ys: &[f64], acc: &mut ExactSum) {
+pub fn add_ring_area2<S: ProductSum>(xs: &[f64], ys: &[f64], acc: &mut S) {
     let n = xs.len();
     if n < 3 {
         return; // fewer than three vertices enclose nothing
@@ -694,15 +713,7 @@ impl PolygonAccumulator {
         if let Some(wide) = self.wide.as_mut() {
             let (total, ring) = &mut **wide;
             ring.clear();
-            let n = xs.len();
-            if n >= 3 {
-                let (mut px, mut py) = (xs[n - 1], ys[n - 1]);
-                for (&x, &y) in xs.iter().zip(ys) {
-                    ring.add_product(x, py);
-                    ring.add_product(-y, px);
-                    (px, py) = (x, y);
-                }
-            }
+            add_ring_area2(xs, ys, ring);
             total.add_abs(ring, hole);
             return;
         }
