@@ -1658,12 +1658,14 @@ fn match_sphere(
                 let xs = &points.x[start..start + out.len()];
                 let ys = &points.y[start..start + out.len()];
                 cells.best_within_many_keyed(index, xs, ys, out, dist);
-                for (i, (slot, d)) in out.iter_mut().zip(dist.iter_mut()).enumerate() {
-                    if points.nulls.is_some_and(|nb| nb.is_null(start + i)) {
-                        *slot = NO_MATCH;
+                if let Some(nb) = points.nulls {
+                    for (i, slot) in out.iter_mut().enumerate() {
+                        if nb.is_null(start + i) {
+                            *slot = NO_MATCH;
+                        }
                     }
-                    *d = sphere::metres(*d);
                 }
+                sphere::metres_many(dist);
             };
             if pairs.len() <= 1 {
                 pairs.iter_mut().enumerate().for_each(|(c, p)| kernel(c, p));

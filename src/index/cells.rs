@@ -96,6 +96,13 @@ pub trait CellMetric: Copy + Send + Sync + std::fmt::Debug {
     fn locate_xy(&self, x: f64, y: f64) -> (f64, f64);
     /// A point as the test reads it.
     fn point(&self, x: f64, y: f64) -> Self::Point;
+    /// [`CellMetric::point`] of many points, `out[k]` for `(xs[k], ys[k])`.
+    #[inline(always)]
+    fn points(&self, xs: &[f64], ys: &[f64], out: &mut [Self::Point]) {
+        for ((o, &x), &y) in out.iter_mut().zip(xs).zip(ys) {
+            *o = self.point(x, y);
+        }
+    }
     /// Whether the point is a candidate of the center of rank `rank`, stored in its entry
     /// as `c`, exactly.
     fn test(&self, index: &SpatialIndex, p: &Self::Point, c: &Self::Stored, rank: u32) -> bool;
@@ -336,6 +343,11 @@ impl CellMetric for Sphere {
     #[inline(always)]
     fn point(&self, x: f64, y: f64) -> [f64; 3] {
         unit(x, y)
+    }
+    /// [`crate::sphere::units`]: several points per vector instruction.
+    #[inline(always)]
+    fn points(&self, xs: &[f64], ys: &[f64], out: &mut [[f64; 3]]) {
+        crate::sphere::units(xs, ys, out);
     }
     #[inline(always)]
     fn test(&self, index: &SpatialIndex, p: &[f64; 3], c: &[f32; 3], rank: u32) -> bool {
@@ -841,11 +853,9 @@ impl<M: CellMetric> CellGrid<M> {
                 }
             }
             // Every point as the test reads it, in a loop of its own: the sphere's unit
-            // vectors (two sines and cosines each) then overlap from point to point
-            // instead of waiting on the scan's branches.
-            for k in 0..n {
-                pts[k] = self.metric.point(xs[k], ys[k]);
-            }
+            // vectors (two sines and cosines each) then run several per vector
+            // instruction instead of waiting on the scan's branches.
+            self.metric.points(xs, ys, &mut pts[..n]);
             for k in 0..n {
                 let (px, py) = (xs[k], ys[k]);
                 let (rank, p, hit) = if cell[k] == OUTSIDE {
