@@ -907,7 +907,8 @@ mod tests {
             .zip(&ys)
             .map(|(&x, &y)| unit(x, y).map(f64::to_bits))
             .collect();
-        let check = |name: &str, run: &dyn Fn(&[f64], &[f64], &mut [[f64; 3]])| {
+        type Units<'a> = &'a dyn Fn(&[f64], &[f64], &mut [[f64; 3]]);
+        let check = |name: &str, run: Units| {
             for len in [xs.len(), 1, 3, 7, 64, 65] {
                 let mut out = vec![[0.0; 3]; len];
                 run(&xs[..len], &ys[..len], &mut out);
