@@ -319,8 +319,8 @@ fn asin_r(z: f64) -> f64 {
 ///
 /// A first pass computes every value by the short-chord formula without a branch (so
 /// several per vector instruction, with AVX-512 or AVX2 where the CPU has them, as
-/// [`units`]); a block whose chords are not all short (or has a NaN) then goes through
-/// [`metres`] one by one.
+/// [`units`]); a block with a chord of 60 degrees or more then goes through [`metres`]
+/// one by one.
 pub fn metres_many(d: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -352,16 +352,20 @@ unsafe fn metres_many_avx2(d: &mut [f64]) {
 fn metres_many_generic(d: &mut [f64]) {
     const BLOCK: usize = 64;
     let mut keep = [0.0; BLOCK];
+    // A NaN (a point without a match, whose value the output ignores) still gets
+    // `metres`' value, without sending its block to the scalar loop.
+    let of_nan = metres(f64::NAN);
     for block in d.chunks_mut(BLOCK) {
         let keep = &mut keep[..block.len()];
         keep.copy_from_slice(block);
-        let mut short = true;
+        let mut long = false;
         for v in block.iter_mut() {
             let h = v.sqrt() * 0.5;
-            short &= h < 0.5;
-            *v = 2.0 * EARTH_RADIUS * (h + h * asin_r(h * h));
+            long |= h >= 0.5;
+            let m = 2.0 * EARTH_RADIUS * (h + h * asin_r(h * h));
+            *v = if h.is_nan() { of_nan } else { m };
         }
-        if !short {
+        if long {
             for (v, &s) in block.iter_mut().zip(keep.iter()) {
                 *v = metres(s);
             }
@@ -985,8 +989,11 @@ mod tests {
                     assert!(same(got, reference(v)), "{name}: entry {k}, s = {v:e}");
                 }
             }
-            // blocks whose chords are all short
+            // blocks whose chords are all short, with and without NaNs (no match)
             let mut d: Vec<f64> = s.iter().copied().filter(|&v| v < 0.9).collect();
+            for k in (0..d.len() / 2).step_by(37) {
+                d[k] = f64::NAN;
+            }
             let want: Vec<f64> = d.iter().map(|&v| reference(v)).collect();
             run(&mut d);
             assert!(

@@ -72,10 +72,19 @@ pub fn ring_squared_scalar(xs: &[f64], ys: &[f64], px: f64, py: f64) -> f64 {
 /// depends on the data. The minimum ignores a NaN value as `f64::min` does, and no value
 /// is `-0` (sums of squares and squares over a positive length), so the order in which
 /// the edges are combined does not change the result.
+///
+/// Where the CPU has AVX2, four edges at a time ([`ring_squared_avx2`]): a 10-gon took
+/// 14.5 ns instead of 21.9, a 40-gon 36 instead of 69 (one core, 10,000 rings,
+/// docs/benchmarks.md). Neither copy uses a fused multiply-add, so both give the scalar
+/// bits (tested).
 #[inline]
 pub fn ring_squared(xs: &[f64], ys: &[f64], px: f64, py: f64) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, the only feature the copy is compiled for.
+            return unsafe { ring_squared_avx2(xs, ys, px, py) };
+        }
         ring_squared_sse2(xs, ys, px, py)
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -143,6 +152,73 @@ fn ring_squared_sse2(xs: &[f64], ys: &[f64], px: f64, py: f64) -> f64 {
         _mm_storeu_pd(out.as_mut_ptr(), acc);
         out[0].min(out[1])
     }
+}
+
+/// [`ring_squared_sse2`] four edges at a time: the same lanes in 256-bit registers, and
+/// the edges left over beside the closing edge in one last vector, padded with copies of
+/// the closing edge.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn ring_squared_avx2(xs: &[f64], ys: &[f64], px: f64, py: f64) -> f64 {
+    use std::arch::x86_64::*;
+    let n = xs.len().min(ys.len());
+    if n == 0 {
+        return f64::INFINITY;
+    }
+    let (xs, ys) = (&xs[..n], &ys[..n]);
+    let (pxv, pyv) = (_mm256_set1_pd(px), _mm256_set1_pd(py));
+    let zero = _mm256_setzero_pd();
+    // The squared distances from the point to four edges, `a` to `b` in each lane, as
+    // in `ring_squared_sse2`.
+    let lanes = |ax: __m256d, ay: __m256d, bx: __m256d, by: __m256d| {
+        let (ex, ey) = (_mm256_sub_pd(bx, ax), _mm256_sub_pd(by, ay));
+        let (wx, wy) = (_mm256_sub_pd(pxv, ax), _mm256_sub_pd(pyv, ay));
+        let (vx, vy) = (_mm256_sub_pd(pxv, bx), _mm256_sub_pd(pyv, by));
+        let dot = _mm256_add_pd(_mm256_mul_pd(ex, wx), _mm256_mul_pd(ey, wy));
+        let len2 = _mm256_add_pd(_mm256_mul_pd(ex, ex), _mm256_mul_pd(ey, ey));
+        let to_a = _mm256_add_pd(_mm256_mul_pd(wx, wx), _mm256_mul_pd(wy, wy));
+        let to_b = _mm256_add_pd(_mm256_mul_pd(vx, vx), _mm256_mul_pd(vy, vy));
+        let cross = _mm256_sub_pd(_mm256_mul_pd(ex, wy), _mm256_mul_pd(ey, wx));
+        let perp = _mm256_div_pd(_mm256_mul_pd(cross, cross), len2);
+        // ordered comparisons: false for a NaN projection, as in the scalar branches
+        let at_a = _mm256_cmp_pd::<_CMP_LE_OQ>(dot, zero);
+        let at_b = _mm256_cmp_pd::<_CMP_GE_OQ>(dot, len2);
+        _mm256_blendv_pd(_mm256_blendv_pd(perp, to_b, at_b), to_a, at_a)
+    };
+    let mut acc = _mm256_set1_pd(f64::INFINITY);
+    let mut i = 1;
+    while i + 3 < n {
+        // SAFETY: the loads read four f64 at `i - 1` and at `i`, with `i + 3 < n`.
+        let (ax, ay, bx, by) = unsafe {
+            (
+                _mm256_loadu_pd(xs.as_ptr().add(i - 1)),
+                _mm256_loadu_pd(ys.as_ptr().add(i - 1)),
+                _mm256_loadu_pd(xs.as_ptr().add(i)),
+                _mm256_loadu_pd(ys.as_ptr().add(i)),
+            )
+        };
+        // min(s, acc) is acc where s is NaN, as `f64::min` ignores it.
+        acc = _mm256_min_pd(lanes(ax, ay, bx, by), acc);
+        i += 4;
+    }
+    // The edges left (`i..n`, at most three) and the closing edge (vertex n - 1 to 0).
+    let mut a = [(xs[n - 1], ys[n - 1]); 4];
+    let mut b = [(xs[0], ys[0]); 4];
+    for (l, e) in (i..n).enumerate() {
+        a[l + 1] = (xs[e - 1], ys[e - 1]);
+        b[l + 1] = (xs[e], ys[e]);
+    }
+    let s = lanes(
+        _mm256_set_pd(a[3].0, a[2].0, a[1].0, a[0].0),
+        _mm256_set_pd(a[3].1, a[2].1, a[1].1, a[0].1),
+        _mm256_set_pd(b[3].0, b[2].0, b[1].0, b[0].0),
+        _mm256_set_pd(b[3].1, b[2].1, b[1].1, b[0].1),
+    );
+    acc = _mm256_min_pd(s, acc);
+    let mut out = [0.0f64; 4];
+    // SAFETY: `out` holds four f64.
+    unsafe { _mm256_storeu_pd(out.as_mut_ptr(), acc) };
+    out[0].min(out[1]).min(out[2].min(out[3]))
 }
 
 /// Whether the closed box `b` (`[xmin, ymin, xmax, ymax]`) holds `(px, py)`: a point
@@ -382,8 +458,8 @@ mod tests {
             f64::INFINITY,
             f64::NAN,
         ];
-        for case in 0..20_000 {
-            let n = case % 13;
+        for case in 0..40_000 {
+            let n = case % 19;
             let mut xs: Vec<f64> = (0..n).map(|_| next() * 4.0 - 2.0).collect();
             let mut ys: Vec<f64> = (0..n).map(|_| next() * 4.0 - 2.0).collect();
             let (mut px, mut py) = (next() * 6.0 - 3.0, next() * 6.0 - 3.0);
@@ -409,6 +485,24 @@ mod tests {
                 want.to_bits() == got.to_bits(),
                 "{xs:?} {ys:?} {px} {py}: {want} != {got}"
             );
+            #[cfg(target_arch = "x86_64")]
+            {
+                let got = ring_squared_sse2(&xs, &ys, px, py);
+                assert_eq!(
+                    want.to_bits(),
+                    got.to_bits(),
+                    "sse2: {xs:?} {ys:?} {px} {py}"
+                );
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU supports AVX2.
+                    let got = unsafe { ring_squared_avx2(&xs, &ys, px, py) };
+                    assert_eq!(
+                        want.to_bits(),
+                        got.to_bits(),
+                        "avx2: {xs:?} {ys:?} {px} {py}"
+                    );
+                }
+            }
         }
     }
 
