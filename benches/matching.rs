@@ -566,6 +566,109 @@ fn bench_shapes(c: &mut Criterion) {
     group.finish();
 }
 
+/// The per-point kernels that run several lanes per vector instruction, each beside
+/// the scalar loop it must equal bit for bit (the dispatch picks AVX-512, AVX2 or SSE2
+/// at run time; the scalar reference is compiled for the x86_64 baseline):
+/// - `kernels/unit_vectors/*`: 4,096 longitude/latitude unit vectors (`sphere::units`
+///   against `sphere::unit` per point);
+/// - `kernels/metres/*`: 4,096 squared chords to great-circle metres
+///   (`sphere::metres_many` against `sphere::metres` per chord);
+/// - `kernels/ring_squared/*`: a point's squared distance to a 10-gon's and to a
+///   40-gon's edges (`shape::distance::ring_squared` against `ring_squared_scalar`),
+///   4,096 pairs.
+fn bench_kernels(c: &mut Criterion) {
+    use polymatch::shape::distance::{ring_squared, ring_squared_scalar};
+    use polymatch::sphere;
+    const N: usize = 4_096;
+    let mut group = c.benchmark_group("kernels");
+    configure(&mut group, 2);
+    group.throughput(Throughput::Elements(N as u64));
+    let mut rng = SplitMix64(0x5ec7);
+    let (lon, lat): (Vec<f64>, Vec<f64>) = (0..N)
+        .map(|_| (rng.uniform(-10.0, 30.0), rng.uniform(35.0, 60.0)))
+        .unzip();
+    let mut out = vec![[0.0; 3]; N];
+    group.bench_function(BenchmarkId::new("unit_vectors", "vector"), |b| {
+        b.iter(|| {
+            sphere::units(&lon, &lat, &mut out);
+            out[N - 1][0]
+        })
+    });
+    group.bench_function(BenchmarkId::new("unit_vectors", "scalar"), |b| {
+        b.iter(|| {
+            for ((o, &x), &y) in out.iter_mut().zip(&lon).zip(&lat) {
+                *o = sphere::unit(std::hint::black_box(x), y);
+            }
+            out[N - 1][0]
+        })
+    });
+    let chords: Vec<f64> = (0..N).map(|_| rng.uniform(0.0, 1e-5)).collect();
+    let mut d = chords.clone();
+    group.bench_function(BenchmarkId::new("metres", "vector"), |b| {
+        b.iter(|| {
+            d.copy_from_slice(&chords);
+            sphere::metres_many(&mut d);
+            d[N - 1]
+        })
+    });
+    group.bench_function(BenchmarkId::new("metres", "scalar"), |b| {
+        b.iter(|| {
+            for (o, &s) in d.iter_mut().zip(&chords) {
+                *o = sphere::metres(std::hint::black_box(s));
+            }
+            d[N - 1]
+        })
+    });
+    for vertices in [10, 40] {
+        // rings of radius 0.5-1.5, each with a point within 2 of its center
+        let (mut x, mut y, mut pts) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..N {
+            let (ox, oy, r) = (
+                rng.uniform(0.0, 100.0),
+                rng.uniform(0.0, 100.0),
+                rng.uniform(0.5, 1.5),
+            );
+            for k in 0..vertices {
+                let angle = 2.0 * PI * k as f64 / vertices as f64;
+                x.push(ox + r * angle.cos());
+                y.push(oy + r * angle.sin());
+            }
+            pts.push((ox + rng.uniform(-2.0, 2.0), oy + rng.uniform(-2.0, 2.0)));
+        }
+        let ring = |k: usize| {
+            let (lo, hi) = (k * vertices, (k + 1) * vertices);
+            (&x[lo..hi], &y[lo..hi])
+        };
+        group.bench_function(
+            BenchmarkId::new("ring_squared", format!("{vertices}_vector")),
+            |b| {
+                b.iter(|| {
+                    (0..N)
+                        .map(|k| {
+                            let (xs, ys) = ring(k);
+                            ring_squared(xs, ys, pts[k].0, pts[k].1)
+                        })
+                        .fold(f64::INFINITY, f64::min)
+                })
+            },
+        );
+        group.bench_function(
+            BenchmarkId::new("ring_squared", format!("{vertices}_scalar")),
+            |b| {
+                b.iter(|| {
+                    (0..N)
+                        .map(|k| {
+                            let (xs, ys) = ring(k);
+                            ring_squared_scalar(xs, ys, pts[k].0, pts[k].1)
+                        })
+                        .fold(f64::INFINITY, f64::min)
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
 // `criterion_group!` defines a `pub fn`; inside a private module it needs no docs.
 mod groups {
     use super::*;
@@ -579,7 +682,8 @@ mod groups {
         bench_cell_lists,
         bench_from_rings,
         bench_rank_rules,
-        bench_shapes
+        bench_shapes,
+        bench_kernels
     );
 }
 
