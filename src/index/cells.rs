@@ -850,6 +850,13 @@ impl<M: CellMetric> CellGrid<M> {
             for k in 0..n {
                 if lo[k] < hi[k] {
                     first[k] = self.entries[lo[k] as usize];
+                    // and a hint for the line of the list's fourth entry: the next line
+                    // where the list crosses into it, which half the points at 10 km
+                    // read (their first entry does not match). Measured: 10 km on the
+                    // sphere 31.8-34.4 -> 28.6-31.7 ms, ~30 candidates 4% faster;
+                    // prefetching the matched center's float64 vector as well was
+                    // slower (docs/benchmarks.md).
+                    prefetch(&self.entries[(lo[k] + 3).min(hi[k] - 1) as usize]);
                 }
             }
             // Every point as the test reads it, in a loop of its own: the sphere's unit
@@ -881,6 +888,19 @@ impl<M: CellMetric> CellGrid<M> {
             }
         }
     }
+}
+
+/// A hint to bring `v`'s cache line in (no effect on any result).
+#[inline(always)]
+fn prefetch<T>(v: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch of the address of a live reference; it reads nothing itself.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((v as *const T).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
 }
 
 /// Side, in cells, of the blocks whose open cells [`CellGrid::build`] counts.
