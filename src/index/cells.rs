@@ -42,8 +42,12 @@ const CELLS_PER_POLYGON: usize = 4;
 const MIN_CELLS: usize = 1 << 14;
 /// Widest cells, as a multiple of `max_dist`.
 const MAX_CELL_WIDTH: f64 = 2.0;
-/// Most list entries per matchable polygon (24 bytes each).
-const ENTRIES_PER_POLYGON: usize = 12;
+/// Most list entries per matchable polygon (24 bytes each on the plane, 16 on the
+/// sphere). 16 rather than 12 since the sphere's entries shrank to 16 bytes: at 10 km
+/// (12.96 entries per polygon at the first width) the lists then build at once instead
+/// of after a refused try, first call 105-143 -> 76-77 ms, and the narrower cells match
+/// faster, 29.1-34.0 -> 27.6-27.9 ms (docs/benchmarks.md).
+const ENTRIES_PER_POLYGON: usize = 16;
 /// When the lists would hold too many entries, cells this many times wider are tried
 /// (each polygon then reaches fewer cells), up to [`MAX_CELL_WIDTH`].
 const WIDEN: f64 = 1.5;

@@ -384,8 +384,9 @@ fn sphere_cell_lists_equal_brute_force() {
 
 /// Lists that would be too long at the first cell width are built with wider cells, and
 /// answer as the tree does: 100,000 centers at the density of `benches/sphere.py` (100
-/// per square degree) and 10 km, ~4 candidates per point, where cells of the first width
-/// would hold more than 12 entries per polygon.
+/// per square degree) and 15 km, ~9 candidates per point, where cells of the first width
+/// would hold more than 16 entries per polygon (at 10 km they hold 12.96, and at 12 km
+/// they still fit).
 #[test]
 fn sphere_lists_too_long_at_the_first_width_are_built_with_wider_cells() {
     use polymatch::index::cells::Sphere;
@@ -400,12 +401,12 @@ fn sphere_lists_too_long_at_the_first_width_are_built_with_wider_cells() {
         area.push(1.0 + uniform(&mut rng, 0.0, 1.0));
     }
     let index = SpatialIndex::from_centers(&cx, &cy, &area, |_| true).with_metric(Metric::Sphere);
-    let d = 10_000.0;
+    let d = 15_000.0;
     let grid = CellGrid::<Sphere>::build(&index, d).expect("wider cells keep the lists short");
     let (xe, ye) = grid.edges();
     let (cells, entries) = grid.size();
     assert!(
-        entries <= 12 * n + (1 << 14),
+        entries <= 16 * n + (1 << 14),
         "{entries} entries in {cells} cells"
     );
     // The first choice is 4 cells per polygon over the grid's extent: these are wider.
