@@ -575,9 +575,12 @@ fn bench_shapes(c: &mut Criterion) {
 ///   (`sphere::metres_many` against `sphere::metres` per chord);
 /// - `kernels/ring_squared/*`: a point's squared distance to a 10-gon's and to a
 ///   40-gon's edges (`shape::distance::ring_squared` against `ring_squared_scalar`),
-///   4,096 pairs.
+///   4,096 pairs;
+/// - `kernels/crossings/*`: the point-in-polygon test's crossings of the same rings by
+///   points in their boxes (`shape::locate::Crossings::ring` against `ring_scalar`).
 fn bench_kernels(c: &mut Criterion) {
     use polymatch::shape::distance::{ring_squared, ring_squared_scalar};
+    use polymatch::shape::locate::Crossings;
     use polymatch::sphere;
     const N: usize = 4_096;
     let mut group = c.benchmark_group("kernels");
@@ -665,6 +668,39 @@ fn bench_kernels(c: &mut Criterion) {
                 })
             },
         );
+        // Points in the ring's box: the ones the test is run for.
+        let inside: Vec<(f64, f64)> = (0..N)
+            .map(|k| {
+                let (xs, ys) = ring(k);
+                let (ox, oy) = (xs.iter().sum::<f64>(), ys.iter().sum::<f64>());
+                let r = (xs[0] - ox / vertices as f64).hypot(ys[0] - oy / vertices as f64);
+                (
+                    ox / vertices as f64 + rng.uniform(-r, r),
+                    oy / vertices as f64 + rng.uniform(-r, r),
+                )
+            })
+            .collect();
+        for (name, vector) in [("vector", true), ("scalar", false)] {
+            group.bench_function(
+                BenchmarkId::new("crossings", format!("{vertices}_{name}")),
+                |b| {
+                    b.iter(|| {
+                        (0..N)
+                            .map(|k| {
+                                let (xs, ys) = ring(k);
+                                let mut c = Crossings::new(inside[k].0, inside[k].1);
+                                if vector {
+                                    c.ring(xs, ys);
+                                } else {
+                                    c.ring_scalar(xs, ys);
+                                }
+                                c.location() as u32
+                            })
+                            .sum::<u32>()
+                    })
+                },
+            );
+        }
     }
     group.finish();
 }
