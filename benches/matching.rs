@@ -522,8 +522,8 @@ fn bench_shapes(c: &mut Criterion) {
     // dwithin on the same polygons: a few candidates per point (rings of radius ~1 at
     // 1/pi per unit area: a polygon is within r of the point when the point is in its
     // r-buffer, of area about pi (1 + r)^2, so about (1 + r)^2 of them; r = 0.35 gives
-    // about 1.8, less the jitter), the nearest within that cap, and the 1 and 5 nearest
-    // with no cap (200k points).
+    // about 1.8, less the jitter), the 5 smallest of them, all of them, the nearest
+    // within that cap, and the 1 and 5 nearest with no cap (200k points).
     let mut group = c.benchmark_group("shape_dwithin");
     configure(&mut group, 6);
     let near = |rank_by: RankBy, max_dist: f64, k: u32| MatchOptions {
@@ -537,6 +537,15 @@ fn bench_shapes(c: &mut Criterion) {
     let few = 200_000;
     for (name, options, n) in [
         ("area_1000000", near(RankBy::Area, 0.35, 1), xs.len()),
+        ("area_k5_200000", near(RankBy::Area, 0.35, 5), few),
+        (
+            "all_200000",
+            MatchOptions {
+                all_candidates: true,
+                ..near(RankBy::Area, 0.35, 1)
+            },
+            few,
+        ),
         (
             "nearest_capped_200000",
             near(RankBy::Distance, 0.35, 1),

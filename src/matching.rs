@@ -1240,16 +1240,27 @@ fn match_rule_in<R: Rule>(
             if cancelled(cancel) {
                 return (counts, ranks, distances);
             }
-            let mut found = Vec::new();
+            let (mut found, mut measured, mut keyed) = (Vec::new(), Vec::new(), Vec::new());
             let (mut near, mut scratch) = (Vec::new(), ShapeNearScratch::default());
             for j in start..end {
                 found.clear();
+                measured.clear();
                 let (px, py) = match &sorted {
                     Some((xs, ys)) => (xs[j], ys[j]),
                     None if valid(j) => (points.x[j], points.y[j]),
                     None => (f64::NAN, f64::NAN),
                 };
-                if by_row {
+                if by_row && with_distances {
+                    // Every candidate with the distance its test measured (one pass over
+                    // a one-part polygon's edges), by row.
+                    shapes.candidates_keyed(rule, px, py, &mut keyed);
+                    keyed.sort_unstable_by_key(|e| e.1);
+                    keyed.truncate(k);
+                    counts.push(keyed.len() as u32);
+                    ranks.extend(keyed.iter().map(|e| e.2));
+                    distances.extend(keyed.iter().map(|e| rule.reported(e.0)));
+                    continue;
+                } else if by_row {
                     shapes.candidates(rule, px, py, &mut found);
                     found.sort_unstable_by_key(|&r| shapes.row_of(r));
                     found.truncate(k);
@@ -1298,12 +1309,19 @@ fn match_rule_in<R: Rule>(
                     distances.extend(keyed.iter().map(|e| rule.reported(e.0)));
                     continue;
                 } else {
-                    shapes.best_k(rule, px, py, k, &mut found);
+                    shapes.best_k_measured(rule, px, py, k, &mut found, &mut measured);
                 }
                 counts.push(found.len() as u32);
                 ranks.extend_from_slice(&found);
                 if with_distances {
-                    distances.extend(found.iter().map(|&r| ranked.distance_to(r, px, py)));
+                    // The distance from the test that accepted, where it has it (as the
+                    // best path); else measured over the polygon's parts.
+                    distances.extend(found.iter().enumerate().map(
+                        |(at, &r)| match measured.get(at) {
+                            Some(&s) if !s.is_nan() => rule.reported(s),
+                            _ => ranked.distance_to(r, px, py),
+                        },
+                    ));
                 }
             }
             (counts, ranks, distances)

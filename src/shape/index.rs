@@ -603,29 +603,50 @@ impl ShapeIndex {
     /// Each cell lists its parts in rank order, so the scan of a cell stops at the
     /// first rank no better than the `k`-th found: the smallest-area match reads its
     /// cell up to its first hit.
-    #[inline]
     pub fn best_k<R: Rule>(&self, rule: R, px: f64, py: f64, k: usize, out: &mut Vec<u32>) {
+        self.best_k_measured(rule, px, py, k, out, &mut Vec::new());
+    }
+
+    /// [`ShapeIndex::best_k`], and in `measured` (cleared first, as long as `out`) each
+    /// one's squared distance where the rule's test computed it on the way and the
+    /// polygon has one part, else NaN (as [`ShapeIndex::best_measured`]): the output's
+    /// `distance` column then needs no second pass over those outlines.
+    #[inline]
+    pub fn best_k_measured<R: Rule>(
+        &self,
+        rule: R,
+        px: f64,
+        py: f64,
+        k: usize,
+        out: &mut Vec<u32>,
+        measured: &mut Vec<f64>,
+    ) {
         out.clear();
-        let scan = |slots: &[Slot], out: &mut Vec<u32>| {
+        measured.clear();
+        let mut scan = |slots: &[Slot]| {
             for slot in slots {
                 let rank = slot.rank;
                 if out.len() == k && rank >= out[k - 1] {
                     break;
                 }
-                if out.contains(&rank)
-                    || !rule.may_hold(&slot.bounds(), px, py)
-                    || !self.accepts(rule, slot, px, py)
-                {
+                if out.contains(&rank) || !rule.may_hold(&slot.bounds(), px, py) {
+                    continue;
+                }
+                let (yes, s) = self.accepts_measured(rule, slot, px, py);
+                if !yes {
                     continue;
                 }
                 let at = out.partition_point(|&r| r < rank);
                 out.insert(at, rank);
+                // Several parts: the polygon's distance is their minimum.
+                measured.insert(at, if slot.single { s } else { f64::NAN });
                 out.truncate(k);
+                measured.truncate(k);
             }
         };
         match self.reach(&rule, px, py) {
-            Some(range) => self.lists(range).for_each(|slots| scan(slots, out)),
-            None => scan(&self.by_rank, out),
+            Some(range) => self.lists(range).for_each(&mut scan),
+            None => scan(&self.by_rank),
         }
     }
 

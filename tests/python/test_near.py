@@ -7,6 +7,7 @@ partitioned), thread count and chunk size."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import subprocess
 import sys
@@ -171,6 +172,48 @@ def test_rank_rules_and_all_candidates():
         assert best[i] == min(c, key=lambda j: (areas[j], j))
         assert by_score[i] == max(c)  # score decreases with the row
         assert far["distance"][i].as_py() == pytest.approx(max(d[i, j] for j in c), abs=1e-12)
+
+
+def test_a_pairs_distance_is_the_same_float_on_every_path():
+    """Each path takes a one-part polygon's distance from the test that accepted it and
+    measures a polygon of several parts over all of them: every path must report the
+    same bits for the same (point, polygon) pair (multipolygons and holes included)."""
+    geoms = valid_polygons(21, 80)
+    pts = probe_points(geoms, 22, 4000)  # more than the Z-ordered paths' minimum
+    index = pm.PolygonIndex.from_arrow(
+        pa.table({"geometry": wkb(geoms), "score": np.arange(len(geoms), dtype=float)})
+    )
+
+    def rows(result):
+        p = result["point_index"].to_numpy()
+        g = result["polygon_index"].to_numpy(zero_copy_only=False)
+        d = result["distance"].to_numpy(zero_copy_only=False)
+        keep = ~np.isnan(g)
+        return p[keep], g[keep].astype(np.int64), d[keep]
+
+    # Every pair's distance, from the nearest-first search with no cap.
+    p, g, d = rows(
+        index.match(pts, predicate="dwithin", max_dist=math.inf, rank_by="distance", k=len(geoms))
+    )
+    assert len(p) == len(pts) * len(geoms)
+    every = np.full((len(pts), len(geoms)), np.nan)
+    every[p, g] = d
+    # 6: within reach of both parts of many two-part polygons.
+    for max_dist, extra in itertools.product(
+        (2.5, 6.0),
+        (
+            dict(all_candidates=True),
+            dict(k=3),
+            dict(k=1, how="left"),
+            dict(k=2, rank_by="score", descending=True),
+            dict(k=3, rank_by="distance"),
+            dict(k=2, rank_by="distance", descending=True),
+        ),
+    ):
+        p, g, d = rows(index.match(pts, predicate="dwithin", max_dist=max_dist, **extra))
+        assert len(p) > len(pts) // 2, extra
+        wrong = np.flatnonzero(d != every[p, g])
+        assert len(wrong) == 0, (max_dist, extra, p[wrong[:5]], g[wrong[:5]], d[wrong[:5]])
 
 
 def test_threads_and_chunks_do_not_change_the_answer():
