@@ -1743,7 +1743,11 @@ fn match_sphere(
     };
     let (offsets, ranks, chords) =
         lists_per_point(index, points, options.chunk_size, cancel, search)?;
-    let metres: Vec<f64> = chords.par_iter().map(|&s| sphere::metres(s)).collect();
+    // Squared chords to metres in place, several per vector instruction.
+    let mut metres = chords;
+    metres
+        .par_chunks_mut(options.chunk_size.max(1))
+        .for_each(sphere::metres_many);
     build_output(index, points, options, first_point, |i| {
         let (a, b) = (offsets[i], offsets[i + 1]);
         let known = (!metres.is_empty()).then(|| &metres[a..b]);
