@@ -1734,11 +1734,14 @@ fn match_sphere(
             let r = index.best_by(&cap, lon, lat);
             if r != NO_MATCH {
                 ranks.push(r);
+                chords.push(cap.key(r));
             }
         } else {
             let mut best = Vec::with_capacity(k);
             index.best_k_by(&cap, lon, lat, k, &mut best);
             ranks.extend_from_slice(&best);
+            // The cap has the point's unit vector: no sine or cosine per output row.
+            chords.extend(best.iter().map(|&r| cap.key(r)));
         }
     };
     let (offsets, ranks, chords) =
